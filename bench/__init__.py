@@ -1,0 +1,1 @@
+"""Benchmarks, run by `just bench` (`python -m bench`)."""

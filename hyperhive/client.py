@@ -1,0 +1,77 @@
+"""A client for the daemon's sockets, used by the CLI, the TUI and the agent harness.
+
+One `Client` is one connection: requests go out one at a time and each waits for its response
+line. `open_client` translates "nobody is listening" into `NotRunning` with what to do about it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import TYPE_CHECKING, TypeVar
+
+import trio
+
+from hyperhive import wire
+from hyperhive.errors import NotRunning, RemoteError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+__all__ = ["Client", "open_client"]
+
+_T = TypeVar("_T")
+
+
+class Client:
+    """Request/response over one connected stream."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._reader = wire.LineReader(stream, max_bytes=64 * wire.MAX_LINE_BYTES)
+
+    async def call(self, request: wire.Request, reply: type[_T]) -> _T:
+        """Send `request` and decode its response as `reply`.
+
+        Raises:
+            RemoteError: the daemon answered ok:false, or closed the connection.
+        """
+        await self._stream.send_all(wire.encode_request(request))
+        line = await self._reader.read_line()
+        if line is None:
+            raise RemoteError("the daemon closed the connection")
+        return wire.decode_response(line, reply)
+
+    async def subscribe(self) -> AsyncIterator[wire.Event]:
+        """Turn this connection into a feed; returns once subscribed.
+
+        The returned iterator yields every event published after this call returned, with
+        `EventGap` markers where this client fell behind, until the daemon closes the feed.
+        """
+        await self.call(wire.Subscribe(), wire.Empty)
+        return self._feed()
+
+    async def _feed(self) -> AsyncIterator[wire.Event]:
+        while (line := await self._reader.read_line()) is not None:
+            yield wire.decode_event(line)
+
+
+@contextlib.asynccontextmanager
+async def open_client(path: Path) -> AsyncIterator[Client]:
+    """Connect to the socket at `path`.
+
+    Raises:
+        NotRunning: no daemon listens there.
+
+    Resource handling: the connection is closed when the block exits.
+    """
+    try:
+        stream = await trio.open_unix_socket(os.fspath(path))
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise NotRunning(
+            f"no hyperhive daemon is listening on {path}; start one with `hyperhive serve` "
+            "(same --state-dir / HYPERHIVE_STATE_DIR)"
+        ) from exc
+    async with stream:
+        yield Client(stream)

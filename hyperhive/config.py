@@ -1,0 +1,93 @@
+"""Where the daemon keeps its state, and how every command finds the same place.
+
+The state directory comes from `--state-dir`, else `HYPERHIVE_STATE_DIR`, else the per-user
+default (`$XDG_STATE_HOME/hyperhive`, i.e. `~/.local/state/hyperhive`). `serve` and every other
+command resolve it the same way, so `hyperhive status` talks to the `hyperhive serve` started in
+the same environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+
+from hyperhive.errors import ConfigError
+
+__all__ = ["SOCKET_PATH_MAX", "StatePaths", "resolve_state_dir"]
+
+ENV_STATE_DIR = "HYPERHIVE_STATE_DIR"
+# sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL.
+SOCKET_PATH_MAX = 107
+
+
+def resolve_state_dir(explicit: Path | str | None = None) -> Path:
+    """The state directory for this invocation, as an absolute path (not created)."""
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    if env := os.environ.get(ENV_STATE_DIR):
+        return Path(env).expanduser().absolute()
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base).expanduser().absolute() / "hyperhive"
+
+
+@attrs.frozen
+class StatePaths:
+    """The layout of one state directory. Nothing here touches the disk except `ensure`."""
+
+    root: Path
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "serve.lock"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.root / "admin.sock"
+
+    @property
+    def manager_socket_dir(self) -> Path:
+        return self.root / "manager"
+
+    @property
+    def manager_socket(self) -> Path:
+        return self.manager_socket_dir / "hive.sock"
+
+    @property
+    def broker_db(self) -> Path:
+        return self.root / "broker.sqlite"
+
+    @property
+    def agents_dir(self) -> Path:
+        return self.root / "agents"
+
+    def agent_dir(self, name: str) -> Path:
+        """The agent's own directory (its name is validated by the caller)."""
+        return self.agents_dir / name
+
+    def agent_socket_dir(self, name: str) -> Path:
+        """The directory bound into the agent's container; it holds only the socket."""
+        return self.agent_dir(name) / "run"
+
+    def agent_socket(self, name: str) -> Path:
+        return self.agent_socket_dir(name) / "hive.sock"
+
+    def ensure(self) -> None:
+        """Create the directories, private to this user, and check socket paths fit."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.agents_dir.mkdir(exist_ok=True, mode=0o700)
+            self.manager_socket_dir.mkdir(exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot create state directory {self.root}: {exc.strerror}") from exc
+        check_socket_path(self.agent_socket("x" * 11))
+
+
+def check_socket_path(path: Path) -> None:
+    """Refuse a socket path the kernel would truncate."""
+    if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+        raise ConfigError(
+            f"socket path {path} is longer than {SOCKET_PATH_MAX} bytes; "
+            "choose a shorter --state-dir"
+        )

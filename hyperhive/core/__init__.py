@@ -1,0 +1,1 @@
+"""The daemon core: actors, the broker and the stores they own."""

@@ -1,0 +1,352 @@
+"""The broker actor: durable per-agent inboxes over one sqlite file, with group commit.
+
+Every request that touches the message store goes through this one actor, which owns the
+`BrokerStore` (its single writer). The loop takes the first queued request, drains whatever else
+is queued behind it, and applies the whole batch in ONE transaction on a worker thread: sends are
+inserted, acks and requeues applied, and every receive (including parked long-polls whose
+recipient just got mail) popped, then one fsync covers all of it. Only after the commit does any
+caller get its reply, so an acknowledged `send` survives a power cut.
+
+Long-poll `recv`: a receive that finds nothing and may wait is parked here, with its deadline.
+When a batch stores mail for a parked recipient, the pop for that waiter runs in the same
+transaction as the insert, so a wake costs no extra commit. A timer task answers waiters whose
+deadline passed with an empty list.
+
+Accepts: `SendMessage`, `Receive`, `AckTurn`, `RequeueInflight`, `Operate`.
+Emits (to the event hub): `MessageSent`, `MessageDelivered`, `MessageDeadLettered`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections import defaultdict, deque
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+import attrs
+import trio
+
+from hyperhive import wire
+from hyperhive.core.broker_store import BrokerStore
+from hyperhive.core.events import publish_nowait
+from hyperhive.errors import BadRequest, UnknownAgent
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from actors import Inbox, Mailbox, Reply
+    from hyperhive.clock import WallClock
+    from hyperhive.core.events import HubMsg
+
+__all__ = [
+    "MAX_RECV",
+    "MAX_WAIT_SECONDS",
+    "OPERATOR",
+    "AckTurn",
+    "Broker",
+    "BrokerMsg",
+    "Operate",
+    "Receive",
+    "RequeueInflight",
+    "SendMessage",
+]
+
+LOGGER = logging.getLogger("hyperhive.broker")
+OPERATOR = "operator"
+MAX_RECV = 32  # per recv call: bounds one reply's size and one claude prompt's inbox dump
+MAX_WAIT_SECONDS = 180.0  # per long-poll: under MCP clients' tool-call timeouts
+# Largest batch one transaction takes. Bounded so a flood cannot make one commit (and every
+# caller waiting on it) arbitrarily slow; the rest waits for the next round.
+MAX_BATCH = 512
+
+
+@attrs.frozen
+class SendMessage:
+    sender: str
+    recipient: str
+    body: str
+    reply: Reply[wire.Message]
+
+
+@attrs.frozen
+class Receive:
+    recipient: str
+    max: int
+    wait_seconds: float
+    reply: Reply[tuple[wire.Delivery, ...]]
+
+
+@attrs.frozen
+class AckTurn:
+    recipient: str
+    reply: Reply[int]
+
+
+@attrs.frozen
+class RequeueInflight:
+    recipient: str
+    reply: Reply[int]
+
+
+@attrs.frozen
+class Operate:
+    """Run `action(store)` on the worker thread, in its own transaction (admin reads/writes)."""
+
+    action: Callable[[BrokerStore], Any]
+    reply: Reply[Any]
+
+
+BrokerMsg: TypeAlias = SendMessage | Receive | AckTurn | RequeueInflight | Operate
+
+
+@attrs.define
+class _Waiter:
+    receive: Receive
+    deadline: float
+
+
+@attrs.define
+class _Batch:
+    """What one transaction does, decided in the trio thread, applied on the worker thread."""
+
+    sends: list[SendMessage] = attrs.Factory(list)
+    acks: list[AckTurn] = attrs.Factory(list)
+    requeues: list[RequeueInflight] = attrs.Factory(list)
+    pops: list[Receive] = attrs.Factory(list)
+    operations: list[Operate] = attrs.Factory(list)
+
+
+@attrs.define
+class _Outcome:
+    stored: list[wire.Message]
+    acked: list[int]
+    requeued: list[tuple[int, list[wire.DeadLetter]]]
+    popped: list[list[wire.Delivery]]
+
+
+class Broker:
+    """Owns the message store; see the module docstring for the batching and long-poll rules.
+
+    Args:
+        inbox: the actor's mailbox receive end.
+        path: the sqlite file.
+        clock: wall clock for row stamps.
+        to_hub: where message events go (never blocks the broker).
+        known: whether a recipient name exists; sends to anyone else are refused.
+        max_redeliveries: unacked deliveries allowed before a message is dead-lettered.
+    """
+
+    def __init__(
+        self,
+        inbox: Inbox[BrokerMsg],
+        *,
+        path: Path,
+        clock: WallClock,
+        to_hub: Mailbox[HubMsg],
+        known: Callable[[str], bool],
+        max_redeliveries: int = 5,
+    ) -> None:
+        self._inbox = inbox
+        self._path = path
+        self._clock = clock
+        self._to_hub = to_hub
+        self._known = known
+        self._max_redeliveries = max_redeliveries
+        self._waiters: dict[str, deque[_Waiter]] = defaultdict(deque)
+        self._deadlines: list[tuple[float, int, _Waiter]] = []
+        self._tiebreak = itertools.count()
+        self._deadlines_changed = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the store, serve batches until asked to stop, close the store.
+
+        Cancellation: a batch cancelled mid-commit is either committed or rolled back by
+        sqlite; its callers get `ActorStopped`/`ActorCrashed` from their mailbox either way.
+        """
+        store = await trio.to_thread.run_sync(self._open)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._expire_waiters)
+                task_status.started()
+                async for first in self._inbox:
+                    await self._run_batch(store, self._collect(first))
+                nursery.cancel_scope.cancel()
+        finally:
+            store.close()
+
+    def _open(self) -> BrokerStore:
+        return BrokerStore(self._path, now=self._clock.now, max_redeliveries=self._max_redeliveries)
+
+    def _collect(self, first: BrokerMsg) -> _Batch:
+        batch = _Batch()
+        self._classify(first, batch)
+        for _ in range(MAX_BATCH - 1):
+            try:
+                msg = self._inbox.receive_nowait()
+            except trio.WouldBlock:
+                break
+            self._classify(msg, batch)
+        return batch
+
+    def _classify(self, msg: BrokerMsg, batch: _Batch) -> None:
+        match msg:
+            case SendMessage():
+                if error := self._refuse_send(msg):
+                    msg.reply.fail(error)
+                else:
+                    batch.sends.append(msg)
+            case Receive():
+                if not msg.reply.abandoned:
+                    batch.pops.append(msg)
+            case AckTurn():
+                batch.acks.append(msg)
+            case RequeueInflight():
+                batch.requeues.append(msg)
+            case Operate():
+                batch.operations.append(msg)
+
+    def _refuse_send(self, msg: SendMessage) -> Exception | None:
+        if not self._known(msg.recipient):
+            return UnknownAgent(f"unknown agent {msg.recipient!r}; nothing was sent")
+        try:
+            msg.body.encode()
+        except UnicodeEncodeError:
+            return BadRequest("the message body is not valid unicode text; nothing was sent")
+        return None
+
+    async def _run_batch(self, store: BrokerStore, batch: _Batch) -> None:
+        batch.pops.extend(self._wake_parked(batch))
+        if batch.sends or batch.acks or batch.requeues or batch.pops:
+            try:
+                outcome = await trio.to_thread.run_sync(_apply, store, batch)
+            except Exception as exc:
+                _fail_all(batch, exc)
+                raise
+            self._answer(batch, outcome)
+        for operation in batch.operations:
+            await self._operate(store, operation)
+
+    def _wake_parked(self, batch: _Batch) -> Iterator[Receive]:
+        """Pops for parked waiters whose recipient gets mail in this batch, in FIFO order."""
+        recipients = {send.recipient for send in batch.sends}
+        recipients.update(requeue.recipient for requeue in batch.requeues)
+        for recipient in recipients & self._waiters.keys():
+            for waiter in list(self._waiters[recipient]):
+                reply = waiter.receive.reply
+                if reply.abandoned:
+                    self._unpark(waiter.receive)  # its caller left; no one would read the mail
+                elif not reply.answered:
+                    yield waiter.receive
+
+    def _answer(self, batch: _Batch, outcome: _Outcome) -> None:
+        events: list[wire.EventPayload] = []
+        for send, message in zip(batch.sends, outcome.stored, strict=True):
+            send.reply.send(message)
+            events.append(wire.MessageSent(message))
+        for ack, count in zip(batch.acks, outcome.acked, strict=True):
+            ack.reply.send(count)
+        for requeue, (count, dead) in zip(batch.requeues, outcome.requeued, strict=True):
+            requeue.reply.send(count)
+            events.extend(wire.MessageDeadLettered(d.id, d.recipient, d.attempts) for d in dead)
+        for receive, deliveries in zip(batch.pops, outcome.popped, strict=True):
+            events.extend(wire.MessageDelivered(d.id, d.recipient, d.attempt) for d in deliveries)
+            self._settle_receive(receive, deliveries)
+        publish_nowait(self._to_hub, events)
+
+    def _settle_receive(self, receive: Receive, deliveries: list[wire.Delivery]) -> None:
+        if deliveries or receive.wait_seconds <= 0:
+            receive.reply.send(tuple(deliveries))
+            self._unpark(receive)
+        elif not self._is_parked(receive):
+            self._park(receive)
+
+    def _park(self, receive: Receive) -> None:
+        waiter = _Waiter(receive, trio.current_time() + receive.wait_seconds)
+        self._waiters[receive.recipient].append(waiter)
+        heapq.heappush(self._deadlines, (waiter.deadline, next(self._tiebreak), waiter))
+        self._deadlines_changed.set()
+
+    def _is_parked(self, receive: Receive) -> bool:
+        return any(w.receive is receive for w in self._waiters.get(receive.recipient, ()))
+
+    def _unpark(self, receive: Receive) -> None:
+        waiters = self._waiters.get(receive.recipient)
+        if waiters is None:
+            return
+        for waiter in [w for w in waiters if w.receive is receive]:
+            waiters.remove(waiter)
+        if not waiters:
+            del self._waiters[receive.recipient]
+
+    async def _expire_waiters(self) -> None:
+        """Answer parked receives whose wait ran out with an empty list."""
+        while True:
+            self._deadlines_changed = trio.Event()
+            deadline = self._deadlines[0][0] if self._deadlines else float("inf")
+            with trio.move_on_at(deadline):
+                await self._deadlines_changed.wait()
+            now = trio.current_time()
+            while self._deadlines and self._deadlines[0][0] <= now:
+                _, _, waiter = heapq.heappop(self._deadlines)
+                waiter.receive.reply.send(())
+                self._unpark(waiter.receive)
+
+    async def _operate(self, store: BrokerStore, operation: Operate) -> None:
+        try:
+            result = await trio.to_thread.run_sync(operation.action, store)
+        except Exception as exc:
+            operation.reply.fail(exc)
+        else:
+            operation.reply.send(result)
+
+
+def _apply(store: BrokerStore, batch: _Batch) -> _Outcome:
+    """The worker-thread half: one transaction for the whole batch."""
+    with store.batch():
+        stored = store.send_many([(s.sender, s.recipient, s.body) for s in batch.sends])
+        if any(s.recipient == OPERATOR for s in batch.sends):
+            # The operator reads its inbox as history; nobody acks for it, so settle at once
+            # and let the 30-day vacuum age it out like any acked message.
+            store.pop(OPERATOR, len(batch.sends))
+            store.ack(OPERATOR)
+        acked = [store.ack(a.recipient) for a in batch.acks]
+        requeued = [store.requeue_inflight(r.recipient) for r in batch.requeues]
+        popped = [store.pop(r.recipient, r.max) for r in batch.pops]
+    return _Outcome(stored, acked, requeued, popped)
+
+
+def _fail_all(batch: _Batch, exc: Exception) -> None:
+    replies: list[Reply[Any]] = [msg.reply for msg in batch.sends]
+    replies += [msg.reply for msg in batch.acks]
+    replies += [msg.reply for msg in batch.requeues]
+    replies += [msg.reply for msg in batch.pops]
+    for reply in replies:
+        reply.fail(exc)
+
+
+# Retention of acked messages (the seeds' hourly vacuum of acked > 30 days).
+VACUUM_INTERVAL = 3600.0
+RETENTION_SECONDS = 30 * 86400.0
+
+
+async def serve_vacuum(
+    operate: Callable[[Callable[[BrokerStore], int]], Any],
+    *,
+    interval: float = VACUUM_INTERVAL,
+    retention: float = RETENTION_SECONDS,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Every `interval` seconds, delete messages acked more than `retention` seconds ago.
+
+    Unacked, inflight and dead rows are never touched. Runs on trio's clock without drift.
+    """
+    task_status.started()
+    next_run = trio.current_time() + interval
+    while True:
+        await trio.sleep_until(next_run)
+        removed = await operate(lambda store: store.vacuum(retention))
+        if removed:
+            LOGGER.info("vacuum removed %d acked message(s) older than %ds", removed, retention)
+        next_run += interval

@@ -1,0 +1,146 @@
+"""The event hub actor: one ordered stream of dashboard events.
+
+Every state change the dashboard, the TUI or a `subscribe` client cares about is published here
+as an `wire.EventPayload`; the hub stamps it with a monotonic per-process `seq` and a wall-clock
+time, keeps a bounded history and fans it out to subscribers.
+
+The seeds' subscribe / buffer / snapshot / dedupe dance works against it: a client subscribes
+first, reads `history` second (which returns the seq it is current to), and drops buffered
+events with `seq <= history.seq`, so nothing is lost and nothing is shown twice.
+
+A slow subscriber never slows the hive: each has a bounded queue, and when it is full the hub
+drops events for that subscriber only and later hands it an `EventGap(first_seq, last_seq)`
+marker in their place.
+
+Accepts: `Publish`, `Subscribe`, `Unsubscribe`, `ReadHistory`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, TypeAlias
+
+import attrs
+import trio
+
+from actors import Mailbox, MailboxFull, Reply
+from hyperhive import wire
+from hyperhive.core.event_log import EventLog, SubscriberQueue
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from hyperhive.clock import WallClock
+
+__all__ = ["EventHub", "HubMsg", "Publish", "Subscriber", "publish_nowait"]
+
+LOGGER = logging.getLogger("hyperhive.events")
+# Per-subscriber backlog before it starts missing events. A browser tab that is asleep should
+# cost the hive a bounded amount of memory, not an ever-growing queue.
+SUBSCRIBER_CAPACITY = 1024
+
+
+@attrs.frozen
+class Publish:
+    """Append these payloads to the stream, in order."""
+
+    payloads: Sequence[wire.EventPayload]
+
+
+class Subscriber:
+    """A live feed handed to one client: a bounded queue and a wake-up signal."""
+
+    def __init__(self, capacity: int) -> None:
+        self.queue = SubscriberQueue(capacity)
+        self._ready = trio.Event()
+
+    def offer(self, event: wire.Event) -> None:
+        self.queue.offer(event)
+        self._ready.set()
+
+    async def batches(self) -> AsyncIterator[list[wire.Event]]:
+        """Yield what is queued each time something arrives (gap markers included)."""
+        while True:
+            await self._ready.wait()
+            self._ready = trio.Event()
+            if events := self.queue.take():
+                yield events
+
+
+@attrs.frozen
+class Subscribe:
+    reply: Reply[Subscriber]
+    capacity: int = SUBSCRIBER_CAPACITY
+
+
+@attrs.frozen
+class Unsubscribe:
+    subscriber: Subscriber
+
+
+@attrs.frozen
+class ReadHistory:
+    limit: int
+    reply: Reply[wire.HistoryReply]
+
+
+HubMsg: TypeAlias = Publish | Subscribe | Unsubscribe | ReadHistory
+
+
+def publish_nowait(to_hub: Mailbox[HubMsg], payloads: Sequence[wire.EventPayload]) -> None:
+    """Publish without ever blocking the caller; a full hub mailbox drops (and logs) the batch."""
+    if not payloads:
+        return
+    try:
+        to_hub.cast_nowait(Publish(payloads))
+    except MailboxFull:
+        LOGGER.warning("event hub is full; dropped %d event(s)", len(payloads))
+
+
+class EventHub:
+    """Assigns seqs, keeps history, fans out to subscribers.
+
+    The `EventLog` (and so the seq counter) lives on this object, which the supervisor keeps
+    across restarts of `run`, so seqs stay monotonic for the life of the process.
+    """
+
+    def __init__(self, inbox: AsyncIterator[HubMsg], clock: WallClock, *, history: int = 1000):
+        self._inbox = inbox
+        self._clock = clock
+        self._log = EventLog(history=history)
+        self._subscribers: set[Subscriber] = set()
+
+    @property
+    def seq(self) -> int:
+        """The last seq handed out."""
+        return self._log.seq
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve the hub until the supervisor asks it to stop."""
+        task_status.started()
+        async for msg in self._inbox:
+            match msg:
+                case Publish():
+                    self._on_publish(msg)
+                case Subscribe():
+                    self._on_subscribe(msg)
+                case Unsubscribe():
+                    self._subscribers.discard(msg.subscriber)
+                case ReadHistory():
+                    self._on_read_history(msg)
+
+    def _on_publish(self, msg: Publish) -> None:
+        now = self._clock.now()
+        for payload in msg.payloads:
+            event = self._log.append(payload, now)
+            for subscriber in self._subscribers:
+                subscriber.offer(event)
+
+    def _on_subscribe(self, msg: Subscribe) -> None:
+        subscriber = Subscriber(msg.capacity)
+        self._subscribers.add(subscriber)
+        msg.reply.send(subscriber)
+
+    def _on_read_history(self, msg: ReadHistory) -> None:
+        seq, events = self._log.snapshot(msg.limit)
+        msg.reply.send(wire.HistoryReply(seq=seq, events=tuple(events)))

@@ -1,0 +1,181 @@
+"""Unix-socket listeners: bind, accept, one handler task per connection.
+
+Identity is the socket: a listener is bound to one `Identity` (the operator on the admin socket,
+the manager on its socket, one agent on each agent socket) and every request on a connection it
+accepted is dispatched as that identity. Nothing in a request can claim another.
+
+Each connection speaks the line protocol of `hyperhive.wire`: a request line in, a response line
+out, in order. Bad input (invalid JSON, an unknown `cmd`, wrong types, an oversized line) gets an
+`ok:false` line and the connection keeps going; a client that vanishes mid-request only ends its
+own handler. Nothing a client sends can take the listener down.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+import trio
+
+from hyperhive import wire
+from hyperhive.config import check_socket_path
+from hyperhive.errors import ConfigError, HyperhiveError, WireError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import NoReturn
+
+__all__ = ["Connection", "Dispatch", "Identity", "serve_requests", "serve_unix_socket"]
+
+LOGGER = logging.getLogger("hyperhive.listener")
+# How long one response write may take before the client is deemed gone. A client that stops
+# reading must not pin a handler (and its memory) forever.
+SEND_TIMEOUT = 30.0
+
+
+@attrs.frozen
+class Identity:
+    """Who is on the other end of a socket, fixed by the socket they connected to."""
+
+    role: Literal["operator", "manager", "agent"]
+    name: str
+
+    def __str__(self) -> str:
+        return self.name if self.role == "agent" else self.role
+
+
+class Connection:
+    """One accepted client: framed reads and writes over its stream."""
+
+    def __init__(self, stream: trio.abc.Stream, identity: Identity) -> None:
+        self.identity = identity
+        self._stream = stream
+        self._reader = wire.LineReader(stream)
+
+    async def read_line(self) -> bytes | None:
+        """The next request line, or None when the client closed its end."""
+        return await self._reader.read_line()
+
+    async def send(self, line: bytes) -> None:
+        """Write one encoded line; a client that does not read for SEND_TIMEOUT is dropped.
+
+        Raises:
+            trio.BrokenResourceError: the client went away.
+        """
+        with trio.move_on_after(SEND_TIMEOUT) as scope:
+            await self._stream.send_all(line)
+        if scope.cancelled_caught:
+            raise trio.BrokenResourceError(f"client of {self.identity} stopped reading")
+
+
+# A dispatcher answers one decoded request; it may write extra lines itself (a subscription)
+# and returns the response line, or None when it already wrote everything it had to.
+Dispatch = Callable[[Connection, wire.Request], Awaitable[bytes | None]]
+
+
+async def serve_requests(conn: Connection, dispatch: Dispatch) -> None:
+    """Answer requests on one connection until the client closes it.
+
+    Error handling: a `WireError` or any `HyperhiveError` from the dispatcher becomes an
+    `ok:false` line with its sentence; any other exception is logged with its traceback and
+    answered as an internal error, and the loop goes on.
+    """
+    while True:
+        try:
+            line = await conn.read_line()
+        except WireError as exc:
+            await conn.send(wire.encode_error(str(exc)))
+            continue
+        if line is None:
+            return
+        if not line.strip():
+            continue
+        await conn.send(await _answer(conn, dispatch, line))
+
+
+async def _answer(conn: Connection, dispatch: Dispatch, line: bytes) -> bytes:
+    try:
+        request = wire.decode_request(line)
+        response = await dispatch(conn, request)
+    except HyperhiveError as exc:
+        return wire.encode_error(str(exc))
+    except Exception as exc:
+        LOGGER.exception("request from %s failed", conn.identity)
+        return wire.encode_error(f"internal error: {type(exc).__name__}: {exc}")
+    return response if response is not None else b""
+
+
+async def serve_unix_socket(
+    dispatch: Dispatch,
+    path: Path,
+    identity: Identity,
+    *,
+    mode: int = 0o600,
+    task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Serve `identity`'s requests on a unix socket at `path`; never returns.
+
+    A stale socket file at `path` is replaced (the state lock guarantees no other daemon owns
+    it); anything else at that path is refused. `task_status.started(path)` is called once the
+    socket listens.
+
+    Resource handling: the socket file is removed when the listener stops. Each connection is
+    closed when its handler ends.
+
+    Error handling: errors inside one connection are logged with the identity and end only that
+    connection; EMFILE-style accept errors are retried after 100 ms (trio's policy).
+
+    Cancellation: cancelling stops accepting and cancels every open connection.
+    """
+    listener = await _bind(path, mode)
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started(path)
+            await trio.serve_listeners(
+                partial(_handle, identity=identity, dispatch=dispatch),
+                [listener],
+                handler_nursery=nursery,
+            )
+    finally:
+        _unlink_socket(path)
+    raise AssertionError("unreachable")  # pragma: no cover - serve_listeners never returns
+
+
+async def _bind(path: Path, mode: int) -> trio.SocketListener:
+    check_socket_path(path)
+    _unlink_socket(path)
+    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    try:
+        await sock.bind(os.fspath(path))
+        os.chmod(path, mode)
+        sock.listen(256)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {path}: {exc.strerror}") from exc
+    return trio.SocketListener(sock)
+
+
+def _unlink_socket(path: Path) -> None:
+    try:
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
+        else:
+            raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
+    except FileNotFoundError:
+        pass
+
+
+async def _handle(stream: trio.SocketStream, *, identity: Identity, dispatch: Dispatch) -> None:
+    try:
+        await serve_requests(Connection(stream, identity), dispatch)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        LOGGER.debug("client of %s went away", identity)
+    except Exception:
+        LOGGER.exception("connection for %s failed", identity)
+    finally:
+        await trio.aclose_forcefully(stream)

@@ -1,0 +1,83 @@
+"""The exceptions hyperhive raises, as one tree.
+
+    HyperhiveError
+    ├── ConfigError            bad settings or state directory (what to change is in the text)
+    ├── AlreadyRunning         another `serve` holds the state directory
+    ├── NotRunning             no daemon answers on the admin socket
+    ├── WireError              a line on a socket could not be understood
+    │   ├── BadRequest         malformed JSON, unknown cmd, wrong field types
+    │   └── LineTooLong        a line past the size cap (the rest of it was discarded)
+    ├── RemoteError            the daemon answered ok:false; `.message` is its sentence
+    ├── UnknownAgent           a name that is not registered
+    ├── InvalidName            a name that breaks the naming rules
+    ├── NotAllowed             the caller's identity may not do this
+    └── StoreError             a sqlite store failed underneath (translated from sqlite3)
+
+Foreign errors (sqlite, subprocess, OSError from sockets) are translated at the boundary with
+`raise New(...) from exc`, so a user sees a sentence that says what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyRunning",
+    "BadRequest",
+    "ConfigError",
+    "HyperhiveError",
+    "InvalidName",
+    "LineTooLong",
+    "NotAllowed",
+    "NotRunning",
+    "RemoteError",
+    "StoreError",
+    "UnknownAgent",
+    "WireError",
+]
+
+
+class HyperhiveError(Exception):
+    """Root of every error hyperhive raises on purpose."""
+
+
+class ConfigError(HyperhiveError):
+    """Settings or the state directory are unusable."""
+
+
+class AlreadyRunning(HyperhiveError):
+    """Another daemon already serves this state directory."""
+
+
+class NotRunning(HyperhiveError):
+    """No daemon answers on the admin socket."""
+
+
+class WireError(HyperhiveError):
+    """A line read from a socket could not be turned into a message."""
+
+
+class BadRequest(WireError):
+    """Malformed JSON, an unknown `cmd` or fields of the wrong type."""
+
+
+class LineTooLong(WireError):
+    """A line exceeded the reader's size cap; the rest of it was skipped."""
+
+
+class RemoteError(HyperhiveError):
+    """The daemon answered `ok: false`; the message is its own sentence."""
+
+
+class UnknownAgent(HyperhiveError):
+    """The named agent is not registered."""
+
+
+class InvalidName(HyperhiveError):
+    """An agent name breaks the naming rules."""
+
+
+class NotAllowed(HyperhiveError):
+    """The caller's identity may not perform this request."""
+
+
+class StoreError(HyperhiveError):
+    """A sqlite store failed underneath an operation."""

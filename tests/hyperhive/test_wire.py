@@ -1,0 +1,196 @@
+"""The wire format: golden lines pin it, Hypothesis round-trips every type, bad input is named."""
+
+from __future__ import annotations
+
+import json
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hyperhive import wire
+from hyperhive.errors import BadRequest, LineTooLong, RemoteError
+
+GOLDEN = Path(__file__).parent / "golden" / "wire"
+REGENERATE = os.environ.get("HYPERHIVE_REGEN_GOLDEN") == "1"
+
+_SIMPLE: dict[Any, st.SearchStrategy[Any]] = {
+    str: st.text(max_size=20),
+    int: st.integers(min_value=-(2**53), max_value=2**53),
+    float: st.floats(allow_nan=False, allow_infinity=False),
+    bool: st.booleans(),
+}
+
+
+def strategy_for(kind: Any, depth: int = 0) -> st.SearchStrategy[Any]:
+    """A Hypothesis strategy for any wire type, built from its attrs fields."""
+    if kind in _SIMPLE:
+        return _SIMPLE[kind]
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return st.one_of(*(strategy_for(arg, depth) for arg in typing.get_args(kind)))
+    if kind is type(None):
+        return st.none()
+    if origin is tuple:
+        if depth > 3:
+            return st.just(())
+        item = typing.get_args(kind)[0]
+        return st.lists(strategy_for(item, depth + 1), max_size=3).map(tuple)
+    hints = typing.get_type_hints(kind, vars(wire))
+    fields = {f.name: strategy_for(hints[f.name], depth + 1) for f in attrs.fields(kind)}
+    return st.builds(kind, **fields)
+
+
+REQUEST_TYPES = sorted(wire.REQUESTS.values(), key=lambda cls: cls.__name__)
+PAYLOAD_TYPES = [
+    wire.Empty,
+    wire.StatusReply,
+    wire.Sent,
+    wire.Messages,
+    wire.Acked,
+    wire.Requeued,
+    wire.Agents,
+    wire.InboxReply,
+    wire.DeadLetters,
+    wire.HistoryReply,
+]
+
+
+@pytest.mark.parametrize("cls", REQUEST_TYPES, ids=lambda cls: cls.__name__)
+@given(data=st.data())
+def test_every_request_round_trips(cls: type[Any], data: st.DataObject) -> None:
+    request = data.draw(strategy_for(cls))
+    line = wire.encode_request(request)
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert wire.decode_request(line) == request
+
+
+@pytest.mark.parametrize("cls", PAYLOAD_TYPES, ids=lambda cls: cls.__name__)
+@given(data=st.data())
+def test_every_response_round_trips(cls: type[Any], data: st.DataObject) -> None:
+    payload = data.draw(strategy_for(cls))
+    line = wire.encode_response(payload)
+    envelope = json.loads(line)
+    assert (envelope["version"], envelope["ok"], envelope["error"]) == (1, True, None)
+    assert wire.decode_response(line, cls) == payload
+
+
+@given(event=strategy_for(wire.Event))
+def test_every_event_round_trips(event: wire.Event) -> None:
+    assert wire.decode_event(wire.encode_event(event)) == event
+
+
+GOLDEN_CASES: dict[str, bytes] = {
+    "request_send": wire.encode_request(wire.Send(to="bob", body="hi")),
+    "request_recv": wire.encode_request(wire.Recv(wait_seconds=30.0, max=8)),
+    "request_status": wire.encode_request(wire.Status()),
+    "response_error": wire.encode_error("unknown agent 'bob'"),
+    "response_messages": wire.encode_response(
+        wire.Messages((wire.Delivery(7, "alice", "bob", "hi", 1700000000.5, 2, True),))
+    ),
+    "response_status": wire.encode_response(
+        wire.StatusReply(
+            pid=42,
+            state_dir="/var/lib/hyperhive",
+            uptime_seconds=3.5,
+            tree=wire.ActorInfo(
+                "root",
+                "supervisor",
+                "running",
+                0,
+                strategy="one_for_one",
+                children=(wire.ActorInfo("broker", "actor", "running", 1, "boom", 0, 64),),
+            ),
+        )
+    ),
+    "event_sent": wire.encode_event(
+        wire.Event(3, 1700000000.0, wire.MessageSent(wire.Message(1, "a", "b", "x", 1.0)))
+    ),
+    "event_gap": wire.encode_event(wire.Event(9, 1700000001.0, wire.EventGap(5, 9))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
+def test_golden_lines_pin_the_format(name: str) -> None:
+    path = GOLDEN / f"{name}.json"
+    if REGENERATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(GOLDEN_CASES[name])
+    assert GOLDEN_CASES[name] == path.read_bytes()
+
+
+def test_golden_request_in_the_originals_shape() -> None:
+    assert json.loads((GOLDEN / "request_send.json").read_bytes()) == {
+        "cmd": "send",
+        "to": "bob",
+        "body": "hi",
+    }
+
+
+def test_unknown_keys_are_tolerated_both_ways() -> None:
+    request = wire.decode_request(b'{"cmd":"send","to":"bob","body":"hi","urgent":true}')
+    assert request == wire.Send(to="bob", body="hi")
+    reply = wire.decode_response(b'{"version":2,"ok":true,"error":null,"id":3,"new":1}', wire.Sent)
+    assert reply == wire.Sent(id=3)
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (b"{nope", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[1,2]", "expected a JSON object"),
+        (b'{"to":"bob"}', 'missing "cmd"'),
+        (b'{"cmd":"fly"}', "unknown cmd 'fly'"),
+        (b'{"cmd":"send","to":5,"body":"x"}', "expected str @ .to"),
+        (b'{"cmd":"send","to":"bob"}', "required field missing @ .body"),
+        (b'{"cmd":"recv","max":"8"}', "expected int @ .max"),
+        (b'{"cmd":"recv","max":true}', "expected int @ .max"),
+        (b'{"cmd":"recv","wait_seconds":"soon"}', "@ .wait_seconds"),
+    ],
+)
+def test_malformed_requests_become_readable_errors(line: bytes, says: str) -> None:
+    with pytest.raises(BadRequest, match=None) as caught:
+        wire.decode_request(line)
+    assert says in str(caught.value)
+
+
+def test_error_response_raises_the_daemons_sentence() -> None:
+    with pytest.raises(RemoteError, match="unknown agent 'bob'"):
+        wire.decode_response(wire.encode_error("unknown agent 'bob'"), wire.Sent)
+
+
+async def _reader_over(chunks: list[bytes], max_bytes: int) -> wire.LineReader:
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    for chunk in chunks:
+        await send.send_all(chunk)
+    await send.aclose()
+    return wire.LineReader(receive, max_bytes=max_bytes)
+
+
+async def test_line_reader_splits_lines_across_chunks() -> None:
+    reader = await _reader_over([b'{"a":', b"1}\n{", b'"b":2}\n', b"tail"], max_bytes=100)
+    assert [await reader.read_line() for _ in range(4)] == [
+        b'{"a":1}',
+        b'{"b":2}',
+        b"tail",
+        None,
+    ]
+
+
+async def test_oversized_line_is_skipped_and_the_next_line_still_reads() -> None:
+    huge = b"x" * (10 * 1024 * 1024)
+    reader = await _reader_over([huge[:3_000_000], huge[3_000_000:] + b"\nok\n"], max_bytes=1024)
+    with pytest.raises(LineTooLong, match="1024 bytes"):
+        await reader.read_line()
+    assert await reader.read_line() == b"ok"
+    assert await reader.read_line() is None
