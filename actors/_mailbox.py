@@ -68,6 +68,10 @@ class Reply(Generic[T]):
             self._error = exc
             self._settle()
 
+    @property
+    def _answered_with_value(self) -> bool:
+        return self.answered and self._error is None
+
     def _settle(self) -> None:
         self._answered.set()
         if self._on_answer is not None:
@@ -160,6 +164,7 @@ class Mailbox(Generic[M]):
         make: Callable[[Reply[T]], M],
         *,
         timeout: float = 5.0,  # noqa: ASYNC109
+        on_lost: Callable[[T], None] | None = None,
     ) -> T:
         """Send ``make(reply)`` and return what the actor passes to ``reply.send``.
 
@@ -168,16 +173,24 @@ class Mailbox(Generic[M]):
         holding the request, and `ActorStopped` if it stops without answering.
 
         Cancellation: safe; the request may still be queued and handled, its answer dropped.
+        If the actor had already answered when the call was cancelled (or timed out), that
+        answer is passed to `on_lost`, so a caller holding something that must be given back
+        (say, messages leased to it) can give it back.
         """
         reply: Reply[T] = Reply()
         # move_on_after rather than fail_after: a TooSlowError the actor sends back through
         # reply.fail must reach the caller as itself, not as our timeout.
+        received = False
         try:
             with trio.move_on_after(timeout):
                 await self._to_actor.send(_Envelope(make(reply), reply))
-                return await reply._wait()
+                value = await reply._wait()
+                received = True
+                return value
         finally:
             reply._abandoned = not reply.answered
+            if on_lost is not None and not received and reply._answered_with_value:
+                on_lost(cast("T", reply._value))
         raise ActorTimeout(self.name, timeout)
 
     def request_stop(self) -> None:

@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
+import attrs
 import trio
 import typer
 from rich.console import Console
 
 from actors import SupervisorGaveUp
 from hyperhive import __version__, wire
+from hyperhive.agent.cli import agent_app
 from hyperhive.client import open_client
 from hyperhive.config import StatePaths, resolve_state_dir
 from hyperhive.errors import HyperhiveError
@@ -36,6 +38,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(agent_app, name="agent")  # in-container commands: hyperhive/agent/cli.py
 _console = Console()
 _errors = Console(stderr=True)
 
@@ -70,8 +73,40 @@ def _paths(state_dir: Path | None) -> StatePaths:
 
 
 @app.command()
-def serve(state_dir: StateDirOption = None) -> None:
+def serve(
+    state_dir: StateDirOption = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            envvar="HYPERHIVE_BACKEND",
+            help="How agents run: bwrap, process, nixos, fake or none [default: bwrap if "
+            "bubblewrap works here, else process]. See docs/containers.md.",
+            show_default=False,
+        ),
+    ] = "auto",
+    agent_command: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYPERHIVE_AGENT_COMMAND",
+            help="The command each agent runs [default: this python -m hyperhive agent serve].",
+            show_default=False,
+        ),
+    ] = None,
+    manager: Annotated[
+        bool, typer.Option(help="Create and start the manager agent if it is missing.")
+    ] = True,
+    operator_pronouns: Annotated[
+        str,
+        typer.Option(
+            envvar="HYPERHIVE_OPERATOR_PRONOUNS",
+            help="The operator's pronouns, as agents are told them (whoami, prompts).",
+        ),
+    ] = "they/them",
+) -> None:
     """Start the daemon in the foreground (stop it with Ctrl-C or SIGTERM)."""
+    import shlex
+
+    from hyperhive.containers.settings import ContainerSettings, resolve_backend
     from hyperhive.core.daemon import run_daemon
 
     logging.basicConfig(
@@ -79,7 +114,18 @@ def serve(state_dir: StateDirOption = None) -> None:
     )
     paths = _paths(state_dir)
     _errors.print(f"hyperhive {__version__}: state in {paths.root}", highlight=False)
-    _run(run_daemon, paths)
+    try:
+        kind, warnings = resolve_backend(backend)
+    except HyperhiveError as exc:
+        _errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    for warning in warnings:
+        _errors.print(f"[bold red]WARNING:[/] {warning}", highlight=False)
+    settings = ContainerSettings(backend=kind, ensure_manager=manager)
+    if agent_command:
+        settings = attrs.evolve(settings, agent_command=tuple(shlex.split(agent_command)))
+    _errors.print(f"containers: {kind}", highlight=False)
+    _run(run_daemon, paths, containers=settings, operator_pronouns=operator_pronouns)
 
 
 @app.command()
@@ -153,6 +199,99 @@ def unregister(
     _console.print(f"unregistered {name}", highlight=False)
 
 
+def _lifecycle(request: wire.Request, state_dir: Path | None, done: str) -> None:
+    reply = _run(_call, _paths(state_dir), request, wire.Container)
+    view = reply.container
+    _console.print(f"{done} {view.name}: {view.state}", highlight=False)
+
+
+NameArgument = Annotated[str, typer.Argument(help="The agent (1-11 lowercase letters, digits, -).")]
+
+
+@app.command()
+def spawn(
+    name: NameArgument,
+    state_dir: StateDirOption = None,
+    network: Annotated[bool, typer.Option(help="Let the agent reach the network.")] = True,
+) -> None:
+    """Create an agent (its directories, socket and container) and start it."""
+    _lifecycle(wire.Spawn(name=name, network=network), state_dir, "spawned")
+
+
+@app.command()
+def start(name: NameArgument, state_dir: StateDirOption = None) -> None:
+    """Start an agent's container."""
+    _lifecycle(wire.StartAgent(name=name), state_dir, "started")
+
+
+@app.command()
+def stop(name: NameArgument, state_dir: StateDirOption = None) -> None:
+    """Stop an agent (SIGTERM, then SIGKILL after the grace period)."""
+    _lifecycle(wire.StopAgent(name=name), state_dir, "stopped")
+
+
+@app.command()
+def restart(name: NameArgument, state_dir: StateDirOption = None) -> None:
+    """Stop an agent, then start it."""
+    _lifecycle(wire.RestartAgent(name=name), state_dir, "restarted")
+
+
+@app.command()
+def kill(name: NameArgument, state_dir: StateDirOption = None) -> None:
+    """Kill an agent at once (also ends a stop that is still waiting)."""
+    _lifecycle(wire.KillAgent(name=name), state_dir, "killed")
+
+
+@app.command()
+def rebuild(name: NameArgument, state_dir: StateDirOption = None) -> None:
+    """Re-apply an agent's container settings, restarting it if they need it."""
+    _lifecycle(wire.RebuildAgent(name=name), state_dir, "rebuilt")
+
+
+@app.command()
+def destroy(
+    name: NameArgument,
+    state_dir: StateDirOption = None,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Delete its state too (also purges a tombstone).")
+    ] = False,
+) -> None:
+    """Remove an agent's container and socket; its state stays as a tombstone unless --purge."""
+    _run(_call, _paths(state_dir), wire.Destroy(name=name, purge=purge), wire.Empty)
+    kept = "and its state" if purge else "(its state is kept: `hyperhive list` shows it)"
+    _console.print(f"destroyed {name} {kept}", highlight=False)
+
+
+@app.command("list")
+def list_containers(
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON replies.")] = False,
+) -> None:
+    """Show every agent's container: state, wanted state, web port, flags; then tombstones."""
+    from hyperhive.tui import containers_table, tombstones_table
+
+    paths = _paths(state_dir)
+    views = _run(_call, paths, wire.ListContainers(), wire.Containers)
+    tombstones = _run(_call, paths, wire.ListTombstones(), wire.Tombstones)
+    if as_json:
+        print(json.dumps({**wire.to_json(views), **wire.to_json(tombstones)}, indent=2))
+        return
+    _console.print(containers_table(views.containers))
+    if tombstones.tombstones:
+        _console.print(tombstones_table(tombstones.tombstones))
+
+
+@app.command()
+def logs(
+    name: NameArgument,
+    state_dir: StateDirOption = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 200,
+) -> None:
+    """Print the last lines an agent's process wrote."""
+    reply = _run(_call, _paths(state_dir), wire.Logs(name=name, lines=lines), wire.LogsReply)
+    sys.stdout.write(reply.text)
+
+
 @app.command("dead-letters")
 def dead_letters(
     state_dir: StateDirOption = None,
@@ -198,6 +337,76 @@ async def _follow_events(paths: StatePaths, history: int) -> None:
         async for event in stream:
             if event.seq > past.seq:
                 _console.print(event_line(event), highlight=False)
+
+
+@app.command()
+def questions(
+    state_dir: StateDirOption = None,
+    answered: Annotated[
+        bool, typer.Option("--answered", help="Show recently answered ones instead.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
+) -> None:
+    """Show the questions agents asked the operator (answer with `hyperhive answer`)."""
+    from hyperhive.tui import questions_table
+
+    request = wire.ListQuestions(answered=answered, limit=limit)
+    reply = _run(_call, _paths(state_dir), request, wire.Questions)
+    if as_json:
+        print(json.dumps(wire.to_json(reply), indent=2))
+    else:
+        _console.print(questions_table(reply.questions, answered=answered))
+
+
+@app.command()
+def answer(
+    id: Annotated[int, typer.Argument(help="The question's number, from `hyperhive questions`.")],
+    text: Annotated[str, typer.Argument(help="The answer; `-` reads it from stdin.")],
+    state_dir: StateDirOption = None,
+) -> None:
+    """Answer a question as the operator; the asking agent gets it in its inbox."""
+    body = sys.stdin.read() if text == "-" else text
+    reply = _run(_call, _paths(state_dir), wire.Answer(id=id, answer=body), wire.Resolved)
+    _console.print(f"answered #{id} for {reply.question.asker}", highlight=False)
+
+
+@app.command()
+def reminders(
+    state_dir: StateDirOption = None,
+    owner: Annotated[str | None, typer.Option(help="Only this agent's.")] = None,
+    delivered: Annotated[
+        bool, typer.Option("--delivered", help="Include delivered ones (last 30 days).")
+    ] = False,
+    cancel: Annotated[int | None, typer.Option(help="Cancel (or dismiss) this reminder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
+) -> None:
+    """Show pending and failed reminders, or cancel one."""
+    from hyperhive.tui import reminders_table
+
+    paths = _paths(state_dir)
+    if cancel is not None:
+        _run(_call, paths, wire.CancelLooseEnd(kind="reminder", id=cancel), wire.Cancelled)
+        _console.print(f"cancelled reminder #{cancel}", highlight=False)
+        return
+    request = wire.ListReminders(owner=owner, delivered=delivered)
+    reply = _run(_call, paths, request, wire.Reminders)
+    if as_json:
+        print(json.dumps(wire.to_json(reply), indent=2))
+    else:
+        _console.print(reminders_table(reply.reminders))
+
+
+@app.command()
+def top(
+    state_dir: StateDirOption = None,
+    refresh: Annotated[float, typer.Option(help="Seconds between status refreshes.")] = 1.0,
+) -> None:
+    """Watch the hive live: the actor tree and the event stream (Ctrl-C quits)."""
+    from hyperhive.top import run_top
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(run_top, _paths(state_dir), _console, refresh=refresh)
 
 
 @app.command()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-__all__ = ["Client", "open_client"]
+__all__ = ["Client", "Feed", "open_client"]
 
 _T = TypeVar("_T")
 
@@ -37,24 +37,43 @@ class Client:
         Raises:
             RemoteError: the daemon answered ok:false, or closed the connection.
         """
-        await self._stream.send_all(wire.encode_request(request))
-        line = await self._reader.read_line()
+        try:
+            await self._stream.send_all(wire.encode_request(request))
+            line = await self._reader.read_line()
+        except trio.BrokenResourceError as exc:
+            raise RemoteError("the daemon closed the connection") from exc
         if line is None:
             raise RemoteError("the daemon closed the connection")
         return wire.decode_response(line, reply)
 
-    async def subscribe(self) -> AsyncIterator[wire.Event]:
+    async def subscribe(self) -> Feed:
         """Turn this connection into a feed; returns once subscribed.
 
         The returned iterator yields every event published after this call returned, with
         `EventGap` markers where this client fell behind, until the daemon closes the feed.
+        It is a plain iterator (not an async generator), so breaking out of the loop is safe.
         """
         await self.call(wire.Subscribe(), wire.Empty)
-        return self._feed()
+        return Feed(self._reader)
 
-    async def _feed(self) -> AsyncIterator[wire.Event]:
-        while (line := await self._reader.read_line()) is not None:
-            yield wire.decode_event(line)
+
+class Feed:
+    """The events of a subscribed connection, one per ``async for`` step."""
+
+    def __init__(self, reader: wire.LineReader) -> None:
+        self._reader = reader
+
+    def __aiter__(self) -> Feed:
+        return self
+
+    async def __anext__(self) -> wire.Event:
+        try:
+            line = await self._reader.read_line()
+        except trio.BrokenResourceError as exc:
+            raise RemoteError("the daemon closed the connection") from exc
+        if line is None:
+            raise StopAsyncIteration
+        return wire.decode_event(line)
 
 
 @contextlib.asynccontextmanager

@@ -59,6 +59,14 @@ class StatePaths:
         return self.root / "broker.sqlite"
 
     @property
+    def questions_db(self) -> Path:
+        return self.root / "questions.sqlite"
+
+    @property
+    def reminders_db(self) -> Path:
+        return self.root / "reminders.sqlite"
+
+    @property
     def agents_dir(self) -> Path:
         return self.root / "agents"
 
@@ -72,6 +80,27 @@ class StatePaths:
 
     def agent_socket(self, name: str) -> Path:
         return self.agent_socket_dir(name) / "hive.sock"
+
+    def agent_state_dir(self, name: str) -> Path:
+        """The agent's durable state, read-write in its container (HOME is `home/` inside)."""
+        return self.agent_dir(name) / "state"
+
+    def agent_config_dir(self, name: str) -> Path:
+        """The agent's config, read-only in its container."""
+        return self.agent_dir(name) / "config"
+
+    def agent_log(self, name: str) -> Path:
+        """What the agent's process wrote to stdout/stderr (host side only)."""
+        return self.agent_dir(name) / "agent.log"
+
+    def container_socket_dir(self, name: str) -> Path:
+        """The socket directory bound into `name`'s container (the manager has its own)."""
+        return self.manager_socket_dir if name == "manager" else self.agent_socket_dir(name)
+
+    @property
+    def containers_dir(self) -> Path:
+        """Backend runtime files (pid files), never bound into a container."""
+        return self.root / "containers"
 
     def ensure(self) -> None:
         """Create the directories, private to this user, and check socket paths fit."""

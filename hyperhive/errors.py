@@ -11,7 +11,11 @@
     ├── UnknownAgent           a name that is not registered
     ├── InvalidName            a name that breaks the naming rules
     ├── NotAllowed             the caller's identity may not do this
-    └── StoreError             a sqlite store failed underneath (translated from sqlite3)
+    ├── NotFound               no question, reminder (or other row) with that id
+    ├── StoreError             a sqlite store failed underneath (translated from sqlite3)
+    ├── Conflict               the request clashes with current state (exists, busy, port taken)
+    └── ContainerError         a container backend failed (its stderr tail is in the text)
+        └── StartFailed        an agent's container or process could not be started
 
 Foreign errors (sqlite, subprocess, OSError from sockets) are translated at the boundary with
 `raise New(...) from exc`, so a user sees a sentence that says what to do.
@@ -23,12 +27,16 @@ __all__ = [
     "AlreadyRunning",
     "BadRequest",
     "ConfigError",
+    "Conflict",
+    "ContainerError",
     "HyperhiveError",
     "InvalidName",
     "LineTooLong",
     "NotAllowed",
+    "NotFound",
     "NotRunning",
     "RemoteError",
+    "StartFailed",
     "StoreError",
     "UnknownAgent",
     "WireError",
@@ -79,5 +87,21 @@ class NotAllowed(HyperhiveError):
     """The caller's identity may not perform this request."""
 
 
+class NotFound(HyperhiveError):
+    """No row with that id (a question, a reminder): it never existed or is settled."""
+
+
 class StoreError(HyperhiveError):
     """A sqlite store failed underneath an operation."""
+
+
+class Conflict(HyperhiveError):
+    """The request clashes with the current state (already exists, busy, a port is taken)."""
+
+
+class ContainerError(HyperhiveError):
+    """A container backend failed; the text carries what it said."""
+
+
+class StartFailed(ContainerError):
+    """An agent's container or process could not be started."""

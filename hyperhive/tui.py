@@ -15,7 +15,16 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
 
-__all__ = ["dead_letters_table", "event_line", "messages_table", "status_table"]
+__all__ = [
+    "containers_table",
+    "dead_letters_table",
+    "event_line",
+    "messages_table",
+    "questions_table",
+    "reminders_table",
+    "status_table",
+    "tombstones_table",
+]
 
 _STATE_STYLE = {
     "running": "green",
@@ -78,6 +87,47 @@ def messages_table(title: str, messages: Iterable[wire.Message]) -> Table:
     return table
 
 
+_STATE_STYLE = {"running": "green", "crashed": "bold red", "unknown": "yellow"}
+
+
+def containers_table(views: Iterable[wire.ContainerView]) -> Table:
+    """Agents' containers: state (and any action in flight), wanted state, port, flags."""
+    table = Table(title="containers")
+    for column in ("agent", "role", "state", "wants", "web port", "network", "notes"):
+        table.add_column(column, overflow="fold")
+    for view in views:
+        state = Text(view.state, style=_STATE_STYLE.get(view.state, ""))
+        if view.transient:
+            state.append(f" ({view.transient}…)", style="cyan")
+        notes = [
+            *(["needs login"] if view.needs_login else []),
+            *(["rate limited"] if view.rate_limited else []),
+            *([f"exit {view.exit_code}"] if view.exit_code not in (None, 0) else []),
+            *([f"model {view.model}"] if view.model else []),
+            *([f"{view.pending_reminders} reminder(s)"] if view.pending_reminders else []),
+        ]
+        table.add_row(
+            view.name,
+            view.role,
+            state,
+            view.wanted,
+            str(view.web_port or "-"),
+            "on" if view.network else "off",
+            ", ".join(notes),
+        )
+    return table
+
+
+def tombstones_table(tombstones: Iterable[wire.Tombstone]) -> Table:
+    """Destroyed agents whose state is kept."""
+    table = Table(title="tombstones", caption="purge with `hyperhive destroy NAME --purge`")
+    for column in ("agent", "role", "destroyed"):
+        table.add_column(column)
+    for tombstone in tombstones:
+        table.add_row(tombstone.name, tombstone.role, _stamp(tombstone.destroyed_at))
+    return table
+
+
 def dead_letters_table(letters: Iterable[wire.DeadLetter]) -> Table:
     """Dead letters: what they were, and how often delivery was tried."""
     table = Table(title="dead letters", caption="replay with --replay ID, delete with --drop ID")
@@ -95,6 +145,55 @@ def dead_letters_table(letters: Iterable[wire.DeadLetter]) -> Table:
     return table
 
 
+def questions_table(questions: Iterable[wire.Question], *, answered: bool = False) -> Table:
+    """The operator's questions: who asked what, the suggested options, the ttl deadline."""
+    title = "answered questions" if answered else "questions for the operator"
+    caption = None if answered else "answer with: hyperhive answer ID TEXT"
+    table = Table(title=title, caption=caption)
+    table.add_column("#", no_wrap=True)
+    table.add_column("asked", no_wrap=True)
+    table.add_column("from", no_wrap=True)
+    table.add_column("question", overflow="fold", ratio=3)
+    table.add_column("options", overflow="fold", ratio=1)
+    if answered:
+        table.add_column("answer", overflow="fold", ratio=2)
+    else:
+        table.add_column("expires", no_wrap=True)
+    for q in questions:
+        choices = " / ".join(q.options) + (" (several)" if q.multi else "")
+        if answered:
+            last = f"{q.answer} ({q.answerer})"
+        else:
+            last = _short_stamp(q.expires_at) if q.expires_at else ""
+        table.add_row(str(q.id), _short_stamp(q.asked_at), q.asker, q.question, choices, last)
+    return table
+
+
+def reminders_table(reminders: Iterable[wire.Reminder]) -> Table:
+    """Reminders: whose, when due, their state, and why a failed one never landed."""
+    table = Table(title="reminders", caption="cancel or dismiss with --cancel ID")
+    table.add_column("#", no_wrap=True)
+    table.add_column("owner", no_wrap=True)
+    table.add_column("due", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("message", overflow="fold", ratio=3)
+    table.add_column("file", overflow="fold", ratio=1)
+    for r in reminders:
+        message = Text(_clip(r.message, 200))
+        if r.failure:
+            message.append(f"\n✗ {r.failure}", style="red")
+        state = Text(r.state, style=_REMINDER_STYLE.get(r.state, ""))
+        table.add_row(str(r.id), r.owner, _short_stamp(r.due_at), state, message, r.file_path or "")
+    return table
+
+
+_REMINDER_STYLE = {"pending": "yellow", "delivered": "green", "failed": "bold red"}
+
+
+def _short_stamp(at: float) -> str:
+    return datetime.datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M")
+
+
 def event_line(event: wire.Event) -> Text:
     """One event as a line for `hyperhive events`."""
     payload = event.payload
@@ -107,6 +206,18 @@ def event_line(event: wire.Event) -> Text:
             detail = f"#{payload.id} to {payload.recipient} dead after {payload.attempts} tries"
         case wire.EventGap():
             detail = f"missed events {payload.first_seq}..{payload.last_seq} (too slow)"
+        case wire.ContainerStateChanged(container=view):
+            busy = f" ({view.transient})" if view.transient else ""
+            detail = f"{view.name}: {view.state}{busy}, wants {view.wanted}"
+        case wire.ContainerCrashed():
+            detail = f"{payload.name} crashed (exit status {payload.exit_code})"
+        case wire.QuestionAdded(question=q) | wire.QuestionResolved(question=q):
+            answer = f" → {_clip(q.answer, 40)} ({q.answerer})" if q.answer is not None else ""
+            detail = f"#{q.id} {q.asker} → {q.target}: {_clip(q.question, 60)}{answer}"
+        case wire.ReminderSet(reminder=r) | wire.ReminderFired(reminder=r):
+            detail = f"#{r.id} for {r.owner} due {_stamp(r.due_at)}: {_clip(r.message, 60)}"
+        case wire.ReminderFailed(reminder=r):
+            detail = f"#{r.id} for {r.owner} failed: {r.failure}"
         case _:
             detail = ", ".join(f"{k}={v}" for k, v in attrs.asdict(payload).items())
     kind = type(payload).__name__

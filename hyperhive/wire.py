@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EVENTS",
+    "HELPER_EVENTS",
+    "HELPER_SENDER",
     "MAX_LINE_BYTES",
     "PROTOCOL_VERSION",
     "REQUESTS",
@@ -42,45 +44,98 @@ __all__ = [
     "AgentRegistered",
     "AgentUnregistered",
     "Agents",
+    "Answer",
+    "Ask",
+    "Asked",
+    "CancelLooseEnd",
+    "Cancelled",
+    "Container",
+    "ContainerCrash",
+    "ContainerCrashed",
+    "ContainerRemoved",
+    "ContainerStateChanged",
+    "ContainerView",
+    "Containers",
     "DeadLetter",
     "DeadLetters",
     "Delivery",
+    "Destroy",
     "DropDead",
     "Empty",
     "Event",
     "EventGap",
     "EventPayload",
+    "GetLooseEnds",
+    "HelperEvent",
     "History",
     "HistoryReply",
     "Inbox",
     "InboxReply",
+    "KillAgent",
     "LineReader",
     "ListAgents",
+    "ListContainers",
     "ListDeadLetters",
+    "ListQuestions",
+    "ListReminders",
+    "ListTombstones",
+    "Logs",
+    "LogsReply",
+    "LooseApproval",
+    "LooseEnds",
     "Message",
     "MessageDeadLettered",
     "MessageDelivered",
     "MessageSent",
     "Messages",
+    "PurgeTombstone",
+    "Question",
+    "QuestionAdded",
+    "QuestionAnswered",
+    "QuestionAsked",
+    "QuestionResolved",
+    "Questions",
+    "RebuildAgent",
     "Recv",
     "RegisterAgent",
+    "Remind",
+    "Reminder",
+    "ReminderCancelled",
+    "ReminderDue",
+    "ReminderFailed",
+    "ReminderFired",
+    "ReminderSet",
+    "Reminders",
     "ReplayDead",
     "Request",
     "RequeueInflight",
     "Requeued",
+    "Resolved",
+    "RestartAgent",
+    "Scheduled",
     "Send",
     "Sent",
+    "Spawn",
+    "StartAgent",
     "Status",
     "StatusReply",
+    "StopAgent",
     "Subscribe",
+    "Tombstone",
+    "Tombstones",
     "UnregisterAgent",
+    "Whoami",
+    "WhoamiReply",
     "decode_event",
+    "decode_helper_event",
     "decode_request",
     "decode_response",
     "encode_error",
     "encode_event",
+    "encode_helper_event",
     "encode_request",
     "encode_response",
+    "encode_sent",
     "to_json",
 ]
 
@@ -133,6 +188,96 @@ class DeadLetter:
     sent_at: float
     attempts: int
     dead_at: float
+
+
+@attrs.frozen
+class Question:
+    """A question as stored (docs/questions.md). ``target`` is ``operator`` or an agent name.
+
+    Open while ``answered_at`` is None; ``answerer`` is ``operator``, the answering agent's name,
+    ``ttl-watchdog``, or whoever cancelled it. Times are wall-clock unix seconds.
+    """
+
+    id: int
+    asker: str
+    target: str
+    question: str
+    options: tuple[str, ...]
+    multi: bool
+    asked_at: float
+    expires_at: float | None = None
+    answer: str | None = None
+    answerer: str | None = None
+    answered_at: float | None = None
+
+
+@attrs.frozen
+class Reminder:
+    """A reminder as stored (docs/reminders.md).
+
+    ``state`` is ``pending``, ``delivered`` or ``failed``; ``fired_at`` is when it was delivered
+    or failed, and ``failure`` says why a failed one never reached its owner.
+    """
+
+    id: int
+    owner: str
+    message: str
+    created_at: float
+    due_at: float
+    state: str
+    file_path: str | None = None
+    fired_at: float | None = None
+    failure: str | None = None
+
+
+@attrs.frozen
+class LooseApproval:
+    """An approval awaiting the operator, as loose ends list it.
+
+    Approvals arrive with a later issue; until then the ``approvals`` section of `LooseEnds` is
+    always empty and this shape is a placeholder the approvals work may extend.
+    """
+
+    id: int
+    agent: str
+    summary: str
+    submitted_at: float
+
+
+@attrs.frozen
+class ContainerView:
+    """One agent's container as the dashboard, `hyperhive list` and the manager see it.
+
+    ``state`` is the backend's (absent, stopped, starting, running, stopping, crashed, unknown);
+    ``transient`` names an operator action in flight (spawning, starting, stopping, restarting,
+    killing, rebuilding, destroying); ``wanted`` is ``running`` or ``stopped``. The flags come
+    from the harness's sentinel files in the agent's state directory (docs/containers.md).
+    """
+
+    name: str
+    role: str
+    state: str
+    wanted: str
+    network: bool
+    transient: str | None = None
+    web_port: int | None = None
+    exit_code: int | None = None
+    detail: str = ""
+    needs_login: bool = False
+    rate_limited: bool = False
+    model: str | None = None
+    deployed_sha: str | None = None
+    pending_reminders: int = 0
+
+
+@attrs.frozen
+class Tombstone:
+    """A destroyed agent whose state directory was kept; purge removes it for good."""
+
+    name: str
+    role: str
+    destroyed_at: float
+    web_port: int | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,6 +375,153 @@ class Subscribe:
     """Turn this connection into a live feed of dashboard events, one per line."""
 
 
+@attrs.frozen
+class Ask:
+    """Ask the operator (``to`` unset or ``operator``) or agent ``to`` a question.
+
+    ``options`` are suggested answers (``multi``: more than one may be picked); with
+    ``ttl_seconds`` an unanswered question is answered by the watchdog when it runs out.
+    """
+
+    question: str
+    options: tuple[str, ...] = ()
+    multi: bool = False
+    ttl_seconds: float | None = None
+    to: str | None = None
+
+
+@attrs.frozen
+class Answer:
+    """Answer question ``id`` (the operator, or the agent it was asked of)."""
+
+    id: int
+    answer: str
+
+
+@attrs.frozen
+class Remind:
+    """Remind the caller of ``message`` after ``delay_seconds`` or at ``at`` (ISO 8601 with a
+    timezone); with ``file_path`` the message is written there in the caller's state directory.
+    """
+
+    message: str
+    delay_seconds: float | None = None
+    at: str | None = None
+    file_path: str | None = None
+
+
+@attrs.frozen
+class Whoami:
+    """Who the caller is: name, role, the operator's pronouns, version, pending reminders."""
+
+
+@attrs.frozen
+class GetLooseEnds:
+    """Open questions, pending reminders and approvals: the caller's, or hive-wide (manager)."""
+
+
+@attrs.frozen
+class CancelLooseEnd:
+    """Cancel a loose end: ``kind`` is ``question`` or ``reminder``."""
+
+    kind: str
+    id: int
+
+
+@attrs.frozen
+class ListQuestions:
+    """Admin: open questions to the operator, or (``answered``) the recently answered ones."""
+
+    answered: bool = False
+    limit: int = 100
+
+
+@attrs.frozen
+class ListReminders:
+    """Admin: pending and failed reminders (``delivered`` adds recent deliveries)."""
+
+    owner: str | None = None
+    delivered: bool = False
+    limit: int = 200
+
+
+@attrs.frozen
+class Spawn:
+    """Admin: create agent ``name``'s container and start it (``network`` false: no network)."""
+
+    name: str
+    network: bool = True
+
+
+@attrs.frozen
+class StartAgent:
+    """Admin: start agent ``name``'s container."""
+
+    name: str
+
+
+@attrs.frozen
+class StopAgent:
+    """Admin: stop agent ``name`` (SIGTERM, then SIGKILL after the grace period)."""
+
+    name: str
+
+
+@attrs.frozen
+class RestartAgent:
+    """Admin: stop, then start agent ``name``."""
+
+    name: str
+
+
+@attrs.frozen
+class KillAgent:
+    """Admin: kill agent ``name`` at once (no grace period)."""
+
+    name: str
+
+
+@attrs.frozen
+class RebuildAgent:
+    """Admin: re-apply agent ``name``'s container settings, restarting it if they need it."""
+
+    name: str
+
+
+@attrs.frozen
+class Destroy:
+    """Admin: remove agent ``name``'s container; its state stays as a tombstone unless
+    ``purge`` (which also purges an existing tombstone of that name)."""
+
+    name: str
+    purge: bool = False
+
+
+@attrs.frozen
+class ListContainers:
+    """Admin: every agent's container view."""
+
+
+@attrs.frozen
+class ListTombstones:
+    """Admin: destroyed agents whose state was kept."""
+
+
+@attrs.frozen
+class PurgeTombstone:
+    """Admin: delete a destroyed agent's kept state for good."""
+
+    name: str
+
+
+@attrs.frozen
+class Logs:
+    """Admin: the last ``lines`` lines agent ``name``'s process wrote."""
+
+    name: str
+    lines: int = 200
+
+
 Request = (
     Status
     | Send
@@ -245,6 +537,25 @@ Request = (
     | DropDead
     | History
     | Subscribe
+    | Ask
+    | Answer
+    | Remind
+    | Whoami
+    | GetLooseEnds
+    | CancelLooseEnd
+    | ListQuestions
+    | ListReminders
+    | Spawn
+    | StartAgent
+    | StopAgent
+    | RestartAgent
+    | KillAgent
+    | RebuildAgent
+    | Destroy
+    | ListContainers
+    | ListTombstones
+    | PurgeTombstone
+    | Logs
 )
 
 REQUESTS: Final[dict[str, type[Any]]] = {
@@ -262,6 +573,25 @@ REQUESTS: Final[dict[str, type[Any]]] = {
     "drop_dead": DropDead,
     "history": History,
     "subscribe": Subscribe,
+    "ask": Ask,
+    "answer": Answer,
+    "remind": Remind,
+    "whoami": Whoami,
+    "get_loose_ends": GetLooseEnds,
+    "cancel_loose_end": CancelLooseEnd,
+    "questions": ListQuestions,
+    "reminders": ListReminders,
+    "spawn": Spawn,
+    "start": StartAgent,
+    "stop": StopAgent,
+    "restart": RestartAgent,
+    "kill": KillAgent,
+    "rebuild": RebuildAgent,
+    "destroy": Destroy,
+    "list_containers": ListContainers,
+    "tombstones": ListTombstones,
+    "purge_tombstone": PurgeTombstone,
+    "logs": Logs,
 }
 _CMD_OF: Final = {cls: cmd for cmd, cls in REQUESTS.items()}
 
@@ -342,6 +672,79 @@ class HistoryReply:
     events: tuple[Event, ...]
 
 
+@attrs.frozen
+class Asked:
+    id: int
+
+
+@attrs.frozen
+class Resolved:
+    """The question as it stands after an answer."""
+
+    question: Question
+
+
+@attrs.frozen
+class Scheduled:
+    id: int
+    due_at: float
+
+
+@attrs.frozen
+class WhoamiReply:
+    """``pronouns`` are the operator's (``--operator-pronouns``), as the system prompt uses."""
+
+    name: str
+    role: str
+    pronouns: str
+    hyperhive_version: str
+    pending_reminders: int
+
+
+@attrs.frozen
+class LooseEnds:
+    questions: tuple[Question, ...]
+    reminders: tuple[Reminder, ...]
+    approvals: tuple[LooseApproval, ...] = ()
+
+
+@attrs.frozen
+class Cancelled:
+    kind: str
+    id: int
+
+
+@attrs.frozen
+class Questions:
+    questions: tuple[Question, ...]
+
+
+@attrs.frozen
+class Reminders:
+    reminders: tuple[Reminder, ...]
+
+
+@attrs.frozen
+class Containers:
+    containers: tuple[ContainerView, ...]
+
+
+@attrs.frozen
+class Container:
+    container: ContainerView
+
+
+@attrs.frozen
+class Tombstones:
+    tombstones: tuple[Tombstone, ...]
+
+
+@attrs.frozen
+class LogsReply:
+    name: str
+    text: str
+
+
 # --------------------------------------------------------------------------------------------
 # Dashboard events (tag: "kind"), each framed in an Event with its seq
 # --------------------------------------------------------------------------------------------
@@ -384,6 +787,61 @@ class EventGap:
     last_seq: int
 
 
+@attrs.frozen
+class QuestionAdded:
+    """Any new question; the operator's queue is the ones with ``target == "operator"``."""
+
+    question: Question
+
+
+@attrs.frozen
+class QuestionResolved:
+    question: Question
+
+
+@attrs.frozen
+class ReminderSet:
+    reminder: Reminder
+
+
+@attrs.frozen
+class ReminderFired:
+    reminder: Reminder
+
+
+@attrs.frozen
+class ReminderFailed:
+    reminder: Reminder
+
+
+@attrs.frozen
+class ReminderCancelled:
+    id: int
+    owner: str
+    by: str
+
+
+@attrs.frozen
+class ContainerStateChanged:
+    """An agent's container view changed (or appeared); the whole new row."""
+
+    container: ContainerView
+
+
+@attrs.frozen
+class ContainerRemoved:
+    name: str
+
+
+@attrs.frozen
+class ContainerCrashed:
+    """An agent stopped without an operator action (also sent to the manager's inbox)."""
+
+    name: str
+    exit_code: int | None
+    detail: str
+
+
 EventPayload = (
     MessageSent
     | MessageDelivered
@@ -391,6 +849,15 @@ EventPayload = (
     | AgentRegistered
     | AgentUnregistered
     | EventGap
+    | QuestionAdded
+    | QuestionResolved
+    | ReminderSet
+    | ReminderFired
+    | ReminderFailed
+    | ReminderCancelled
+    | ContainerStateChanged
+    | ContainerRemoved
+    | ContainerCrashed
 )
 
 EVENTS: Final[dict[str, type[Any]]] = {
@@ -400,6 +867,15 @@ EVENTS: Final[dict[str, type[Any]]] = {
     "agent_registered": AgentRegistered,
     "agent_unregistered": AgentUnregistered,
     "gap": EventGap,
+    "question_added": QuestionAdded,
+    "question_resolved": QuestionResolved,
+    "reminder_set": ReminderSet,
+    "reminder_fired": ReminderFired,
+    "reminder_failed": ReminderFailed,
+    "reminder_cancelled": ReminderCancelled,
+    "container_state_changed": ContainerStateChanged,
+    "container_removed": ContainerRemoved,
+    "container_crashed": ContainerCrashed,
 }
 _KIND_OF: Final = {cls: kind for kind, cls in EVENTS.items()}
 
@@ -411,6 +887,68 @@ class Event:
     seq: int
     at: float
     payload: EventPayload
+
+
+# --------------------------------------------------------------------------------------------
+# Helper events (tag: "event"): what the hive itself tells an agent. Each is the JSON body of an
+# ordinary broker message from HELPER_SENDER, so it is durable and leased like any message; the
+# agent harness renders it into its wake prompt.
+# --------------------------------------------------------------------------------------------
+
+HELPER_SENDER: Final = "hive"
+
+
+@attrs.frozen
+class QuestionAsked:
+    """Agent ``asker`` asks you question ``id``; reply with ``answer(id, ...)``."""
+
+    id: int
+    asker: str
+    question: str
+    options: tuple[str, ...] = ()
+    multi: bool = False
+
+
+@attrs.frozen
+class QuestionAnswered:
+    """Your question ``id`` was answered by ``answerer`` (``operator``, a peer, ``ttl-watchdog``
+    or whoever cancelled it)."""
+
+    id: int
+    question: str
+    answer: str
+    answerer: str
+
+
+@attrs.frozen
+class ReminderDue:
+    """Your reminder ``id`` is due. With ``file_path`` the message is a pointer to that file
+    (a path inside your container), which holds the reminder's text."""
+
+    id: int
+    message: str
+    file_path: str | None = None
+
+
+@attrs.frozen
+class ContainerCrash:
+    """Agent ``name`` stopped without an operator action (exit status ``exit_code``, 128+N for
+    signal N; None when unknown). ``detail`` is the tail of what it wrote, or systemd's reason."""
+
+    name: str
+    exit_code: int | None
+    detail: str
+
+
+HelperEvent = QuestionAsked | QuestionAnswered | ReminderDue | ContainerCrash
+
+HELPER_EVENTS: Final[dict[str, type[Any]]] = {
+    "question_asked": QuestionAsked,
+    "question_answered": QuestionAnswered,
+    "reminder_due": ReminderDue,
+    "container_crash": ContainerCrash,
+}
+_HELPER_TAG_OF: Final = {cls: tag for tag, cls in HELPER_EVENTS.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,6 +982,18 @@ def _structure_float(value: Any, _: Any) -> float:
 
 
 _converter.register_structure_hook(float, _structure_float)
+_default_strings = _converter.get_structure_hook(tuple[str, ...])
+
+
+def _structure_strings(value: Any, cls: Any) -> tuple[str, ...]:
+    # cattrs would iterate a string into its characters: "ab" must not become ("a", "b").
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected array, got {type(value).__name__}")
+    result: tuple[str, ...] = _default_strings(value, cls)
+    return result
+
+
+_converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_strings)
 
 
 def _structure_payload(value: Any, _: Any) -> Any:
@@ -552,10 +1102,25 @@ def decode_request(line: bytes | str) -> Request:
     return request
 
 
+_OK_PREFIX: Final = f'{{"version":{PROTOCOL_VERSION},"ok":true,"error":null'.encode()
+
+
 def encode_response(payload: object | None = None) -> bytes:
     """A success: the envelope with ``payload``'s fields flattened beside it."""
     fields = {} if payload is None else _converter.unstructure(payload)
-    return _dumps({"version": PROTOCOL_VERSION, "ok": True, "error": None, **fields})
+    if not fields:
+        return _OK_PREFIX + b"}\n"
+    # The envelope is constant, so only the payload is serialised; its "{" becomes the ",".
+    body = json.dumps(fields, separators=(",", ":"), allow_nan=False)
+    return b"%s,%s\n" % (_OK_PREFIX, body[1:].encode())
+
+
+def encode_sent(message_id: int) -> bytes:
+    """The answer to a `send`: byte for byte `encode_response(Sent(message_id))`, faster.
+
+    Every message costs one of these, so it skips the converter and the JSON encoder.
+    """
+    return b'%s,"id":%d}\n' % (_OK_PREFIX, message_id)
 
 
 def encode_error(message: str) -> bytes:
@@ -586,6 +1151,30 @@ def encode_event(event: Event) -> bytes:
 def decode_event(line: bytes | str) -> Event:
     """Parse one feed line."""
     return _structure(_loads(line), Event)
+
+
+def encode_helper_event(event: HelperEvent) -> str:
+    """The message body for a helper event: ``{"event": tag, **fields}`` (one line of JSON)."""
+    fields = _converter.unstructure(event)
+    return json.dumps(
+        {"event": _HELPER_TAG_OF[type(event)], **fields}, separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def decode_helper_event(body: str) -> HelperEvent:
+    """Parse a message body from `HELPER_SENDER`.
+
+    Raises:
+        BadRequest: not JSON, or no known ``event`` tag; the text says which.
+    """
+    obj = _loads(body)
+    tag = obj.pop("event", None)
+    cls = HELPER_EVENTS.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        known = ", ".join(sorted(HELPER_EVENTS))
+        raise BadRequest(f"unknown helper event {tag!r}; known events: {known}")
+    event: HelperEvent = _structure(obj, cls)
+    return event
 
 
 # --------------------------------------------------------------------------------------------
@@ -631,6 +1220,20 @@ class LineReader:
             if self._eof:
                 return self._take_rest()
             await self._fill()
+
+    @property
+    def at_eof(self) -> bool:
+        """Whether the peer has closed its end (buffered lines may still be unread)."""
+        return self._eof
+
+    def read_line_nowait(self) -> bytes | None:
+        """The next line if a complete one is already buffered, else None (never waits).
+
+        Raises:
+            LineTooLong: the buffered line exceeded the cap (already skipped).
+        """
+        end = self._buffer.find(b"\n", 0)
+        return None if end < 0 else self._take(end)
 
     def _take(self, end: int) -> bytes:
         line = bytes(self._buffer[:end])

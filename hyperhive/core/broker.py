@@ -12,7 +12,7 @@ When a batch stores mail for a parked recipient, the pop for that waiter runs in
 transaction as the insert, so a wake costs no extra commit. A timer task answers waiters whose
 deadline passed with an empty list.
 
-Accepts: `SendMessage`, `Receive`, `AckTurn`, `RequeueInflight`, `Operate`.
+Accepts: `SendMessages`, `Receive`, `AckTurn`, `RequeueInflight`, `Release`, `Operate`.
 Emits (to the event hub): `MessageSent`, `MessageDelivered`, `MessageDeadLettered`.
 """
 
@@ -30,7 +30,7 @@ import trio
 from hyperhive import wire
 from hyperhive.core.broker_store import BrokerStore
 from hyperhive.core.events import publish_nowait
-from hyperhive.errors import BadRequest, UnknownAgent
+from hyperhive.errors import BadRequest, HyperhiveError, UnknownAgent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -50,7 +50,7 @@ __all__ = [
     "Operate",
     "Receive",
     "RequeueInflight",
-    "SendMessage",
+    "SendMessages",
 ]
 
 LOGGER = logging.getLogger("hyperhive.broker")
@@ -63,11 +63,17 @@ MAX_BATCH = 512
 
 
 @attrs.frozen
-class SendMessage:
+class SendMessages:
+    """Store `(recipient, body)` items from `sender`, in order; one result per item.
+
+    A client that pipelines several sends on its connection gets them grouped into one of
+    these, so they share a commit. An item that is refused (unknown recipient, bad text) gets
+    its error in its slot and does not affect the others.
+    """
+
     sender: str
-    recipient: str
-    body: str
-    reply: Reply[wire.Message]
+    items: tuple[tuple[str, str], ...]
+    reply: Reply[list[wire.Message | HyperhiveError]]
 
 
 @attrs.frozen
@@ -76,6 +82,8 @@ class Receive:
     max: int
     wait_seconds: float
     reply: Reply[tuple[wire.Delivery, ...]]
+    # Checked before a parked receive is woken with mail: is anyone still there to take it?
+    alive: Callable[[], bool] = lambda: True
 
 
 @attrs.frozen
@@ -91,6 +99,15 @@ class RequeueInflight:
 
 
 @attrs.frozen
+class Release:
+    """Return deliveries that never reached their client to the queue, uncounted."""
+
+    recipient: str
+    ids: tuple[int, ...]
+    reply: Reply[int]
+
+
+@attrs.frozen
 class Operate:
     """Run `action(store)` on the worker thread, in its own transaction (admin reads/writes)."""
 
@@ -98,7 +115,7 @@ class Operate:
     reply: Reply[Any]
 
 
-BrokerMsg: TypeAlias = SendMessage | Receive | AckTurn | RequeueInflight | Operate
+BrokerMsg: TypeAlias = SendMessages | Receive | AckTurn | RequeueInflight | Release | Operate
 
 
 @attrs.define
@@ -108,12 +125,22 @@ class _Waiter:
 
 
 @attrs.define
+class _SendRequest:
+    """One SendMessages being answered: refusals filled in now, stored rows after the commit."""
+
+    msg: SendMessages
+    results: list[wire.Message | HyperhiveError | None]
+
+
+@attrs.define
 class _Batch:
     """What one transaction does, decided in the trio thread, applied on the worker thread."""
 
-    sends: list[SendMessage] = attrs.Factory(list)
+    sends: list[tuple[str, str, str]] = attrs.Factory(list)  # (sender, recipient, body)
+    send_requests: list[_SendRequest] = attrs.Factory(list)
     acks: list[AckTurn] = attrs.Factory(list)
     requeues: list[RequeueInflight] = attrs.Factory(list)
+    releases: list[Release] = attrs.Factory(list)
     pops: list[Receive] = attrs.Factory(list)
     operations: list[Operate] = attrs.Factory(list)
 
@@ -123,6 +150,7 @@ class _Outcome:
     stored: list[wire.Message]
     acked: list[int]
     requeued: list[tuple[int, list[wire.DeadLetter]]]
+    released: list[int]
     popped: list[list[wire.Delivery]]
 
 
@@ -151,6 +179,10 @@ class Broker:
         self._inbox = inbox
         self._path = path
         self._clock = clock
+        # The store stamps rows with this, read on the worker thread; it is set from the wall
+        # clock in the actor's own task before each hop, since a WallClock need not be
+        # thread-safe (FakeWallClock reads trio's clock, which a worker thread cannot).
+        self._stamp = clock.now()
         self._to_hub = to_hub
         self._known = known
         self._max_redeliveries = max_redeliveries
@@ -177,7 +209,9 @@ class Broker:
             store.close()
 
     def _open(self) -> BrokerStore:
-        return BrokerStore(self._path, now=self._clock.now, max_redeliveries=self._max_redeliveries)
+        return BrokerStore(
+            self._path, now=lambda: self._stamp, max_redeliveries=self._max_redeliveries
+        )
 
     def _collect(self, first: BrokerMsg) -> _Batch:
         batch = _Batch()
@@ -192,11 +226,16 @@ class Broker:
 
     def _classify(self, msg: BrokerMsg, batch: _Batch) -> None:
         match msg:
-            case SendMessage():
-                if error := self._refuse_send(msg):
-                    msg.reply.fail(error)
-                else:
-                    batch.sends.append(msg)
+            case SendMessages():
+                results: list[wire.Message | HyperhiveError | None] = [
+                    self._refuse_send(recipient, body) for recipient, body in msg.items
+                ]
+                batch.send_requests.append(_SendRequest(msg, results))
+                batch.sends.extend(
+                    (msg.sender, recipient, body)
+                    for (recipient, body), refused in zip(msg.items, results, strict=True)
+                    if refused is None
+                )
             case Receive():
                 if not msg.reply.abandoned:
                     batch.pops.append(msg)
@@ -204,22 +243,26 @@ class Broker:
                 batch.acks.append(msg)
             case RequeueInflight():
                 batch.requeues.append(msg)
+            case Release():
+                batch.releases.append(msg)
             case Operate():
                 batch.operations.append(msg)
 
-    def _refuse_send(self, msg: SendMessage) -> Exception | None:
-        if not self._known(msg.recipient):
-            return UnknownAgent(f"unknown agent {msg.recipient!r}; nothing was sent")
+    def _refuse_send(self, recipient: str, body: str) -> HyperhiveError | None:
+        if not self._known(recipient):
+            return UnknownAgent(f"unknown agent {recipient!r}; nothing was sent")
         try:
-            msg.body.encode()
+            body.encode()
         except UnicodeEncodeError:
             return BadRequest("the message body is not valid unicode text; nothing was sent")
         return None
 
     async def _run_batch(self, store: BrokerStore, batch: _Batch) -> None:
-        batch.pops.extend(self._wake_parked(batch))
-        if batch.sends or batch.acks or batch.requeues or batch.pops:
+        # Parked waiters came first, so they pop before receives that arrived in this batch.
+        batch.pops[:0] = self._wake_parked(batch)
+        if batch.send_requests or batch.acks or batch.requeues or batch.releases or batch.pops:
             try:
+                self._stamp = self._clock.now()
                 outcome = await trio.to_thread.run_sync(_apply, store, batch)
             except Exception as exc:
                 _fail_all(batch, exc)
@@ -227,29 +270,51 @@ class Broker:
             self._answer(batch, outcome)
         for operation in batch.operations:
             await self._operate(store, operation)
+        if batch.operations and self._waiters:
+            # An admin write (a replayed dead letter) can give a parked waiter mail; a pop
+            # that finds nothing leaves the waiter parked. Admin operations are rare.
+            await self._run_batch(store, _Batch(pops=list(self._parked())))
+
+    def _parked(self) -> Iterator[Receive]:
+        """Every parked receive whose caller is still there, in FIFO order per recipient."""
+        for waiters in list(self._waiters.values()):
+            for waiter in list(waiters):
+                receive = waiter.receive
+                if receive.reply.abandoned or not receive.alive():
+                    receive.reply.send(())
+                    self._unpark(receive)
+                elif not receive.reply.answered:
+                    yield receive
 
     def _wake_parked(self, batch: _Batch) -> Iterator[Receive]:
         """Pops for parked waiters whose recipient gets mail in this batch, in FIFO order."""
-        recipients = {send.recipient for send in batch.sends}
+        recipients = {recipient for _, recipient, _ in batch.sends}
         recipients.update(requeue.recipient for requeue in batch.requeues)
+        recipients.update(release.recipient for release in batch.releases)
         for recipient in recipients & self._waiters.keys():
             for waiter in list(self._waiters[recipient]):
-                reply = waiter.receive.reply
-                if reply.abandoned:
-                    self._unpark(waiter.receive)  # its caller left; no one would read the mail
-                elif not reply.answered:
-                    yield waiter.receive
+                receive = waiter.receive
+                if receive.reply.abandoned or not receive.alive():
+                    # Its caller left: hand it nothing, so the mail waits for a live recv.
+                    receive.reply.send(())
+                    self._unpark(receive)
+                elif not receive.reply.answered:
+                    yield receive
 
     def _answer(self, batch: _Batch, outcome: _Outcome) -> None:
         events: list[wire.EventPayload] = []
-        for send, message in zip(batch.sends, outcome.stored, strict=True):
-            send.reply.send(message)
-            events.append(wire.MessageSent(message))
+        stored = iter(outcome.stored)
+        for request in batch.send_requests:
+            results = [next(stored) if r is None else r for r in request.results]
+            request.msg.reply.send(results)
+        events.extend(wire.MessageSent(message) for message in outcome.stored)
         for ack, count in zip(batch.acks, outcome.acked, strict=True):
             ack.reply.send(count)
         for requeue, (count, dead) in zip(batch.requeues, outcome.requeued, strict=True):
             requeue.reply.send(count)
             events.extend(wire.MessageDeadLettered(d.id, d.recipient, d.attempts) for d in dead)
+        for release, count in zip(batch.releases, outcome.released, strict=True):
+            release.reply.send(count)
         for receive, deliveries in zip(batch.pops, outcome.popped, strict=True):
             events.extend(wire.MessageDelivered(d.id, d.recipient, d.attempt) for d in deliveries)
             self._settle_receive(receive, deliveries)
@@ -295,6 +360,7 @@ class Broker:
 
     async def _operate(self, store: BrokerStore, operation: Operate) -> None:
         try:
+            self._stamp = self._clock.now()
             result = await trio.to_thread.run_sync(operation.action, store)
         except Exception as exc:
             operation.reply.fail(exc)
@@ -305,22 +371,24 @@ class Broker:
 def _apply(store: BrokerStore, batch: _Batch) -> _Outcome:
     """The worker-thread half: one transaction for the whole batch."""
     with store.batch():
-        stored = store.send_many([(s.sender, s.recipient, s.body) for s in batch.sends])
-        if any(s.recipient == OPERATOR for s in batch.sends):
+        stored = store.send_many(batch.sends)
+        if any(recipient == OPERATOR for _, recipient, _ in batch.sends):
             # The operator reads its inbox as history; nobody acks for it, so settle at once
             # and let the 30-day vacuum age it out like any acked message.
             store.pop(OPERATOR, len(batch.sends))
             store.ack(OPERATOR)
         acked = [store.ack(a.recipient) for a in batch.acks]
         requeued = [store.requeue_inflight(r.recipient) for r in batch.requeues]
+        released = [store.release(r.recipient, r.ids) for r in batch.releases]
         popped = [store.pop(r.recipient, r.max) for r in batch.pops]
-    return _Outcome(stored, acked, requeued, popped)
+    return _Outcome(stored, acked, requeued, released, popped)
 
 
 def _fail_all(batch: _Batch, exc: Exception) -> None:
-    replies: list[Reply[Any]] = [msg.reply for msg in batch.sends]
+    replies: list[Reply[Any]] = [request.msg.reply for request in batch.send_requests]
     replies += [msg.reply for msg in batch.acks]
     replies += [msg.reply for msg in batch.requeues]
+    replies += [msg.reply for msg in batch.releases]
     replies += [msg.reply for msg in batch.pops]
     for reply in replies:
         reply.fail(exc)

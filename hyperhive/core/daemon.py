@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING
 import trio
 
 from actors import ChildSpec, Mailbox, Restart, Supervisor
+from hyperhive import wire
 from hyperhive.clock import SystemClock, WallClock
-from hyperhive.core import broker, events
+from hyperhive.containers.settings import ContainerSettings, make_backend
+from hyperhive.core import broker, events, questions, reminders
+from hyperhive.core.container_actors import ContainerActors
 from hyperhive.core.hive import Hive
 from hyperhive.core.listener import Dispatch, Identity, serve_unix_socket
 from hyperhive.core.lock import hold_state_lock
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hyperhive.config import StatePaths
+    from hyperhive.containers.base import ContainerBackend
 
 __all__ = ["Daemon", "run_daemon"]
 
@@ -40,6 +44,8 @@ LOGGER = logging.getLogger("hyperhive.daemon")
 SHUTDOWN_DEADLINE = 8.0
 OPERATOR = Identity("operator", "operator")
 MANAGER_IDENTITY = Identity("manager", MANAGER)
+# The operator's pronouns, as agents are told them (whoami, the system prompts).
+DEFAULT_PRONOUNS = "they/them"
 
 
 class Daemon:
@@ -51,18 +57,37 @@ class Daemon:
         ├── events          the event hub actor
         ├── broker          the message store actor
         ├── broker-vacuum   hourly sweep of acked messages older than 30 days
-        └── listeners       (one_for_one, dynamic) admin socket, manager socket, one per agent
+        ├── questions       the question store and its ttl watchdog
+        ├── reminders       the reminder store and its scheduler
+        ├── containers      the container backend's watcher (only with a backend)
+        ├── crash-watch     unrequested agent exits -> the manager's inbox (only with a backend)
+        ├── rescanner       the container view, diffed into dashboard events
+        ├── listeners       (one_for_one, dynamic) admin socket, manager socket, one per agent
+        └── agents          start-up: ensure the manager, start agents; on stop: stop them first
 
-    Order matters: listeners start last (nothing is accepted before the broker can answer) and
-    stop first (no request arrives while the broker closes its store).
+    Order matters: listeners start after the actors (nothing is accepted before the broker can
+    answer) and stop before them (no request arrives while the broker closes its store). The
+    agents start after their sockets exist and are stopped while their sockets still answer.
+    `containers` decides whether there is a backend (`ContainerSettings.backend`; `backend`
+    overrides it, for tests); without one, agents are sockets only (docs/containers.md).
     """
 
-    def __init__(self, paths: StatePaths, *, clock: WallClock | None = None) -> None:
+    def __init__(
+        self,
+        paths: StatePaths,
+        *,
+        clock: WallClock | None = None,
+        operator_pronouns: str = DEFAULT_PRONOUNS,
+        containers: ContainerSettings | None = None,
+        backend: ContainerBackend | None = None,
+    ) -> None:
         self.paths = paths
         self.clock = clock or SystemClock()
         self.registry = AgentRegistry(paths)
         to_hub: Mailbox[events.HubMsg] = Mailbox("events", size=1024)
         to_broker: Mailbox[broker.BrokerMsg] = Mailbox("broker", size=4096)
+        to_questions: Mailbox[questions.QuestionsMsg] = Mailbox("questions", size=256)
+        to_reminders: Mailbox[reminders.RemindersMsg] = Mailbox("reminders", size=256)
         self.hive = Hive(
             paths=paths,
             clock=self.clock,
@@ -70,9 +95,18 @@ class Daemon:
             registry=self.registry,
             to_broker=to_broker,
             to_hub=to_hub,
+            to_questions=to_questions,
+            to_reminders=to_reminders,
+            operator_pronouns=operator_pronouns,
         )
         self.surfaces = Surfaces(self.hive)
         self.hub = events.EventHub(to_hub.inbox, self.clock)
+        settings = containers or ContainerSettings(backend="none", ensure_manager=False)
+        if backend is None and containers is not None:
+            backend = make_backend(containers, paths)
+        LOGGER.info("containers: %s", backend.kind if backend else "none (agents are sockets only)")
+        self.containers = ContainerActors(self.hive, backend, settings)
+        self.hive.lifecycle = self.containers.lifecycle
         self.listeners = Supervisor(
             "listeners",
             [self._listener(OPERATOR, self.surfaces.operator, paths.admin_socket)]
@@ -91,7 +125,15 @@ class Daemon:
                     partial(broker.serve_vacuum, self.hive.operate),
                     shutdown_timeout=0.0,
                 ),
+                ChildSpec(
+                    "questions", self._run_questions, mailbox=to_questions, shutdown_timeout=5.0
+                ),
+                ChildSpec(
+                    "reminders", self._run_reminders, mailbox=to_reminders, shutdown_timeout=5.0
+                ),
+                *self.containers.before_listeners(),
                 ChildSpec.for_supervisor(self.listeners, shutdown_timeout=5.0),
+                *self.containers.after_listeners(),
             ],
             # Small at the top: intensities multiply down the tree (OTP's tuning guidance).
             intensity=3,
@@ -111,6 +153,29 @@ class Daemon:
         )
         await actor.run(task_status=task_status)
 
+    async def _run_questions(self, *, task_status: trio.TaskStatus[None]) -> None:
+        actor = questions.QuestionDesk(
+            self.hive.to_questions.inbox,
+            path=self.paths.questions_db,
+            clock=self.clock,
+            send=partial(self.hive.send, wire.HELPER_SENDER),
+            known=self.registry.is_recipient,
+            to_hub=self.hive.to_hub,
+        )
+        await actor.run(task_status=task_status)
+
+    async def _run_reminders(self, *, task_status: trio.TaskStatus[None]) -> None:
+        actor = reminders.ReminderScheduler(
+            self.hive.to_reminders.inbox,
+            path=self.paths.reminders_db,
+            clock=self.clock,
+            send=partial(self.hive.send, wire.HELPER_SENDER),
+            known=self.registry.is_recipient,
+            state_dir=self.paths.agent_state_dir,
+            to_hub=self.hive.to_hub,
+        )
+        await actor.run(task_status=task_status)
+
     def agent_listener(self, name: str) -> ChildSpec:
         """The listener child for agent `name`'s own socket."""
         self.paths.agent_socket_dir(name).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -119,7 +184,13 @@ class Daemon:
 
     def _listener(self, identity: Identity, dispatch: Dispatch, path: Path) -> ChildSpec:
         async def start(*, task_status: trio.TaskStatus[Path]) -> None:
-            await serve_unix_socket(dispatch, path, identity, task_status=task_status)
+            await serve_unix_socket(
+                dispatch,
+                path,
+                identity,
+                send_many=self.surfaces.send_many,
+                task_status=task_status,
+            )
 
         child_id = "admin-socket" if identity.role == "operator" else f"{identity.name}-socket"
         return ChildSpec(child_id, start, restart=Restart.PERMANENT, shutdown_timeout=0.0)
@@ -142,6 +213,8 @@ async def run_daemon(
     *,
     on_ready: Callable[[Daemon], None] | None = None,
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+    operator_pronouns: str = DEFAULT_PRONOUNS,
+    containers: ContainerSettings | None = None,
 ) -> None:
     """The whole of `hyperhive serve`: lock, run, stop on a signal within SHUTDOWN_DEADLINE.
 
@@ -151,7 +224,7 @@ async def run_daemon(
     """
     paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     with hold_state_lock(paths.lock), trio.open_signal_receiver(*signals) as received:
-        daemon = Daemon(paths)
+        daemon = Daemon(paths, operator_pronouns=operator_pronouns, containers=containers)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, received, daemon, nursery.cancel_scope)
             await nursery.start(_run_then_cancel, daemon, nursery.cancel_scope)

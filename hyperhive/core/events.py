@@ -28,7 +28,7 @@ from hyperhive import wire
 from hyperhive.core.event_log import EventLog, SubscriberQueue
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
     from hyperhive.clock import WallClock
 
@@ -58,7 +58,7 @@ class Subscriber:
         self.queue.offer(event)
         self._ready.set()
 
-    async def batches(self) -> AsyncIterator[list[wire.Event]]:
+    async def batches(self) -> AsyncGenerator[list[wire.Event], None]:
         """Yield what is queued each time something arrives (gap markers included)."""
         while True:
             await self._ready.wait()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import stat
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -61,6 +62,33 @@ class Connection:
         """The next request line, or None when the client closed its end."""
         return await self._reader.read_line()
 
+    def is_closed(self) -> bool:
+        """Whether the client has hung up entirely, checked now without reading or waiting.
+
+        One zero-timeout poll for POLLHUP, which a unix socket reports only once the peer
+        closed both directions: a client that merely shut its write side (`printf ... | socat`)
+        is still waiting for its answer and is not closed. Nothing is consumed, so pipelined
+        requests stay queued for `read_line`.
+        """
+        if not isinstance(self._stream, trio.SocketStream):
+            return False
+        poller = select.poll()
+        poller.register(self._stream.socket.fileno(), select.POLLHUP)
+        return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
+
+    def buffered_lines(self) -> list[bytes | WireError]:
+        """Complete lines the client already pipelined behind the last one, without waiting."""
+        lines: list[bytes | WireError] = []
+        while True:
+            try:
+                line = self._reader.read_line_nowait()
+            except WireError as exc:
+                lines.append(exc)
+                continue
+            if line is None:
+                return lines
+            lines.append(line)
+
     async def send(self, line: bytes) -> None:
         """Write one encoded line; a client that does not read for SEND_TIMEOUT is dropped.
 
@@ -76,10 +104,19 @@ class Connection:
 # A dispatcher answers one decoded request; it may write extra lines itself (a subscription)
 # and returns the response line, or None when it already wrote everything it had to.
 Dispatch = Callable[[Connection, wire.Request], Awaitable[bytes | None]]
+# Optionally, a run of consecutive `send` requests that a client pipelined is answered at once
+# (one response line per request, in order), so the sends share one broker commit.
+SendMany = Callable[[Connection, list[wire.Send]], Awaitable[list[bytes]]]
 
 
-async def serve_requests(conn: Connection, dispatch: Dispatch) -> None:
-    """Answer requests on one connection until the client closes it.
+async def serve_requests(
+    conn: Connection, dispatch: Dispatch, send_many: SendMany | None = None
+) -> None:
+    """Answer requests on one connection, in order, until the client closes it.
+
+    A client may pipeline: write several request lines before reading. Every complete line
+    already received is answered in one go and the answers are written together, in order;
+    consecutive `send`s among them go to `send_many` as one group when it is given.
 
     Error handling: a `WireError` or any `HyperhiveError` from the dispatcher becomes an
     `ok:false` line with its sentence; any other exception is logged with its traceback and
@@ -93,21 +130,65 @@ async def serve_requests(conn: Connection, dispatch: Dispatch) -> None:
             continue
         if line is None:
             return
-        if not line.strip():
-            continue
-        await conn.send(await _answer(conn, dispatch, line))
+        requests = [_decode(item) for item in [line, *conn.buffered_lines()]]
+        answers = await _answer_all(conn, dispatch, send_many, requests)
+        if answers:
+            await conn.send(b"".join(answers))
 
 
-async def _answer(conn: Connection, dispatch: Dispatch, line: bytes) -> bytes:
+def _decode(line: bytes | WireError) -> wire.Request | bytes | None:
+    """A request, or an error line to answer with."""
+    if isinstance(line, WireError):
+        return wire.encode_error(str(line))
+    if not line.strip():
+        # Answered, not skipped: a client that sent it is waiting for a line back.
+        return wire.encode_error("empty request line; send one JSON object per line")
     try:
-        request = wire.decode_request(line)
-        response = await dispatch(conn, request)
-    except HyperhiveError as exc:
+        return wire.decode_request(line)
+    except WireError as exc:
         return wire.encode_error(str(exc))
+
+
+async def _answer_all(
+    conn: Connection,
+    dispatch: Dispatch,
+    send_many: SendMany | None,
+    requests: list[wire.Request | bytes | None],
+) -> list[bytes]:
+    answers: list[bytes] = []
+    sends: list[wire.Send] = []
+    for request in requests:
+        if send_many is not None and isinstance(request, wire.Send):
+            sends.append(request)
+            continue
+        if send_many is not None and sends:
+            answers += await _guarded(conn, send_many(conn, sends), len(sends))
+            sends = []
+        if isinstance(request, bytes):
+            answers.append(request)
+        elif request is not None:
+            answers += await _guarded(conn, _one(dispatch, conn, request), 1)
+    if send_many is not None and sends:
+        answers += await _guarded(conn, send_many(conn, sends), len(sends))
+    return answers
+
+
+async def _one(dispatch: Dispatch, conn: Connection, request: wire.Request) -> list[bytes]:
+    response = await dispatch(conn, request)
+    return [response] if response else []
+
+
+async def _guarded(conn: Connection, answering: Awaitable[list[bytes]], count: int) -> list[bytes]:
+    """Await `answering`; if it fails, every request it covered gets the same error line."""
+    try:
+        return await answering
+    except HyperhiveError as exc:
+        return [wire.encode_error(str(exc))] * count
     except Exception as exc:
+        if _is_disconnect(exc):
+            raise trio.BrokenResourceError(f"client of {conn.identity} went away") from exc
         LOGGER.exception("request from %s failed", conn.identity)
-        return wire.encode_error(f"internal error: {type(exc).__name__}: {exc}")
-    return response if response is not None else b""
+        return [wire.encode_error(f"internal error: {type(exc).__name__}: {exc}")] * count
 
 
 async def serve_unix_socket(
@@ -115,6 +196,7 @@ async def serve_unix_socket(
     path: Path,
     identity: Identity,
     *,
+    send_many: SendMany | None = None,
     mode: int = 0o600,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
@@ -137,7 +219,7 @@ async def serve_unix_socket(
         async with trio.open_nursery() as nursery:
             task_status.started(path)
             await trio.serve_listeners(
-                partial(_handle, identity=identity, dispatch=dispatch),
+                partial(_handle, identity=identity, dispatch=dispatch, send_many=send_many),
                 [listener],
                 handler_nursery=nursery,
             )
@@ -170,12 +252,26 @@ def _unlink_socket(path: Path) -> None:
         pass
 
 
-async def _handle(stream: trio.SocketStream, *, identity: Identity, dispatch: Dispatch) -> None:
+async def _handle(
+    stream: trio.SocketStream,
+    *,
+    identity: Identity,
+    dispatch: Dispatch,
+    send_many: SendMany | None,
+) -> None:
     try:
-        await serve_requests(Connection(stream, identity), dispatch)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        LOGGER.debug("client of %s went away", identity)
-    except Exception:
-        LOGGER.exception("connection for %s failed", identity)
+        await serve_requests(Connection(stream, identity), dispatch, send_many)
+    except Exception as exc:
+        if _is_disconnect(exc):
+            LOGGER.debug("client of %s went away", identity)
+        else:
+            LOGGER.exception("connection for %s failed", identity)
     finally:
         await trio.aclose_forcefully(stream)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """A client hanging up, possibly wrapped in exception groups by a handler's nursery."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_disconnect(inner) for inner in exc.exceptions)
+    return isinstance(exc, trio.BrokenResourceError | trio.ClosedResourceError)

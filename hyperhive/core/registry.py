@@ -1,8 +1,15 @@
 """Which agents exist: names, validation, and their directories under the state root.
 
 An agent is registered when `agents/<name>/agent.json` exists. The directory is the agent's
-home on the host (its socket directory `run/` lives there, and later its state and config), so
-the registry survives a daemon restart with no database of its own.
+home on the host (its socket directory `run/`, its `state/` and `config/`), so the registry
+survives a daemon restart with no database of its own. `agent.json` is the agent's record
+(`AgentRecord`: role, network on/off, wanted state, web port); older files holding only the name
+read with the defaults.
+
+The manager's record lives at `agents/manager/agent.json` too, but the manager is not an agent
+name (`names()` never lists it; its socket is `manager/hive.sock`). A destroyed agent leaves a
+tombstone: its directory without `agent.json` and `run/`, with `tombstone.json` beside the kept
+`state/` and `config/`, until it is purged.
 
 Names are lowercase letters, digits and dashes, start with a letter, and are at most 11
 characters (nixos-container's limit), which also means no name can reach outside the state
@@ -12,21 +19,70 @@ root. `operator` and `manager` are reserved: they are the two identities that ar
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from hyperhive.errors import InvalidName, UnknownAgent
+import attrs
+
+from hyperhive import wire
+from hyperhive.errors import Conflict, InvalidName, UnknownAgent
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hyperhive.config import StatePaths
 
-__all__ = ["MANAGER", "RESERVED", "AgentRegistry", "validate_name"]
+__all__ = ["MANAGER", "RESERVED", "AgentRecord", "AgentRegistry", "validate_name"]
 
 MANAGER: Final = "manager"
 RESERVED: Final = frozenset({"operator", MANAGER, "root", "hive"})
 _NAME: Final = re.compile(r"[a-z][a-z0-9-]{0,10}")
 _MARKER: Final = "agent.json"
+_TOMBSTONE: Final = "tombstone.json"
+
+
+@attrs.frozen
+class AgentRecord:
+    """What the daemon remembers about one agent between runs (its `agent.json`)."""
+
+    name: str
+    role: Literal["agent", "manager"] = "agent"
+    network: bool = True
+    wanted: Literal["running", "stopped"] = "running"
+    web_port: int | None = None
+
+    @classmethod
+    def from_json(cls, name: str, data: Any) -> AgentRecord:
+        """Tolerant of older and partial files: whatever is missing or malformed is defaulted."""
+        data = data if isinstance(data, dict) else {}
+        role: Literal["agent", "manager"] = "manager" if data.get("role") == "manager" else "agent"
+        wanted: Literal["running", "stopped"] = (
+            "stopped" if data.get("wanted") == "stopped" else "running"
+        )
+        port = data.get("web_port")
+        return cls(
+            name=name,
+            role=role,
+            network=data.get("network") is not False,
+            wanted=wanted,
+            web_port=port if isinstance(port, int) and not isinstance(port, bool) else None,
+        )
+
+
+def _write_json(path: Path, data: object) -> None:
+    """Replace `path` atomically, so a crash never leaves half a record."""
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(scratch, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def validate_name(name: str) -> str:
@@ -66,16 +122,103 @@ class AgentRegistry:
         """Whether a message to `name` has somewhere to go (an agent, the manager, the operator)."""
         return name in self._names or name in {"operator", MANAGER}
 
-    def register(self, name: str) -> bool:
-        """Create the agent's directory; returns False if it was already registered."""
+    def register(self, name: str, record: AgentRecord | None = None) -> bool:
+        """Create the agent's directory and record; returns False if it was already registered.
+
+        Registering over a tombstone revives it: the kept state is the agent's again.
+        """
         validate_name(name)
         if name in self._names:
             return False
         home = self._paths.agent_dir(name)
         self._paths.agent_socket_dir(name).mkdir(parents=True, exist_ok=True, mode=0o700)
-        (home / _MARKER).write_text(json.dumps({"name": name}) + "\n")
+        _write_json(home / _MARKER, attrs.asdict(record or AgentRecord(name)))
+        (home / _TOMBSTONE).unlink(missing_ok=True)
         self._names.add(name)
         return True
+
+    # -- records ------------------------------------------------------------------------------
+
+    def has_record(self, name: str) -> bool:
+        """Whether `name` is a registered agent, or the manager once it has a record."""
+        return name in self._names or (
+            name == MANAGER and (self._paths.agent_dir(MANAGER) / _MARKER).exists()
+        )
+
+    def record(self, name: str) -> AgentRecord:
+        """The agent's (or the manager's) record.
+
+        Raises:
+            UnknownAgent: no such agent.
+        """
+        if not self.has_record(name):
+            raise UnknownAgent(f"unknown agent {name!r}")
+        record = AgentRecord.from_json(name, _read_json(self._paths.agent_dir(name) / _MARKER))
+        return attrs.evolve(record, role="manager") if name == MANAGER else record
+
+    def records(self) -> list[AgentRecord]:
+        """Every agent's record, then the manager's if it has one."""
+        names = self.names() + ([MANAGER] if self.has_record(MANAGER) else [])
+        return [self.record(name) for name in names]
+
+    def save(self, record: AgentRecord) -> None:
+        """Write a record: an existing agent's, or the manager's (created if missing)."""
+        if record.name != MANAGER and record.name not in self._names:
+            raise UnknownAgent(f"unknown agent {record.name!r}")
+        home = self._paths.agent_dir(record.name)
+        home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_json(home / _MARKER, attrs.asdict(record))
+
+    # -- tombstones ---------------------------------------------------------------------------
+
+    def retire(self, name: str, *, destroyed_at: float) -> wire.Tombstone:
+        """Forget the agent but keep its state and config as a tombstone."""
+        record = self.record(name)
+        self._names.discard(name)
+        home = self._paths.agent_dir(name)
+        tombstone = wire.Tombstone(name, record.role, destroyed_at, record.web_port)
+        _write_json(home / _TOMBSTONE, wire.to_json(tombstone))
+        (home / _MARKER).unlink(missing_ok=True)
+        shutil.rmtree(self._paths.agent_socket_dir(name), ignore_errors=True)
+        return tombstone
+
+    def tombstones(self) -> list[wire.Tombstone]:
+        """Destroyed agents whose state is kept, by name."""
+        found = []
+        for path in sorted(self._paths.agents_dir.glob(f"*/{_TOMBSTONE}")):
+            name = path.parent.name
+            if not _NAME.fullmatch(name) or self.has_record(name):
+                continue
+            data = _read_json(path)
+            data = data if isinstance(data, dict) else {}
+            role = "manager" if data.get("role") == "manager" else "agent"
+            at = data.get("destroyed_at")
+            port = data.get("web_port")
+            found.append(
+                wire.Tombstone(
+                    name,
+                    role,
+                    float(at) if isinstance(at, int | float) else 0.0,
+                    port if isinstance(port, int) else None,
+                )
+            )
+        return found
+
+    def purge(self, name: str) -> None:
+        """Delete a tombstone (the agent's kept state) for good.
+
+        Raises:
+            Conflict: `name` is a live agent (destroy it first).
+            UnknownAgent: there is no tombstone of that name.
+        """
+        if not _NAME.fullmatch(name):
+            raise InvalidName(f"invalid agent name {name!r}")
+        if self.has_record(name):
+            raise Conflict(f"{name!r} is a live agent; destroy it first (`hyperhive destroy`)")
+        home = self._paths.agent_dir(name)
+        if not (home / _TOMBSTONE).exists():
+            raise UnknownAgent(f"there is no tombstone of {name!r}")
+        shutil.rmtree(home)
 
     def unregister(self, name: str) -> None:
         """Forget the agent and remove its directory; its messages stay in the broker."""

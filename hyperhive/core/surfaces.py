@@ -5,19 +5,24 @@ the connection (`Connection.identity`), never from the request: an agent's `send
 from that agent, and nothing on an agent socket reaches operator or manager powers.
 
 - operator (the admin socket): status, send as `operator`, the operator inbox, agent
-  registration, dead letters, event history and live subscription;
-- manager (its own socket): the agent commands as `manager`;
-- agent (one socket each): send, recv, ack_turn, requeue_inflight as itself.
+  registration, the lifecycle actions (spawn ... destroy, list, logs), dead letters, event
+  history and live subscription; the operator's questions, answering any question, every
+  reminder, hive-wide loose ends and cancelling any of them;
+- manager (its own socket): the agent commands as `manager`, with hive-wide loose ends;
+- agent (one socket each): send, recv, ack_turn, requeue_inflight, ask, answer, remind, whoami,
+  get_loose_ends, cancel_loose_end as itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import trio
 
 from hyperhive import wire
-from hyperhive.errors import NotAllowed
+from hyperhive.core import lifecycle
+from hyperhive.errors import HyperhiveError, NotAllowed, WireError
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
@@ -32,22 +37,69 @@ class Surfaces:
     def __init__(self, hive: Hive) -> None:
         self._hive = hive
 
+    async def send_many(self, conn: Connection, sends: list[wire.Send]) -> list[bytes]:
+        """Every identity's `send`s, as the connection's own identity, one answer per send.
+
+        The listener hands over every `send` (a run of them when the client pipelined), so they
+        share one broker commit; a refused send gets its own error line.
+        """
+        results = await self._hive.send_many(conn.identity.name, [(s.to, s.body) for s in sends])
+        return [
+            wire.encode_error(str(result))
+            if isinstance(result, HyperhiveError)
+            else wire.encode_sent(result.id)
+            for result in results
+        ]
+
     async def agent(self, conn: Connection, request: wire.Request) -> bytes | None:
         """Requests on an agent's (or the manager's) own socket, as that identity."""
         me = conn.identity.name
         hive = self._hive
         match request:
-            case wire.Send(to=to, body=body):
-                message = await hive.send(me, to, body)
-                return wire.encode_response(wire.Sent(message.id))
+            case wire.Ask():
+                question = await hive.ask(me, request)
+                return wire.encode_response(wire.Asked(question.id))
+            case wire.Answer(id=id, answer=answer):
+                question = await hive.answer(conn.identity, id, answer)
+                return wire.encode_response(wire.Resolved(question))
+            case wire.Remind():
+                reminder = await hive.remind(me, request)
+                return wire.encode_response(wire.Scheduled(reminder.id, reminder.due_at))
+            case wire.Whoami():
+                return wire.encode_response(await hive.whoami(conn.identity))
+            case wire.GetLooseEnds():
+                return wire.encode_response(await hive.loose_ends(conn.identity))
+            case wire.CancelLooseEnd(kind=kind, id=id):
+                await hive.cancel_loose_end(conn.identity, kind, id)
+                return wire.encode_response(wire.Cancelled(kind, id))
             case wire.Recv(wait_seconds=wait, max=max):
-                deliveries = await hive.recv(me, max=max, wait_seconds=wait)
-                return wire.encode_response(wire.Messages(deliveries))
+                deliveries = await self._recv_while_connected(conn, max, wait)
+                return (
+                    None if deliveries is None else wire.encode_response(wire.Messages(deliveries))
+                )
             case wire.AckTurn():
                 return wire.encode_response(wire.Acked(await hive.ack_turn(me)))
             case wire.RequeueInflight():
                 return wire.encode_response(wire.Requeued(await hive.requeue_inflight(me)))
         raise NotAllowed(f"{_cmd(request)!r} is not available to {conn.identity}")
+
+    async def _recv_while_connected(
+        self, conn: Connection, max: int, wait: float
+    ) -> tuple[wire.Delivery, ...] | None:
+        """Long-poll for the caller, withdrawing if its client disconnects meanwhile.
+
+        A parked recv whose client is gone must not be handed mail: the broker checks the
+        connection before it wakes a parked waiter, and deliveries that raced a disconnect are
+        released back to pending, uncounted. Returns None when there is nobody to answer.
+        """
+        me = conn.identity.name
+        deliveries = await self._hive.recv(
+            me, max=max, wait_seconds=wait, alive=lambda: not conn.is_closed()
+        )
+        if deliveries and conn.is_closed():
+            await self._hive.release(me, deliveries)
+            return None
+        return deliveries
 
     async def operator(self, conn: Connection, request: wire.Request) -> bytes | None:
         """Requests on the host admin socket, as the operator."""
@@ -55,9 +107,6 @@ class Surfaces:
         match request:
             case wire.Status():
                 return wire.encode_response(hive.status())
-            case wire.Send(to=to, body=body):
-                message = await hive.send("operator", to, body)
-                return wire.encode_response(wire.Sent(message.id))
             case wire.Inbox(limit=limit):
                 messages = await hive.operate(lambda s: s.recent_for("operator", max(0, limit)))
                 return wire.encode_response(wire.InboxReply(tuple(messages)))
@@ -65,7 +114,9 @@ class Surfaces:
                 await hive.register_agent(name)
                 return wire.encode_response(wire.Agents(tuple(hive.registry.names())))
             case wire.UnregisterAgent(name=name):
-                await hive.unregister_agent(name)
+                # = destroy --purge: stops its container too, if it has one.
+                assert hive.lifecycle is not None
+                await hive.lifecycle.destroy(name, purge=True)
                 return wire.encode_response(wire.Agents(tuple(hive.registry.names())))
             case wire.ListAgents():
                 return wire.encode_response(wire.Agents(tuple(hive.registry.names())))
@@ -80,9 +131,27 @@ class Surfaces:
                 return wire.encode_response(wire.Empty())
             case wire.History(limit=limit):
                 return wire.encode_response(await hive.history(max(0, limit)))
+            case wire.ListQuestions(answered=answered, limit=limit):
+                questions = await hive.operator_questions(answered=answered, limit=limit)
+                return wire.encode_response(wire.Questions(tuple(questions)))
+            case wire.Answer(id=id, answer=answer):
+                question = await hive.answer(conn.identity, id, answer)
+                return wire.encode_response(wire.Resolved(question))
+            case wire.ListReminders(owner=owner, delivered=delivered, limit=limit):
+                reminders = await hive.list_reminders(owner=owner, delivered=delivered, limit=limit)
+                return wire.encode_response(wire.Reminders(tuple(reminders)))
+            case wire.GetLooseEnds():
+                return wire.encode_response(await hive.loose_ends(conn.identity))
+            case wire.CancelLooseEnd(kind=kind, id=id):
+                await hive.cancel_loose_end(conn.identity, kind, id)
+                return wire.encode_response(wire.Cancelled(kind, id))
             case wire.Subscribe():
                 await self._feed(conn)
                 return None
+        if hive.lifecycle is not None:
+            response = await lifecycle.answer_request(hive.lifecycle, request)
+            if response is not None:
+                return response
         raise NotAllowed(f"{_cmd(request)!r} is not available to the operator")
 
     async def _feed(self, conn: Connection) -> None:
@@ -90,17 +159,30 @@ class Surfaces:
         subscriber = await self._hive.subscribe()
         try:
             await conn.send(wire.encode_response(wire.Empty()))
-            async with trio.open_nursery() as nursery:
+            async with (
+                trio.open_nursery() as nursery,
+                contextlib.aclosing(subscriber.batches()) as batches,
+            ):
                 nursery.start_soon(_cancel_on_eof, conn, nursery.cancel_scope)
-                async for batch in subscriber.batches():
-                    await conn.send(b"".join(wire.encode_event(event) for event in batch))
+                # A subscriber that left (or stopped reading for SEND_TIMEOUT) ends its own
+                # feed; that is not an error worth a traceback.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    async for batch in batches:
+                        await conn.send(b"".join(wire.encode_event(event) for event in batch))
+                nursery.cancel_scope.cancel(reason="subscriber went away")
         finally:
             self._hive.unsubscribe(subscriber)
 
 
 async def _cancel_on_eof(conn: Connection, scope: trio.CancelScope) -> None:
-    while await conn.read_line() is not None:
-        pass  # a subscribed connection takes no more requests
+    # A subscribed connection takes no more requests: whatever it sends is read and ignored.
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while True:
+            try:
+                if await conn.read_line() is None:
+                    break
+            except WireError:
+                continue
     scope.cancel(reason="subscriber closed its connection")
 
 

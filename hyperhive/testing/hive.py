@@ -9,6 +9,7 @@ import trio
 
 from hyperhive.client import Client, open_client
 from hyperhive.config import StatePaths
+from hyperhive.containers.settings import ContainerSettings
 from hyperhive.core.daemon import Daemon
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hyperhive.clock import WallClock
+    from hyperhive.containers.base import ContainerBackend
 
 __all__ = ["TestHive", "open_test_hive"]
 
@@ -49,13 +51,23 @@ class TestHive:
 
 @contextlib.asynccontextmanager
 async def open_test_hive(
-    state_dir: Path, *, clock: WallClock | None = None, agents: tuple[str, ...] = ()
+    state_dir: Path,
+    *,
+    clock: WallClock | None = None,
+    agents: tuple[str, ...] = (),
+    backend: ContainerBackend | None = None,
+    containers: ContainerSettings | None = None,
 ) -> AsyncIterator[TestHive]:
     """Run a daemon on `state_dir` for the duration of the block, then stop it in order.
 
+    With `backend` (say a `FakeBackend`) the daemon runs containers with it, under
+    `containers` settings (default: no manager is created, short grace periods).
+
     Resource handling: every socket file is removed and the store closed on exit.
     """
-    daemon = Daemon(StatePaths(state_dir), clock=clock)
+    if backend is not None and containers is None:
+        containers = ContainerSettings(ensure_manager=False, stop_grace=2.0, shutdown_grace=1.0)
+    daemon = Daemon(StatePaths(state_dir), clock=clock, containers=containers, backend=backend)
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.run)
         hive = TestHive(daemon)

@@ -41,7 +41,8 @@ class DaemonProcess:
     def __init__(self, state_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.state_dir = state_dir
         self._argv = _command("serve", "--state-dir", str(state_dir), *extra)
-        self._env = {**os.environ, **(env or {})}
+        # No containers unless a test asks (`--backend ...` or env): a plain daemon stays fast.
+        self._env = {"HYPERHIVE_BACKEND": "none", **os.environ, **(env or {})}
         self._proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._ready = threading.Event()

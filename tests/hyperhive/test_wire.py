@@ -61,6 +61,18 @@ PAYLOAD_TYPES = [
     wire.InboxReply,
     wire.DeadLetters,
     wire.HistoryReply,
+    wire.Containers,
+    wire.Container,
+    wire.Tombstones,
+    wire.LogsReply,
+    wire.Asked,
+    wire.Resolved,
+    wire.Scheduled,
+    wire.WhoamiReply,
+    wire.LooseEnds,
+    wire.Cancelled,
+    wire.Questions,
+    wire.Reminders,
 ]
 
 
@@ -89,6 +101,45 @@ def test_every_event_round_trips(event: wire.Event) -> None:
     assert wire.decode_event(wire.encode_event(event)) == event
 
 
+@given(event=strategy_for(wire.HelperEvent))
+def test_every_helper_event_round_trips(event: wire.HelperEvent) -> None:
+    body = wire.encode_helper_event(event)
+    assert "\n" not in body
+    assert wire.decode_helper_event(body) == event
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("hello", "not valid JSON"),
+        ('{"event":"party"}', "unknown helper event 'party'"),
+        ('{"id":1}', "unknown helper event None"),
+        ('{"event":"reminder_due","id":"1","message":"m"}', "expected int @ .id"),
+    ],
+)
+def test_malformed_helper_events_become_readable_errors(body: str, says: str) -> None:
+    with pytest.raises(BadRequest, match=None) as caught:
+        wire.decode_helper_event(body)
+    assert says in str(caught.value)
+
+
+def test_a_string_is_not_a_list_of_options() -> None:
+    with pytest.raises(BadRequest, match=r"expected tuple @ \.options"):
+        wire.decode_request(b'{"cmd":"ask","question":"q","options":"ab"}')
+
+
+_CONTAINER = wire.ContainerView(
+    name="alice",
+    role="agent",
+    state="running",
+    wanted="running",
+    network=True,
+    web_port=8123,
+    model="claude-sonnet-4-5",
+)
+_QUESTION = wire.Question(
+    3, "alice", "bob", "ship?", ("yes", "no"), False, 1700000000.0, expires_at=1700000600.0
+)
 GOLDEN_CASES: dict[str, bytes] = {
     "request_send": wire.encode_request(wire.Send(to="bob", body="hi")),
     "request_recv": wire.encode_request(wire.Recv(wait_seconds=30.0, max=8)),
@@ -116,6 +167,70 @@ GOLDEN_CASES: dict[str, bytes] = {
         wire.Event(3, 1700000000.0, wire.MessageSent(wire.Message(1, "a", "b", "x", 1.0)))
     ),
     "event_gap": wire.encode_event(wire.Event(9, 1700000001.0, wire.EventGap(5, 9))),
+    "request_spawn": wire.encode_request(wire.Spawn(name="alice", network=False)),
+    "request_destroy": wire.encode_request(wire.Destroy(name="alice", purge=True)),
+    "response_containers": wire.encode_response(wire.Containers((_CONTAINER,))),
+    "event_container_state_changed": wire.encode_event(
+        wire.Event(4, 1700000002.0, wire.ContainerStateChanged(_CONTAINER))
+    ),
+    "event_container_crashed": wire.encode_event(
+        wire.Event(5, 1700000003.0, wire.ContainerCrashed("alice", 137, "killed by SIGKILL"))
+    ),
+    "request_ask": wire.encode_request(
+        wire.Ask(question="ship?", options=("yes", "no"), multi=False, ttl_seconds=600.0, to="bob")
+    ),
+    "request_remind": wire.encode_request(
+        wire.Remind(message="check ci", delay_seconds=3600.0, file_path="/state/notes/ci.md")
+    ),
+    "request_cancel_loose_end": wire.encode_request(wire.CancelLooseEnd(kind="question", id=3)),
+    "response_whoami": wire.encode_response(
+        wire.WhoamiReply("alice", "agent", "she/her", "0.1.0", 2)
+    ),
+    "response_loose_ends": wire.encode_response(
+        wire.LooseEnds(
+            questions=(_QUESTION,),
+            reminders=(
+                wire.Reminder(
+                    id=4,
+                    owner="alice",
+                    message="check ci",
+                    created_at=1700000000.0,
+                    due_at=1700003600.0,
+                    state="failed",
+                    file_path="/state/notes/ci.md",
+                    fired_at=1700003600.0,
+                    failure="could not write /state/notes/ci.md",
+                ),
+            ),
+        )
+    ),
+    "event_question_resolved": wire.encode_event(
+        wire.Event(
+            6,
+            1700000004.0,
+            wire.QuestionResolved(
+                attrs.evolve(_QUESTION, answer="yes", answerer="bob", answered_at=1700000004.0)
+            ),
+        )
+    ),
+    "helper_question_asked": (
+        wire.encode_helper_event(wire.QuestionAsked(3, "alice", "ship?", ("yes", "no"), False))
+        + "\n"
+    ).encode(),
+    "helper_question_answered": (
+        wire.encode_helper_event(wire.QuestionAnswered(3, "ship?", "yes", "ttl-watchdog")) + "\n"
+    ).encode(),
+    "helper_reminder_due": (
+        wire.encode_helper_event(
+            wire.ReminderDue(
+                4, "reminder #4: its message (8 bytes) is in /state/x.md", "/state/x.md"
+            )
+        )
+        + "\n"
+    ).encode(),
+    "helper_container_crash": (
+        wire.encode_helper_event(wire.ContainerCrash("alice", 3, "Traceback ...")) + "\n"
+    ).encode(),
 }
 
 
@@ -134,6 +249,11 @@ def test_golden_request_in_the_originals_shape() -> None:
         "to": "bob",
         "body": "hi",
     }
+
+
+@given(message_id=st.integers(min_value=0, max_value=2**63))
+def test_the_fast_send_answer_is_the_generic_one(message_id: int) -> None:
+    assert wire.encode_sent(message_id) == wire.encode_response(wire.Sent(message_id))
 
 
 def test_unknown_keys_are_tolerated_both_ways() -> None:

@@ -1,0 +1,474 @@
+"""The harness main loop (`hyperhive agent serve`): wait for work, run a turn, ack if it went well.
+
+    start ── requeue_inflight ──▶ wait (recv long-poll) ──▶ turn ──▶ ok ──▶ ack_turn ──▶ wait
+                                       ▲                      │
+                                       └── backoff / rate-limit wait / login ◀── not ok
+
+Delivery is a lease: messages popped for a turn stay in flight until ``ack_turn``, which the
+harness sends only after a turn ended well. Until then they are *held*: a failed turn is
+retried with the same messages (plus any new ones) after a backoff, a rate-limited turn after
+the reset time the stream reported, an interrupted turn when new work arrives. A harness that
+dies mid-turn loses nothing: on the next start ``requeue_inflight`` puts its in-flight
+messages back, and they arrive flagged as redelivered.
+
+The web page (or a test) drives the harness through `cancel`, `request_compact`,
+`request_new_session` and `set_model`; everything it does is published on the events bus.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import trio
+
+from hyperhive import wire
+from hyperhive.agent.login import LoginState
+from hyperhive.agent.runtime import TurnControl, TurnReport, TurnRequest, TurnRunner
+from hyperhive.agent.stream import Outcome
+from hyperhive.agent.turn_stats import TurnStatsRow, TurnStatsStore
+from hyperhive.agent.wake import build_wake_prompt, wake_reason
+from hyperhive.client import Client, open_client
+from hyperhive.errors import HyperhiveError, StoreError
+
+if TYPE_CHECKING:
+    from hyperhive.agent.events import EventBus
+    from hyperhive.agent.settings import AgentSettings
+    from hyperhive.clock import WallClock
+
+__all__ = ["Harness", "HarnessOptions", "TurnState"]
+
+_log = logging.getLogger(__name__)
+LoginCheck = Callable[[], Awaitable[LoginState]]
+_RECONNECT_MAX: Final = 30.0
+
+
+class TurnState(enum.Enum):
+    STARTING = "starting"
+    IDLE = "idle"
+    RUNNING = "running"
+    COMPACTING = "compacting"
+    RATE_LIMITED = "rate_limited"
+    BACKING_OFF = "backing_off"
+    NEEDS_LOGIN = "needs_login"
+    DISCONNECTED = "disconnected"
+
+
+@attrs.frozen
+class HarnessOptions:
+    recv_wait: float = 30.0  # one long-poll; also how soon an idle compact request runs
+    recv_max: int = 32
+    rate_limit_backoff: float = 300.0  # when the stream gives no reset time
+    max_rate_limit_wait: float = 6 * 3600.0
+    failure_backoff: float = 10.0  # doubled per consecutive failure
+    max_failure_backoff: float = 600.0
+    compact_at: float = 0.8  # compact before the next turn past this share of the window
+    login_poll: float = 30.0
+
+
+async def _always_logged_in() -> LoginState:
+    return LoginState(True, "n/a")
+
+
+class Harness:
+    """One agent's turn loop. See the module docstring."""
+
+    def __init__(
+        self,
+        settings: AgentSettings,
+        runner: TurnRunner,
+        bus: EventBus,
+        *,
+        clock: WallClock,
+        stats: TurnStatsStore | None = None,
+        options: HarnessOptions = HarnessOptions(),
+        login_check: LoginCheck | None = None,
+    ) -> None:
+        self.settings = settings
+        self.paths = settings.paths
+        self.runner = runner
+        self.bus = bus
+        self.clock = clock
+        self.stats = stats
+        self.options = options
+        self._login_check = login_check or _always_logged_in
+        self.state = TurnState.STARTING
+        self.model: str | None = None
+        self._held: list[wire.Delivery] = []
+        self._shown: set[int] = set()  # held ids an unfinished turn already showed
+        self._more_waiting = False
+        self._parked = False  # after an interrupt: wait for new work before retrying
+        self._requeued = False
+        self._ack_owed = False
+        self._failures = 0
+        self._retry_at: float | None = None  # trio time
+        self._logged_in: bool | None = None
+        self._compact_requested = False
+        self._compact_due = False
+        self._new_session = False
+        self._control: TurnControl | None = None
+        self._login_changed = trio.Event()
+        self.turns = 0
+
+    # -- control (the agent's page) ---------------------------------------------------------
+
+    def cancel(self) -> bool:
+        """Interrupt the running turn; False when no turn runs."""
+        if self._control is None:
+            return False
+        self.bus.note("cancel requested: interrupting the turn")
+        self._control.interrupt.set()
+        return True
+
+    def request_compact(self) -> None:
+        """Compact the conversation before the next turn (or at the next idle poll)."""
+        self._compact_requested = True
+        self.bus.note("compaction requested")
+
+    def request_new_session(self) -> None:
+        """Run the next turn in a fresh session (no --resume)."""
+        self._new_session = True
+        self.bus.note("next turn starts a new session")
+
+    def set_model(self, model: str | None) -> None:
+        """Use `model` from the next turn on (None: the runtime's default); persisted."""
+        self.model = model or None
+        try:
+            if self.model:
+                self.paths.model.write_text(self.model + "\n")
+            else:
+                self.paths.model.unlink(missing_ok=True)
+        except OSError as exc:
+            self.bus.note(f"cannot persist the model choice: {exc}")
+        self.bus.publish("model", {"model": self.model})
+
+    def login_changed(self) -> None:
+        """Credentials were entered: probe again now instead of at the next poll."""
+        self._logged_in = None
+        self._login_changed.set()
+
+    # -- main loop ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve forever: connect, requeue what a previous run left in flight, loop over turns.
+
+        Reconnects (with backoff) when the daemon goes away; `task_status.started()` is called
+        once the first connection has requeued.
+
+        Cancellation: cancelling stops at once; a running turn's processes are killed and its
+        messages stay in flight for the next start.
+        """
+        self._restore()
+        delay = 1.0
+        started = False
+        while True:
+            try:
+                async with open_client(self.settings.socket) as client:
+                    await self._on_connect(client)
+                    if not started:
+                        task_status.started()
+                        started = True
+                    delay = 1.0
+                    await self._serve(client)
+            except (HyperhiveError, OSError, trio.BrokenResourceError) as exc:
+                # The daemon restarted or the socket went away: held messages stay held, an
+                # owed ack is sent on reconnect, nothing is requeued twice.
+                self._set_state(TurnState.DISCONNECTED)
+                self.bus.note(f"lost the hive ({exc}); reconnecting in {delay:.0f}s")
+                await trio.sleep(delay)
+                delay = min(delay * 2, _RECONNECT_MAX)
+
+    async def _on_connect(self, client: Client) -> None:
+        if not self._requeued:
+            requeued = await client.call(wire.RequeueInflight(), wire.Requeued)
+            self._requeued = True
+            self.bus.publish("started", {"requeued": requeued.count, "agent": self.settings.name})
+            if requeued.count:
+                self.bus.note(f"{requeued.count} message(s) from before the restart are back")
+        if self._ack_owed:
+            await self._ack(client)
+
+    async def _serve(self, client: Client) -> None:
+        while True:
+            await self._ensure_logged_in()
+            await self._wait_for_retry()
+            await self._collect(client)
+            if self._held and not self._parked:
+                await self._turn(client)
+            elif self._compact_requested:
+                await self._compact_only()
+
+    async def _collect(self, client: Client) -> None:
+        """Pop new messages: a long-poll when idle, a quick look when retrying held ones."""
+        room = self.options.recv_max - len(self._held)
+        if room <= 0:
+            return
+        idle = not self._held or self._parked
+        if idle:
+            self._set_state(TurnState.IDLE)
+        wait = self.options.recv_wait if idle else 0.0
+        got = await client.call(wire.Recv(wait_seconds=wait, max=room), wire.Messages)
+        if got.messages:
+            self._held.extend(got.messages)
+            self._parked = False
+        self._more_waiting = len(got.messages) >= room
+
+    # -- one turn -------------------------------------------------------------------------------
+
+    async def _turn(self, client: Client) -> None:
+        deliveries = tuple(self._held)
+        retried = bool(self._shown)
+        prompt = build_wake_prompt(
+            deliveries,
+            retried_ids=frozenset(self._shown),
+            more_waiting=self._more_waiting,
+            recv_max=self.options.recv_max,
+        )
+        request = TurnRequest(
+            prompt,
+            model=self.model,
+            fresh_session=self._new_session,
+            compact_first=self._compact_requested or self._compact_due,
+        )
+        wake_from = wake_reason(deliveries, retried=retried)
+        report = await self._run(request, wake_from, len(deliveries))
+        self._shown.update(d.id for d in deliveries)
+        await self._after_turn(client, report)
+
+    async def _run(self, request: TurnRequest, wake_from: str, messages: int) -> TurnReport:
+        control = TurnControl()
+        self._control = control
+        self.turns += 1
+        started_at, started = self.clock.now(), trio.current_time()
+        self._set_state(TurnState.RUNNING if request.prompt else TurnState.COMPACTING)
+        self.bus.publish(
+            "turn_started",
+            {
+                "wake_from": wake_from,
+                "messages": messages,
+                "model": request.model,
+                "fresh_session": request.fresh_session,
+                "compact_first": request.compact_first,
+            },
+        )
+        try:
+            report = await self.runner.run_turn(request, control, self.bus.publish)
+        finally:
+            self._control = None
+        ended_at = started_at + (trio.current_time() - started)
+        await self._record(report, wake_from, messages, started_at, ended_at)
+        return report
+
+    async def _after_turn(self, client: Client, report: TurnReport) -> None:
+        outcome = report.outcome
+        if outcome is Outcome.OK:
+            self._compact_requested = self._new_session = False
+            self._failures = 0
+            self._ack_owed = True
+            await self._ack(client)
+            self._clear_sentinel()
+            tracker = report.tracker
+            window, ctx = tracker.context_window, tracker.ctx_tokens
+            self._compact_due = bool(window and ctx and ctx >= self.options.compact_at * window)
+            if self._compact_due:
+                self.bus.note(f"context at {ctx} of {window} tokens: compacting before next turn")
+            return
+        if outcome is Outcome.INTERRUPTED:
+            self._parked = True
+            self.bus.note("turn interrupted; its messages wait for the next turn")
+        elif outcome is Outcome.RATE_LIMITED:
+            self._rate_limited(report)
+        elif outcome is Outcome.NEEDS_LOGIN:
+            # Probe again before the next turn; back off too, so credentials the probe
+            # accepts but the API refuses do not spin.
+            self._logged_in = False
+            self._back_off(report)
+        else:
+            self._back_off(report)
+
+    async def _ack(self, client: Client) -> None:
+        acked = await client.call(wire.AckTurn(), wire.Acked)
+        self._ack_owed = False
+        self._held.clear()
+        self._shown.clear()
+        self.bus.publish("acked", {"count": acked.count})
+
+    async def _compact_only(self) -> None:
+        report = await self._run(TurnRequest(None, model=self.model), "compact", 0)
+        self._compact_requested = False
+        if report.outcome is Outcome.OK:
+            self._compact_due = False
+        else:
+            self.bus.note(f"compaction failed: {report.detail or report.outcome.value}")
+
+    # -- failure handling -----------------------------------------------------------------------
+
+    def _rate_limited(self, report: TurnReport) -> None:
+        now = self.clock.now()
+        resets_at = report.tracker.resets_at
+        if resets_at is not None and resets_at > now:
+            wait = min(resets_at - now + 5.0, self.options.max_rate_limit_wait)
+        else:
+            wait = min(
+                self.options.rate_limit_backoff * 2 ** min(self._failures, 6),
+                self.options.max_rate_limit_wait,
+            )
+        self._failures += 1
+        self._retry_at = trio.current_time() + wait
+        self._write_sentinel(now, resets_at, now + wait, report.detail)
+        self._set_state(TurnState.RATE_LIMITED)
+        self.bus.publish(
+            "rate_limited", {"resets_at": resets_at, "retry_in": wait, "detail": report.detail}
+        )
+
+    def _back_off(self, report: TurnReport) -> None:
+        wait = min(
+            self.options.failure_backoff * 2 ** min(self._failures, 10),
+            self.options.max_failure_backoff,
+        )
+        self._failures += 1
+        self._retry_at = trio.current_time() + wait
+        self._set_state(TurnState.BACKING_OFF)
+        self.bus.note(
+            f"turn {report.outcome.value}: {report.detail or 'no detail'}; "
+            f"retrying its messages in {wait:.0f}s"
+        )
+
+    async def _wait_for_retry(self) -> None:
+        if self._retry_at is None:
+            return
+        await trio.sleep_until(self._retry_at)
+        self._retry_at = None
+
+    def _write_sentinel(
+        self, now: float, resets_at: float | None, retry_at: float, detail: str
+    ) -> None:
+        body = {"since": now, "resets_at": resets_at, "retry_at": retry_at, "detail": detail}
+        try:
+            self.paths.rate_limited.write_text(json.dumps(body) + "\n")
+        except OSError as exc:
+            self.bus.note(f"cannot write the rate-limit sentinel: {exc}")
+
+    def _clear_sentinel(self) -> None:
+        if self.paths.rate_limited.exists():
+            with contextlib.suppress(OSError):
+                self.paths.rate_limited.unlink()
+            self.bus.publish("rate_limit_cleared", {})
+
+    # -- login ----------------------------------------------------------------------------------
+
+    async def _ensure_logged_in(self) -> None:
+        while not self._logged_in:
+            state = await self._login_check()
+            self._logged_in = state.logged_in
+            if state.logged_in:
+                if self.paths.needs_login.exists():
+                    self.paths.needs_login.unlink(missing_ok=True)
+                    self.bus.publish("logged_in", {"method": state.method})
+                return
+            if self.state is not TurnState.NEEDS_LOGIN:
+                self._set_state(TurnState.NEEDS_LOGIN)
+                self.bus.publish("needs_login", {"detail": state.detail})
+                try:
+                    self.paths.needs_login.write_text(state.detail + "\n")
+                except OSError as exc:
+                    self.bus.note(f"cannot write the needs-login sentinel: {exc}")
+            self._login_changed = trio.Event()
+            with trio.move_on_after(self.options.login_poll):
+                await self._login_changed.wait()
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def _restore(self) -> None:
+        """Pick up the model choice and a rate-limit wait from a previous run."""
+        try:
+            self.model = self.paths.model.read_text().strip() or None
+        except OSError:
+            self.model = None
+        try:
+            sentinel = json.loads(self.paths.rate_limited.read_text())
+            retry_at = float(sentinel["retry_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        remaining = retry_at - self.clock.now()
+        if remaining > 0:
+            self._retry_at = trio.current_time() + min(remaining, self.options.max_rate_limit_wait)
+            self._set_state(TurnState.RATE_LIMITED)
+
+    def _set_state(self, state: TurnState) -> None:
+        if state is not self.state:
+            self.state = state
+            self.bus.publish("state", {"state": state.value})
+
+    async def _record(
+        self, report: TurnReport, wake_from: str, messages: int, started_at: float, ended_at: float
+    ) -> None:
+        tracker = report.tracker
+        usage = tracker.usage
+        loose_ends = await self._count_loose_ends()
+        row = TurnStatsRow(
+            runtime=self.runner.name,
+            model=tracker.model or self.model,
+            wake_from=wake_from,
+            result_kind=report.outcome.value,
+            detail=report.detail or None,
+            started_at=started_at,
+            ended_at=ended_at,
+            messages=messages,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_creation_tokens=usage.cache_creation_tokens,
+            cost_usd=tracker.cost_usd,
+            tool_calls=dict(tracker.tool_calls),
+            ctx_tokens=tracker.ctx_tokens,
+            context_window=tracker.context_window,
+            compactions=tracker.compactions,
+            session_id=tracker.session_id,
+            loose_ends=loose_ends,
+        )
+        summary: dict[str, Any] = {
+            "outcome": report.outcome.value,
+            "detail": report.detail,
+            "duration_ms": row.duration_ms,
+            "ctx": tracker.ctx_tokens,
+            "cost_usd": tracker.cost_usd,
+            "tool_calls": row.tool_calls,
+            "model": row.model,
+        }
+        self.bus.publish("turn_ended", summary)
+        self.bus.publish(
+            "usage",
+            {
+                "ctx": tracker.ctx_tokens,
+                "cost_usd": tracker.cost_usd,
+                "context_window": tracker.context_window,
+            },
+        )
+        if self.stats is not None:
+            try:
+                await trio.to_thread.run_sync(self.stats.record, row)
+            except StoreError as exc:
+                _log.warning("%s", exc)
+
+    async def _count_loose_ends(self) -> int | None:
+        request_type = wire.REQUESTS.get("get_loose_ends")
+        reply_type = getattr(wire, "LooseEnds", None)
+        if request_type is None or reply_type is None:
+            return None
+        try:
+            with trio.move_on_after(10):
+                async with open_client(self.settings.socket) as side:
+                    ends = await side.call(request_type(), reply_type)
+                    return sum(
+                        len(getattr(ends, part, ()))
+                        for part in ("questions", "reminders", "approvals")
+                    )
+        except HyperhiveError as exc:
+            _log.info("loose ends unavailable: %s", exc)
+        return None

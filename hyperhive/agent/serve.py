@@ -1,0 +1,98 @@
+"""Assemble and run one agent's harness: settings, runtime, events bus, turn stats, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from hyperhive.agent import login
+from hyperhive.agent.claude import ClaudeRuntime, claude_env, find_claude
+from hyperhive.agent.events import open_event_bus
+from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck
+from hyperhive.agent.runtime import CommandRuntime, TurnRunner
+from hyperhive.agent.turn_stats import TurnStatsStore
+from hyperhive.clock import SystemClock
+from hyperhive.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from hyperhive.agent.settings import AgentSettings
+
+__all__ = ["READY_MARKER", "build_runtime", "serve_agent"]
+
+READY_MARKER: Final = "hyperhive agent serving"
+
+
+def build_runtime(
+    settings: AgentSettings, runtime: str, command: Sequence[str]
+) -> tuple[TurnRunner, LoginCheck | None]:
+    """The turn runner named `runtime` and, for Claude, its login probe.
+
+    Raises:
+        ConfigError: unknown runtime, a command runtime without a command, or no claude binary.
+    """
+    if runtime == "command":
+        if not command:
+            raise ConfigError("the command runtime needs --command (HYPERHIVE_RUNTIME_COMMAND)")
+        return CommandRuntime(list(command), cwd=settings.paths.workdir), None
+    if runtime != "claude":
+        raise ConfigError(f"runtime must be claude or command, not {runtime!r}")
+    claude = find_claude()
+
+    async def check() -> login.LoginState:
+        env = claude_env(os.environ, login.stored_credentials(settings.paths))
+        return await login.probe(claude, env)
+
+    return ClaudeRuntime(settings, claude), check
+
+
+async def serve_agent(
+    settings: AgentSettings,
+    *,
+    runtime: str = "claude",
+    command: Sequence[str] = (),
+    options: HarnessOptions | None = None,
+) -> None:
+    """Run the harness until SIGINT/SIGTERM.
+
+    Cancellation / shutdown: a signal cancels the loop; a running turn's processes are
+    stopped (SIGTERM, then SIGKILL) and its messages stay in flight for the next start.
+    """
+    settings.ensure_state_dir()
+    runner, login_check = build_runtime(settings, runtime, command)
+    clock = SystemClock()
+    stats = await trio.to_thread.run_sync(TurnStatsStore, settings.paths.turn_stats_db)
+    try:
+        async with open_event_bus(settings.paths.events_db, clock) as bus:
+            harness = Harness(
+                settings,
+                runner,
+                bus,
+                clock=clock,
+                stats=stats,
+                options=options or HarnessOptions(),
+                login_check=login_check,
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+                await nursery.start(harness.run)
+                print(
+                    f"{READY_MARKER}: {settings.name} ({settings.role.value}, {runner.name})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    finally:
+        stats.close()
+
+
+async def _stop_on_signal(scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            print(f"hyperhive agent stopping ({signal.Signals(signum).name})", file=sys.stderr)
+            scope.cancel()
+            return

@@ -1,0 +1,136 @@
+"""How the daemon runs containers: the settings `serve` takes, and picking a backend."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+from hyperhive.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from hyperhive.config import StatePaths
+    from hyperhive.containers.base import ContainerBackend
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_AGENT_COMMAND",
+    "ContainerSettings",
+    "make_backend",
+    "resolve_backend",
+]
+
+LOGGER = logging.getLogger("hyperhive.containers")
+BackendKind = Literal["auto", "bwrap", "process", "nixos", "fake", "none"]
+BACKENDS: tuple[BackendKind, ...] = ("auto", "bwrap", "process", "nixos", "fake", "none")
+DEFAULT_AGENT_COMMAND = (sys.executable, "-m", "hyperhive", "agent", "serve")
+NOT_ISOLATED = (
+    "agents are NOT isolated: the process backend runs them as plain processes that can read "
+    "and write everything this user can (install bubblewrap for sandboxed agents)"
+)
+
+
+def _dict(value: Mapping[str, str]) -> Mapping[str, str]:
+    return dict(value)
+
+
+@attrs.frozen
+class ContainerSettings:
+    """Container settings of one daemon.
+
+    `agent_command` is what every agent runs (the harness); `env` is added to each agent's
+    environment. `ensure_manager` creates and starts the manager agent at start-up.
+    `web_ports` is the inclusive range agent web ports are hashed into.
+    """
+
+    backend: BackendKind = "auto"
+    agent_command: tuple[str, ...] = DEFAULT_AGENT_COMMAND
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_dict)
+    stop_grace: float = 10.0
+    shutdown_grace: float = 3.0
+    ensure_manager: bool = True
+    web_ports: tuple[int, int] = (8100, 8999)
+    rescan_interval: float = 10.0
+    meta_flake: str = "/var/lib/hyperhive/meta"
+    nixos_poll_interval: float = 5.0
+    hidden_paths: tuple[str, ...] = ()
+
+
+def resolve_backend(kind: str) -> tuple[BackendKind, list[str]]:
+    """The concrete backend for `kind` (`auto` probes bubblewrap) and warnings to show loudly.
+
+    Raises:
+        ConfigError: an unknown kind, or `bwrap` where bubblewrap cannot run.
+    """
+    from hyperhive.containers.bwrap import bwrap_works
+
+    if kind not in BACKENDS:
+        raise ConfigError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+    warnings = []
+    if kind in ("auto", "bwrap"):
+        problem = bwrap_works()
+        if problem is None:
+            return "bwrap", []
+        if kind == "bwrap":
+            raise ConfigError(f"--backend bwrap: {problem}")
+        warnings.append(f"bubblewrap unavailable: {problem}")
+        kind = "process"
+    if kind == "process":
+        warnings.append(NOT_ISOLATED)
+    concrete: BackendKind = kind  # type: ignore[assignment]
+    return concrete, warnings
+
+
+def make_backend(settings: ContainerSettings, paths: StatePaths) -> ContainerBackend | None:
+    """The backend `settings` ask for (None for `none`).
+
+    `auto` picks bwrap when bubblewrap works here, else the process backend with a loud
+    warning that agents are not isolated.
+
+    Raises:
+        ConfigError: `bwrap` was asked for and cannot run here.
+    """
+    from pathlib import Path
+
+    from hyperhive.containers.bwrap import BwrapBackend, bwrap_works, default_hidden_paths
+    from hyperhive.containers.nixos import NixosBackend, run_command
+    from hyperhive.containers.process import ProcessBackend
+
+    kind = settings.backend
+    runtime = paths.containers_dir
+    if kind == "none":
+        return None
+    if kind in ("auto", "bwrap"):
+        problem = bwrap_works()
+        if problem is None:
+            hidden = [*default_hidden_paths(paths.root), *map(Path, settings.hidden_paths)]
+            return BwrapBackend(
+                runtime_dir=runtime / "bwrap",
+                hidden=hidden,
+                shutdown_grace=settings.shutdown_grace,
+            )
+        if kind == "bwrap":
+            raise ConfigError(f"--backend bwrap: {problem}")
+        LOGGER.warning("bubblewrap unavailable (%s)", problem)
+        kind = "process"
+    if kind == "process":
+        LOGGER.warning("%s", NOT_ISOLATED)
+        return ProcessBackend(
+            runtime_dir=runtime / "process", shutdown_grace=settings.shutdown_grace
+        )
+    if kind == "nixos":
+        work = runtime / "nixos"
+        work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return NixosBackend(
+            run_command,
+            meta_flake=settings.meta_flake,
+            work_dir=work,
+            poll_interval=settings.nixos_poll_interval,
+        )
+    from hyperhive.testing.fake_containers import FakeBackend
+
+    return FakeBackend()

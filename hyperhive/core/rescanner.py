@@ -1,0 +1,115 @@
+"""The rescanner actor: keeps the container view current and publishes only what changed.
+
+It rebuilds the view (every agent's row: state, transient action, flags, web port, ...) with
+the lifecycle's `views`, diffs it against the last one with the pure `diff_views`, and publishes
+`ContainerStateChanged` for each row that appeared or changed and `ContainerRemoved` for each
+that disappeared. It runs every `interval` seconds and whenever something asks
+(`request_rescan`: the lifecycle after each step of an action, crash watch after an exit);
+queued requests are merged into one pass. Without a container backend there is nothing to poll
+(`interval` None): it rescans on request only. The last view lives on the object, so a restart of
+the actor does not re-announce every row.
+
+Accepts: `Rescan`. Emits: `ContainerStateChanged`, `ContainerRemoved` (hub).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, TypeAlias
+
+import attrs
+import trio
+
+from actors import MailboxFull
+from hyperhive import wire
+from hyperhive.core.container_view import diff_views
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from actors import Mailbox
+
+__all__ = ["Rescan", "Rescanner", "RescannerMsg", "request_rescan"]
+
+LOGGER = logging.getLogger("hyperhive.rescanner")
+
+
+@attrs.frozen
+class Rescan:
+    """Re-read these agents' rows (every agent when None)."""
+
+    names: tuple[str, ...] | None = None
+
+
+RescannerMsg: TypeAlias = Rescan
+
+
+def request_rescan(mailbox: Mailbox[RescannerMsg], *names: str) -> None:
+    """Ask for a rescan without ever blocking; a full mailbox drops it (a periodic one follows)."""
+    with contextlib.suppress(MailboxFull):
+        mailbox.cast_nowait(Rescan(names or None))
+
+
+class Rescanner:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        mailbox: Mailbox[RescannerMsg],
+        *,
+        build: Callable[[Sequence[str] | None], Awaitable[dict[str, wire.ContainerView]]],
+        publish: Callable[..., None],
+        interval: float | None = 10.0,
+    ) -> None:
+        self._mailbox = mailbox
+        self._build = build
+        self._publish = publish
+        self._interval = interval
+        self.last: dict[str, wire.ContainerView] = {}
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            if self._interval is not None:
+                nursery.start_soon(self._tick, self._interval)
+            else:
+                request_rescan(self._mailbox)  # the first view, then only on request
+            task_status.started()
+            async for msg in self._mailbox.inbox:
+                match msg:
+                    case Rescan():
+                        await self._on_rescan(msg)
+            nursery.cancel_scope.cancel()
+
+    async def _tick(self, interval: float) -> None:
+        while True:
+            request_rescan(self._mailbox)
+            await trio.sleep(interval)
+
+    async def _on_rescan(self, first: Rescan) -> None:
+        names: set[str] | None = None if first.names is None else set(first.names)
+        while True:
+            try:
+                more = self._mailbox.inbox.receive_nowait()
+            except trio.WouldBlock:
+                break
+            if more.names is None:
+                names = None
+            elif names is not None:
+                names.update(more.names)
+        await self.rescan(None if names is None else sorted(names))
+
+    async def rescan(self, names: Sequence[str] | None) -> None:
+        """Rebuild `names` (all when None), publish the differences."""
+        snapshot = await self._build(names)
+        if names is None:
+            new = snapshot
+        else:
+            new = {name: view for name, view in self.last.items() if name not in names}
+            new.update(snapshot)
+        changed, removed = diff_views(self.last, new)
+        self.last = new
+        self._publish(
+            *(wire.ContainerStateChanged(view) for view in changed),
+            *(wire.ContainerRemoved(name) for name in removed),
+        )

@@ -1,0 +1,77 @@
+"""An agent harness run in-process against a test hive, for trio tests of the turn loop."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from hyperhive.agent.events import LiveEvent, Subscription, open_event_bus
+from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck
+from hyperhive.agent.settings import AgentSettings, Role
+from hyperhive.agent.turn_stats import TurnStatsStore
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from hyperhive.agent.runtime import TurnRunner
+    from hyperhive.clock import WallClock
+    from hyperhive.testing.hive import TestHive
+
+__all__ = ["agent_settings", "next_event", "open_test_harness"]
+
+
+def agent_settings(hive: TestHive, state: Path, name: str) -> AgentSettings:
+    """Settings for agent `name` of `hive`, keeping its state in `state`."""
+    return AgentSettings(
+        name=name, role=Role.AGENT, socket=hive.paths.agent_socket(name), state_dir=state
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_test_harness(
+    hive: TestHive,
+    name: str,
+    state: Path,
+    runner: TurnRunner,
+    clock: WallClock,
+    *,
+    options: HarnessOptions | None = None,
+    login_check: LoginCheck | None = None,
+) -> AsyncIterator[tuple[Harness, Subscription]]:
+    """A started harness for agent `name`; yields it and a feed of all its events.
+
+    Resource handling: on exit the harness is cancelled (as a kill would stop it: nothing is
+    acked that was not acked already), the events bus and turn stats are closed.
+    """
+    await trio.Path(state).mkdir(parents=True, exist_ok=True)
+    settings = agent_settings(hive, state, name)
+    stats = TurnStatsStore(settings.paths.turn_stats_db)
+    try:
+        async with open_event_bus(settings.paths.events_db, clock) as bus:
+            feed = bus.subscribe(capacity=100_000)
+            harness = Harness(
+                settings,
+                runner,
+                bus,
+                clock=clock,
+                stats=stats,
+                options=options or HarnessOptions(),
+                login_check=login_check,
+            )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(harness.run)
+                yield harness, feed
+                nursery.cancel_scope.cancel()
+    finally:
+        stats.close()
+
+
+async def next_event(feed: Subscription, kind: str, **match: Any) -> LiveEvent:
+    """The next event of `kind` on `feed` whose data holds every item of `match`."""
+    async for event in feed:
+        if event.kind == kind and all(event.data.get(k) == v for k, v in match.items()):
+            return event
+    raise AssertionError(f"the feed ended before a {kind!r} event")

@@ -1,0 +1,269 @@
+"""The runtime seam: the command runtime, Claude's command line and environment, login, prompts."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+from hyperhive import wire
+from hyperhive.agent import login, prompts
+from hyperhive.agent.claude import (
+    claude_argv,
+    claude_env,
+    find_claude,
+    load_extra_mcp,
+    mcp_config,
+)
+from hyperhive.agent.runtime import CommandRuntime, TurnControl, TurnRequest
+from hyperhive.agent.settings import AgentPaths, AgentSettings, Role
+from hyperhive.agent.stream import Outcome
+from hyperhive.errors import ConfigError
+from hyperhive.testing import FakeWallClock, open_test_hive
+from hyperhive.testing.agent import next_event, open_test_harness
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+
+def _settings(tmp_path: Path, role: Role = Role.AGENT) -> AgentSettings:
+    return AgentSettings("alice", role, tmp_path / "hive.sock", tmp_path / "state")
+
+
+def _collect() -> tuple[list[tuple[str, Mapping[str, Any]]], Any]:
+    seen: list[tuple[str, Mapping[str, Any]]] = []
+    return seen, lambda kind, data: seen.append((kind, data))
+
+
+# -- the command runtime ----------------------------------------------------------------------
+
+
+async def test_a_command_reads_the_prompt_on_stdin_and_its_output_is_published(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "prompt.txt"
+    runtime = CommandRuntime(
+        ["sh", "-c", f'cat > {out}; echo "did it"; echo "model=$HYPERHIVE_TURN_MODEL"']
+    )
+    seen, publish = _collect()
+    with trio.fail_after(20):
+        report = await runtime.run_turn(
+            TurnRequest("hello there", model="m1"), TurnControl(), publish
+        )
+    assert report.outcome is Outcome.OK
+    assert out.read_text() == "hello there"
+    assert seen == [("output", {"line": "did it"}), ("output", {"line": "model=m1"})]
+
+
+@pytest.mark.parametrize(("code", "outcome"), [(75, Outcome.RATE_LIMITED), (3, Outcome.FAILED)])
+async def test_a_commands_exit_code_is_its_outcome(code: int, outcome: Outcome) -> None:
+    runtime = CommandRuntime(["sh", "-c", f"cat >/dev/null; exit {code}"])
+    with trio.fail_after(20):
+        report = await runtime.run_turn(TurnRequest("x"), TurnControl(), _collect()[1])
+    assert report.outcome is outcome
+    assert str(code) in report.detail
+
+
+async def test_a_command_is_stopped_when_the_turn_is_interrupted() -> None:
+    runtime = CommandRuntime(["sh", "-c", "cat >/dev/null; echo started; sleep 60"])
+    control = TurnControl()
+    seen: list[str] = []
+
+    def publish(kind: str, data: Mapping[str, Any]) -> None:
+        seen.append(data["line"])
+        control.interrupt.set()
+
+    with trio.fail_after(20):
+        report = await runtime.run_turn(TurnRequest("x"), control, publish)
+    assert report.outcome is Outcome.INTERRUPTED
+    assert seen == ["started"]
+
+
+async def test_a_missing_command_is_a_failed_turn_not_a_crash() -> None:
+    runtime = CommandRuntime(["/nonexistent/model-cli"])
+    report = await runtime.run_turn(TurnRequest("x"), TurnControl(), _collect()[1])
+    assert report.outcome is Outcome.FAILED
+    assert "cannot start" in report.detail
+
+
+async def test_the_harness_drives_a_command_runtime_end_to_end(short_tmp: Path) -> None:
+    seen = short_tmp / "seen.txt"
+    runtime = CommandRuntime(["sh", "-c", f"cat >> {seen}"])
+    clock = FakeWallClock()
+    with trio.fail_after(30):
+        async with open_test_hive(short_tmp / "hive", agents=("alice",)) as hive:
+            async with hive.operator() as operator:
+                await operator.call(wire.Send(to="alice", body="via a shell"), wire.Sent)
+            state = short_tmp / "alice"
+            async with open_test_harness(hive, "alice", state, runtime, clock) as (_, feed):
+                await next_event(feed, "acked", count=1)
+    assert "from: operator\n\nvia a shell" in seen.read_text()
+
+
+# -- Claude's command line --------------------------------------------------------------------
+
+
+def test_the_claude_command_line(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    config = mcp_config(settings, load_extra_mcp(None))
+    argv = claude_argv(
+        tmp_path / "claude",
+        mcp=config,
+        allowed_tools=("mcp__matrix",),
+        system_prompt="be nice",
+        settings_json="{}",
+        resume="sess-1",
+        model="sonnet",
+    )
+    assert argv[:8] == [
+        str(tmp_path / "claude"),
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--mcp-config",
+    ]
+    hive = json.loads(argv[8])["mcpServers"]["hive"]
+    assert hive["command"] == sys.executable
+    assert hive["args"] == ["-m", "hyperhive", "agent", "mcp"]
+    assert hive["env"]["HYPERHIVE_SOCKET"] == str(tmp_path / "hive.sock")
+    assert argv[argv.index("--allowedTools") + 1] == "mcp__hive,mcp__matrix"
+    assert "--strict-mcp-config" in argv
+    assert argv[argv.index("--system-prompt-snapshot") + 1] == "off"
+    assert argv[argv.index("--resume") + 1] == "sess-1"
+    assert argv[argv.index("--model") + 1] == "sonnet"
+    fresh = claude_argv(
+        tmp_path / "claude",
+        mcp=config,
+        allowed_tools=(),
+        system_prompt="",
+        settings_json="{}",
+        resume=None,
+        model=None,
+    )
+    assert "--resume" not in fresh
+    assert "--model" not in fresh
+
+
+def test_extra_mcp_servers_are_merged(tmp_path: Path) -> None:
+    (tmp_path / "extra-mcp.json").write_text(
+        json.dumps(
+            {
+                "matrix": {
+                    "command": "/bin/matrix-mcp",
+                    "args": ["--x"],
+                    "env": {"A": "1"},
+                    "allowedTools": ["send_message", "*"],
+                },
+                "files": {"command": "files-mcp"},
+            }
+        )
+    )
+    extra = load_extra_mcp(tmp_path)
+    assert extra.allowed_tools == ("mcp__matrix__send_message", "mcp__matrix", "mcp__files")
+    config = mcp_config(_settings(tmp_path), extra)["mcpServers"]
+    assert set(config) == {"hive", "matrix", "files"}
+    assert config["matrix"] == {
+        "type": "stdio",
+        "command": "/bin/matrix-mcp",
+        "args": ["--x"],
+        "env": {"A": "1"},
+    }
+    (tmp_path / "extra-mcp.json").write_text('{"hive": {"command": "evil"}}')
+    with pytest.raises(ConfigError, match="may not be 'hive'"):
+        load_extra_mcp(tmp_path)
+    (tmp_path / "extra-mcp.json").write_text("[1,")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_extra_mcp(tmp_path)
+
+
+def test_claudes_environment_is_quiet_and_uses_stored_credentials_only_as_a_fallback() -> None:
+    env = claude_env({"PATH": "/bin", "CLAUDECODE": "1"}, {"CLAUDE_CODE_OAUTH_TOKEN": "tok"})
+    assert "CLAUDECODE" not in env
+    assert env["ENABLE_TOOL_SEARCH"] == "false"
+    assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert env["CLAUDE_CODE_OAUTH_TOKEN"] == "tok"
+    own = claude_env({"ANTHROPIC_API_KEY": "key"}, {"CLAUDE_CODE_OAUTH_TOKEN": "tok"})
+    assert "CLAUDE_CODE_OAUTH_TOKEN" not in own
+
+
+def test_the_bundled_claude_is_found_and_can_be_overridden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = find_claude()
+    assert found.is_file()
+    assert os.access(found, os.X_OK)
+    monkeypatch.setenv("HYPERHIVE_CLAUDE_BIN", str(tmp_path / "my-claude"))
+    assert find_claude() == tmp_path / "my-claude"
+
+
+# -- login ------------------------------------------------------------------------------------
+
+
+def test_setup_token_output_is_parsed_and_stored_privately(tmp_path: Path) -> None:
+    pasted = "Your OAuth token (valid for 1 year):\n\n  sk-ant-oat01-abcDEF_123\n\nStore it safely."
+    token = login.parse_setup_token(pasted)
+    assert token == "sk-ant-oat01-abcDEF_123"
+    paths = AgentPaths(tmp_path)
+    assert login.stored_credentials(paths) == {}
+    login.save_credentials(paths, "oauth_token", token)
+    assert stat.S_IMODE(paths.credentials.stat().st_mode) == 0o600
+    assert login.stored_credentials(paths) == {"CLAUDE_CODE_OAUTH_TOKEN": token}
+    login.save_credentials(paths, "api_key", "sk-ant-api03-xyz\n")
+    assert login.stored_credentials(paths) == {"ANTHROPIC_API_KEY": "sk-ant-api03-xyz"}
+    with pytest.raises(ConfigError, match="no token"):
+        login.parse_setup_token("I could not log in")
+    with pytest.raises(ConfigError, match="one word"):
+        login.save_credentials(paths, "api_key", "two words")
+
+
+async def test_the_login_probe(tmp_path: Path) -> None:
+    claude = find_claude()
+    assert (await login.probe(claude, {"ANTHROPIC_API_KEY": "k"})).method == "api_key"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    with trio.fail_after(30):
+        state = await login.probe(claude, env)
+    assert not state.logged_in
+    assert state.method == "none"
+
+
+# -- prompts and settings ---------------------------------------------------------------------
+
+
+def test_role_prompts_are_package_data_with_placeholders_filled(tmp_path: Path) -> None:
+    agent = AgentSettings("alice", Role.AGENT, tmp_path, tmp_path, operator_pronouns="she/her")
+    text = prompts.system_prompt(agent)
+    assert text.startswith("# You are alice, an agent")
+    assert "she/her" in text
+    assert "{{" not in text
+    manager = prompts.system_prompt(AgentSettings("boss", Role.MANAGER, tmp_path, tmp_path))
+    assert "request_apply_commit" in manager
+    assert "they/them" in manager
+    assert "mcp__hive" in json.loads(prompts.claude_settings())["permissions"]["allow"]
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("HYPERHIVE_AGENT", "HYPERHIVE_SOCKET", "HYPERHIVE_AGENT_STATE"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(ConfigError, match="--name / HYPERHIVE_AGENT"):
+        AgentSettings.resolve()
+    monkeypatch.setenv("HYPERHIVE_AGENT", "alice")
+    monkeypatch.setenv("HYPERHIVE_ROLE", "manager")
+    monkeypatch.setenv("HYPERHIVE_SOCKET", "/run/hive.sock")
+    monkeypatch.setenv("HYPERHIVE_AGENT_STATE", "/state")
+    settings = AgentSettings.resolve()
+    assert settings.role is Role.MANAGER
+    assert settings.paths.rate_limited == settings.state_dir / "hyperhive-rate-limited"
+    monkeypatch.setenv("HYPERHIVE_ROLE", "king")
+    with pytest.raises(ConfigError, match="agent or manager"):
+        AgentSettings.resolve()

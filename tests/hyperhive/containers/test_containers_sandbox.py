@@ -1,0 +1,224 @@
+"""Real agents under a real daemon: the bwrap sandbox holds, crashes are reported in time.
+
+The agent is the probe (`hyperhive.testing.probe_agent`): it reports what it could read, write
+and reach from inside its container, then obeys commands left in its state directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from hyperhive import wire
+from hyperhive.containers.base import AgentSpec
+from hyperhive.containers.bwrap import BwrapBackend, bwrap_argv, bwrap_works, sandbox_environment
+from hyperhive.containers.settings import ContainerSettings
+from hyperhive.testing import open_test_hive
+from hyperhive.testing.conformance import PROBE_COMMAND, ProbeFaults, wait_report
+
+pytestmark = pytest.mark.slow
+needs_bwrap = pytest.mark.skipif(
+    shutil.which("bwrap") is None or bwrap_works() is not None,
+    reason="bubblewrap is not installed or cannot sandbox here (./bootstrap test installs it)",
+)
+REPO = Path(__file__).resolve().parents[3]
+
+
+def settings(backend: str) -> ContainerSettings:
+    return ContainerSettings(
+        backend=backend,  # type: ignore[arg-type]
+        agent_command=PROBE_COMMAND,
+        ensure_manager=False,
+        stop_grace=2.0,
+        shutdown_grace=1.0,
+    )
+
+
+def _command(state_dir: Path, command: str) -> None:
+    scratch = state_dir / "probe-command.tmp"
+    scratch.write_text(command)
+    scratch.replace(state_dir / "probe-command")
+
+
+@needs_bwrap
+async def test_the_bwrap_sandbox_holds(short_tmp: Path) -> None:
+    paths_root = short_tmp
+    config = paths_root / "agents" / "alice" / "config"
+    config.mkdir(parents=True)
+    (config / "probe.txt").write_text("model = test\n")
+    bob_state = paths_root / "agents" / "bob" / "state"
+    bob_state.mkdir(parents=True)
+    (bob_state / "secret").write_text("bob's")
+    host_targets = [
+        "/etc/hh-probe-evil",
+        "/usr/hh-probe-evil",
+        str(REPO / "hh-probe-evil"),
+        str(Path(sys.executable).resolve().parent / "hh-probe-evil"),
+        str(bob_state / "evil"),
+        "/tmp/hh-probe-evil",
+    ]
+    (config / "probe-targets.json").write_text(json.dumps(host_targets))
+    hidden = [
+        str(paths_root / "admin.sock"),
+        str(paths_root / "broker.sqlite"),
+        str(bob_state / "secret"),
+        str(paths_root / "agents" / "alice" / "agent.json"),
+    ]
+    (config / "probe-hidden.json").write_text(json.dumps(hidden))
+    async with open_test_hive(paths_root, containers=settings("bwrap")) as hive:
+        lifecycle = hive.daemon.hive.lifecycle
+        assert lifecycle is not None
+        assert lifecycle.backend is not None
+        assert lifecycle.backend.kind == "bwrap"
+        await lifecycle.spawn("alice")
+        state = hive.paths.agent_state_dir("alice")
+        report = await wait_report(state, starts=1)
+
+        # Its config reads, and is read-only.
+        assert report["config"] == "model = test\n"
+        assert report["config_write"] == "EROFS"
+        # It sees itself under the sandbox paths, HOME inside its state.
+        assert report["env"] == {
+            "HYPERHIVE_AGENT": "alice",
+            "HYPERHIVE_ROLE": "agent",
+            "HYPERHIVE_SOCKET": "/run/hyperhive/hive.sock",
+            "HYPERHIVE_AGENT_STATE": "/state",
+            "HYPERHIVE_CONFIG_DIR": "/config",
+            "HYPERHIVE_WEB_PORT": str((await lifecycle.view("alice")).web_port),
+        }
+        assert (report["home"], report["cwd"]) == ("/state/home", "/state")
+        # No host path is writable; /tmp is its own.
+        writes = report["host_writes"]
+        assert isinstance(writes, dict)
+        assert {t: r for t, r in writes.items() if r == "ok"} == {"/tmp/hh-probe-evil": "ok"}
+        assert all(not Path(target).exists() for target in host_targets)
+        # The hive's state (admin socket, other agents' files) is not even visible.
+        assert report["visible"] == dict.fromkeys(hidden, False)
+        # Its socket reaches the daemon, as itself.
+        assert json.loads(str(report["socket"]))["ok"] is True
+        async with hive.operator() as operator:
+            inbox = await operator.call(wire.Inbox(), wire.InboxReply)
+        assert [(m.sender, m.body) for m in inbox.messages] == [("alice", "hello from alice")]
+
+        # State persists across a restart.
+        await lifecycle.restart("alice")
+        assert (await wait_report(state, starts=2))["starts"] == 2
+        assert (state / "probe-counter").read_text() == "2"
+
+
+@needs_bwrap
+async def test_an_agent_without_network_still_reaches_its_socket(short_tmp: Path) -> None:
+    async with open_test_hive(short_tmp, containers=settings("bwrap")) as hive:
+        lifecycle = hive.daemon.hive.lifecycle
+        assert lifecycle is not None
+        await lifecycle.spawn("alice", network=False)
+        report = await wait_report(hive.paths.agent_state_dir("alice"), starts=1)
+        assert json.loads(str(report["socket"]))["ok"] is True
+        code = "import socket; print(socket.if_nameindex())"
+        backend = lifecycle.backend
+        assert backend is not None
+        with trio.fail_after(20):
+            result = await backend.exec("alice", [sys.executable, "-S", "-c", code])
+        assert result.stdout.decode().strip() == "[(1, 'lo')]"
+
+
+@pytest.mark.parametrize("backend", ["process", pytest.param("bwrap", marks=needs_bwrap)], ids=str)
+async def test_a_crash_reaches_the_manager_within_two_seconds(
+    short_tmp: Path, backend: str
+) -> None:
+    async with open_test_hive(short_tmp, containers=settings(backend)) as hive:
+        lifecycle = hive.daemon.hive.lifecycle
+        assert lifecycle is not None
+        await lifecycle.spawn("alice")
+        state = hive.paths.agent_state_dir("alice")
+        await wait_report(state, starts=1)
+        crashed_at = trio.current_time()
+        _command(state, "exit 3")
+        deliveries = await hive.daemon.hive.recv("manager", wait_seconds=2.0)
+        assert trio.current_time() - crashed_at < 2.0
+        (delivery,) = deliveries
+        event = wire.decode_helper_event(delivery.body)
+        assert isinstance(event, wire.ContainerCrash)
+        assert (delivery.sender, event.name, event.exit_code) == ("hive", "alice", 3)
+        assert "agent alice exiting with 3" in event.detail
+        assert (await lifecycle.view("alice")).state == "crashed"
+
+
+@pytest.mark.parametrize("backend", ["process", pytest.param("bwrap", marks=needs_bwrap)], ids=str)
+async def test_stopping_an_agent_that_ignores_sigterm_ends_in_the_kill(
+    short_tmp: Path, backend: str
+) -> None:
+    async with open_test_hive(short_tmp, containers=settings(backend)) as hive:
+        lifecycle = hive.daemon.hive.lifecycle
+        assert lifecycle is not None
+        await lifecycle.spawn("alice")
+        await wait_report(hive.paths.agent_state_dir("alice"), starts=1)
+        await ProbeFaults(hive.paths.agents_dir).hang_stop("alice")
+        started = trio.current_time()
+        with trio.fail_after(10):
+            await lifecycle.stop("alice")
+        assert trio.current_time() - started >= 2.0  # the grace period was given
+        view = await lifecycle.view("alice")
+        assert (view.state, view.exit_code) == ("stopped", 137)
+        assert await hive.daemon.hive.recv("manager") == ()  # a stop is no crash
+
+
+def test_the_bwrap_command_line_is_pinned(tmp_path: Path) -> None:
+    spec = AgentSpec(
+        name="alice",
+        role="agent",
+        state_dir=Path("/h/agents/alice/state"),
+        config_dir=Path("/h/agents/alice/config"),
+        socket_dir=Path("/h/agents/alice/run"),
+        log_path=Path("/h/agents/alice/agent.log"),
+        argv=("/usr/bin/python3", "-m", "hyperhive", "agent", "serve"),
+        env={"ANTHROPIC_API_KEY": "sk-secret"},
+        network=False,
+        web_port=8123,
+    )
+    argv = bwrap_argv(
+        spec,
+        spec.argv,
+        root_entries=[("bin", "usr/bin"), ("etc", None), ("usr", None)],
+        hidden=[(Path("/h"), True), (Path("/root/.claude.json"), False)],
+        status_fd=5,
+    )
+    assert argv == [
+        "bwrap",
+        "--symlink", "usr/bin", "/bin",
+        "--ro-bind", "/etc", "/etc",
+        "--ro-bind", "/usr", "/usr",
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
+        "--tmpfs", "/h",
+        "--ro-bind", "/dev/null", "/root/.claude.json",
+        "--bind", "/h/agents/alice/state", "/state",
+        "--ro-bind", "/h/agents/alice/config", "/config",
+        "--bind", "/h/agents/alice/run", "/run/hyperhive",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--unshare-net",
+        "--hostname", "alice",
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--chdir", "/state",
+        "--json-status-fd", "5",
+        "--", "/usr/bin/python3", "-m", "hyperhive", "agent", "serve",
+    ]  # fmt: skip
+    assert not any("sk-secret" in arg for arg in argv)  # secrets travel in the environment
+    env = sandbox_environment(spec, "/usr/bin")
+    assert env["ANTHROPIC_API_KEY"] == "sk-secret"
+    assert env["HOME"] == "/state/home"
+
+
+@needs_bwrap
+def test_host_root_entries_cover_the_host(tmp_path: Path) -> None:
+    backend = BwrapBackend(runtime_dir=tmp_path)
+    spec = AgentSpec("a", "agent", tmp_path, tmp_path, tmp_path, tmp_path / "log", ("true",))
+    argv = backend.argv(spec, ["true"], None)
+    for entry in os.listdir("/"):
+        if entry not in {"proc", "dev", "tmp", "run"}:
+            assert f"/{entry}" in argv
