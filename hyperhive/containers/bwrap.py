@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,7 @@ __all__ = [
     "bwrap_works",
     "default_hidden_paths",
     "host_root_entries",
+    "runtime_binds",
     "sandbox_environment",
 ]
 
@@ -78,6 +80,31 @@ def host_root_entries(root: Path = Path("/")) -> list[RootEntry]:
     return entries
 
 
+def runtime_binds() -> list[Path]:
+    """Where this Python and hyperhive live, when a private /tmp or /run would hide them.
+
+    The harness is this same interpreter running this same package; a checkout or virtualenv
+    under /tmp (a CI clone, say) would otherwise vanish behind the sandbox's own /tmp. Each is
+    bound read-only at its own path; anything outside /tmp and /run is visible already.
+    """
+    import hyperhive
+
+    candidates = {
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.executable).resolve().parent,
+        Path(hyperhive.__file__).resolve().parent.parent,
+        *(Path(entry) for entry in sys.path if entry),
+    }
+    hidden = [
+        path.absolute()
+        for path in candidates
+        if path.exists() and path.absolute().parts[1:2] in (("tmp",), ("run",))
+    ]
+    # A directory already bound covers everything under it.
+    return [p for p in sorted(set(hidden)) if not any(o in p.parents for o in hidden)]
+
+
 def default_hidden_paths(state_root: Path) -> list[Path]:
     """The hive's state directory plus the daemon user's credential files that exist."""
     home = Path.home()
@@ -90,12 +117,15 @@ def bwrap_argv(
     *,
     root_entries: Iterable[RootEntry],
     hidden: Iterable[tuple[Path, bool]],
+    runtime: Iterable[Path] = (),
     status_fd: int | None = None,
     bwrap: str = "bwrap",
 ) -> list[str]:
     """The full bwrap command line running `command` in `spec`'s sandbox.
 
     `hidden` is (path, is_directory) pairs: directories get an empty tmpfs, files /dev/null.
+    `runtime` are directories under /tmp or /run the payload needs (see `runtime_binds`); they
+    are bound before the hidden paths, so a secret inside one still stays hidden.
     """
     argv = [bwrap]
     for name, target in root_entries:
@@ -104,6 +134,8 @@ def bwrap_argv(
         else:
             argv += ["--symlink", target, f"/{name}"]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    for path in runtime:
+        argv += ["--ro-bind", str(path), str(path)]
     for path, is_dir in hidden:
         argv += ["--tmpfs", str(path)] if is_dir else ["--ro-bind", "/dev/null", str(path)]
     argv += [
@@ -176,6 +208,7 @@ class BwrapBackend(ChildProcessBackend):
             command,
             root_entries=host_root_entries(),
             hidden=hidden,
+            runtime=runtime_binds(),
             status_fd=status_fd,
             bwrap=self._bwrap,
         )

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,13 @@ import trio
 
 from hyperhive import wire
 from hyperhive.containers.base import AgentSpec
-from hyperhive.containers.bwrap import BwrapBackend, bwrap_argv, bwrap_works, sandbox_environment
+from hyperhive.containers.bwrap import (
+    BwrapBackend,
+    bwrap_argv,
+    bwrap_works,
+    runtime_binds,
+    sandbox_environment,
+)
 from hyperhive.containers.settings import ContainerSettings
 from hyperhive.testing import open_test_hive
 from hyperhive.testing.conformance import PROBE_COMMAND, ProbeFaults, wait_report
@@ -222,3 +229,20 @@ def test_host_root_entries_cover_the_host(tmp_path: Path) -> None:
     for entry in os.listdir("/"):
         if entry not in {"proc", "dev", "tmp", "run"}:
             assert f"/{entry}" in argv
+
+
+def test_a_runtime_under_tmp_is_bound_into_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CI clone under /tmp: its venv and checkout would vanish behind the sandbox's own /tmp.
+    venv = Path(tempfile.mkdtemp(prefix="hh-venv-", dir="/tmp"))
+    try:
+        (venv / "lib" / "site-packages").mkdir(parents=True)
+        monkeypatch.setattr(sys, "prefix", str(venv))
+        monkeypatch.setattr(sys, "path", [*sys.path, str(venv / "lib" / "site-packages")])
+        binds = runtime_binds()
+        assert venv in binds
+        assert venv / "lib" / "site-packages" not in binds  # covered by its parent
+        assert all(p.parts[1] in {"tmp", "run"} for p in binds)
+    finally:
+        shutil.rmtree(venv)
