@@ -157,10 +157,13 @@ def run(
     """Run all three phases and return the summary line."""
     root = Path(tempfile.mkdtemp(prefix="hhb-", dir=directory or "/tmp"))
     names = [f"a{index}" for index in range(agents)]
+    # The latency phase gets agents of its own: sends still in flight from the throughput phase
+    # (whose connections were cut mid-pipeline) must not land in its inboxes.
+    probes = ["waiter", "pinger"]
     with DaemonProcess(root):
-        trio.run(_register, root, names)
+        trio.run(_register, root, names + probes)
         rate = trio.run(_throughput, root, names, seconds, turn_ms / 1000, depth)
-        latencies = trio.run(_wake_latency, root, names[0], names[1], samples)
+        latencies = trio.run(_wake_latency, root, *probes, samples)
     raw = raw_commit_rate(root / "raw-probe.sqlite", seconds=2.0)
     p50, p99 = (_percentile(latencies, f) * 1000 for f in (0.50, 0.99))
     print(f"agents: {agents}, state dir: {root}", file=sys.stderr)

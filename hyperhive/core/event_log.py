@@ -29,15 +29,20 @@ class EventLog:
     def __init__(self, *, history: int = 1000) -> None:
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
-        self._events: deque[Event] = deque(maxlen=history)
+        # Plain tuples: the hub records two events per message, and most are never read, so
+        # the frozen `Event` is built only when someone asks (a subscriber or a snapshot).
+        self._events: deque[tuple[int, float, EventPayload]] = deque(maxlen=history)
         self._seq = 0
 
     def append(self, payload: EventPayload, at: float) -> Event:
         """Frame ``payload`` as the next event, stamped ``at`` (wall-clock seconds)."""
+        return Event(self.record(payload, at), at, payload)
+
+    def record(self, payload: EventPayload, at: float) -> int:
+        """Like `append`, for when nobody needs the framed event now; returns its seq."""
         self._seq += 1
-        event = Event(seq=self._seq, at=at, payload=payload)
-        self._events.append(event)
-        return event
+        self._events.append((self._seq, at, payload))
+        return self._seq
 
     @property
     def seq(self) -> int:
@@ -49,7 +54,8 @@ class EventLog:
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
         skip = max(0, len(self._events) - limit)
-        return self._seq, list(itertools.islice(self._events, skip, None))
+        kept = itertools.islice(self._events, skip, None)
+        return self._seq, [Event(seq, at, payload) for seq, at, payload in kept]
 
 
 @attrs.define

@@ -131,6 +131,10 @@ class EventHub:
 
     def _on_publish(self, msg: Publish) -> None:
         now = self._clock.now()
+        if not self._subscribers:
+            for payload in msg.payloads:
+                self._log.record(payload, now)
+            return
         for payload in msg.payloads:
             event = self._log.append(payload, now)
             for subscriber in self._subscribers:

@@ -276,6 +276,8 @@ def test_unknown_keys_are_tolerated_both_ways() -> None:
         (b'{"cmd":"recv","max":"8"}', "expected int @ .max"),
         (b'{"cmd":"recv","max":true}', "expected int @ .max"),
         (b'{"cmd":"recv","wait_seconds":"soon"}', "@ .wait_seconds"),
+        (b'{"cmd":"recv","wait_seconds":NaN}', "@ .wait_seconds"),
+        (b'{"cmd":"recv","wait_seconds":Infinity}', "@ .wait_seconds"),
     ],
 )
 def test_malformed_requests_become_readable_errors(line: bytes, says: str) -> None:
