@@ -102,6 +102,15 @@ def serve(
             help="The operator's pronouns, as agents are told them (whoami, prompts).",
         ),
     ] = "they/them",
+    nixos_flake: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HYPERHIVE_NIXOS_FLAKE",
+            help="For --backend nixos: the meta flake with an agent-<name> output per agent "
+            "[default: /var/lib/hyperhive/meta].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the daemon in the foreground (stop it with Ctrl-C or SIGTERM)."""
     import shlex
@@ -124,6 +133,8 @@ def serve(
     settings = ContainerSettings(backend=kind, ensure_manager=manager)
     if agent_command:
         settings = attrs.evolve(settings, agent_command=tuple(shlex.split(agent_command)))
+    if nixos_flake:
+        settings = attrs.evolve(settings, meta_flake=nixos_flake)
     _errors.print(f"containers: {kind}", highlight=False)
     _run(run_daemon, paths, containers=settings, operator_pronouns=operator_pronouns)
 
