@@ -11,6 +11,7 @@ next daemon kill an agent a crashed daemon left behind (`rescan`).
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import logging
 import os
@@ -95,7 +96,7 @@ class _Entry:
     detail: str = ""
 
 
-class ChildProcessBackend:
+class ChildProcessBackend(abc.ABC):
     """Base for backends whose agents are the daemon's own child processes."""
 
     kind = "child"
@@ -118,25 +119,27 @@ class ChildProcessBackend:
 
     # -- subclass hooks -----------------------------------------------------------------------
 
+    @abc.abstractmethod
     async def _launch(self, spec: AgentSpec, log_fd: int) -> Launch:
-        raise NotImplementedError
+        """Start the agent's process (in its sandbox, for bwrap), its output going to `log_fd`."""
 
+    @abc.abstractmethod
     def _terminate(self, child: _Child) -> None:
         """Ask the agent to stop (SIGTERM to whoever runs the payload)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _kill(self, child: _Child) -> None:
         """Kill the agent and everything it started."""
-        raise NotImplementedError
 
     async def _classify(self, child: _Child, returncode: int) -> tuple[int | None, bool]:
         """(exit code in shell encoding, whether the sandbox failed before the payload ran)."""
         return signal_exit_code(returncode), False
 
+    @abc.abstractmethod
     def _exec_command(
         self, spec: AgentSpec, argv: Sequence[str]
     ) -> tuple[list[str], dict[str, str], Path | None]:
-        raise NotImplementedError
+        """(argv, environment, cwd) that run `argv` the way the agent's own process runs."""
 
     # -- service ------------------------------------------------------------------------------
 

@@ -25,20 +25,19 @@ Every ``sqlite3.Error`` leaves this module as ``StoreError``.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from hyperhive.core.sqlite import connect, migrate, transaction, translate
 from hyperhive.errors import StoreError
 from hyperhive.wire import DeadLetter, Delivery, Message
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
 __all__ = ["SCHEMA_VERSION", "BrokerStore", "raw_commit_rate"]
-
-_BUSY_TIMEOUT_MS: Final = 5000
 
 # _MIGRATIONS[n] takes a database from schema version n to n + 1 (PRAGMA user_version).
 # Append new steps; never edit a released one.
@@ -165,16 +164,16 @@ class BrokerStore:
         self._max_attempts = 1 + max_redeliveries
         self._in_batch = False
         with contextlib.ExitStack() as on_failure:
-            with _translate(path, "open the message store"):
-                self._conn = _connect(path)
+            with translate(path, "open the message store"):
+                self._conn = connect(path)
             on_failure.callback(self._conn.close)
             with self._write("create or migrate the message schema") as conn:
-                _migrate(conn, path)
+                migrate(conn, path, _MIGRATIONS, "message")
             on_failure.pop_all()
 
     def close(self) -> None:
         """Close the connection; later calls raise ``StoreError``. Closing twice is harmless."""
-        with _translate(self._path, "close the message store"):
+        with translate(self._path, "close the message store"):
             self._conn.close()
 
     def send_many(self, items: Sequence[tuple[str, str, str]]) -> list[Message]:
@@ -211,12 +210,12 @@ class BrokerStore:
 
     def has_pending(self, recipient: str) -> bool:
         """Whether ``recipient`` has anything to pop."""
-        with _translate(self._path, f"check {recipient!r}'s inbox"):
+        with translate(self._path, f"check {recipient!r}'s inbox"):
             return self._conn.execute(_HAS_PENDING, (recipient,)).fetchone() is not None
 
     def pending_counts(self) -> dict[str, int]:
         """Pending messages per recipient; recipients with none are absent."""
-        with _translate(self._path, "count pending messages"):
+        with translate(self._path, "count pending messages"):
             return dict(self._conn.execute(_PENDING_COUNTS).fetchall())
 
     def ack(self, recipient: str) -> int:
@@ -266,7 +265,7 @@ class BrokerStore:
 
     def dead_letters(self, recipient: str | None = None) -> list[DeadLetter]:
         """Dead letters, oldest id first, for one recipient or all."""
-        with _translate(self._path, "list dead letters"):
+        with translate(self._path, "list dead letters"):
             if recipient is None:
                 rows = self._conn.execute(_DEAD_ALL).fetchall()
             else:
@@ -296,7 +295,7 @@ class BrokerStore:
         """The newest ``limit`` messages to ``recipient``, newest first, whatever their state."""
         if limit < 0:
             raise ValueError(f"limit must be >= 0, got {limit}")
-        with _translate(self._path, f"read messages to {recipient!r}"):
+        with translate(self._path, f"read messages to {recipient!r}"):
             if recipient == "operator":
                 rows = self._conn.execute(_RECENT_OPERATOR, (limit,)).fetchall()
             else:
@@ -305,7 +304,7 @@ class BrokerStore:
 
     def inflight(self, recipient: str) -> list[Delivery]:
         """``recipient``'s delivered, unacked messages, oldest first (diagnostics)."""
-        with _translate(self._path, f"read {recipient!r}'s inflight messages"):
+        with translate(self._path, f"read {recipient!r}'s inflight messages"):
             rows = self._conn.execute(_INFLIGHT_ROWS, (recipient,)).fetchall()
         return [_delivery(row) for row in rows]
 
@@ -318,7 +317,7 @@ class BrokerStore:
         """
         if self._in_batch:
             raise RuntimeError("BrokerStore.batch() does not nest")
-        with _translate(self._path, "commit a batch of writes"), _transaction(self._conn):
+        with translate(self._path, "commit a batch of writes"), transaction(self._conn):
             self._in_batch = True
             try:
                 yield
@@ -328,10 +327,10 @@ class BrokerStore:
     @contextlib.contextmanager
     def _write(self, action: str) -> Iterator[sqlite3.Connection]:
         if self._in_batch:
-            with _translate(self._path, action):
+            with translate(self._path, action):
                 yield self._conn
             return
-        with _translate(self._path, action), _transaction(self._conn):
+        with translate(self._path, action), transaction(self._conn):
             yield self._conn
 
 
@@ -341,14 +340,14 @@ def raw_commit_rate(path: Path, seconds: float) -> float:
     The ceiling for a broker that committed every message on its own; the benchmark compares
     grouped throughput against it. Measures wall time, so call it from a benchmark, not a test.
     """
-    with _translate(path, "measure the commit rate"):
-        conn = _connect(path)
+    with translate(path, "measure the commit rate"):
+        conn = connect(path)
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS commit_probe (x INTEGER)")
             commits, elapsed = 0, 0.0
             start = time.perf_counter()
             while commits == 0 or elapsed < seconds:
-                with _transaction(conn):
+                with transaction(conn):
                     conn.execute("INSERT INTO commit_probe (x) VALUES (?)", (commits,))
                 commits += 1
                 elapsed = time.perf_counter() - start
@@ -357,74 +356,6 @@ def raw_commit_rate(path: Path, seconds: float) -> float:
     return commits / elapsed
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    # isolation_level=None: no implicit transactions; every write says BEGIN IMMEDIATE itself.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    with contextlib.ExitStack() as on_failure:
-        on_failure.callback(conn.close)
-        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-        if mode != "wal":
-            raise StoreError(
-                f"{path}: sqlite refused write-ahead logging (journal mode {mode!r}); "
-                "put the state directory on a local filesystem"
-            )
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        on_failure.pop_all()
-    return conn
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} has message schema version {version}, newer than this hyperhive understands "
-            f"({SCHEMA_VERSION}); upgrade hyperhive or point it at another state directory"
-        )
-    if version == SCHEMA_VERSION:
-        return
-    for statements in _MIGRATIONS[version:]:
-        for statement in statements:
-            conn.execute(statement)
-    # PRAGMA takes no bound parameters; SCHEMA_VERSION is our own integer.
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    finally:
-        if conn.in_transaction:
-            # The original error is the one worth reporting; a failed rollback adds nothing.
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-
-
-@contextlib.contextmanager
-def _translate(path: Path, action: str) -> Iterator[None]:
-    try:
-        yield
-    except UnicodeEncodeError as exc:
-        raise StoreError(
-            f"could not {action}: the text holds {_describe(exc.object, exc.start)}, which "
-            "sqlite cannot store as UTF-8; reject such text before it reaches the store"
-        ) from exc
-    except sqlite3.Error as exc:
-        raise StoreError(
-            f"could not {action} in {path}: {exc}. Check that the disk has space and the file "
-            "is writable; if sqlite calls it corrupt, move it aside and restart"
-        ) from exc
-
-
 def _delivery(row: Any) -> Delivery:
     id, sender, recipient, body, sent_at, attempts = row
     return Delivery(id, sender, recipient, body, sent_at, attempts, redelivered=attempts > 1)
-
-
-def _describe(text: Any, index: int) -> str:
-    if isinstance(text, str) and 0 <= index < len(text):
-        return f"the unpaired surrogate U+{ord(text[index]):04X} at position {index}"
-    return "a character UTF-8 cannot encode"

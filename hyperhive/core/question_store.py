@@ -10,8 +10,7 @@ is told in a second step (a helper event through the broker); ``notified_at`` re
 was, so an answer committed just before a crash is still delivered on the next start.
 ``notify_error`` records why it never could be (the asker was removed meanwhile).
 
-The small sqlite helpers at the bottom (`connect`, `transaction`, `translate`, `migrate`) follow
-`broker_store` and are shared with `reminder_store`.
+Opening, migrating, transactions and error translation come from `hyperhive.core.sqlite`.
 
 Every ``sqlite3.Error`` leaves this module as ``StoreError``.
 """
@@ -20,19 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
-from hyperhive.errors import StoreError
+from hyperhive.core.sqlite import connect, migrate, transaction, translate
 from hyperhive.wire import Question
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
 
-__all__ = ["QuestionStore", "connect", "migrate", "transaction", "translate"]
-
-_BUSY_TIMEOUT_MS: Final = 5000
+__all__ = ["QuestionStore"]
 
 # _MIGRATIONS[n] takes the database from schema version n to n + 1. Append; never edit.
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -209,74 +206,3 @@ def _question(row: Any) -> Question:
         id, asker, target, question, tuple(json.loads(options)), bool(multi), asked_at,
         expires_at, *answer,
     )  # fmt: skip
-
-
-# --------------------------------------------------------------------------------------------
-# sqlite helpers shared with reminder_store (the same pragmas and rules as broker_store)
-# --------------------------------------------------------------------------------------------
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A WAL connection with FULL sync, no implicit transactions, usable from any one thread."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    with contextlib.ExitStack() as on_failure:
-        on_failure.callback(conn.close)
-        (mode,) = conn.execute("PRAGMA journal_mode=WAL").fetchone()
-        if mode != "wal":
-            raise StoreError(
-                f"{path}: sqlite refused write-ahead logging (journal mode {mode!r}); "
-                "put the state directory on a local filesystem"
-            )
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        on_failure.pop_all()
-    return conn
-
-
-def migrate(
-    conn: sqlite3.Connection,
-    path: Path,
-    migrations: tuple[tuple[str, ...], ...],
-    what: str,
-) -> None:
-    """Bring the schema to ``len(migrations)`` (PRAGMA user_version), refusing a newer one."""
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > len(migrations):
-        raise StoreError(
-            f"{path} has {what} schema version {version}, newer than this hyperhive understands "
-            f"({len(migrations)}); upgrade hyperhive or point it at another state directory"
-        )
-    for statements in migrations[version:]:
-        for statement in statements:
-            conn.execute(statement)
-    # PRAGMA takes no bound parameters; the version is our own integer.
-    conn.execute(f"PRAGMA user_version = {len(migrations)}")
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    finally:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-
-
-@contextlib.contextmanager
-def translate(path: Path, action: str) -> Iterator[None]:
-    """Turn sqlite's errors into ``StoreError`` sentences."""
-    try:
-        yield
-    except UnicodeEncodeError as exc:
-        raise StoreError(
-            f"could not {action}: the text is not valid unicode (it holds an unpaired surrogate)"
-        ) from exc
-    except sqlite3.Error as exc:
-        raise StoreError(
-            f"could not {action} in {path}: {exc}. Check that the disk has space and the file "
-            "is writable; if sqlite calls it corrupt, move it aside and restart"
-        ) from exc

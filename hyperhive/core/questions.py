@@ -34,7 +34,7 @@ from actors import ActorError
 from hyperhive import wire
 from hyperhive.core.events import publish_nowait
 from hyperhive.core.question_store import QuestionStore
-from hyperhive.core.reminders import due, sleep_seconds
+from hyperhive.core.reminders import DueLoop, due
 from hyperhive.errors import BadRequest, HyperhiveError, NotAllowed, NotFound, UnknownAgent
 
 if TYPE_CHECKING:
@@ -73,10 +73,6 @@ MAX_TTL_SECONDS: Final = 30 * 86400.0
 MAX_OPTIONS: Final = 32
 # Answered questions are kept this long for `hyperhive questions --answered`, then deleted.
 RETENTION_SECONDS: Final = 30 * 86400.0
-VACUUM_INTERVAL: Final = 86400.0
-# The watchdog re-reads the wall clock at least this often: trio's clock stops while the host
-# is suspended, so a long sleep alone could let a ttl overrun by the suspended time.
-MAX_SLEEP: Final = 3600.0
 
 # --------------------------------------------------------------------------------------------
 # The rules
@@ -258,7 +254,7 @@ class QuestionDesk:
         self._known = known
         self._to_hub = to_hub
         self._expiries: dict[int, float] = {}
-        self._changed = trio.Event()
+        self._loop = DueLoop(clock.now)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the store, serve requests and the watchdog until asked to stop, close the store.
@@ -325,7 +321,7 @@ class QuestionDesk:
             await self._tell_target(store, question)
         if expires_at is not None:
             self._expiries[question.id] = expires_at
-            self._changed.set()
+            self._loop.poke()
         publish_nowait(self._to_hub, [wire.QuestionAdded(question)])
         return question
 
@@ -403,19 +399,16 @@ class QuestionDesk:
         async with self._lock:
             for question in await self._db(store.unnotified):
                 await self._notify(store, question)
-        next_vacuum = trio.current_time()
-        while True:
-            if trio.current_time() >= next_vacuum:
-                async with self._lock:
-                    await self._db(store.vacuum, RETENTION_SECONDS)
-                next_vacuum = trio.current_time() + VACUUM_INTERVAL
-            self._changed = trio.Event()
-            now = self._clock.now()
-            wait = sleep_seconds(min(self._expiries.values(), default=None), now, MAX_SLEEP)
-            with trio.move_on_after(wait):
-                await self._changed.wait()
+
+        async def vacuum() -> None:
+            async with self._lock:
+                await self._db(store.vacuum, RETENTION_SECONDS)
+
+        async def expire() -> None:
             async with self._lock:
                 await self._expire(store)
+
+        await self._loop.run(lambda: self._expiries, vacuum=vacuum, on_wake=expire)
 
     async def _expire(self, store: QuestionStore) -> None:
         for id in due(self._expiries, self._clock.now()):

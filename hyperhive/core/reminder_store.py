@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, Final
 
-from hyperhive.core.question_store import connect, migrate, transaction, translate
+from hyperhive.core.sqlite import connect, migrate, transaction, translate
 from hyperhive.wire import Reminder
 
 if TYPE_CHECKING:

@@ -33,7 +33,7 @@ import logging
 import math
 import os
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, TypeVar
 
 import attrs
 import trio
@@ -57,6 +57,7 @@ __all__ = [
     "STATE_MOUNT",
     "CancelReminder",
     "CountPending",
+    "DueLoop",
     "ListReminders",
     "ReminderScheduler",
     "RemindersMsg",
@@ -127,6 +128,43 @@ def sleep_seconds(next_at: float | None, now: float, max_sleep: float) -> float:
     if next_at is None:
         return math.inf
     return min(max(0.0, next_at - now), max_sleep)
+
+
+class DueLoop:
+    """The loop behind the reminder scheduler and the question watchdog.
+
+    Sleeps on trio's clock until the soonest of some wall-clock due times (at most `MAX_SLEEP`,
+    then it re-reads the wall clock) or until `poke` says the times changed, then calls
+    ``on_wake``; runs ``vacuum`` at start and then once per `VACUUM_INTERVAL`. ``on_wake`` and
+    ``vacuum`` take whatever lock they need themselves.
+    """
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._poked = trio.Event()
+
+    def poke(self) -> None:
+        """Wake the sleeping loop early: a sooner due time may have been added."""
+        self._poked.set()
+
+    async def run(
+        self,
+        times: Callable[[], Mapping[int, float]],
+        *,
+        vacuum: Callable[[], Awaitable[object]],
+        on_wake: Callable[[], Awaitable[object]],
+    ) -> NoReturn:
+        """Loop until cancelled; ``times()`` is read afresh before every sleep."""
+        next_vacuum = trio.current_time()
+        while True:
+            if trio.current_time() >= next_vacuum:
+                await vacuum()
+                next_vacuum = trio.current_time() + VACUUM_INTERVAL
+            self._poked = trio.Event()
+            wait = sleep_seconds(min(times().values(), default=None), self._now(), MAX_SLEEP)
+            with trio.move_on_after(wait):
+                await self._poked.wait()
+            await on_wake()
 
 
 def container_relative(file_path: str) -> PurePosixPath:
@@ -311,7 +349,7 @@ class ReminderScheduler:
         self._state_dir = state_dir
         self._to_hub = to_hub
         self._schedule: dict[int, float] = {}
-        self._changed = trio.Event()
+        self._loop = DueLoop(clock.now)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the store, load the schedule, serve until asked to stop, close the store.
@@ -371,7 +409,7 @@ class ReminderScheduler:
             container_relative(request.file_path)  # refuse a bad path now, not at the due time
         reminder = await self._db(store.add, msg.owner, request.message, due_at, request.file_path)
         self._schedule[reminder.id] = due_at
-        self._changed.set()
+        self._loop.poke()
         publish_nowait(self._to_hub, [wire.ReminderSet(reminder)])
         return reminder
 
@@ -393,20 +431,16 @@ class ReminderScheduler:
     # -- the schedule ------------------------------------------------------------------------
 
     async def _serve_schedule(self, store: ReminderStore) -> None:
-        next_vacuum = trio.current_time()
-        while True:
-            if trio.current_time() >= next_vacuum:
-                async with self._lock:
-                    await self._db(store.vacuum, RETENTION_SECONDS)
-                next_vacuum = trio.current_time() + VACUUM_INTERVAL
-            self._changed = trio.Event()
-            now = self._clock.now()
-            wait = sleep_seconds(min(self._schedule.values(), default=None), now, MAX_SLEEP)
-            with trio.move_on_after(wait):
-                await self._changed.wait()
+        async def vacuum() -> None:
+            async with self._lock:
+                await self._db(store.vacuum, RETENTION_SECONDS)
+
+        async def fire_due() -> None:
             for id in due(self._schedule, self._clock.now()):
                 async with self._lock:
                     await self._fire(store, id)
+
+        await self._loop.run(lambda: self._schedule, vacuum=vacuum, on_wake=fire_due)
 
     async def _fire(self, store: ReminderStore, id: int) -> None:
         reminder = await self._db(store.get, id)

@@ -466,7 +466,7 @@ def test_using_a_closed_store_is_a_store_error(db: Path, clock: FakeClock) -> No
 def test_a_write_blocked_by_another_writer_is_a_store_error(
     db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("hyperhive.core.broker_store._BUSY_TIMEOUT_MS", 0)
+    monkeypatch.setattr("hyperhive.core.sqlite.BUSY_TIMEOUT_MS", 0)
     store = BrokerStore(db, now=clock)
     other = sqlite3.connect(db, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")

@@ -32,11 +32,6 @@ def autojump_clock() -> trio.testing.MockClock:
 
 
 @pytest.fixture
-def wall() -> FakeWallClock:
-    return FakeWallClock()
-
-
-@pytest.fixture
 async def hive(short_tmp: Path, wall: FakeWallClock) -> AsyncIterator[TestHive]:
     async with open_test_hive(short_tmp, clock=wall, agents=("alice", "bob", "carol")) as hive:
         yield hive
