@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -11,7 +12,7 @@ import trio
 
 from hyperhive.agent import login
 from hyperhive.agent.claude import ClaudeRuntime, claude_env, find_claude
-from hyperhive.agent.events import open_event_bus
+from hyperhive.agent.events import EventBus, open_event_bus
 from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck
 from hyperhive.agent.runtime import CommandRuntime, TurnRunner
 from hyperhive.agent.turn_stats import TurnStatsStore
@@ -19,11 +20,12 @@ from hyperhive.clock import SystemClock
 from hyperhive.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from hyperhive.agent.settings import AgentSettings
+    from hyperhive.clock import WallClock
 
-__all__ = ["READY_MARKER", "build_runtime", "serve_agent"]
+__all__ = ["READY_MARKER", "build_runtime", "open_harness", "serve_agent"]
 
 READY_MARKER: Final = "hyperhive agent serving"
 
@@ -51,6 +53,37 @@ def build_runtime(
     return ClaudeRuntime(settings, claude), check
 
 
+@contextlib.asynccontextmanager
+async def open_harness(
+    settings: AgentSettings,
+    runner: TurnRunner,
+    clock: WallClock,
+    *,
+    options: HarnessOptions | None = None,
+    login_check: LoginCheck | None = None,
+) -> AsyncIterator[tuple[Harness, EventBus]]:
+    """A harness wired to its events bus and turn-stats store (not yet running).
+
+    Resource handling: on exit the events bus is flushed and closed and the turn-stats store
+    closed; run the harness inside the block.
+    """
+    stats = await trio.to_thread.run_sync(TurnStatsStore, settings.paths.turn_stats_db)
+    try:
+        async with open_event_bus(settings.paths.events_db, clock) as bus:
+            harness = Harness(
+                settings,
+                runner,
+                bus,
+                clock=clock,
+                stats=stats,
+                options=options or HarnessOptions(),
+                login_check=login_check,
+            )
+            yield harness, bus
+    finally:
+        stats.close()
+
+
 async def serve_agent(
     settings: AgentSettings,
     *,
@@ -65,29 +98,15 @@ async def serve_agent(
     """
     settings.ensure_state_dir()
     runner, login_check = build_runtime(settings, runtime, command)
-    clock = SystemClock()
-    stats = await trio.to_thread.run_sync(TurnStatsStore, settings.paths.turn_stats_db)
-    try:
-        async with open_event_bus(settings.paths.events_db, clock) as bus:
-            harness = Harness(
-                settings,
-                runner,
-                bus,
-                clock=clock,
-                stats=stats,
-                options=options or HarnessOptions(),
-                login_check=login_check,
-            )
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
-                await nursery.start(harness.run)
-                print(
-                    f"{READY_MARKER}: {settings.name} ({settings.role.value}, {runner.name})",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    finally:
-        stats.close()
+    wired = open_harness(settings, runner, SystemClock(), options=options, login_check=login_check)
+    async with wired as (harness, _bus), trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        await nursery.start(harness.run)
+        print(
+            f"{READY_MARKER}: {settings.name} ({settings.role.value}, {runner.name})",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from hyperhive.agent.events import LiveEvent, Subscription, open_event_bus
-from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck
+from hyperhive.agent.serve import open_harness
 from hyperhive.agent.settings import AgentSettings, Role
-from hyperhive.agent.turn_stats import TurnStatsStore
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+    from hyperhive.agent.events import LiveEvent, Subscription
+    from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck
     from hyperhive.agent.runtime import TurnRunner
     from hyperhive.clock import WallClock
     from hyperhive.testing.hive import TestHive
@@ -48,25 +48,15 @@ async def open_test_harness(
     """
     await trio.Path(state).mkdir(parents=True, exist_ok=True)
     settings = agent_settings(hive, state, name)
-    stats = TurnStatsStore(settings.paths.turn_stats_db)
-    try:
-        async with open_event_bus(settings.paths.events_db, clock) as bus:
-            feed = bus.subscribe(capacity=100_000)
-            harness = Harness(
-                settings,
-                runner,
-                bus,
-                clock=clock,
-                stats=stats,
-                options=options or HarnessOptions(),
-                login_check=login_check,
-            )
-            async with trio.open_nursery() as nursery:
-                await nursery.start(harness.run)
-                yield harness, feed
-                nursery.cancel_scope.cancel()
-    finally:
-        stats.close()
+    async with open_harness(settings, runner, clock, options=options, login_check=login_check) as (
+        harness,
+        bus,
+    ):
+        feed = bus.subscribe(capacity=100_000)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(harness.run)
+            yield harness, feed
+            nursery.cancel_scope.cancel()
 
 
 async def next_event(feed: Subscription, kind: str, **match: Any) -> LiveEvent:
