@@ -41,6 +41,7 @@ class Reply(Generic[T]):
         self._error: BaseException | None = None
         self._on_answer: Callable[[Reply[Any]], None] | None = None
         self._abandoned = False
+        self._on_lost: Callable[[T], None] | None = None
 
     @property
     def answered(self) -> bool:
@@ -57,10 +58,12 @@ class Reply(Generic[T]):
         return self._abandoned
 
     def send(self, value: T) -> None:
-        """Answer the caller with `value`."""
+        """Answer the caller with `value` (to its `on_lost`, if it already gave up)."""
         if not self.answered:
             self._value = value
             self._settle()
+            if self._abandoned and self._on_lost is not None:
+                self._on_lost(value)
 
     def fail(self, exc: BaseException) -> None:
         """Make the caller's `call` raise `exc`."""
@@ -173,11 +176,13 @@ class Mailbox(Generic[M]):
         holding the request, and `ActorStopped` if it stops without answering.
 
         Cancellation: safe; the request may still be queued and handled, its answer dropped.
-        If the actor had already answered when the call was cancelled (or timed out), that
-        answer is passed to `on_lost`, so a caller holding something that must be given back
-        (say, messages leased to it) can give it back.
+        An answer that reaches no one, because the call was cancelled or timed out just as it
+        arrived or before it arrived, is passed to `on_lost` (from the actor's `reply.send`, in
+        the second case), so a caller holding something that must be given back (say,
+        messages leased to it) can give it back.
         """
         reply: Reply[T] = Reply()
+        reply._on_lost = on_lost
         # move_on_after rather than fail_after: a TooSlowError the actor sends back through
         # reply.fail must reach the caller as itself, not as our timeout.
         received = False

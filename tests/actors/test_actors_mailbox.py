@@ -209,3 +209,41 @@ async def test_reply_is_abandoned_once_the_caller_gives_up(
 
         nursery.start_soon(answer)
         assert await answered.call(lambda reply: reply, timeout=5) == 7
+
+
+async def test_an_answer_that_reaches_no_one_goes_to_on_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    mailbox: Mailbox[Reply[str]] = Mailbox("lease", size=8)
+    lost: list[str] = []
+    # The caller gives up first; the actor answers later: the answer is handed to on_lost.
+    with pytest.raises(ActorTimeout):
+        await mailbox.call(lambda reply: reply, timeout=1, on_lost=lost.append)
+    late = mailbox.inbox.receive_nowait()
+    late.send("leased after the caller left")
+    assert lost == ["leased after the caller left"]
+
+    # The caller is cancelled in the same instant the answer lands: on_lost gets it too.
+    async with trio.open_nursery() as nursery:
+
+        async def caller() -> None:
+            await mailbox.call(lambda reply: reply, timeout=60, on_lost=lost.append)
+            raise AssertionError("the call should have been cancelled")
+
+        nursery.start_soon(caller)
+        await trio.testing.wait_all_tasks_blocked()
+        held = mailbox.inbox.receive_nowait()
+        nursery.cancel_scope.cancel()
+        held.send("answered as the caller was cancelled")
+    # The cancel was delivered first, so the caller never returns the answer: on_lost has it.
+    assert lost[1:] == ["answered as the caller was cancelled"]
+    answered: Mailbox[Reply[str]] = Mailbox("fast", size=8)
+    async with trio.open_nursery() as nursery:
+
+        async def answer() -> None:
+            (await answered.inbox.__anext__()).send("delivered")
+
+        nursery.start_soon(answer)
+        got = await answered.call(lambda reply: reply, timeout=5, on_lost=lost.append)
+    assert got == "delivered"
+    assert "delivered" not in lost
