@@ -42,7 +42,6 @@ __all__ = [
     "AckTurn",
     "Acked",
     "ActorInfo",
-    "AgentList",
     "AgentRegistered",
     "AgentUnregistered",
     "Agents",
@@ -655,9 +654,6 @@ class Agents:
     agents: tuple[str, ...]
 
 
-AgentList = Agents
-
-
 @attrs.frozen
 class InboxReply:
     messages: tuple[Message, ...]
@@ -1244,11 +1240,6 @@ class LineReader:
             if self._eof:
                 return self._take_rest()
             await self._fill()
-
-    @property
-    def at_eof(self) -> bool:
-        """Whether the peer has closed its end (buffered lines may still be unread)."""
-        return self._eof
 
     def read_line_nowait(self) -> bytes | None:
         """The next line if a complete one is already buffered, else None (never waits).

@@ -258,14 +258,6 @@ class Hive:
             self.publish(wire.AgentRegistered(name))
         return created
 
-    async def unregister_agent(self, name: str) -> None:
-        """Stop `name`'s listener and forget it; its stored messages stay."""
-        assert self.listeners is not None
-        assert self.agent_listener is not None
-        self.registry.unregister(name)
-        await self.listeners.terminate_child(self.agent_listener(name).id)
-        self.publish(wire.AgentUnregistered(name))
-
 
 def actor_info(stats: ChildStatistics | SupervisorStatistics) -> wire.ActorInfo:
     """The wire form of an actors statistics snapshot (recursively for supervisors)."""

@@ -219,10 +219,3 @@ class AgentRegistry:
         if not (home / _TOMBSTONE).exists():
             raise UnknownAgent(f"there is no tombstone of {name!r}")
         shutil.rmtree(home)
-
-    def unregister(self, name: str) -> None:
-        """Forget the agent and remove its directory; its messages stay in the broker."""
-        if name not in self._names:
-            raise UnknownAgent(f"unknown agent {name!r}")
-        self._names.discard(name)
-        shutil.rmtree(self._paths.agent_dir(name), ignore_errors=True)
