@@ -16,12 +16,12 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
+from hyperhive.containers import _spawn
 from hyperhive.containers.base import (
     AgentExited,
     AgentSpec,
@@ -67,7 +67,7 @@ def describe_exit(code: int | None) -> str:
 class Launch:
     """A started child, as the subclass hands it back."""
 
-    proc: trio.Process
+    proc: _spawn.SpawnedProcess
     init_pid: int | None = None  # bwrap: the sandbox's pid 1 (host pid)
     status: trio.lowlevel.FdStream | None = None  # bwrap: the --json-status-fd pipe
     status_lines: list[dict[str, object]] = attrs.Factory(list)
@@ -83,7 +83,7 @@ class _Child:
     settling: bool = True
 
     @property
-    def proc(self) -> trio.Process:
+    def proc(self) -> _spawn.SpawnedProcess:
         return self.launch.proc
 
 
@@ -252,15 +252,7 @@ class ChildProcessBackend(abc.ABC):
         entry = self._entry(name)
         command, env, cwd = self._exec_command(entry.spec, argv)
         try:
-            done = await trio.run_process(
-                command,
-                env=env,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-            )
+            done = await _spawn.run_process(command, env=env, cwd=cwd)
         except OSError as exc:
             raise ContainerError(f"{name}: cannot run {argv[0]}: {exc.strerror}") from exc
         return ExecResult(signal_exit_code(done.returncode), done.stdout, done.stderr)

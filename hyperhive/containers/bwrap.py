@@ -36,7 +36,14 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from hyperhive.containers._children import ChildProcessBackend, Launch, _Child, signal_exit_code
+from hyperhive.containers import _spawn
+from hyperhive.containers._children import (
+    KILL_WAIT_SECONDS,
+    ChildProcessBackend,
+    Launch,
+    _Child,
+    signal_exit_code,
+)
 from hyperhive.containers.base import AgentSpec, agent_environment
 from hyperhive.errors import StartFailed
 
@@ -217,7 +224,7 @@ class BwrapBackend(ChildProcessBackend):
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         try:
             argv = self.argv(spec, spec.argv, write_fd)
-            proc = await trio.lowlevel.open_process(
+            proc = await _spawn.open_process(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
@@ -232,17 +239,20 @@ class BwrapBackend(ChildProcessBackend):
         finally:
             os.close(write_fd)
         launch = Launch(proc, status=trio.lowlevel.FdStream(read_fd))
-        with trio.move_on_after(STATUS_WAIT_SECONDS):
-            while launch.init_pid is None and await _read_status(launch):
-                pass
-        if launch.init_pid is None and proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-            raise StartFailed(
-                f"{spec.name}: bwrap reported no sandbox within {STATUS_WAIT_SECONDS}s"
-            )
+        try:
+            with trio.move_on_after(STATUS_WAIT_SECONDS):
+                while launch.init_pid is None and await _read_status(launch):
+                    pass
+            if launch.init_pid is None and proc.returncode is None:
+                raise StartFailed(
+                    f"{spec.name}: bwrap reported no sandbox within {STATUS_WAIT_SECONDS}s"
+                )
+        except BaseException:
+            # Cancelled or failed before `start` could track it: nobody else will ever stop
+            # this sandbox, so it goes now (killing bwrap takes the sandbox with it).
+            await _discard(launch)
+            raise
         return launch
-
     def _terminate(self, child: _Child) -> None:
         for pid in _payload_pids(child.launch.init_pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -276,6 +286,15 @@ class BwrapBackend(ChildProcessBackend):
         self, spec: AgentSpec, argv: Sequence[str]
     ) -> tuple[list[str], dict[str, str], Path | None]:
         return self.argv(spec, argv, None), sandbox_environment(spec, _host_path()), None
+
+
+async def _discard(launch: Launch) -> None:
+    with trio.move_on_after(KILL_WAIT_SECONDS, shield=True):
+        launch.proc.kill()
+        await launch.proc.wait()
+        if launch.status is not None:
+            await launch.status.aclose()
+            launch.status = None
 
 
 def _host_path() -> str:

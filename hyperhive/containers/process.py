@@ -15,8 +15,7 @@ import signal
 import subprocess
 from typing import TYPE_CHECKING
 
-import trio
-
+from hyperhive.containers import _spawn
 from hyperhive.containers._children import ChildProcessBackend, Launch, _Child
 from hyperhive.containers.base import AgentSpec, agent_environment
 
@@ -45,7 +44,7 @@ class ProcessBackend(ChildProcessBackend):
     kind = "process"
 
     async def _launch(self, spec: AgentSpec, log_fd: int) -> Launch:
-        proc = await trio.lowlevel.open_process(
+        proc = await _spawn.open_process(
             list(spec.argv),
             stdin=subprocess.DEVNULL,
             stdout=log_fd,
