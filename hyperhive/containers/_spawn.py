@@ -140,9 +140,7 @@ class SpawnedProcess:
                     with contextlib.suppress(trio.ClosedResourceError):
                         await trio.lowlevel.wait_readable(self._pidfd)
                 else:  # no pidfd (a kernel before 5.3): a thread waits without reaping
-                    await trio.to_thread.run_sync(
-                        _wait_reapable, self.pid, abandon_on_cancel=True
-                    )
+                    await trio.to_thread.run_sync(_wait_reapable, self.pid, abandon_on_cancel=True)
                 self._popen.wait()  # already exited: reaps without blocking
             self._close_pidfd()
         returncode = self._popen.returncode

@@ -253,6 +253,7 @@ class BwrapBackend(ChildProcessBackend):
             await _discard(launch)
             raise
         return launch
+
     def _terminate(self, child: _Child) -> None:
         for pid in _payload_pids(child.launch.init_pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -119,7 +119,7 @@ async def test_a_cancelled_bwrap_start_leaves_no_sandbox_behind(short_tmp: Path)
 
             async def cancel_once_forked() -> None:
                 with trio.fail_after(10):
-                    while not marker.exists():  # noqa: ASYNC110 - another process writes it
+                    while not marker.exists():  # another process writes it
                         await trio.sleep(0.01)
                 scope.cancel()
 
@@ -163,7 +163,7 @@ async def test_a_cancelled_run_process_kills_its_child(short_tmp: Path) -> None:
     with trio.move_on_after(10) as scope:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_spawn.run_process, ["/bin/sh", "-c", script])
-            while not marker.exists():  # noqa: ASYNC110 - another process writes it
+            while not marker.exists():  # another process writes it
                 await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
     assert not scope.cancelled_caught
