@@ -249,6 +249,7 @@ async def run_process(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> Completed:
     """Run `argv` from the spawner thread to its end, capturing stdout and stderr (capped).
 
@@ -260,7 +261,13 @@ async def run_process(
     try:
         try:
             proc = await open_process(
-                argv, stdout=out_write, stderr=err_write, env=env, cwd=cwd, start_new_session=True
+                argv,
+                stdout=out_write,
+                stderr=err_write,
+                pass_fds=pass_fds,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
             )
         finally:
             os.close(out_write)

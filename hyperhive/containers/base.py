@@ -82,6 +82,7 @@ class AgentSpec:
     `argv` is the harness command (bwrap, process and fake run it; nixos ignores it, the
     service is defined in the agent's flake). `env` is extra environment on top of the
     HYPERHIVE_* variables the backend sets itself. `flake` is nixos's `META#attr`.
+    `settings_file` is the agent's `sandbox.json` (`hyperhive.containers.sandbox`).
     """
 
     name: str
@@ -95,6 +96,7 @@ class AgentSpec:
     network: bool = True
     web_port: int | None = None
     flake: str | None = None
+    settings_file: Path | None = None  # the agent's sandbox.json (bwrap reads it at start)
 
     @property
     def home_dir(self) -> Path:

@@ -1,42 +1,51 @@
-"""The bwrap backend (the default): each agent's harness runs under bubblewrap.
+"""The bwrap backend (the default): each agent's harness runs under bubblewrap, in a wall.
 
-Inside the sandbox (research/containers.md §3 has the verified facts behind every flag):
+docs/security.md is the long version; research/containers.md §3 has the facts behind the flags.
+Starting an agent, in order:
 
-- the host's top-level directories, read-only (`--ro-bind` each one, so the sandbox root is
-  bwrap's own tmpfs and /state, /config can be created); private /proc, /dev, /tmp and /run;
-- the hive's state directory (every agent's files, the admin socket) and a few secret-holding
-  paths of the daemon's user (`~/.claude`, `~/.ssh`, ...) hidden under empty tmpfs mounts;
-- /state (the agent's state, read-write; HOME=/state/home), /config (read-only) and
-  /run/hyperhive (its socket *directory*: a daemon restart re-creates the socket and the agent
-  reconnects, which a bound socket file would not allow);
-- pid, ipc, uts and cgroup namespaces unshared, network shared unless the agent's network is
-  off (`--unshare-net`; its unix socket still works), every capability dropped, a new session,
-  `--die-with-parent` so no sandbox outlives the daemon.
+1. its `sandbox.json` is read (extra binds, egress allowlist, limits);
+2. with a root daemon, the agent gets its own host uid (`uids.UidTable`) and its state
+   directory is handed to it (`uids.own_state`); an unprivileged daemon's agents keep the
+   daemon's uid, inside their own user namespace;
+3. the launcher (`_launch.py`, forked by the spawner thread) joins a fresh session keyring,
+   applies the limits (the agent's cgroup, or the prlimit fallback), drops to the agent's uid
+   with an empty bounding set and executes bwrap;
+4. bwrap builds the sandbox: the mount allowlist (`mounts`), user, pid, ipc, uts, cgroup and
+   network namespaces, no capabilities, no new privileges, no further user namespaces, the
+   seccomp filter (`seccomp`), `--die-with-parent`; then it waits on `--block-fd`;
+5. with the network on, slirp4netns attaches to the sandbox's network namespace (`network`),
+   with the egress allowlist loaded inside it if there is one; then the agent's program runs.
+
+A host that lacks a part (no libseccomp, no slirp4netns, no delegated cgroup) gets the named
+fallback and a loud warning at start (`HostWall.warnings`), never a silent downgrade.
 
 Stopping: SIGTERM goes to the payload (its host pid is the sandbox init's child; the init
 itself ignores SIGTERM), then after the grace SIGKILL to the init, which tears the pid
 namespace down. `--json-status-fd` tells a payload exit (an `exit-code` line) from a sandbox
 that failed before the payload ran (no such line, bwrap exits 1).
 
-`exec` runs the command in a sibling sandbox with the same mounts and environment (same files,
-its own pid namespace): it needs no privileges, unlike entering the agent's namespaces.
+`exec` runs the command in a sibling sandbox with the same walls, files and environment (its
+own pid namespace, and no network): it needs no privileges, unlike entering the agent's
+namespaces.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
+import attrs
 import trio
 
-from hyperhive.containers import _spawn
+from hyperhive.containers import _launch, _spawn, mounts, network, seccomp, uids
 from hyperhive.containers._children import (
     KILL_WAIT_SECONDS,
     ChildProcessBackend,
@@ -44,126 +53,206 @@ from hyperhive.containers._children import (
     _Child,
     signal_exit_code,
 )
-from hyperhive.containers.base import AgentSpec, agent_environment
-from hyperhive.errors import StartFailed
+from hyperhive.containers.base import AgentSpec, ExecResult, agent_environment
+from hyperhive.containers.limits import CgroupTree, Limits, find_delegated_cgroup, prlimit_plan
+from hyperhive.containers.sandbox import SandboxSettings, load_sandbox_settings
+from hyperhive.errors import ConfigError, ContainerError, StartFailed
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
+
+    from hyperhive.containers.mounts import SystemEntry
+    from hyperhive.containers.sandbox import Bind
 
 __all__ = [
     "SANDBOX_CONFIG",
     "SANDBOX_RUN",
     "SANDBOX_STATE",
     "BwrapBackend",
-    "RootEntry",
+    "HostWall",
+    "NetworkMode",
+    "WallDefaults",
     "bwrap_argv",
     "bwrap_works",
-    "default_hidden_paths",
-    "host_root_entries",
-    "runtime_binds",
+    "detect_wall",
     "sandbox_environment",
 ]
 
-SANDBOX_STATE = Path("/state")
-SANDBOX_CONFIG = Path("/config")
-SANDBOX_RUN = Path("/run/hyperhive")
-# Top-level host directories the sandbox gets its own version of.
-_PRIVATE = frozenset({"proc", "dev", "tmp", "run", "state", "config"})
-# Files of the daemon's user that hold credentials an agent must not read.
-_USER_SECRETS = (".claude", ".claude.json", ".ssh", ".gnupg", ".aws", ".netrc", ".docker")
-STATUS_WAIT_SECONDS = 10.0
-
-# (name, symlink target or None) for each entry of the host's /
-RootEntry = tuple[str, str | None]
+LOGGER = logging.getLogger("hyperhive.containers")
+SANDBOX_STATE: Final = Path("/state")
+SANDBOX_CONFIG: Final = Path("/config")
+SANDBOX_RUN: Final = Path("/run/hyperhive")
+STATUS_WAIT_SECONDS: Final = 10.0
+SANDBOX_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
+NetworkMode = Literal["user", "host", "none"]
 
 
-def host_root_entries(root: Path = Path("/")) -> list[RootEntry]:
-    """The host's top-level entries, with symlink targets (merged-/usr hosts link /bin)."""
-    entries: list[RootEntry] = []
-    for path in sorted(root.iterdir()):
-        if path.name in _PRIVATE:
-            continue
-        entries.append((path.name, os.readlink(path) if path.is_symlink() else None))
-    return entries
+@attrs.frozen
+class WallDefaults:
+    """The daemon-wide defaults an agent's `sandbox.json` can override."""
+
+    memory_max: int = 4 << 30
+    pids_max: int = 1024
+    tmp_size: int = 1 << 30
+    agent_uids: tuple[int, int] = (1_900_000, 1_965_535)
+    binds: tuple[Bind, ...] = ()
 
 
-def runtime_binds() -> list[Path]:
-    """Where this Python and hyperhive live, when a private /tmp or /run would hide them.
+@attrs.frozen
+class HostWall:
+    """What this host offers for the wall, and the fallbacks it forces (see `detect_wall`)."""
 
-    The harness is this same interpreter running this same package; a checkout or virtualenv
-    under /tmp (a CI clone, say) would otherwise vanish behind the sandbox's own /tmp. Each is
-    bound read-only at its own path; anything outside /tmp and /run is visible already.
-    """
-    import hyperhive
-
-    candidates = {
-        Path(sys.prefix),
-        Path(sys.base_prefix),
-        Path(sys.executable).resolve().parent,
-        Path(hyperhive.__file__).resolve().parent.parent,
-        *(Path(entry) for entry in sys.path if entry),
-    }
-    hidden = [
-        path.absolute()
-        for path in candidates
-        if path.exists() and path.absolute().parts[1:2] in (("tmp",), ("run",))
-    ]
-    # A directory already bound covers everything under it.
-    return [p for p in sorted(set(hidden)) if not any(o in p.parents for o in hidden)]
+    privileged: bool
+    seccomp_filter: bytes | None
+    slirp4netns: str | None  # None: network-on agents share the host's network (fallback)
+    nsenter: str | None
+    ip: str | None
+    nft: str | None
+    cgroup: Path | None  # None: the prlimit fallback
+    warnings: tuple[str, ...] = ()
 
 
-def default_hidden_paths(state_root: Path) -> list[Path]:
-    """The hive's state directory plus the daemon user's credential files that exist."""
-    home = Path.home()
-    return [state_root, *(home / name for name in _USER_SECRETS if (home / name).exists())]
+def detect_wall() -> HostWall:
+    """Look at this host (blocking, no subprocess: run before the event loop or off-thread)."""
+    privileged = os.geteuid() == 0
+    warnings = []
+    try:
+        bpf: bytes | None = seccomp.build_filter()
+    except seccomp.SeccompUnavailable as exc:
+        bpf = None
+        warnings.append(f"no seccomp filter for agents (fallback: none): {exc}")
+    slirp = shutil.which("slirp4netns")
+    nsenter, ip = shutil.which("nsenter"), shutil.which("ip")
+    problem = network.user_network_problem(slirp, privileged=privileged)
+    if problem is None and (nsenter is None or ip is None):
+        problem = "nsenter (util-linux) and ip (iproute2) are needed to set the network up"
+    if problem is not None:
+        slirp = None
+        warnings.append(
+            f"agents with the network on share the host's network namespace and reach its "
+            f"loopback services (fallback: host network): {problem}"
+        )
+    cgroup, why = find_delegated_cgroup()
+    if cgroup is None:
+        detail = "per agent uid" if privileged else "per process only"
+        warnings.append(
+            "memory and process limits fall back to prlimit (RLIMIT_DATA per process, "
+            f"RLIMIT_NPROC {detail}): {why}"
+        )
+    return HostWall(
+        privileged=privileged,
+        seccomp_filter=bpf,
+        slirp4netns=slirp,
+        nsenter=nsenter,
+        ip=ip,
+        nft=shutil.which("nft"),
+        cgroup=cgroup,
+        warnings=tuple(warnings),
+    )
 
 
 def bwrap_argv(
     spec: AgentSpec,
     command: Sequence[str],
     *,
-    root_entries: Iterable[RootEntry],
-    hidden: Iterable[tuple[Path, bool]],
-    runtime: Iterable[Path] = (),
+    system: Sequence[SystemEntry],
+    etc: Sequence[SystemEntry],
+    generated: dict[str, Path],
+    runtime: Sequence[Path] = (),
+    binds: Sequence[Bind] = (),
+    network_mode: NetworkMode = "none",
+    privileged: bool = False,
+    tmp_size: int = 1 << 30,
+    seccomp_fd: int | None = None,
     status_fd: int | None = None,
+    block_fd: int | None = None,
     bwrap: str = "bwrap",
 ) -> list[str]:
-    """The full bwrap command line running `command` in `spec`'s sandbox.
+    """The full bwrap command line running `command` in `spec`'s sandbox (see `mounts`).
 
-    `hidden` is (path, is_directory) pairs: directories get an empty tmpfs, files /dev/null.
-    `runtime` are directories under /tmp or /run the payload needs (see `runtime_binds`); they
-    are bound before the hidden paths, so a secret inside one still stays hidden.
+    `privileged` (a root daemon): bwrap runs as root and keeps only the setuid capabilities,
+    for `command`, which must be the launcher dropping to the agent's uid. Otherwise bwrap
+    runs unprivileged in a user namespace of its own, with none.
     """
     argv = [bwrap]
-    for name, target in root_entries:
+    for name, target in system:
         if target is None:
             argv += ["--ro-bind", f"/{name}", f"/{name}"]
         else:
             argv += ["--symlink", target, f"/{name}"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
-    for path in runtime:
-        argv += ["--ro-bind", str(path), str(path)]
-    for path, is_dir in hidden:
-        argv += ["--tmpfs", str(path)] if is_dir else ["--ro-bind", "/dev/null", str(path)]
     argv += [
-        "--bind", str(spec.state_dir), str(SANDBOX_STATE),
-        "--ro-bind", str(spec.config_dir), str(SANDBOX_CONFIG),
-        "--bind", str(spec.socket_dir), str(SANDBOX_RUN),
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+        "--proc", "/proc", "--dev", "/dev",
+        "--perms", "1777", "--size", str(tmp_size), "--tmpfs", "/tmp",
+        "--perms", "1777", "--size", str(tmp_size), "--tmpfs", "/dev/shm",
+        "--perms", "0755", "--tmpfs", "/run",
     ]  # fmt: skip
-    if not spec.network:
+    mounts_: list[tuple[str, str, str]] = []  # (option, source, destination)
+    for name, target in etc:
+        if target is None:
+            mounts_.append(("--ro-bind", f"/etc/{name}", f"/etc/{name}"))
+        else:
+            mounts_.append(("--symlink", target, f"/etc/{name}"))
+    if network_mode == "host" and Path("/etc/resolv.conf").exists():
+        mounts_.append(("--ro-bind", "/etc/resolv.conf", "/etc/resolv.conf"))
+    for name, path in sorted(generated.items()):
+        mounts_.append(("--ro-bind", str(path), f"/etc/{name}"))
+    for path in runtime:
+        mounts_.append(("--ro-bind", str(path), str(path)))
+    for bind in binds:
+        option = "--bind" if bind.writable else "--ro-bind"
+        mounts_.append((option, str(bind.source), str(bind.target)))
+    mounts_ += [
+        ("--bind", str(spec.state_dir), str(SANDBOX_STATE)),
+        ("--ro-bind", str(spec.config_dir), str(SANDBOX_CONFIG)),
+        ("--bind", str(spec.socket_dir), str(SANDBOX_RUN)),
+    ]
+    # bwrap makes the directories above a mount point private (0700); the agent, who is not
+    # root in there, must be able to walk through them.
+    for directory in _parents_to_create([dest for _, _, dest in mounts_]):
+        argv += ["--perms", "0755", "--dir", directory]
+    for option, source, destination in mounts_:
+        argv += [option, source, destination]
+    if not privileged:
+        argv += ["--unshare-user", "--disable-userns"]
+    argv += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    if network_mode != "host":
         argv.append("--unshare-net")
     argv += [
         "--hostname", spec.name,
         "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        "--chdir", str(SANDBOX_STATE),
     ]  # fmt: skip
+    if privileged:
+        for cap in _SETUID_CAPS:
+            argv += ["--cap-add", cap]
+    # Privileged, bwrap itself may not enter the agent's 0700 /state: the launcher does.
+    argv += ["--chdir", "/" if privileged else str(SANDBOX_STATE)]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
     if status_fd is not None:
         argv += ["--json-status-fd", str(status_fd)]
+    if block_fd is not None:
+        argv += ["--block-fd", str(block_fd)]
     return [*argv, "--", *command]
 
 
-def sandbox_environment(spec: AgentSpec, path_env: str) -> dict[str, str]:
+# What the payload launcher needs to become the agent's uid, and drops before anything else.
+_SETUID_CAPS: Final = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+# Sandbox paths bwrap creates itself (as mounts) before the allowlist's binds.
+_PREMOUNTED: Final = frozenset({"/", "/usr", "/proc", "/dev", "/tmp", "/dev/shm", "/run"})
+
+
+def _parents_to_create(destinations: Sequence[str]) -> list[str]:
+    """Every directory above a mount point that bwrap would otherwise create as 0700."""
+    wanted: set[str] = set()
+    for destination in destinations:
+        for parent in Path(destination).parents:
+            if str(parent) not in _PREMOUNTED:
+                wanted.add(str(parent))
+    mounted = set(destinations)
+    return sorted(wanted - mounted, key=lambda p: (p.count("/"), p))
+
+
+def sandbox_environment(spec: AgentSpec, path_env: str = SANDBOX_PATH) -> dict[str, str]:
     """The payload's whole environment (bwrap passes its own on; nothing else leaks in).
 
     It travels as bwrap's environment, not as `--setenv` arguments, so secrets in `spec.env`
@@ -175,12 +264,23 @@ def sandbox_environment(spec: AgentSpec, path_env: str) -> dict[str, str]:
     return {"PATH": path_env, **env}
 
 
+def launcher_argv(plan: dict[str, object], program: Sequence[str]) -> list[str]:
+    """`program` behind the launcher (keyring, limits, uid; see `_launch`)."""
+    return [sys.executable, "-I", "-S", "-B", _launch.__file__, json.dumps(plan), "--", *program]
+
+
 def bwrap_works(bwrap: str = "bwrap") -> str | None:
-    """None if bubblewrap can build a sandbox here, else a sentence saying why not."""
+    """None if bubblewrap can build the agents' sandbox here, else a sentence saying why not.
+
+    Blocking (runs bwrap): call it before the event loop starts.
+    """
     found = shutil.which(bwrap)
     if found is None:
         return f"{bwrap} is not on PATH (install the bubblewrap package)"
-    probe = [found, "--ro-bind", "/", "/", "--unshare-pid", "--die-with-parent", "--", "true"]
+    probe = [found, "--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--die-with-parent"]
+    if os.geteuid() != 0:
+        probe += ["--unshare-user", "--disable-userns"]
+    probe += ["--", "true"]
     try:
         done = subprocess.run(probe, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -188,6 +288,23 @@ def bwrap_works(bwrap: str = "bwrap") -> str | None:
     if done.returncode != 0:
         return f"{bwrap} cannot create a sandbox here: {done.stderr.strip() or done.returncode}"
     return None
+
+
+@attrs.define(eq=False)
+class _Identity:
+    uid: int
+    gid: int
+
+
+@attrs.define(eq=False)
+class _Prepared:
+    """Everything one sandbox start needs, with the fds to close once bwrap has them."""
+
+    argv: list[str]
+    env: dict[str, str]
+    fds: list[int]
+    settings: SandboxSettings
+    network_mode: NetworkMode
 
 
 class BwrapBackend(ChildProcessBackend):
@@ -199,45 +316,192 @@ class BwrapBackend(ChildProcessBackend):
         self,
         *,
         runtime_dir: Path,
-        hidden: Sequence[Path] = (),
         bwrap: str = "bwrap",
         shutdown_grace: float = 3.0,
+        defaults: WallDefaults | None = None,
+        wall: HostWall | None = None,
     ) -> None:
         super().__init__(runtime_dir=runtime_dir, shutdown_grace=shutdown_grace)
-        self._hidden = tuple(hidden)
         self._bwrap = bwrap
+        self._defaults = defaults or WallDefaults()
+        self._wall = wall
+        self._cgroups: CgroupTree | None = None
+        self._uids = uids.UidTable(runtime_dir / "uids.json", *self._defaults.agent_uids)
+        self._networks: dict[int, network.UserNetwork] = {}
 
-    def argv(self, spec: AgentSpec, command: Sequence[str], status_fd: int | None) -> list[str]:
-        """The bwrap command line for `spec` on this host."""
-        hidden = [(path, path.is_dir()) for path in self._hidden if path.exists()]
+    @property
+    def wall(self) -> HostWall:
+        if self._wall is None:
+            raise ContainerError("the bwrap backend has not looked at this host yet (run it)")
+        return self._wall
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Look at the host (once), then serve; every network helper goes with the agents."""
+        if self._wall is None:
+            self._wall = await trio.to_thread.run_sync(detect_wall)
+        for warning in self._wall.warnings:
+            LOGGER.warning("sandbox wall: %s", warning)
+        if self._wall.cgroup is not None and self._cgroups is None:
+            tree = CgroupTree(self._wall.cgroup)
+            try:
+                await trio.to_thread.run_sync(tree.prepare)
+                self._cgroups = tree
+            except OSError as exc:
+                LOGGER.warning(
+                    "sandbox wall: cannot use cgroup %s (%s); limits fall back to prlimit",
+                    self._wall.cgroup,
+                    exc.strerror,
+                )
+        try:
+            await super().run(task_status=task_status)
+        finally:
+            with trio.move_on_after(KILL_WAIT_SECONDS, shield=True):
+                for net in list(self._networks.values()):
+                    await net.aclose()
+            self._networks.clear()
+
+    # -- building a start ---------------------------------------------------------------------
+
+    async def _identity(self, spec: AgentSpec) -> _Identity:
+        if not self.wall.privileged:
+            return _Identity(os.getuid(), os.getgid())
+        uid = await trio.to_thread.run_sync(self._uids.uid, spec.name)
+
+        def hand_over() -> None:
+            uids.own_state(spec.state_dir, uid, uid)
+            uids.prepare_socket_dir(spec.socket_dir, uid)
+
+        await trio.to_thread.run_sync(hand_over)
+        return _Identity(uid, uid)
+
+    def _plan(
+        self, spec: AgentSpec, ident: _Identity, settings: SandboxSettings
+    ) -> dict[str, object]:
+        limits = Limits(
+            memory_max=settings.memory_max or self._defaults.memory_max,
+            pids_max=settings.pids_max or self._defaults.pids_max,
+        )
+        plan: dict[str, object] = {"keyring": True}
+        if self._cgroups is not None:
+            plan["cgroup"] = str(self._cgroups.agent(spec.name, limits))
+        else:
+            plan["rlimits"] = prlimit_plan(limits, per_uid=self.wall.privileged)
+        return plan
+
+    def _network_mode(self, spec: AgentSpec) -> NetworkMode:
+        if not spec.network:
+            return "none"
+        return "user" if self.wall.slirp4netns is not None else "host"
+
+    async def _prepare(
+        self,
+        spec: AgentSpec,
+        command: Sequence[str],
+        *,
+        status_fd: int | None,
+        block_fd: int | None,
+        network_mode: NetworkMode | None = None,
+    ) -> _Prepared:
+        try:
+            settings = await trio.to_thread.run_sync(load_sandbox_settings, spec.settings_file)
+        except ConfigError as exc:
+            raise StartFailed(f"{spec.name}: {exc}") from exc
+        mode = network_mode or self._network_mode(spec)
+        if settings.egress is not None and mode == "user" and self.wall.nft is None:
+            raise StartFailed(
+                f"{spec.name}: an egress allowlist needs nft (apt-get install nftables)"
+            )
+        if settings.egress is not None and mode == "host":
+            raise StartFailed(
+                f"{spec.name}: an egress allowlist needs slirp4netns; refusing to start it on "
+                "the host's network"
+            )
+        ident = await self._identity(spec)
+        plan = await trio.to_thread.run_sync(self._plan, spec, ident, settings)
+        generated = await trio.to_thread.run_sync(
+            lambda: mounts.write_etc(
+                self._runtime_dir / "etc" / spec.name,
+                name=spec.name,
+                uid=ident.uid,
+                gid=ident.gid,
+                user_network=mode == "user",
+            )
+        )
+        fds: list[int] = []
+        seccomp_fd = None
+        if self.wall.seccomp_filter is not None:
+            seccomp_fd = os.memfd_create("hyperhive-seccomp", os.MFD_CLOEXEC)
+            fds.append(seccomp_fd)
+            os.write(seccomp_fd, self.wall.seccomp_filter)
+            os.lseek(seccomp_fd, 0, os.SEEK_SET)
+        system, etc, runtime = await trio.to_thread.run_sync(
+            lambda: (mounts.system_entries(), mounts.etc_entries(), mounts.runtime_binds())
+        )
+        binds = (*self._defaults.binds, *settings.binds)
+        privileged = self.wall.privileged
+        if privileged:  # the payload drops to the agent's uid first thing, inside the wall
+            inner = {"uid": ident.uid, "gid": ident.gid, "cwd": str(SANDBOX_STATE)}
+            command = launcher_argv(inner, command)
+        bwrap = bwrap_argv(
+            spec,
+            command,
+            system=system,
+            etc=etc,
+            generated=generated,
+            runtime=runtime,
+            binds=binds,
+            network_mode=mode,
+            privileged=privileged,
+            tmp_size=self._defaults.tmp_size,
+            seccomp_fd=seccomp_fd,
+            status_fd=status_fd,
+            block_fd=block_fd,
+            bwrap=self._bwrap,
+        )
+        return _Prepared(launcher_argv(plan, bwrap), sandbox_environment(spec), fds, settings, mode)
+
+    def argv(self, spec: AgentSpec, command: Sequence[str]) -> list[str]:
+        """The bwrap part of the command line for `spec` on this host (for tests and docs)."""
         return bwrap_argv(
             spec,
             command,
-            root_entries=host_root_entries(),
-            hidden=hidden,
-            runtime=runtime_binds(),
-            status_fd=status_fd,
+            system=mounts.system_entries(),
+            etc=mounts.etc_entries(),
+            generated={},
+            runtime=mounts.runtime_binds(),
+            binds=self._defaults.binds,
+            network_mode="user" if spec.network else "none",
+            privileged=os.geteuid() == 0,
             bwrap=self._bwrap,
         )
 
+    # -- the ChildProcessBackend hooks --------------------------------------------------------
+
     async def _launch(self, spec: AgentSpec, log_fd: int) -> Launch:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        block_read, block_write = os.pipe2(os.O_CLOEXEC)
         try:
-            argv = self.argv(spec, spec.argv, write_fd)
-            proc = await _spawn.open_process(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                pass_fds=(write_fd,),
-                env=sandbox_environment(spec, _host_path()),
-                start_new_session=True,
-            )
+            prepared = await self._prepare(spec, spec.argv, status_fd=write_fd, block_fd=block_read)
+            try:
+                proc = await _spawn.open_process(
+                    prepared.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fd,
+                    stderr=log_fd,
+                    pass_fds=(write_fd, block_read, *prepared.fds),
+                    env=prepared.env,
+                    start_new_session=True,
+                )
+            finally:
+                for fd in prepared.fds:
+                    os.close(fd)
         except BaseException:
             os.close(read_fd)
+            os.close(block_write)
             raise
         finally:
             os.close(write_fd)
+            os.close(block_read)
         launch = Launch(proc, status=trio.lowlevel.FdStream(read_fd))
         try:
             with trio.move_on_after(STATUS_WAIT_SECONDS):
@@ -247,12 +511,58 @@ class BwrapBackend(ChildProcessBackend):
                 raise StartFailed(
                     f"{spec.name}: bwrap reported no sandbox within {STATUS_WAIT_SECONDS}s"
                 )
+            if launch.init_pid is not None:
+                await self._connect(spec, launch, prepared, log_fd)
+            os.write(block_write, b"1")  # the agent's program may run now
         except BaseException:
             # Cancelled or failed before `start` could track it: nobody else will ever stop
             # this sandbox, so it goes now (killing bwrap takes the sandbox with it).
-            await _discard(launch)
+            await self._discard(launch)
             raise
+        finally:
+            os.close(block_write)
         return launch
+
+    async def _connect(
+        self, spec: AgentSpec, launch: Launch, prepared: _Prepared, log_fd: int
+    ) -> None:
+        """Bring up the user-mode network (and its allowlist) before the agent runs."""
+        if prepared.network_mode != "user":
+            return
+        assert launch.init_pid is not None
+        assert self.wall.slirp4netns is not None
+        net = network.UserNetwork(
+            self.wall.slirp4netns, log_fd=log_fd, privileged=self.wall.privileged
+        )
+        self._networks[launch.proc.pid] = net
+        await net.start(launch.init_pid)
+        assert self.wall.nsenter is not None
+        assert self.wall.ip is not None
+        await net.configure(launch.init_pid, nsenter=self.wall.nsenter, ip=self.wall.ip)
+        egress = prepared.settings.egress
+        if egress is not None:
+            assert self.wall.nft is not None
+            resolved = await trio.to_thread.run_sync(network.resolve_rules, egress)
+            await net.apply_egress(
+                launch.init_pid,
+                network.nft_ruleset(resolved),
+                nsenter=self.wall.nsenter,
+                nft=self.wall.nft,
+            )
+
+    async def _discard(self, launch: Launch) -> None:
+        with trio.move_on_after(KILL_WAIT_SECONDS, shield=True):
+            launch.proc.kill()
+            await launch.proc.wait()
+            if launch.status is not None:
+                await launch.status.aclose()
+                launch.status = None
+            await self._release(launch)
+
+    async def _release(self, launch: Launch) -> None:
+        net = self._networks.pop(launch.proc.pid, None)
+        if net is not None:
+            await net.aclose()
 
     def _terminate(self, child: _Child) -> None:
         for pid in _payload_pids(child.launch.init_pid):
@@ -275,6 +585,7 @@ class BwrapBackend(ChildProcessBackend):
         if launch.status is not None:
             await launch.status.aclose()
             launch.status = None
+        await self._release(launch)
         for line in launch.status_lines:
             code = line.get("exit-code")
             if isinstance(code, int):
@@ -286,20 +597,25 @@ class BwrapBackend(ChildProcessBackend):
     def _exec_command(
         self, spec: AgentSpec, argv: Sequence[str]
     ) -> tuple[list[str], dict[str, str], Path | None]:
-        return self.argv(spec, argv, None), sandbox_environment(spec, _host_path()), None
+        raise AssertionError("the bwrap backend overrides exec")  # pragma: no cover
 
+    async def exec(self, name: str, argv: Sequence[str]) -> ExecResult:
+        """Run `argv` in a sibling sandbox: the agent's walls and files, no network.
 
-async def _discard(launch: Launch) -> None:
-    with trio.move_on_after(KILL_WAIT_SECONDS, shield=True):
-        launch.proc.kill()
-        await launch.proc.wait()
-        if launch.status is not None:
-            await launch.status.aclose()
-            launch.status = None
-
-
-def _host_path() -> str:
-    return os.environ.get("PATH", "/usr/bin:/bin")
+        Cancellation: the command is killed; bound it with `trio.fail_after`.
+        """
+        entry = self._entry(name)
+        prepared = await self._prepare(
+            entry.spec, argv, status_fd=None, block_fd=None, network_mode="none"
+        )
+        try:
+            done = await _spawn.run_process(prepared.argv, env=prepared.env, pass_fds=prepared.fds)
+        except OSError as exc:
+            raise ContainerError(f"{name}: cannot run {argv[0]}: {exc.strerror}") from exc
+        finally:
+            for fd in prepared.fds:
+                os.close(fd)
+        return ExecResult(signal_exit_code(done.returncode), done.stdout, done.stderr)
 
 
 async def _read_status(launch: Launch) -> bool:

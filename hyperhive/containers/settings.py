@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
     from hyperhive.config import StatePaths
     from hyperhive.containers.base import ContainerBackend
+    from hyperhive.containers.sandbox import Bind
 
 __all__ = [
     "BACKENDS",
@@ -25,8 +26,8 @@ __all__ = [
 ]
 
 LOGGER = logging.getLogger("hyperhive.containers")
-BackendKind = Literal["auto", "bwrap", "process", "nixos", "fake", "none"]
-BACKENDS: tuple[BackendKind, ...] = ("auto", "bwrap", "process", "nixos", "fake", "none")
+BackendKind = Literal["auto", "bwrap", "process", "nixos", "none"]
+BACKENDS: tuple[BackendKind, ...] = ("auto", "bwrap", "process", "nixos", "none")
 DEFAULT_AGENT_COMMAND = (sys.executable, "-m", "hyperhive", "agent", "serve")
 NOT_ISOLATED = (
     "agents are NOT isolated: the process backend runs them as plain processes that can read "
@@ -44,7 +45,10 @@ class ContainerSettings:
 
     `agent_command` is what every agent runs (the harness); `env` is added to each agent's
     environment. `ensure_manager` creates and starts the manager agent at start-up.
-    `web_ports` is the inclusive range agent web ports are hashed into.
+    `web_ports` is the inclusive range agent web ports are hashed into. The wall's defaults
+    (`memory_max`, `pids_max`, `disk_quota`, `tmp_size`, `extra_binds`) apply to every bwrap
+    agent whose `sandbox.json` does not say otherwise; `agent_uids` is the host uid range a
+    root daemon gives its agents (docs/security.md).
     """
 
     backend: BackendKind = "auto"
@@ -57,16 +61,24 @@ class ContainerSettings:
     rescan_interval: float = 10.0
     meta_flake: str = "/var/lib/hyperhive/meta"
     nixos_poll_interval: float = 5.0
-    hidden_paths: tuple[str, ...] = ()
+    memory_max: int = 4 << 30
+    pids_max: int = 1024
+    disk_quota: int = 10 << 30
+    tmp_size: int = 1 << 30
+    agent_uids: tuple[int, int] = (1_900_000, 1_965_535)
+    extra_binds: tuple[Bind, ...] = ()
 
 
 def resolve_backend(kind: str) -> tuple[BackendKind, list[str]]:
     """The concrete backend for `kind` (`auto` probes bubblewrap) and warnings to show loudly.
 
+    Blocking: it runs bwrap once and looks at the host's wall (libseccomp, slirp4netns,
+    cgroups). Call it before the event loop starts, once; `make_backend` never probes.
+
     Raises:
         ConfigError: an unknown kind, or `bwrap` where bubblewrap cannot run.
     """
-    from hyperhive.containers.bwrap import bwrap_works
+    from hyperhive.containers.bwrap import bwrap_works, detect_wall
 
     if kind not in BACKENDS:
         raise ConfigError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
@@ -74,7 +86,7 @@ def resolve_backend(kind: str) -> tuple[BackendKind, list[str]]:
     if kind in ("auto", "bwrap"):
         problem = bwrap_works()
         if problem is None:
-            return "bwrap", []
+            return "bwrap", list(detect_wall().warnings)
         if kind == "bwrap":
             raise ConfigError(f"--backend bwrap: {problem}")
         warnings.append(f"bubblewrap unavailable: {problem}")
@@ -86,17 +98,12 @@ def resolve_backend(kind: str) -> tuple[BackendKind, list[str]]:
 
 
 def make_backend(settings: ContainerSettings, paths: StatePaths) -> ContainerBackend | None:
-    """The backend `settings` ask for (None for `none`).
-
-    `auto` picks bwrap when bubblewrap works here, else the process backend with a loud
-    warning that agents are not isolated.
+    """The backend `settings` name (None for `none`); it runs nothing and reads no host facts.
 
     Raises:
-        ConfigError: `bwrap` was asked for and cannot run here.
+        ConfigError: `auto`, which `resolve_backend` turns into a concrete kind first.
     """
-    from pathlib import Path
-
-    from hyperhive.containers.bwrap import BwrapBackend, bwrap_works, default_hidden_paths
+    from hyperhive.containers.bwrap import BwrapBackend, WallDefaults
     from hyperhive.containers.nixos import NixosBackend, run_command
     from hyperhive.containers.process import ProcessBackend
 
@@ -104,33 +111,31 @@ def make_backend(settings: ContainerSettings, paths: StatePaths) -> ContainerBac
     runtime = paths.containers_dir
     if kind == "none":
         return None
-    if kind in ("auto", "bwrap"):
-        problem = bwrap_works()
-        if problem is None:
-            hidden = [*default_hidden_paths(paths.root), *map(Path, settings.hidden_paths)]
-            return BwrapBackend(
-                runtime_dir=runtime / "bwrap",
-                hidden=hidden,
-                shutdown_grace=settings.shutdown_grace,
-            )
-        if kind == "bwrap":
-            raise ConfigError(f"--backend bwrap: {problem}")
-        LOGGER.warning("bubblewrap unavailable (%s)", problem)
-        kind = "process"
+    if kind == "auto":
+        raise ConfigError(
+            "backend 'auto' must be resolved (resolve_backend) before the daemon starts"
+        )
+    if kind == "bwrap":
+        defaults = WallDefaults(
+            memory_max=settings.memory_max,
+            pids_max=settings.pids_max,
+            tmp_size=settings.tmp_size,
+            agent_uids=settings.agent_uids,
+            binds=settings.extra_binds,
+        )
+        return BwrapBackend(
+            runtime_dir=runtime / "bwrap", shutdown_grace=settings.shutdown_grace, defaults=defaults
+        )
     if kind == "process":
         LOGGER.warning("%s", NOT_ISOLATED)
         return ProcessBackend(
             runtime_dir=runtime / "process", shutdown_grace=settings.shutdown_grace
         )
-    if kind == "nixos":
-        work = runtime / "nixos"
-        work.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return NixosBackend(
-            run_command,
-            meta_flake=settings.meta_flake,
-            work_dir=work,
-            poll_interval=settings.nixos_poll_interval,
-        )
-    from hyperhive.testing.fake_containers import FakeBackend
-
-    return FakeBackend()
+    work = runtime / "nixos"
+    work.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return NixosBackend(
+        run_command,
+        meta_flake=settings.meta_flake,
+        work_dir=work,
+        poll_interval=settings.nixos_poll_interval,
+    )

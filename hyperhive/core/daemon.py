@@ -189,6 +189,9 @@ class Daemon:
                 path,
                 identity,
                 send_many=self.surfaces.send_many,
+                # An agent socket's directory admits only that agent's group (the bwrap
+                # backend sets it up); the admin socket stays the daemon user's alone.
+                mode=0o600 if identity.role == "operator" else 0o660,
                 task_status=task_status,
             )
 

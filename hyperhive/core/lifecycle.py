@@ -92,6 +92,7 @@ class Lifecycle:
             env=self._settings.env,
             network=record.network,
             web_port=record.web_port,
+            settings_file=paths.agent_dir(name) / "sandbox.json",
         )
 
     async def views(self, names: Sequence[str] | None = None) -> dict[str, wire.ContainerView]:

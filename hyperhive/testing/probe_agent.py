@@ -9,6 +9,10 @@ Run by the container conformance suite and the sandbox tests as an agent's comma
   of the paths listed in `probe-hidden.json` it can see at all;
 - connects to `$HYPERHIVE_SOCKET`, sends one line (`probe-line.txt` in its config dir, else a
   hive `send` to the operator) and records the first line it gets back;
+- if `probe-wall.json` is in its config dir, tries what it lists against the sandbox's walls
+  (`_wall`: files to read, unix, abstract and TCP addresses to connect to, a key to find in the
+  user keyring) and records its own credentials, capabilities, seccomp mode, interfaces and
+  listening TCP ports as `/proc` shows them;
 - writes all of that to `$HYPERHIVE_AGENT_STATE/probe-report.json` and prints
   `agent NAME started`.
 
@@ -87,6 +91,99 @@ def _report(name: str, state: Path, config: Path) -> dict[str, Any]:
         "host_writes": {t: _try_write(Path(t)) for t in _json(config / "probe-targets.json", [])},
         "visible": {p: os.path.exists(p) for p in _json(config / "probe-hidden.json", [])},
         "socket": _try_socket(os.environ["HYPERHIVE_SOCKET"], line),
+        "wall": _wall(_json(config / "probe-wall.json", {})),
+    }
+
+
+def _errno(exc: OSError) -> str:
+    return errno.errorcode.get(exc.errno or 0, str(exc))
+
+
+def _try_read(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return "read: " + handle.read(64).decode(errors="replace")
+    except OSError as exc:
+        return _errno(exc)
+
+
+def _try_connect(family: int, address: Any) -> str:
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(3)
+            sock.connect(address)
+            sock.settimeout(1)
+            try:
+                return "connected: " + sock.recv(256).decode(errors="replace").strip()
+            except OSError:
+                return "connected"
+    except OSError as exc:
+        return _errno(exc)
+
+
+def _try_keyring(description: str) -> str:
+    import ctypes
+    import platform
+
+    numbers = {"x86_64": 250, "aarch64": 219}
+    if platform.machine() not in numbers:
+        return "skipped"
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    key_spec_user_keyring, keyctl_search = -4, 10
+    found = libc.syscall(
+        ctypes.c_long(numbers[platform.machine()]),
+        ctypes.c_long(keyctl_search),
+        ctypes.c_long(key_spec_user_keyring),
+        ctypes.c_char_p(b"user"),
+        ctypes.c_char_p(description.encode()),
+        ctypes.c_long(0),
+    )
+    if found < 0:
+        return errno.errorcode.get(ctypes.get_errno(), "error")
+    return f"found key {found}"
+
+
+def _status() -> dict[str, str]:
+    fields = {}
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid", "CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
+                fields[key] = value.strip()
+    return fields
+
+
+def _listening_ports() -> list[int]:
+    ports = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 3 and fields[3] == "0A":  # LISTEN
+                ports.append(int(fields[1].rsplit(":", 1)[1], 16))
+    return sorted(set(ports))
+
+
+def _wall(plan: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": _status(),
+        "interfaces": [name for _, name in socket.if_nameindex()],
+        "listening": _listening_ports(),
+        "read": {path: _try_read(path) for path in plan.get("read", [])},
+        "unix": {path: _try_connect(socket.AF_UNIX, path) for path in plan.get("unix", [])},
+        "abstract": {
+            name: _try_connect(socket.AF_UNIX, "\0" + name) for name in plan.get("abstract", [])
+        },
+        "tcp": {
+            f"{host}:{port}": _try_connect(socket.AF_INET, (host, port))
+            for host, port in plan.get("tcp", [])
+        },
+        "keyring": _try_keyring(plan["keyring"]) if plan.get("keyring") else None,
     }
 
 

@@ -36,7 +36,7 @@ def make_process(root: Path) -> tuple[ContainerBackend, Faults]:
 
 
 def make_bwrap(root: Path) -> tuple[ContainerBackend, Faults]:
-    return BwrapBackend(runtime_dir=root / "runtime", hidden=[root / "runtime"]), ProbeFaults(root)
+    return BwrapBackend(runtime_dir=root / "runtime"), ProbeFaults(root)
 
 
 needs_bwrap = pytest.mark.skipif(

@@ -7,7 +7,6 @@ and reach from inside its container, then obeys commands left in its state direc
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -18,13 +17,8 @@ import trio
 
 from hyperhive import wire
 from hyperhive.containers.base import AgentSpec
-from hyperhive.containers.bwrap import (
-    BwrapBackend,
-    bwrap_argv,
-    bwrap_works,
-    runtime_binds,
-    sandbox_environment,
-)
+from hyperhive.containers.bwrap import BwrapBackend, bwrap_argv, bwrap_works, sandbox_environment
+from hyperhive.containers.mounts import runtime_binds
 from hyperhive.containers.settings import ContainerSettings
 from hyperhive.testing import open_test_hive
 from hyperhive.testing.conformance import PROBE_COMMAND, ProbeFaults, wait_report
@@ -191,19 +185,32 @@ def test_the_bwrap_command_line_is_pinned(tmp_path: Path) -> None:
     )
     argv = bwrap_argv(
         spec,
-        spec.argv,
-        root_entries=[("bin", "usr/bin"), ("etc", None), ("usr", None)],
-        hidden=[(Path("/h"), True), (Path("/root/.claude.json"), False)],
+        ["/launcher", "--", *spec.argv],
+        system=[("usr", None), ("bin", "usr/bin"), ("lib64", None)],
+        etc=[("ssl", None), ("localtime", "/usr/share/zoneinfo/UTC")],
+        generated={"passwd": Path("/h/containers/bwrap/etc/alice/passwd")},
+        runtime=[Path("/opt/py")],
+        privileged=True,
+        tmp_size=1024,
+        seccomp_fd=4,
         status_fd=5,
+        block_fd=6,
     )
     assert argv == [
         "bwrap",
-        "--symlink", "usr/bin", "/bin",
-        "--ro-bind", "/etc", "/etc",
         "--ro-bind", "/usr", "/usr",
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run",
-        "--tmpfs", "/h",
-        "--ro-bind", "/dev/null", "/root/.claude.json",
+        "--symlink", "usr/bin", "/bin",
+        "--ro-bind", "/lib64", "/lib64",
+        "--proc", "/proc", "--dev", "/dev",
+        "--perms", "1777", "--size", "1024", "--tmpfs", "/tmp",
+        "--perms", "1777", "--size", "1024", "--tmpfs", "/dev/shm",
+        "--perms", "0755", "--tmpfs", "/run",
+        "--perms", "0755", "--dir", "/etc",
+        "--perms", "0755", "--dir", "/opt",
+        "--ro-bind", "/etc/ssl", "/etc/ssl",
+        "--symlink", "/usr/share/zoneinfo/UTC", "/etc/localtime",
+        "--ro-bind", "/h/containers/bwrap/etc/alice/passwd", "/etc/passwd",
+        "--ro-bind", "/opt/py", "/opt/py",
         "--bind", "/h/agents/alice/state", "/state",
         "--ro-bind", "/h/agents/alice/config", "/config",
         "--bind", "/h/agents/alice/run", "/run/hyperhive",
@@ -211,38 +218,48 @@ def test_the_bwrap_command_line_is_pinned(tmp_path: Path) -> None:
         "--unshare-net",
         "--hostname", "alice",
         "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-        "--chdir", "/state",
+        "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+        "--chdir", "/",
+        "--seccomp", "4",
         "--json-status-fd", "5",
-        "--", "/usr/bin/python3", "-m", "hyperhive", "agent", "serve",
+        "--block-fd", "6",
+        "--", "/launcher", "--", "/usr/bin/python3", "-m", "hyperhive", "agent", "serve",
     ]  # fmt: skip
     assert not any("sk-secret" in arg for arg in argv)  # secrets travel in the environment
-    env = sandbox_environment(spec, "/usr/bin")
+    env = sandbox_environment(spec)
     assert env["ANTHROPIC_API_KEY"] == "sk-secret"
     assert env["HOME"] == "/state/home"
+    # An unprivileged daemon: bwrap makes its own user namespace, and keeps no capability.
+    unprivileged = bwrap_argv(spec, spec.argv, system=[], etc=[], generated={})
+    assert "--unshare-user" in unprivileged
+    assert "--disable-userns" in unprivileged
+    assert "--cap-add" not in unprivileged
 
 
-@needs_bwrap
-def test_host_root_entries_cover_the_host(tmp_path: Path) -> None:
+def test_the_sandbox_mounts_an_allowlist_of_the_host(tmp_path: Path) -> None:
     backend = BwrapBackend(runtime_dir=tmp_path)
     spec = AgentSpec("a", "agent", tmp_path, tmp_path, tmp_path, tmp_path / "log", ("true",))
-    argv = backend.argv(spec, ["true"], None)
-    for entry in os.listdir("/"):
-        if entry not in {"proc", "dev", "tmp", "run"}:
-            assert f"/{entry}" in argv
+    argv = backend.argv(spec, ["true"])
+    sources = {argv[i + 1] for i, arg in enumerate(argv) if arg in ("--ro-bind", "--bind")}
+    for path in ("/root", "/home", "/srv", "/opt", "/var", "/mnt", "/etc", "/"):
+        assert path not in sources
+    assert "/etc/shadow" not in sources
+    assert all(not s.startswith("/etc/") or s[5:].split("/")[0] != "shadow" for s in sources)
+    assert "/usr" in sources
 
 
-def test_a_runtime_under_tmp_is_bound_into_the_sandbox(
+def test_the_harness_runtime_is_bound_into_the_sandbox(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A CI clone under /tmp: its venv and checkout would vanish behind the sandbox's own /tmp.
+    # A CI clone under /tmp, a pyenv under /root: both would be missing from the allowlist.
     venv = Path(tempfile.mkdtemp(prefix="hh-venv-", dir="/tmp"))
     try:
         (venv / "lib" / "site-packages").mkdir(parents=True)
         monkeypatch.setattr(sys, "prefix", str(venv))
-        monkeypatch.setattr(sys, "path", [*sys.path, str(venv / "lib" / "site-packages")])
         binds = runtime_binds()
         assert venv in binds
-        assert venv / "lib" / "site-packages" not in binds  # covered by its parent
-        assert all(p.parts[1] in {"tmp", "run"} for p in binds)
+        assert Path(sys.base_prefix) in binds or Path(sys.base_prefix).is_relative_to("/usr")
+        assert all(Path("/usr") not in p.parents for p in binds)
+        assert not any(o in p.parents for p in binds for o in binds)  # no bind inside another
     finally:
         shutil.rmtree(venv)

@@ -1,0 +1,237 @@
+"""Network on: the agent's own network namespace, reaching out through slirp4netns.
+
+bwrap always unshares the network. With the network on, once bwrap reports the sandbox (and
+before the agent's program runs: bwrap waits on `--block-fd`), the daemon starts
+`slirp4netns` on the sandbox's namespace. slirp4netns is a user-mode TCP/IP stack: it opens
+real sockets on the host for the agent's connections, so the agent reaches whatever the host
+can reach (Claude's API) while the host's loopback (`--disable-host-loopback`), its abstract
+unix sockets and its `/proc/net` stay out of sight: all of those belong to the host's network
+namespace, and the agent is not in it. Inside, the agent sees `tap0` (10.0.2.100/24), the
+gateway 10.0.2.2 and slirp's DNS forwarder 10.0.2.3 (the sandbox's resolv.conf points there).
+
+slirp4netns runs `--enable-sandbox --enable-seccomp` (its own mount namespace with only /etc
+and /run, a syscall filter, capabilities dropped) and is tied to the daemon by `--exit-fd`:
+the daemon holds the other end of a pipe, so when the daemon dies, however it dies, the pipe
+closes and slirp4netns exits. It also stops with the sandbox.
+
+With an egress allowlist (`SandboxSettings.egress`), an nftables table inside the agent's
+namespace drops every other destination before slirp4netns ever sees the packet: the agent
+has no capability in that namespace and cannot change the table. Hostnames are resolved when
+the agent starts; DNS to 10.0.2.3 stays allowed so names resolve.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from hyperhive.containers import _spawn
+from hyperhive.errors import StartFailed
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from hyperhive.containers.sandbox import EgressRule
+
+__all__ = [
+    "DNS_ADDRESS",
+    "GATEWAY_ADDRESS",
+    "READY_SECONDS",
+    "UserNetwork",
+    "nft_ruleset",
+    "resolve_rules",
+]
+
+GATEWAY_ADDRESS: Final = "10.0.2.2"
+AGENT_ADDRESS: Final = "10.0.2.100/24"
+MTU: Final = 65520
+DNS_ADDRESS: Final = "10.0.2.3"
+READY_SECONDS: Final = 10.0
+_NS_GET_USERNS: Final = 0xB701
+
+
+def nft_ruleset(rules: Sequence[tuple[EgressRule, tuple[str, ...]]]) -> str:
+    """The nftables table enforcing `rules` (each with its hostname's addresses) in a netns."""
+    lines = [
+        "table inet hyperhive_egress {",
+        "  chain output {",
+        "    type filter hook output priority 0; policy drop;",
+        '    oif "lo" accept',
+        f"    ip daddr {DNS_ADDRESS} udp dport 53 accept",
+        f"    ip daddr {DNS_ADDRESS} tcp dport 53 accept",
+    ]
+    for rule, resolved in rules:
+        ports = f"{rule.first_port}-{rule.last_port}"
+        for network in rule.networks(resolved):
+            for proto in ("tcp", "udp"):
+                lines.append(f"    ip daddr {network} {proto} dport {ports} accept")
+    lines += [
+        "    meta l4proto tcp reject with tcp reset",
+        "    reject with icmpx type admin-prohibited",
+        "  }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def resolve_rules(rules: Sequence[EgressRule]) -> list[tuple[EgressRule, tuple[str, ...]]]:
+    """Each rule with its hostname's IPv4 addresses (blocking DNS: run off the trio thread).
+
+    Raises:
+        StartFailed: a hostname does not resolve (an allowlist nobody can use is an error).
+    """
+    resolved = []
+    for rule in rules:
+        addresses: tuple[str, ...] = ()
+        if rule.is_hostname:
+            try:
+                infos = socket.getaddrinfo(rule.host, None, socket.AF_INET, socket.SOCK_STREAM)
+            except OSError as exc:
+                raise StartFailed(f"egress: {rule.host} does not resolve ({exc})") from exc
+            addresses = tuple(sorted({str(info[4][0]) for info in infos}))
+        resolved.append((rule, addresses))
+    return resolved
+
+
+class UserNetwork:
+    """slirp4netns on one sandbox's network namespace (see the module docstring)."""
+
+    def __init__(self, slirp4netns: str, *, log_fd: int, privileged: bool) -> None:
+        self._slirp = slirp4netns
+        self._log_fd = log_fd
+        self._privileged = privileged
+        self.proc: _spawn.SpawnedProcess | None = None
+        self._exit_write: int | None = None
+
+    async def start(self, init_pid: int) -> None:
+        """Attach to the namespace of the sandbox whose pid 1 is `init_pid`; return when up.
+
+        Raises:
+            StartFailed: slirp4netns could not configure the namespace.
+        """
+        net_fd = os.open(f"/proc/{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        fds = [net_fd]
+        try:
+            # No --configure: slirp4netns would bring `lo` up too, racing bwrap, which does
+            # that itself; `configure` sets tap0 up once slirp4netns has created it.
+            argv = [
+                self._slirp, f"--mtu={MTU}", "--disable-host-loopback",
+                "--enable-sandbox", "--enable-seccomp",
+            ]  # fmt: skip
+            if not self._privileged:
+                # The namespace's owner is bwrap's outer user namespace (the sandbox itself
+                # runs in a nested one): join that one, found from the netns itself.
+                user_fd = fcntl.ioctl(net_fd, _NS_GET_USERNS)
+                fds.append(user_fd)
+                argv.append(f"--userns-path=/proc/self/fd/{user_fd}")
+            exit_read, self._exit_write = os.pipe2(os.O_CLOEXEC)
+            ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
+            fds += [exit_read, ready_write]
+            argv += [
+                f"--exit-fd={exit_read}", f"--ready-fd={ready_write}",
+                "--netns-type=path", f"/proc/self/fd/{net_fd}", "tap0",
+            ]  # fmt: skip
+            try:
+                self.proc = await _spawn.open_process(
+                    argv, stdout=subprocess.DEVNULL, stderr=self._log_fd, pass_fds=fds
+                )
+            finally:
+                for fd in fds:
+                    os.close(fd)
+                fds = []
+            await self._wait_ready(ready_read)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    async def _wait_ready(self, ready_read: int) -> None:
+        stream = trio.lowlevel.FdStream(ready_read)
+        try:
+            with trio.move_on_after(READY_SECONDS):
+                if await stream.receive_some(16) == b"1":
+                    return
+            raise StartFailed("slirp4netns did not bring the agent's network up (see its log)")
+        finally:
+            await stream.aclose()
+
+    async def configure(self, init_pid: int, *, nsenter: str, ip: str) -> None:
+        """Address and route tap0 inside the sandbox's namespace (what `--configure` does).
+
+        Raises:
+            StartFailed: ip refused.
+        """
+        batch = (
+            f"link set tap0 mtu {MTU} up\n"
+            f"addr add {AGENT_ADDRESS} dev tap0\n"
+            f"route add default via {GATEWAY_ADDRESS} dev tap0\n"
+        )
+        await self._in_namespace(init_pid, [ip, "-batch"], batch, nsenter=nsenter, what="ip")
+
+    async def apply_egress(self, init_pid: int, ruleset: str, *, nsenter: str, nft: str) -> None:
+        """Load `ruleset` into the sandbox's network namespace.
+
+        Raises:
+            StartFailed: nft refused it.
+        """
+        await self._in_namespace(init_pid, [nft, "-f"], ruleset, nsenter=nsenter, what="nft")
+
+    async def _in_namespace(
+        self, init_pid: int, command: list[str], script: str, *, nsenter: str, what: str
+    ) -> None:
+        """Run `command SCRIPT_FILE` in the sandbox's network namespace."""
+        net_fd = os.open(f"/proc/{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        fds = [net_fd]
+        try:
+            argv = [nsenter, f"--net=/proc/self/fd/{net_fd}"]
+            if not self._privileged:
+                fds.append(fcntl.ioctl(net_fd, _NS_GET_USERNS))
+                argv += [f"--user=/proc/self/fd/{fds[1]}", "--preserve-credentials"]
+            with tempfile.NamedTemporaryFile("w", prefix="hh-net-") as scratch:
+                scratch.write(script)
+                scratch.flush()
+                done = await _spawn.run_process([*argv, *command, scratch.name], pass_fds=fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        if done.returncode != 0:
+            detail = done.stderr.decode(errors="replace").strip()[-400:]
+            raise StartFailed(f"{what} could not set up the agent's network: {detail}")
+
+    async def aclose(self) -> None:
+        """Stop slirp4netns (closing its exit fd) and reap it; idempotent."""
+        if self._exit_write is not None:
+            os.close(self._exit_write)
+            self._exit_write = None
+        if self.proc is not None:
+            with trio.move_on_after(2.0, shield=True):
+                await self.proc.wait()
+            self.proc.kill()
+            with trio.move_on_after(5.0, shield=True):
+                await self.proc.wait()
+            self.proc = None
+
+
+def user_network_problem(slirp4netns: str | None, *, privileged: bool) -> str | None:
+    """None if slirp4netns can serve agents here, else why not."""
+    if slirp4netns is None:
+        return "slirp4netns is not installed (apt-get install slirp4netns)"
+    tun = Path("/dev/net/tun")
+    if not tun.exists():
+        return "/dev/net/tun does not exist (the kernel has no tun support)"
+    if not privileged and not os.access(tun, os.R_OK | os.W_OK):
+        return "/dev/net/tun is not usable by this user (slirp4netns needs it)"
+    with contextlib.suppress(OSError):
+        resolv = Path("/etc/resolv.conf")
+        if resolv.is_symlink():
+            target = resolv.resolve()
+            if not any(p in target.parents for p in (Path("/etc"), Path("/run"))):
+                return f"/etc/resolv.conf links outside /etc and /run ({target})"
+    return None
