@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
@@ -185,11 +186,12 @@ class ModelAPI:
         self.requests: list[ApiRequest] = []
         self._rules: list[_Rule] = []
         self._arrived = trio.Condition()
+        self.host = "127.0.0.1"
         self.port = 0
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def on(
         self,
@@ -470,11 +472,19 @@ async def _read_chunked(stream: trio.SocketStream, buffer: bytearray) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def open_model_api() -> AsyncIterator[ModelAPI]:
-    """Serve a `ModelAPI` on 127.0.0.1 (a free port) for the duration of the block."""
+async def open_model_api(listening: socket.socket | None = None) -> AsyncIterator[ModelAPI]:
+    """Serve a `ModelAPI` on 127.0.0.1 (a free port) for the duration of the block.
+
+    `listening`: serve on this listening socket instead, say one bound inside a network
+    namespace (`hyperhive.testing.netns`), which a sandboxed agent reaches where it cannot
+    reach the host's loopback.
+    """
     api = ModelAPI()
-    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-    api.port = listeners[0].socket.getsockname()[1]
+    if listening is None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    else:
+        listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(listening))]
+    api.host, api.port = listeners[0].socket.getsockname()[:2]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(api.serve, listeners[0])
         try:

@@ -1,0 +1,72 @@
+"""The real harness and the real `claude` binary, inside the bwrap wall, on a real daemon.
+
+The agent's network is its own (slirp4netns), so the host's loopback is out of its reach: the
+scripted model API listens in a network namespace this test makes (`hyperhive.testing.netns`)
+and the agent reaches it the way it would reach Claude's API, out through slirp4netns and the
+host's routing. docs/security.md says why the scripted API does not listen on loopback.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from hyperhive import wire
+from hyperhive.agent.claude import find_claude
+from hyperhive.containers.bwrap import bwrap_works
+from hyperhive.containers.settings import DEFAULT_AGENT_COMMAND, ContainerSettings
+from hyperhive.errors import ConfigError
+from hyperhive.testing import open_test_hive
+from hyperhive.testing.model_api import ToolCall, open_model_api
+from hyperhive.testing.netns import netns_problem, open_netns_host
+
+try:
+    find_claude()
+except ConfigError as exc:  # pragma: no cover - the dependency bundles it
+    pytest.skip(f"no claude binary: {exc}", allow_module_level=True)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bwrap_works() is not None, reason="bubblewrap cannot sandbox here"),
+    pytest.mark.skipif(netns_problem() is not None, reason=str(netns_problem())),
+]
+
+
+async def test_a_walled_agent_runs_claude_against_the_api_and_answers(short_tmp) -> None:  # type: ignore[no-untyped-def]
+    with trio.fail_after(120), open_netns_host() as internet:
+        async with open_model_api(internet.listen_tcp()) as api:
+            api.on(
+                "greet the operator",
+                ToolCall("mcp__hive__send", {"to": "operator", "body": "hello from the wall"}),
+            )
+            settings = ContainerSettings(
+                backend="bwrap",
+                agent_command=DEFAULT_AGENT_COMMAND,
+                env={
+                    "ANTHROPIC_BASE_URL": api.base_url,
+                    "ANTHROPIC_API_KEY": "scripted-not-a-key",
+                    "CLAUDE_CODE_MAX_RETRIES": "0",
+                },
+                ensure_manager=False,
+                stop_grace=5.0,
+                shutdown_grace=3.0,
+            )
+            async with open_test_hive(short_tmp / "hive", containers=settings) as hive:
+                lifecycle = hive.daemon.hive.lifecycle
+                assert lifecycle is not None
+                await lifecycle.spawn("alice")
+                async with hive.operator() as operator:
+                    await operator.call(
+                        wire.Send(to="alice", body="please greet the operator"), wire.Sent
+                    )
+                    while True:
+                        inbox = await operator.call(wire.Inbox(), wire.InboxReply)
+                        if inbox.messages:
+                            break
+                        await trio.sleep(0.2)
+                assert [(m.sender, m.body) for m in inbox.messages] == [
+                    ("alice", "hello from the wall")
+                ]
+                first = api.requests[0]
+                assert "mcp__hive__send" in first.tool_names
+                assert "please greet the operator" in first.last_user_text
