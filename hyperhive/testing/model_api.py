@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
+
+if TYPE_CHECKING:
+    import socket
 
 __all__ = [
     "ApiError",

@@ -8,6 +8,8 @@ host's routing. docs/security.md says why the scripted API does not listen on lo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import trio
 
@@ -32,7 +34,7 @@ pytestmark = [
 ]
 
 
-async def test_a_walled_agent_runs_claude_against_the_api_and_answers(short_tmp) -> None:  # type: ignore[no-untyped-def]
+async def test_a_walled_agent_runs_claude_against_the_api_and_answers(short_tmp: Path) -> None:
     with trio.fail_after(120), open_netns_host() as internet:
         async with open_model_api(internet.listen_tcp()) as api:
             api.on(
