@@ -105,6 +105,7 @@ def containers_table(views: Iterable[wire.ContainerView]) -> Table:
             *([f"exit {view.exit_code}"] if view.exit_code not in (None, 0) else []),
             *([f"model {view.model}"] if view.model else []),
             *([f"{view.pending_reminders} reminder(s)"] if view.pending_reminders else []),
+            *(_disk_note(view) if view.disk_bytes is not None else []),
         ]
         table.add_row(
             view.name,
@@ -116,6 +117,22 @@ def containers_table(views: Iterable[wire.ContainerView]) -> Table:
             ", ".join(notes),
         )
     return table
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return f"{count:.1f} TiB"
+
+
+def _disk_note(view: wire.ContainerView) -> list[str]:
+    assert view.disk_bytes is not None
+    note = f"disk {_size(view.disk_bytes)}"
+    if view.disk_quota is not None and view.disk_bytes > view.disk_quota:
+        note += f" (over its {_size(view.disk_quota)} quota)"
+    return [note]
 
 
 def tombstones_table(tombstones: Iterable[wire.Tombstone]) -> Table:

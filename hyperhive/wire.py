@@ -61,6 +61,7 @@ __all__ = [
     "DeadLetters",
     "Delivery",
     "Destroy",
+    "DiskQuotaExceeded",
     "DropDead",
     "Empty",
     "Event",
@@ -269,6 +270,8 @@ class ContainerView:
     model: str | None = None
     deployed_sha: str | None = None
     pending_reminders: int = 0
+    disk_bytes: int | None = None  # the state directory's use (a lower bound past 200k files)
+    disk_quota: int | None = None  # the soft quota it is held against
 
 
 @attrs.frozen
@@ -832,6 +835,15 @@ class ContainerRemoved:
 
 
 @attrs.frozen
+class DiskQuotaExceeded:
+    """An agent's state directory grew past its soft disk quota (raised once per crossing)."""
+
+    name: str
+    disk_bytes: int
+    disk_quota: int
+
+
+@attrs.frozen
 class ContainerCrashed:
     """An agent stopped without an operator action (also sent to the manager's inbox)."""
 
@@ -856,6 +868,7 @@ EventPayload = (
     | ContainerStateChanged
     | ContainerRemoved
     | ContainerCrashed
+    | DiskQuotaExceeded
 )
 
 EVENTS: Final[dict[str, type[Any]]] = {
@@ -874,6 +887,7 @@ EVENTS: Final[dict[str, type[Any]]] = {
     "container_state_changed": ContainerStateChanged,
     "container_removed": ContainerRemoved,
     "container_crashed": ContainerCrashed,
+    "disk_quota_exceeded": DiskQuotaExceeded,
 }
 _KIND_OF: Final = {cls: kind for kind, cls in EVENTS.items()}
 

@@ -83,7 +83,9 @@ in
       after = [ "network-online.target" ];
       wants = [ "network-online.target" ];
       path = [ pkgs.git ]
-        ++ lib.optional (cfg.backend == "bwrap") pkgs.bubblewrap
+        ++ lib.optionals (cfg.backend == "bwrap") [
+          pkgs.bubblewrap pkgs.slirp4netns pkgs.nftables pkgs.iproute2 pkgs.util-linux
+        ]
         ++ lib.optional (cfg.backend == "nixos") pkgs.nixos-container;
       environment = {
         HYPERHIVE_STATE_DIR = cfg.stateDir;
@@ -100,6 +102,9 @@ in
         # The daemon stops its tree within 8 s of SIGTERM; leave room before systemd kills it.
         TimeoutStopSec = 15;
         KillSignal = "SIGTERM";
+        # The daemon's cgroup is its own to split: one child cgroup per agent carries that
+        # agent's memory and process limits (docs/security.md).
+        Delegate = "memory pids";
       };
     };
   };

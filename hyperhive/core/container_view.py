@@ -6,7 +6,9 @@ backend's status (state, exit code, detail), the lifecycle's transient action, a
 
 - `hyperhive-needs-login`, `hyperhive-rate-limited` (sentinels) and `hyperhive-model` in the
   agent's state directory, written by the harness (`hyperhive.agent.settings.AgentPaths`);
-- `deployed-sha` in the agent's host directory, written by the config flow when it deploys.
+- `deployed-sha` in the agent's host directory, written by the config flow when it deploys;
+- the state directory's disk use (`hyperhive.containers.disk`), held against its soft quota:
+  `quota_crossings` finds the rows that just went over, for the operator's event.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from hyperhive.containers.base import AgentStatus
     from hyperhive.core.registry import AgentRecord
 
-__all__ = ["AgentFlags", "build_view", "diff_views", "read_flags"]
+__all__ = ["AgentFlags", "build_view", "diff_views", "quota_crossings", "read_flags"]
 
 NEEDS_LOGIN = "hyperhive-needs-login"
 RATE_LIMITED = "hyperhive-rate-limited"
@@ -38,6 +40,8 @@ class AgentFlags:
     rate_limited: bool = False
     model: str | None = None
     deployed_sha: str | None = None
+    disk_bytes: int | None = None
+    disk_quota: int | None = None
 
 
 def _first_line(path: Path) -> str | None:
@@ -82,7 +86,25 @@ def build_view(
         model=flags.model,
         deployed_sha=flags.deployed_sha,
         pending_reminders=pending_reminders,
+        disk_bytes=flags.disk_bytes,
+        disk_quota=flags.disk_quota,
     )
+
+
+def _over(view: wire.ContainerView | None) -> bool:
+    return (
+        view is not None
+        and view.disk_bytes is not None
+        and view.disk_quota is not None
+        and view.disk_bytes > view.disk_quota
+    )
+
+
+def quota_crossings(
+    old: Mapping[str, wire.ContainerView], new: Mapping[str, wire.ContainerView]
+) -> list[wire.ContainerView]:
+    """Rows over their disk quota now that were not (or not known) before, sorted by name."""
+    return [new[name] for name in sorted(new) if _over(new[name]) and not _over(old.get(name))]
 
 
 def diff_views(

@@ -30,9 +30,11 @@ import trio
 from actors import ActorError
 from hyperhive import wire
 from hyperhive.containers.base import AgentSpec, AgentState, AgentStatus
+from hyperhive.containers.disk import DiskMeter
+from hyperhive.containers.sandbox import load_sandbox_settings
 from hyperhive.core import container_view, ports
 from hyperhive.core.registry import MANAGER, AgentRecord, validate_name
-from hyperhive.errors import Conflict, ContainerError, HyperhiveError, UnknownAgent
+from hyperhive.errors import ConfigError, Conflict, ContainerError, HyperhiveError, UnknownAgent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -69,6 +71,7 @@ class Lifecycle:
         self._on_change = on_change
         self._transient: dict[str, str] = {}
         self._created: set[str] = set()
+        self._disk = DiskMeter()
         ports.check_range(settings.web_ports)
 
     # -- what other parts read ----------------------------------------------------------------
@@ -109,14 +112,25 @@ class Lifecycle:
                 record,
                 await self._status(name),
                 transient=self._transient.get(name),
-                flags=await trio.to_thread.run_sync(
-                    container_view.read_flags,
-                    self._hive.paths.agent_state_dir(name),
-                    self._hive.paths.agent_dir(name),
-                ),
+                flags=await trio.to_thread.run_sync(self._flags, name, trio.current_time()),
                 pending_reminders=counts.get(name, 0),
             )
         return views
+
+    def _flags(self, name: str, now: float) -> container_view.AgentFlags:
+        """The row's file-backed parts, disk use and quota included (blocking: a thread)."""
+        paths = self._hive.paths
+        flags = container_view.read_flags(paths.agent_state_dir(name), paths.agent_dir(name))
+        usage = self._disk.usage(paths.agent_state_dir(name), now)
+        try:
+            quota = load_sandbox_settings(paths.agent_dir(name) / "sandbox.json").disk_quota
+        except ConfigError:
+            quota = None  # the start reports the broken file; the row keeps the default
+        return attrs.evolve(
+            flags,
+            disk_bytes=usage.bytes if usage is not None else None,
+            disk_quota=quota or self._settings.disk_quota,
+        )
 
     async def view(self, name: str) -> wire.ContainerView:
         """One agent's row.

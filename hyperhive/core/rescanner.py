@@ -9,7 +9,11 @@ queued requests are merged into one pass. Without a container backend there is n
 (`interval` None): it rescans on request only. The last view lives on the object, so a restart of
 the actor does not re-announce every row.
 
-Accepts: `Rescan`. Emits: `ContainerStateChanged`, `ContainerRemoved` (hub).
+A row whose disk use just went past its soft quota also raises `DiskQuotaExceeded` (once per
+crossing; at start-up for an agent that already is) and a warning in the daemon's log.
+
+Accepts: `Rescan`. Emits: `ContainerStateChanged`, `ContainerRemoved`, `DiskQuotaExceeded`
+(hub).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import trio
 
 from actors import MailboxFull
 from hyperhive import wire
-from hyperhive.core.container_view import diff_views
+from hyperhive.core.container_view import diff_views, quota_crossings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -108,8 +112,17 @@ class Rescanner:
             new = {name: view for name, view in self.last.items() if name not in names}
             new.update(snapshot)
         changed, removed = diff_views(self.last, new)
+        over = quota_crossings(self.last, new)
         self.last = new
+        for view in over:
+            LOGGER.warning(
+                "%s uses %d bytes of disk, past its soft quota of %d",
+                view.name,
+                view.disk_bytes,
+                view.disk_quota,
+            )
         self._publish(
             *(wire.ContainerStateChanged(view) for view in changed),
             *(wire.ContainerRemoved(name) for name in removed),
+            *(wire.DiskQuotaExceeded(v.name, v.disk_bytes or 0, v.disk_quota or 0) for v in over),
         )
