@@ -131,6 +131,8 @@ def make_backend(settings: ContainerSettings, paths: StatePaths) -> ContainerBac
         return ProcessBackend(
             runtime_dir=runtime / "process", shutdown_grace=settings.shutdown_grace
         )
+    if kind != "nixos":
+        raise ConfigError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
     work = runtime / "nixos"
     work.mkdir(parents=True, exist_ok=True, mode=0o700)
     return NixosBackend(

@@ -169,3 +169,34 @@ async def test_a_cancelled_run_process_kills_its_child(short_tmp: Path) -> None:
     assert not scope.cancelled_caught
     with pytest.raises(ProcessLookupError):
         os.kill(int(marker.read_text()), 0)
+
+
+def test_making_a_backend_runs_nothing_and_needs_no_test_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 9: the bubblewrap probe ran (blocking) inside trio.run, twice per start, and
+    # make_backend imported hyperhive.testing. Now `serve` resolves the backend once, before
+    # the event loop, and make_backend only builds what it is told.
+    import subprocess
+    import sys
+
+    from hyperhive.config import StatePaths
+    from hyperhive.containers.settings import ContainerSettings, make_backend
+    from hyperhive.errors import ConfigError
+
+    def no_subprocess(*args: object, **kwargs: object) -> None:
+        raise AssertionError("make_backend ran a subprocess")
+
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    paths = StatePaths(tmp_path)
+    for kind in ("bwrap", "process"):
+        backend = make_backend(ContainerSettings(backend=kind), paths)  # type: ignore[arg-type]
+        assert backend is not None
+        assert backend.kind == kind
+    with pytest.raises(ConfigError, match="resolve"):
+        make_backend(ContainerSettings(backend="auto"), paths)
+    with pytest.raises(ConfigError, match="unknown backend 'fake'"):
+        make_backend(ContainerSettings(backend="fake"), paths)  # type: ignore[arg-type]
+    source = Path(sys.modules["hyperhive.containers.settings"].__file__ or "").read_text()
+    assert "hyperhive.testing" not in source
