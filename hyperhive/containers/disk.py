@@ -79,12 +79,13 @@ class DiskMeter:
 
     def __init__(self, refresh: float = REFRESH_SECONDS) -> None:
         self._refresh = refresh
-        self._cache: dict[Path, tuple[float, DiskUsage | None]] = {}
+        self._cache: dict[Path, tuple[float, DiskUsage]] = {}
 
     def usage(self, directory: Path, now: float) -> DiskUsage | None:
         cached = self._cache.get(directory)
         if cached is not None and now - cached[0] < self._refresh:
             return cached[1]
         usage = measure(directory)
-        self._cache[directory] = (now, usage)
+        if usage is not None:  # a directory that does not exist yet is measured next time
+            self._cache[directory] = (now, usage)
         return usage
