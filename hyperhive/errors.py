@@ -14,6 +14,7 @@
     ├── NotFound               no question, reminder (or other row) with that id
     ├── StoreError             a sqlite store failed underneath (translated from sqlite3)
     ├── Conflict               the request clashes with current state (exists, busy, port taken)
+    ├── RepoError              a config repo could not be read or changed (git's words in the text)
     └── ContainerError         a container backend failed (its stderr tail is in the text)
         └── StartFailed        an agent's container or process could not be started
 
@@ -36,6 +37,7 @@ __all__ = [
     "NotFound",
     "NotRunning",
     "RemoteError",
+    "RepoError",
     "StartFailed",
     "StoreError",
     "UnknownAgent",
@@ -97,6 +99,10 @@ class StoreError(HyperhiveError):
 
 class Conflict(HyperhiveError):
     """The request clashes with the current state (already exists, busy, a port is taken)."""
+
+
+class RepoError(HyperhiveError):
+    """A config repo operation failed: git refused, or a proposed repo broke the rules."""
 
 
 class ContainerError(HyperhiveError):
