@@ -7,7 +7,7 @@ and silent coercions, checks every bound (lengths, counts, ranges) and the rules
 and reports every problem as ``agent.toml: <field path>: <what is wrong>``, one per line, never
 a traceback::
 
-    agent.toml: network.allow[2]: 'example.com' needs a port: host:port, e.g. example.com:443
+    agent.toml: network.allow[2]: 'example.com' is not HOST:PORT (say api.anthropic.com:443)
 
 A config is manager-written, so everything in it is bounded here; past `parse_agent_toml` code
 handles only valid values. Secret *values* never appear: `secrets` maps names to references
@@ -18,10 +18,10 @@ starts.
 from __future__ import annotations
 
 import ast
-import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any, Final, Literal, NewType, TypeVar
 
 import attrs
@@ -33,6 +33,8 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn
 
+from hyperhive.containers.sandbox import Bind as SandboxBind
+from hyperhive.containers.sandbox import EgressRule, SandboxSettings, parse_egress
 from hyperhive.errors import ConfigError
 
 __all__ = [
@@ -43,13 +45,15 @@ __all__ = [
     "AgentConfig",
     "Bind",
     "Build",
-    "Egress",
+    "EgressRule",
     "Limits",
     "McpServer",
     "Network",
     "SecretRef",
+    "egress_text",
     "parse_agent_toml",
     "structure_agent_config",
+    "to_sandbox_settings",
 ]
 
 # Every count and length the format allows; docs/config.md lists the same numbers.
@@ -70,8 +74,10 @@ MAX: Final = {
 DEFAULT_BUILD_TIMEOUT: Final = 600
 RESERVED_ENV_PREFIXES: Final = ("HYPERHIVE_",)
 RESERVED_ENV: Final = frozenset({"HOME"})
-# Sandbox paths the hive mounts itself; a bind may not land on or under one.
+# Sandbox paths the hive mounts itself: a bind may not land on or under one, nor exactly on
+# one of the system directories the sandbox assembles (the same rule as sandbox.json's).
 RESERVED_TARGETS: Final = ("/state", "/config", "/run/hyperhive", "/tools", "/proc", "/dev")
+RESERVED_EXACT: Final = ("/run", "/usr", "/etc")
 _HIVE_SERVER: Final = "hive"
 
 _MODEL: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\[\]/-]{0,99}")
@@ -79,7 +85,6 @@ _ENV_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _SERVER_KEY: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _MCP_TOOL: Final = re.compile(r"[A-Za-z0-9_*-]{1,64}")
 _CLAUDE_TOOL: Final = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}(\([^()\x00-\x1f\x7f]{1,200}\))?")
-_LABEL: Final = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _SIZE: Final = re.compile(r"([0-9]{1,15})\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
 _UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -99,26 +104,11 @@ AbsPath = NewType("AbsPath", str)
 
 
 @attrs.frozen
-class Egress:
-    """One allowlist rule: a host pattern and a port range (None: any port)."""
-
-    host: str
-    ports: tuple[int, int] | None
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.ports is None:
-            return f"{host}:*"
-        low, high = self.ports
-        return f"{host}:{low}" if low == high else f"{host}:{low}-{high}"
-
-
-@attrs.frozen
 class Network:
     """Network on or off; with it on, an empty ``allow`` means any egress."""
 
     enabled: bool = True
-    allow: tuple[Egress, ...] = ()
+    allow: tuple[EgressRule, ...] = ()
 
 
 @attrs.frozen
@@ -264,6 +254,23 @@ def _describe(exc: BaseException, _type: Any) -> str:
     return str(exc)
 
 
+def to_sandbox_settings(config: AgentConfig) -> SandboxSettings:
+    """The part of ``config`` the bwrap sandbox enforces, as its own settings type.
+
+    The allowlist (empty: any destination), the binds (always read-only) and the limits.
+    ``network.enabled`` is not in it: that is the agent record's network flag.
+    """
+    return SandboxSettings(
+        binds=tuple(
+            SandboxBind(Path(bind.source), PurePosixPath(bind.target)) for bind in config.binds
+        ),
+        egress=config.network.allow or None,
+        memory_max=config.limits.memory,
+        pids_max=config.limits.processes,
+        disk_quota=config.limits.disk,
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # Leaf values
 # --------------------------------------------------------------------------------------------
@@ -307,51 +314,24 @@ def _abs_path(value: Any, _: Any) -> str:
     return text
 
 
-def _egress(value: Any, _: Any) -> Egress:
+def _egress(value: Any, _: Any) -> EgressRule:
+    # The sandbox's own parser (docs/security.md), so whatever is approved here can be enforced.
     text = _text(value, "a host:port string").strip().lower()
-    if text.startswith("["):
-        host, sep, port = text[1:].partition("]:")
-    else:
-        host, sep, port = text.rpartition(":")
-        if ":" in host:
-            raise ValueError(f"{text[:80]!r}: write an IPv6 address in brackets, [2001:db8::1]:443")
-    if not sep or not host:
-        raise ValueError(
-            f"{text[:80]!r} needs a port: host:port, e.g. example.com:443 or *.x.org:*"
-        )
-    return Egress(_host(host, text), _ports(port, text))
-
-
-def _host(host: str, text: str) -> str:
-    if host == "*":
-        return host
     try:
-        network = ipaddress.ip_network(host, strict=False)
-    except ValueError:
-        pass
+        return parse_egress(text)
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix("egress: ")) from None
+
+
+def egress_text(rule: EgressRule) -> str:
+    """A rule as it is written: ``api.github.com:443``, ``10.0.0.0/8:*``, ``x.org:80-90``."""
+    if (rule.first_port, rule.last_port) == (1, 65535):
+        ports = "*"
+    elif rule.first_port == rule.last_port:
+        ports = str(rule.first_port)
     else:
-        single = network.prefixlen == network.max_prefixlen
-        return str(network.network_address) if single else str(network)
-    name = host[2:] if host.startswith("*.") else host
-    labels = name.split(".")
-    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(
-            f"{text[:80]!r}: {host[:80]!r} is not a host name, *.domain, IP address or CIDR"
-        )
-    return host
-
-
-def _ports(port: str, text: str) -> tuple[int, int] | None:
-    if port == "*":
-        return None
-    low, _, high = port.partition("-")
-    try:
-        first, last = int(low), int(high or low)
-    except ValueError:
-        raise ValueError(f"{text[:80]!r}: port {port[:20]!r} is not a number, a-b or *") from None
-    if not 1 <= first <= last <= 65535:
-        raise ValueError(f"{text[:80]!r}: ports run from 1 to 65535, low to high")
-    return first, last
+        ports = f"{rule.first_port}-{rule.last_port}"
+    return f"{rule.host}:{ports}"
 
 
 def _secret(value: Any, _: Any) -> SecretRef:
@@ -438,7 +418,7 @@ def _rules(config: AgentConfig) -> list[tuple[str, str]]:
         problems.append((f"mcp_servers.{_HIVE_SERVER}", "that name is the hive's own server"))
     targets: set[str] = set()
     for index, bind in enumerate(config.binds):
-        if any(_under(bind.target, root) for root in RESERVED_TARGETS):
+        if bind.target in RESERVED_EXACT or any(_under(bind.target, r) for r in RESERVED_TARGETS):
             problems.append((f"binds[{index}].target", f"{bind.target} is the hive's own mount"))
         if bind.target in targets:
             problems.append((f"binds[{index}].target", f"{bind.target} is bound twice"))
@@ -486,7 +466,7 @@ _converter.register_structure_hook(str, lambda value, _: _text(value))
 _converter.register_structure_hook(Text, _nonempty)
 _converter.register_structure_hook(EnvValue, lambda value, _: _text(value))
 _converter.register_structure_hook(AbsPath, _abs_path)
-_converter.register_structure_hook(Egress, _egress)
+_converter.register_structure_hook(EgressRule, _egress)
 _converter.register_structure_hook(SecretRef, _secret)
 _converter.register_structure_hook(
     Model, _matching(_MODEL, "a model name (letters, digits and ._:@[]/-, up to 100)")

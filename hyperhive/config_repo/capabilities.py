@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import attrs
 
-from hyperhive.config_repo.agent_toml import AgentConfig, Limits, McpServer, Network
+from hyperhive.config_repo.agent_toml import AgentConfig, Limits, McpServer, Network, egress_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -105,7 +105,7 @@ def _describe_network(network: Network) -> str:
     level = _level(network)
     if level != "allowlist":
         return {"off": "off", "any": "any host"}[level]
-    rules = [str(rule) for rule in network.allow]
+    rules = [egress_text(rule) for rule in network.allow]
     more = len(rules) - _SHOWN_RULES
     return "only " + ", ".join(rules[:_SHOWN_RULES]) + (f" and {more} more" if more > 0 else "")
 
@@ -117,7 +117,7 @@ def _network(old: Network, new: Network) -> list[Change]:
         return [Change("network", effect, "egress", _describe_network(old), _describe_network(new))]
     if before != "allowlist":
         return []
-    return _members("egress", [str(r) for r in old.allow], [str(r) for r in new.allow])
+    return _members("egress", map(egress_text, old.allow), map(egress_text, new.allow))
 
 
 def _secrets(old: Mapping[_K, Any], new: Mapping[_K, Any]) -> list[Change]:

@@ -11,14 +11,17 @@ from hyperhive.config_repo.agent_toml import (
     AgentConfig,
     Bind,
     Build,
-    Egress,
+    EgressRule,
     Limits,
     McpServer,
     Network,
     SecretRef,
+    egress_text,
     parse_agent_toml,
     structure_agent_config,
+    to_sandbox_settings,
 )
+from hyperhive.containers.sandbox import SandboxSettings
 from hyperhive.errors import ConfigError
 
 FULL = """
@@ -27,7 +30,7 @@ allowed_tools = ["Bash(git log:*)", "WebFetch", "mcp__notes__read"]
 
 [network]
 enabled = true
-allow = ["api.github.com:443", "*.Example.org:*", "10.0.0.0/8:5432-5440", "[2001:db8::1]:443",
+allow = ["api.github.com:443", "Mirror.Example.org:*", "10.0.0.0/8:5432-5440", "*:53",
          "192.168.1.7:22"]
 
 [env]
@@ -69,11 +72,11 @@ def test_a_full_config_parses_into_typed_settings() -> None:
         network=Network(
             True,
             (
-                Egress("api.github.com", (443, 443)),
-                Egress("*.example.org", None),
-                Egress("10.0.0.0/8", (5432, 5440)),
-                Egress("2001:db8::1", (443, 443)),
-                Egress("192.168.1.7", (22, 22)),
+                EgressRule("api.github.com", 443, 443),
+                EgressRule("mirror.example.org"),
+                EgressRule("10.0.0.0/8", 5432, 5440),
+                EgressRule("*", 53, 53),
+                EgressRule("192.168.1.7", 22, 22),
             ),
         ),
         env={"LOG_LEVEL": "debug", "WITH_QUOTES": 'a "b"'},  # type: ignore[dict-item]
@@ -98,11 +101,31 @@ def test_a_full_config_parses_into_typed_settings() -> None:
         ),
         limits=Limits(memory=2 << 30, processes=512, disk=10 << 30),
     )
-    assert [str(rule) for rule in config.network.allow] == [
-        "api.github.com:443", "*.example.org:*", "10.0.0.0/8:5432-5440", "[2001:db8::1]:443",
+    assert [egress_text(rule) for rule in config.network.allow] == [
+        "api.github.com:443", "mirror.example.org:*", "10.0.0.0/8:5432-5440", "*:53",
         "192.168.1.7:22",
     ]  # fmt: skip
     assert str(config.secrets["DB_PASSWORD"]) == "file:/run/credentials/hyperhive.service/db"
+
+
+SANDBOX_CASES = [
+    ("", {}),
+    ('[network]\nallow = ["api.github.com:443", "10.0.0.0/8:*"]',
+     {"egress": ["api.github.com:443", "10.0.0.0/8:*"]}),
+    ('[[binds]]\nsource = "/srv/a"\ntarget = "/a"',
+     {"binds": [{"source": "/srv/a", "target": "/a"}]}),
+    ('[limits]\nmemory = "2G"\nprocesses = 64\ndisk = "10G"',
+     {"memory_max": "2G", "pids_max": 64, "disk_quota": "10G"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "sandbox_json"), SANDBOX_CASES)
+def test_the_sandbox_part_is_what_the_bwrap_backend_reads(
+    text: str, sandbox_json: dict[str, object]
+) -> None:
+    # The same settings written as the operator's sandbox.json: what the backend enforces today.
+    expected = SandboxSettings.from_json(sandbox_json)
+    assert to_sandbox_settings(parse_agent_toml(text)) == expected
 
 
 def test_an_empty_file_is_all_defaults() -> None:
@@ -119,12 +142,13 @@ def test_an_empty_file_is_all_defaults() -> None:
         ("model = 5", "model: expected a string, got an integer"),
         ('model = "a b"', "model: 'a b' is not a model name"),
         ("[network]\nenabled = 1", "network.enabled: expected true or false, got an integer"),
-        ('[network]\nallow = ["a:1", "b:2", "c"]', "network.allow[2]: 'c' needs a port"),
-        ('[network]\nallow = ["x.com:70000"]', "network.allow[0]: 'x.com:70000': ports run"),
-        ('[network]\nallow = ["x.com:9-3"]', "ports run from 1 to 65535, low to high"),
-        ('[network]\nallow = ["x.com:http"]', "port 'http' is not a number"),
-        ('[network]\nallow = ["bad_host!:1"]', "is not a host name, *.domain, IP address or CIDR"),
-        ('[network]\nallow = ["::1:443"]', "write an IPv6 address in brackets"),
+        ('[network]\nallow = ["a:1", "b:2", "c"]', "network.allow[2]: 'c' is not HOST:PORT"),
+        ('[network]\nallow = ["x.com:70000"]', "network.allow[0]: ports '70000' must lie"),
+        ('[network]\nallow = ["x.com:9-3"]', "must lie within 1-65535, low to high"),
+        ('[network]\nallow = ["x.com:http"]', "'http' is not a port, a range A-B or *"),
+        ('[network]\nallow = ["bad_host!:1"]', "'bad_host!' is neither an IPv4 address"),
+        ('[network]\nallow = ["*.github.com:443"]', "wildcard hostnames cannot be enforced"),
+        ('[network]\nallow = ["[2001:db8::1]:443"]', "neither an IPv4 address or network"),
         ('[network]\nallow = "x.com:1"', "network.allow: expected an array, got a string"),
         ('[network]\nenabled = false\nallow = ["x.com:1"]', "network.allow: set network.enabled"),
         ("network = 3", "network: expected a table, got an integer"),
@@ -152,6 +176,8 @@ def test_an_empty_file_is_all_defaults() -> None:
         ('[[binds]]\nsource = "/a"\ntarget = "/state"', "binds[0].target: /state is the hive's"),
         ('[[binds]]\nsource = "/a"\ntarget = "/config/x"', "/config/x is the hive's own mount"),
         ('[[binds]]\nsource = "/a"\ntarget = "/tools"', "/tools is the hive's own mount"),
+        ('[[binds]]\nsource = "/a"\ntarget = "/usr"', "/usr is the hive's own mount"),
+        ('[[binds]]\nsource = "/a"\ntarget = "/run"', "/run is the hive's own mount"),
         ('[[binds]]\nsource = "/"\ntarget = "/x"', "binds[0].source: '/' is not a clean"),
         ('[[binds]]\nsource = "/a/"\ntarget = "/x"', "binds[0].source: '/a/' is not a clean"),
         ('[[binds]]\nsource = "/a"\ntarget = "/x"\n[[binds]]\nsource = "/b"\ntarget = "/x"',
@@ -182,8 +208,7 @@ def test_every_problem_is_reported_at_once() -> None:
     message = str(caught.value)
     assert message.splitlines() == [
         "agent.toml: network.allow[0]: expected a host:port string, got an integer",
-        "agent.toml: network.allow[1]: 'x' needs a port: host:port, e.g. example.com:443 or "
-        "*.x.org:*",
+        "agent.toml: network.allow[1]: 'x' is not HOST:PORT (say api.anthropic.com:443)",
         "agent.toml: env.A: expected a string, got an integer",
         "agent.toml: env.B: expected a string, got an integer",
     ]

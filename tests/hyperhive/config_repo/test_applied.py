@@ -179,7 +179,7 @@ async def test_agent_config_reads_the_commit_not_a_checkout(
 
     config = await applied.agent_config(good)
     assert config == AgentConfig(model="opus", env={"A": "1"})  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match=r"^agent.toml: network.allow\[0\]: 'nope' needs a port"):
+    with pytest.raises(ConfigError, match=r"^agent.toml: network.allow\[0\]: 'nope' is not HOST"):
         await applied.agent_config(bad)
     with pytest.raises(ConfigError, match="not a regular file"):
         await applied.agent_config(linked)
