@@ -6,7 +6,7 @@ proposed one) and lists `Change` rows, one per capability that moves:
 ==========  =====================================================================
 area        subject and effect
 ==========  =====================================================================
-model       the model name (changes)
+model       the model (changes; no subject)
 network     egress as a whole: off < allowlist < any (grants upward, revokes down)
 egress      one allowlist rule, when both sides are on an allowlist
 secret      a variable's name and its reference (``env:`` / ``file:``); never a value
@@ -92,7 +92,7 @@ def to_json(changes: Iterable[Change]) -> list[dict[str, Any]]:
 def _model(old: AgentConfig, new: AgentConfig) -> list[Change]:
     if old.model == new.model:
         return []
-    return [Change("model", "changes", "model", old.model or "default", new.model or "default")]
+    return [Change("model", "changes", "", old.model or "default", new.model or "default")]
 
 
 def _level(network: Network) -> str:
@@ -236,7 +236,9 @@ def _amount(value: int | None, unit: str) -> str:
 
 
 def _line(change: Change) -> str:
-    head = f"{_MARK[change.effect]} {change.area} {_clean(change.subject)}"
+    head = f"{_MARK[change.effect]} {change.area}"
+    if change.subject:
+        head += f" {_clean(change.subject)}"
     if change.before is not None and change.after is not None:
         return f"{head}: {_clean(change.before)} -> {_clean(change.after)}"
     if change.after is not None:

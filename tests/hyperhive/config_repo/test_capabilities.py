@@ -11,7 +11,7 @@ SERVER = '[mcp_servers.notes]\ncommand = "/usr/bin/notes"\nargs = ["--dir", "/st
 
 CASES = [
     ("same", "", "", []),
-    ("model", "", 'model = "opus"', ["~ model model: default -> opus"]),
+    ("model", "", 'model = "opus"', ["~ model: default -> opus"]),
     ("network off", "", "[network]\nenabled = false", ["- network egress: any host -> off"]),
     ("network on", "[network]\nenabled = false", "", ["+ network egress: off -> any host"]),
     (
@@ -123,7 +123,7 @@ def test_a_spawn_lists_everything_it_grants() -> None:
         '[limits]\nmemory = "2G"\n' + SERVER
     )
     assert render_text(capability_diff(None, new)).splitlines() == [
-        "~ model model: default -> opus",
+        "~ model: default -> opus",
         "+ network egress: off -> any host",
         "+ secret T from env:X",
         "+ env A",
