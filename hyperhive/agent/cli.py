@@ -117,16 +117,12 @@ def mcp(
 ) -> None:
     """Serve the agent's tools as an MCP server on stdin/stdout (Claude starts this)."""
     from hyperhive.agent.mcp_server import serve_stdio
-    from hyperhive.agent.settings import Role as RoleEnum
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if socket is None:
         raise _fail(HyperhiveError(f"agent mcp needs --socket / {ENV_SOCKET}"))
-    try:
-        parsed = RoleEnum(role or "agent")
-    except ValueError:
-        raise _fail(HyperhiveError(f"role must be agent or manager, not {role!r}")) from None
-    serve_stdio(socket.absolute(), parsed)
+    if (role or "agent") not in ("agent", "manager"):
+        raise _fail(HyperhiveError(f"role must be agent or manager, not {role!r}"))
+    serve_stdio(socket.absolute(), manager=role == "manager")
 
 
 @agent_app.command()

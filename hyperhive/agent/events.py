@@ -11,23 +11,31 @@ History is kept by age (`KEEP_SECONDS`, 7 days); `vacuum` deletes older rows and
 hour while the bus is open. A subscriber that cannot keep up is cut off (its iterator ends
 with `Subscription.lagged` set) rather than slowing the harness down; it reconnects and
 backfills from the history.
+
+The history's sqlite connection belongs to one thread (`_DbThread`): it is opened, used and
+closed there and nowhere else, so the writer, a `history` read and the hourly `vacuum` can
+never run on it at the same time from different threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
+import queue
 import sqlite3
-from typing import TYPE_CHECKING, Any, Final
+import threading
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
+import outcome
 import trio
 
 from hyperhive.errors import StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping
     from pathlib import Path
 
     from hyperhive.clock import WallClock
@@ -38,6 +46,7 @@ KEEP_SECONDS: Final = 7 * 24 * 3600.0
 VACUUM_EVERY: Final = 3600.0
 _QUEUE: Final = 4096
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS events (
@@ -88,11 +97,78 @@ class Subscription:
         self._send.close()
 
 
+class _DbThread:
+    """One thread that owns one sqlite connection; `run` hands it work and awaits the answer.
+
+    Jobs run one at a time, in the order given. Cancellation: a cancelled `run` stops waiting;
+    its job still runs (the connection is never left half-used).
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+        self.conn: sqlite3.Connection | None = None
+
+    @property
+    def ident(self) -> int | None:
+        return self._thread.ident
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`fn(conn)` on the owner thread."""
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        box: list[outcome.Outcome[_T]] = []
+
+        def job() -> None:
+            if self.conn is None:
+                box.append(outcome.Error(sqlite3.ProgrammingError("the history is closed")))
+            else:
+                box.append(outcome.capture(fn, self.conn))
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(done.set)
+
+        self._jobs.put(job)
+        await done.wait()
+        return box[0].unwrap()
+
+    async def open(self, path: Path) -> int:
+        """Open the history at `path` on the owner thread; returns the next seq."""
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        box: list[outcome.Outcome[tuple[sqlite3.Connection, int]]] = []
+
+        def job() -> None:
+            box.append(outcome.capture(_open, path))
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(done.set)
+
+        self._jobs.put(job)
+        await done.wait()
+        self.conn, next_seq = box[0].unwrap()
+        return next_seq
+
+    def stop(self) -> None:
+        """Close the connection on its thread and let the thread end (does not wait)."""
+
+        def close() -> None:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+        self._jobs.put(close)
+        self._jobs.put(None)
+
+
 class EventBus:
     """See the module docstring. Build it with `open_event_bus`."""
 
-    def __init__(self, conn: sqlite3.Connection | None, clock: WallClock, next_seq: int) -> None:
-        self._conn = conn
+    def __init__(self, db: _DbThread | None, clock: WallClock, next_seq: int) -> None:
+        self._db = db
         self._clock = clock
         self._seq = next_seq
         self._subscribers: list[Subscription] = []
@@ -108,7 +184,7 @@ class EventBus:
         event = LiveEvent(self._seq, self._clock.now(), kind, data)
         self._seq += 1
         self._subscribers = [s for s in self._subscribers if s._offer(event)]
-        if self._conn is not None:
+        if self._db is not None:
             try:
                 self._to_writer.send_nowait(event)
                 self._queued_seq = event.seq
@@ -133,38 +209,37 @@ class EventBus:
 
     async def history(self, limit: int = 500, *, after_seq: int = 0) -> list[LiveEvent]:
         """The newest `limit` stored events with seq > `after_seq`, oldest first."""
-        if self._conn is None:
+        if self._db is None:
             return []
-        conn = self._conn
-        rows = await trio.to_thread.run_sync(
-            lambda: conn.execute(
+        rows = await self._db.run(
+            lambda conn: conn.execute(
                 "SELECT seq, at, kind, data FROM events WHERE seq > ? ORDER BY seq DESC LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
         )
-        return [LiveEvent(seq, at, kind, json.loads(data)) for seq, at, kind, data in rows[::-1]]
+        return [LiveEvent(seq, at, kind, _loads(data)) for seq, at, kind, data in rows[::-1]]
 
     async def flush(self) -> None:
         """Wait until every event published so far is in the history (or was dropped)."""
         target = self._queued_seq
-        while self._conn is not None and self._written_seq < target:
+        while self._db is not None and self._written_seq < target:
             await self._progress.wait()
 
     async def vacuum(self, keep_seconds: float = KEEP_SECONDS) -> int:
         """Delete events older than `keep_seconds`; returns how many went."""
-        if self._conn is None:
+        if self._db is None:
             return 0
-        conn, cutoff = self._conn, self._clock.now() - keep_seconds
+        cutoff = self._clock.now() - keep_seconds
 
-        def sweep() -> int:
+        def sweep(conn: sqlite3.Connection) -> int:
             with conn:
                 return conn.execute("DELETE FROM events WHERE at < ?", (cutoff,)).rowcount
 
-        return await trio.to_thread.run_sync(sweep)
+        return await self._db.run(sweep)
 
     async def _write_forever(self) -> None:
-        assert self._conn is not None
-        conn = self._conn
+        assert self._db is not None
+        db = self._db
         async for first in self._writer_inbox:
             batch = [first]
             while True:
@@ -174,7 +249,7 @@ class EventBus:
                     break
             rows = [(e.seq, e.at, e.kind, _dumps(e.data)) for e in batch]
             try:
-                await trio.to_thread.run_sync(_insert, conn, rows)
+                await db.run(functools.partial(_insert, rows=rows))
             except sqlite3.Error as exc:
                 self.dropped += len(rows)
                 _log.warning("events history write failed (%s); %d events lost", exc, len(rows))
@@ -203,12 +278,24 @@ def _insert(conn: sqlite3.Connection, rows: list[tuple[int, float, str, str]]) -
 
 
 def _dumps(data: Mapping[str, Any]) -> str:
-    return json.dumps(data, default=str, ensure_ascii=False)
+    """JSON for the history; what cannot be encoded (too deep, say) is stored as a marker."""
+    try:
+        return json.dumps(data, default=str, ensure_ascii=False)
+    except (ValueError, TypeError, RecursionError) as exc:
+        return json.dumps({"unencodable": exc.__class__.__name__})
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return {"undecodable": True}
 
 
 def _open(path: Path) -> tuple[sqlite3.Connection, int]:
     try:
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # check_same_thread stays on: only the owner thread may touch it (`_DbThread`).
+        conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
@@ -226,22 +313,25 @@ async def open_event_bus(path: Path | None, clock: WallClock) -> AsyncIterator[E
     Resource handling: on exit, what is queued is written (bounded by 5 s), subscribers' feeds
     end and the database is closed.
     """
-    conn, next_seq = (None, 1) if path is None else await trio.to_thread.run_sync(_open, path)
-    bus = EventBus(conn, clock, next_seq)
+    db = None if path is None else _DbThread(f"events-db:{path.name}")
     try:
-        async with trio.open_nursery() as nursery:
-            if conn is not None:
-                nursery.start_soon(bus._write_forever)
-                nursery.start_soon(bus._vacuum_forever)
-            try:
-                yield bus
-            finally:
-                bus._to_writer.close()
-                if conn is not None:
-                    with trio.move_on_after(5, shield=True):
-                        await bus._writer_done.wait()
-                nursery.cancel_scope.cancel()
+        next_seq = 1 if db is None or path is None else await db.open(path)
+        bus = EventBus(db, clock, next_seq)
+        try:
+            async with trio.open_nursery() as nursery:
+                if db is not None:
+                    nursery.start_soon(bus._write_forever)
+                    nursery.start_soon(bus._vacuum_forever)
+                try:
+                    yield bus
+                finally:
+                    bus._to_writer.close()
+                    if db is not None:
+                        with trio.move_on_after(5, shield=True):
+                            await bus._writer_done.wait()
+                    nursery.cancel_scope.cancel()
+        finally:
+            bus._close()
     finally:
-        bus._close()
-        if conn is not None:
-            conn.close()
+        if db is not None:
+            db.stop()

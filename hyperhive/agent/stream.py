@@ -11,8 +11,9 @@ Facts this relies on (research note `claude-mcp.md`, captured from CLI 2.1.330):
 - ``is_error`` is the truth, not ``subtype`` (API errors come as ``subtype: "success"``);
 - one API response arrives as one ``assistant`` event per content block, all sharing
   ``message.id``, each carrying the ``message_start`` usage snapshot (so never sum them);
-- ``total_cost_usd`` is cumulative per process in stream-json input mode; the per-result
-  figures are in ``model_usage_since_last_result``;
+- ``total_cost_usd`` (and ``modelUsage``) are cumulative per process in stream-json input
+  mode; the per-result figures are in ``model_usage_since_last_result``, which also counts a
+  compaction's own summary call (``usage`` does not);
 - subscription limits arrive as ``rate_limit_event`` with ``status: "rejected"`` and
   ``resetsAt`` (unix seconds); API-key 429s as ``api_error_status: 429``.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -49,14 +51,23 @@ __all__ = [
 ]
 
 _EVENT_START: Final = '{"type":'
+# A torn line is salvaged only when it is short enough to rescan cheaply: each attempt may scan
+# the rest of the line, so both the length and the number of attempts are bounded.
+_SALVAGE_MAX_CHARS: Final = 1024 * 1024
+_SALVAGE_MAX_ATTEMPTS: Final = 32
+# Counts and ids land in sqlite (signed 64 bits) and in arithmetic: anything past 2**53 (or
+# not finite) is not a real count, so it reads as missing.
+_MAX_INT: Final = 2**53
 
 
 def parse_line(line: bytes | str) -> list[dict[str, Any]]:
     """The JSON objects on one stdout line: usually one, none for noise, more for a torn line.
 
-    Never raises. A line that is not one JSON object is scanned for embedded ``{"type":...}``
-    objects, which recovers a ``rate_limit_event`` spliced into another event's text
-    (anthropics/claude-code#49640); whatever cannot be recovered is dropped.
+    Never raises, whatever the line holds (invalid UTF-8, ``NaN``, ``1e400``, nesting deeper
+    than the interpreter's recursion limit, a 5000-digit integer). A line that is not one JSON
+    object is scanned for embedded ``{"type":...}`` objects, which recovers a
+    ``rate_limit_event`` spliced into another event's text (anthropics/claude-code#49640);
+    whatever cannot be recovered is dropped.
     """
     text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
     text = text.strip()
@@ -64,19 +75,23 @@ def parse_line(line: bytes | str) -> list[dict[str, Any]]:
         return []
     try:
         obj = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError, too many digits, too deep
         return _salvage(text)
     return [obj] if isinstance(obj, dict) else []
 
 
 def _salvage(text: str) -> list[dict[str, Any]]:
+    if len(text) > _SALVAGE_MAX_CHARS:
+        return []
     decoder = json.JSONDecoder()
     found: list[dict[str, Any]] = []
     start = text.find(_EVENT_START)
-    while start >= 0:
+    attempts = 0
+    while start >= 0 and attempts < _SALVAGE_MAX_ATTEMPTS:
+        attempts += 1
         try:
             obj, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             start = text.find(_EVENT_START, start + 1)
             continue
         if isinstance(obj, dict):
@@ -105,10 +120,10 @@ class Usage:
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cache_read_tokens + other.cache_read_tokens,
-            self.cache_creation_tokens + other.cache_creation_tokens,
+            min(self.input_tokens + other.input_tokens, _MAX_INT),
+            min(self.output_tokens + other.output_tokens, _MAX_INT),
+            min(self.cache_read_tokens + other.cache_read_tokens, _MAX_INT),
+            min(self.cache_creation_tokens + other.cache_creation_tokens, _MAX_INT),
         )
 
     @classmethod
@@ -116,10 +131,10 @@ class Usage:
         """From the API's snake_case usage object (missing or malformed counts are 0)."""
         d = raw if isinstance(raw, Mapping) else {}
         return cls(
-            _int(d.get("input_tokens")),
-            _int(d.get("output_tokens")),
-            _int(d.get("cache_read_input_tokens")),
-            _int(d.get("cache_creation_input_tokens")),
+            _count(d.get("input_tokens")),
+            _count(d.get("output_tokens")),
+            _count(d.get("cache_read_input_tokens")),
+            _count(d.get("cache_creation_input_tokens")),
         )
 
     @classmethod
@@ -127,10 +142,10 @@ class Usage:
         """From the CLI's camelCase per-model usage object."""
         d = raw if isinstance(raw, Mapping) else {}
         return cls(
-            _int(d.get("inputTokens")),
-            _int(d.get("outputTokens")),
-            _int(d.get("cacheReadInputTokens")),
-            _int(d.get("cacheCreationInputTokens")),
+            _count(d.get("inputTokens")),
+            _count(d.get("outputTokens")),
+            _count(d.get("cacheReadInputTokens")),
+            _count(d.get("cacheCreationInputTokens")),
         )
 
 
@@ -373,10 +388,14 @@ def _decode_user(obj: Mapping[str, Any]) -> list[StreamEvent]:
 
 
 def _decode_result(obj: Mapping[str, Any]) -> Result:
+    # Per result, the CLI's own account of every API call since the previous result (a
+    # compaction's summary call included, which `usage` leaves out); `usage` otherwise.
     per_model = _map(obj.get("model_usage_since_last_result"))
     cost: float | None = None
+    usage = Usage.from_api(obj.get("usage"))
     if per_model:
-        cost = sum(_float(_map(u).get("costUSD")) for u in per_model.values())
+        cost = sum(max(0.0, _float(_map(u).get("costUSD"))) for u in per_model.values())
+        usage = sum((Usage.from_model_usage(u) for u in per_model.values()), Usage())
     windows = [
         _int(_map(u).get("contextWindow"))
         for u in (per_model or _map(obj.get("modelUsage"))).values()
@@ -388,7 +407,7 @@ def _decode_result(obj: Mapping[str, Any]) -> Result:
         terminal_reason=_opt_str(obj.get("terminal_reason")),
         text=_str(obj.get("result")),
         session_id=_str(obj.get("session_id")),
-        usage=Usage.from_api(obj.get("usage")),
+        usage=usage,
         cost_usd=cost,
         total_cost_usd=_float(obj.get("total_cost_usd")),
         context_window=max(windows) if any(windows) else None,
@@ -402,10 +421,9 @@ def _decode_result(obj: Mapping[str, Any]) -> Result:
 
 def _rate_limit(raw: object) -> RateLimit:
     info = _map(raw)
-    resets = info.get("resetsAt")
     return RateLimit(
         _str(info.get("status")),
-        float(resets) if isinstance(resets, int | float) and not isinstance(resets, bool) else None,
+        _opt_float(info.get("resetsAt")),
         _opt_str(info.get("rateLimitType")),
     )
 
@@ -470,8 +488,10 @@ class TurnTracker:
     rate_limit_rejected: bool = False
     auth_failed: bool = False
     assistant_text: list[str] = attrs.field(factory=list)
+    # The process's total_cost_usd before this turn: in stream-json input mode it is
+    # cumulative per process, so a warm process's later turns diff against it.
+    total_cost_before: float = 0.0
     _tool_ids: set[str] = attrs.field(factory=set)
-    _last_total_cost: float = 0.0
 
     def observe(self, event: StreamEvent) -> None:
         match event:
@@ -510,8 +530,8 @@ class TurnTracker:
         if result.cost_usd is not None:
             self.cost_usd += result.cost_usd
         else:  # cumulative per process: take the increase
-            self.cost_usd += max(0.0, result.total_cost_usd - self._last_total_cost)
-        self._last_total_cost = max(self._last_total_cost, result.total_cost_usd)
+            self.cost_usd += max(0.0, result.total_cost_usd - self.total_cost_before)
+        self.total_cost_before = max(self.total_cost_before, result.total_cost_usd)
         self.context_window = result.context_window or self.context_window
 
     @property
@@ -543,16 +563,38 @@ def _opt_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _int(value: object) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
-
-
 def _opt_int(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """An integer within ±2**53, else None (NaN, infinity, 1e400 and 10**400 included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    number = int(value)
+    return number if -_MAX_INT <= number <= _MAX_INT else None
+
+
+def _int(value: object) -> int:
+    number = _opt_int(value)
+    return 0 if number is None else number
+
+
+def _count(value: object) -> int:
+    return max(0, _int(value))
+
+
+def _opt_float(value: object) -> float | None:
+    """A finite float within ±2**53, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and not -_MAX_INT <= value <= _MAX_INT:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and abs(number) <= _MAX_INT else None
 
 
 def _float(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    number = _opt_float(value)
+    return 0.0 if number is None else number
 
 
 def _map(value: object) -> Mapping[str, Any]:

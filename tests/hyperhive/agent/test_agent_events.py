@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
+
+import trio
 
 from hyperhive.agent.events import KEEP_SECONDS, open_event_bus
 from hyperhive.testing import FakeWallClock
@@ -55,3 +58,52 @@ async def test_old_events_are_vacuumed_by_age(tmp_path: Path) -> None:
         await bus.flush()
         await bus.vacuum()  # (the hourly sweep may have got there first)
         assert [e.data["text"] for e in await bus.history()] == ["new"]
+
+
+async def test_the_history_connection_is_only_ever_used_by_one_thread(tmp_path: Path) -> None:
+    """Issue 9: the writer, history reads and vacuum once shared a connection across threads."""
+    clock = FakeWallClock()
+    threads: set[int] = set()
+    async with open_event_bus(tmp_path / "events.sqlite", clock) as bus:
+        assert bus._db is not None
+        await bus._db.run(
+            lambda conn: conn.set_trace_callback(lambda _sql: threads.add(threading.get_ident()))
+        )
+
+        async def reader() -> None:
+            for _ in range(20):
+                await bus.history(50)
+
+        async def sweeper() -> None:
+            for _ in range(20):
+                await bus.vacuum()
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(reader)
+            nursery.start_soon(sweeper)
+            for n in range(2000):
+                bus.publish("note", {"n": n})
+                if n % 100 == 0:
+                    await trio.sleep(0)
+        await bus.flush()
+        assert len(await bus.history(5000)) == 2000
+        owner = bus._db.ident
+    assert threads == {owner}
+    assert owner != threading.get_ident()
+
+
+async def test_an_event_too_deep_to_encode_is_kept_as_a_marker(tmp_path: Path) -> None:
+    async with open_event_bus(tmp_path / "events.sqlite", FakeWallClock()) as bus:
+        deep: dict[str, object] = {}
+        node = deep
+        for _ in range(50_000):
+            node["x"] = node = {}
+        bus.publish("stream", deep)
+        bus.note("still writing")
+        await bus.flush()
+        kinds = [(e.kind, e.data) for e in await bus.history()]
+    assert kinds == [
+        ("stream", {"unencodable": "RecursionError"}),
+        ("note", {"text": "still writing"}),
+    ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hyperhive.agent.stream import (
     ApiRetry,
@@ -234,3 +237,124 @@ def test_no_result_at_all_is_a_failure_and_a_missing_session_is_recognised() -> 
     (result,) = decode(gone)
     assert isinstance(result, Result)
     assert classify(result) is Outcome.NO_SESSION
+
+
+# -- never raises (issue 9): hostile numbers, depth, bytes --------------------------------------
+
+
+def _fold(line: bytes | str) -> TurnTracker:
+    """What the harness does with one stdout line; plus everything it then reads off the tracker."""
+    tracker = TurnTracker()
+    for obj in parse_line(line):
+        json.dumps(obj, default=str)  # the events bus stores it
+        for event in decode(obj):
+            tracker.observe(event)
+    tracker.outcome()
+    for count in (*_usage_counts(tracker), tracker.ctx_tokens or 0, tracker.context_window or 0):
+        assert -(2**63) < count < 2**63  # fits a sqlite INTEGER
+    assert math.isfinite(tracker.cost_usd)
+    assert tracker.resets_at is None or math.isfinite(tracker.resets_at)
+    return tracker
+
+
+def _usage_counts(tracker: TurnTracker) -> tuple[int, ...]:
+    usage = tracker.usage
+    return (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_read_tokens,
+        usage.cache_creation_tokens,
+    )
+
+
+@pytest.mark.parametrize(
+    "number", ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" + "0" * 400, "1e308"]
+)
+def test_a_result_with_absurd_numbers_is_read_not_raised(number: str) -> None:
+    line = (
+        '{"type":"result","subtype":"success","is_error":false,"session_id":"s",'
+        f'"total_cost_usd":{number},"num_turns":{number},"duration_ms":{number},'
+        f'"api_error_status":{number},"usage":{{"input_tokens":{number},"output_tokens":1}},'
+        f'"model_usage_since_last_result":{{"m":{{"inputTokens":{number},"costUSD":{number},'
+        f'"contextWindow":{number}}}}}}}'
+    )
+    tracker = _fold(line)
+    assert tracker.outcome() is Outcome.OK
+    assert tracker.cost_usd in (0.0, 1e308) or math.isfinite(tracker.cost_usd)
+    rate = (
+        '{"type":"rate_limit_event","rate_limit_info":'
+        f'{{"status":"rejected","resetsAt":{number}}}}}'
+    )
+    assert _fold(rate).rate_limit_rejected
+    block = (
+        '{"type":"assistant","message":{"id":"m","model":"x","content":[{"type":"text",'
+        f'"text":"hi"}}],"usage":{{"input_tokens":{number}}}}}}}'
+    )
+    _fold(block)
+
+
+def test_deep_nesting_huge_digits_and_torn_lines_are_dropped_not_raised() -> None:
+    assert parse_line("[" * 100_000) == []
+    assert parse_line('{"type":"x","a":' + "[" * 100_000) == []
+    assert parse_line('{"type":"x","n":' + "9" * 5000 + "}") == []
+    assert parse_line(b"\xff\xfe" + b'{"type":"user"}') == [{"type": "user"}]
+    many = '{"type":' * 200_000  # salvage is bounded: returns quickly with nothing
+    assert parse_line(many) == []
+
+
+_KEYS = st.sampled_from(
+    [
+        "type", "subtype", "message", "content", "usage", "result", "is_error", "session_id",
+        "total_cost_usd", "model_usage_since_last_result", "modelUsage", "rate_limit_info",
+        "resetsAt", "status", "input_tokens", "inputTokens", "costUSD", "contextWindow",
+        "compact_metadata", "pre_tokens", "mcp_servers", "tools", "name", "id", "input",
+        "text", "model", "error", "api_error_status", "terminal_reason", "errors",
+        "parent_tool_use_id", "tool_use_id", "response", "request_id", "elapsed_time_seconds",
+    ]
+)  # fmt: skip
+_TYPES = st.sampled_from(
+    ["system", "assistant", "user", "result", "rate_limit_event", "tool_progress",
+     "control_response", "stream_event", "init", "compact_boundary", "status", "api_retry",
+     "permission_denied", "tool_use", "text", "tool_result", "rejected"]
+)  # fmt: skip
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+    | _TYPES
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(_KEYS | st.text(max_size=5), inner, max_size=6)
+    ),
+    max_leaves=40,
+)
+_EVENT = st.fixed_dictionaries({"type": _TYPES}, optional={"subtype": _TYPES}).flatmap(
+    lambda head: st.dictionaries(_KEYS, _JSON, max_size=8).map(lambda rest: {**rest, **head})
+)
+_FIXTURE_LINES = [line for path in ALL for line in path.read_bytes().splitlines()]
+
+
+@settings(max_examples=200)
+@given(_EVENT)
+def test_any_event_shaped_object_never_raises(obj: dict[str, object]) -> None:
+    _fold(json.dumps(obj))  # NaN and Infinity come out as the bare words the CLI could print
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=2000) | st.text(max_size=2000))
+def test_any_line_never_raises(line: bytes | str) -> None:
+    _fold(line)
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(_FIXTURE_LINES), st.integers(0, 4000), st.binary(max_size=40))
+def test_a_real_line_cut_or_spliced_anywhere_never_raises(
+    line: bytes, at: int, splice: bytes
+) -> None:
+    _fold(line[:at] + splice + line[at:])
+    _fold(line[:at])
