@@ -47,6 +47,7 @@ __all__ = ["MAX_LOG_LINES", "Lifecycle", "answer_request"]
 
 LOGGER = logging.getLogger("hyperhive.lifecycle")
 MAX_LOG_LINES = 5000
+ENV_OPERATOR_PRONOUNS = "HYPERHIVE_OPERATOR_PRONOUNS"  # read by hyperhive.agent.settings
 _LIVE = (AgentState.RUNNING, AgentState.STARTING)
 
 
@@ -92,7 +93,9 @@ class Lifecycle:
             socket_dir=paths.container_socket_dir(name),
             log_path=paths.agent_log(name),
             argv=self._settings.agent_command,
-            env=self._settings.env,
+            # The harness fills the operator's pronouns into the system prompt; whoami answers
+            # from the daemon's own value, so the two must be the same one.
+            env={**self._settings.env, ENV_OPERATOR_PRONOUNS: self._hive.operator_pronouns},
             network=record.network,
             web_port=record.web_port,
             settings_file=paths.agent_dir(name) / "sandbox.json",

@@ -23,9 +23,11 @@ from hyperhive.agent.claude import (
 from hyperhive.agent.runtime import CommandRuntime, TurnControl, TurnRequest
 from hyperhive.agent.settings import AgentPaths, AgentSettings, Role
 from hyperhive.agent.stream import Outcome
+from hyperhive.containers.settings import ContainerSettings
 from hyperhive.errors import ConfigError
 from hyperhive.testing import FakeWallClock, open_test_hive
 from hyperhive.testing.agent import next_event, open_test_harness
+from hyperhive.testing.fake_containers import FakeBackend
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -267,3 +269,29 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("HYPERHIVE_ROLE", "king")
     with pytest.raises(ConfigError, match="agent or manager"):
         AgentSettings.resolve()
+
+
+async def test_the_operators_pronouns_reach_the_agents_prompt_and_match_whoami(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9: the prompt said they/them while whoami said the daemon's --operator-pronouns."""
+    backend = FakeBackend()
+    settings = ContainerSettings(ensure_manager=False, stop_grace=2.0, shutdown_grace=1.0)
+    with trio.fail_after(30):
+        async with open_test_hive(short_tmp / "hive", backend=backend, containers=settings) as hive:
+            hive.daemon.hive.operator_pronouns = "she/her"  # what `serve --operator-pronouns` sets
+            assert hive.daemon.hive.lifecycle is not None
+            await hive.daemon.hive.lifecycle.spawn("alice")
+            report = hive.paths.agent_state_dir("alice") / "probe-report.json"
+            while not report.exists():
+                await trio.sleep(0.01)
+            env = json.loads(report.read_text())["env"]
+            async with hive.agent("alice") as alice:
+                me = await alice.call(wire.Whoami(), wire.WhoamiReply)
+    assert env["HYPERHIVE_OPERATOR_PRONOUNS"] == "she/her"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    prompt = prompts.system_prompt(AgentSettings.resolve())
+    assert me.pronouns == "she/her"
+    assert "she/her" in prompt
+    assert "they/them" not in prompt
