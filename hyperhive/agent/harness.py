@@ -45,6 +45,8 @@ __all__ = ["Harness", "HarnessOptions", "TurnState"]
 
 _log = logging.getLogger(__name__)
 LoginCheck = Callable[[], Awaitable[LoginState]]
+# Waits up to the given seconds for a change where credentials are stored; True if one came.
+LoginWatch = Callable[[float], Awaitable[bool]]
 _RECONNECT_MAX: Final = 30.0
 
 
@@ -68,7 +70,8 @@ class HarnessOptions:
     failure_backoff: float = 10.0  # doubled per consecutive failure
     max_failure_backoff: float = 600.0
     compact_at: float = 0.8  # compact before the next turn past this share of the window
-    login_poll: float = 30.0
+    login_poll: float = 30.0  # first re-probe while logged out; doubled each time
+    max_login_poll: float = 1800.0  # a credential file changing re-probes at once anyway
 
 
 async def _always_logged_in() -> LoginState:
@@ -88,6 +91,7 @@ class Harness:
         stats: TurnStatsStore | None = None,
         options: HarnessOptions = HarnessOptions(),
         login_check: LoginCheck | None = None,
+        login_watch: LoginWatch | None = None,
     ) -> None:
         self.settings = settings
         self.paths = settings.paths
@@ -97,6 +101,7 @@ class Harness:
         self.stats = stats
         self.options = options
         self._login_check = login_check or _always_logged_in
+        self._login_watch = login_watch
         self.state = TurnState.STARTING
         self.model: str | None = None
         self._held: list[wire.Delivery] = []
@@ -363,6 +368,7 @@ class Harness:
     # -- login ----------------------------------------------------------------------------------
 
     async def _ensure_logged_in(self) -> None:
+        delay = self.options.login_poll
         while not self._logged_in:
             state = await self._login_check()
             self._logged_in = state.logged_in
@@ -379,8 +385,23 @@ class Harness:
                 except OSError as exc:
                     self.bus.note(f"cannot write the needs-login sentinel: {exc}")
             self._login_changed = trio.Event()
-            with trio.move_on_after(self.options.login_poll):
+            await self._wait_for_login_change(delay)
+            delay = min(delay * 2, self.options.max_login_poll)
+
+    async def _wait_for_login_change(self, timeout: float) -> None:
+        """Until `login_changed`, a change to a credential file, or `timeout` seconds."""
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    assert self._login_watch is not None
+                    if await self._login_watch(timeout):
+                        nursery.cancel_scope.cancel()
+
+                if self._login_watch is not None:
+                    nursery.start_soon(watch)
                 await self._login_changed.wait()
+                nursery.cancel_scope.cancel()
 
     # -- bookkeeping ----------------------------------------------------------------------------
 

@@ -13,14 +13,21 @@ Credentials, in the order Claude itself prefers them:
    another container (research note, §2.8);
 3. whatever ``claude auth status`` reports under ``$HOME/.claude`` (a browser login).
 
+While logged out the harness does not poll ``claude auth status`` on a timer: it waits on the
+files credentials land in (`open_credential_watch`: inotify on their directories, a cheap
+``stat`` poll where inotify is unavailable) and probes again the moment one changes, with a
+slow backstop probe that backs off to half an hour.
+
 Nothing here logs a credential.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from typing import TYPE_CHECKING, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
@@ -28,15 +35,24 @@ import trio
 from hyperhive.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from pathlib import Path
+    from collections.abc import AsyncIterator, Mapping
 
     from hyperhive.agent.settings import AgentPaths
 
-__all__ = ["LoginState", "parse_setup_token", "probe", "save_credentials", "stored_credentials"]
+__all__ = [
+    "CredentialWatch",
+    "LoginState",
+    "credential_files",
+    "open_credential_watch",
+    "parse_setup_token",
+    "probe",
+    "save_credentials",
+    "stored_credentials",
+]
 
 _ENV_OF: Final = {"oauth_token": "CLAUDE_CODE_OAUTH_TOKEN", "api_key": "ANTHROPIC_API_KEY"}
 _PROBE_TIMEOUT: Final = 30.0
+_STAT_POLL: Final = 2.0  # only where inotify is unavailable: a few stat calls, no process
 
 
 @attrs.frozen
@@ -124,3 +140,109 @@ async def probe(claude: Path, env: Mapping[str, str]) -> LoginState:
     logged_in = bool(status.get("loggedIn")) and done.returncode == 0
     method = str(status.get("authMethod") or ("unknown" if logged_in else "none"))
     return LoginState(logged_in, method, "" if logged_in else "claude has no credentials")
+
+
+def credential_files(paths: AgentPaths, env: Mapping[str, str]) -> tuple[Path, ...]:
+    """Where credentials appear: the login flow's file, Claude's own, and its config file."""
+    home = Path(env.get("HOME") or "~").expanduser()
+    config_dir = (
+        Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else home / ".claude"
+    )
+    return (paths.credentials, config_dir / ".credentials.json", home / ".claude.json")
+
+
+class CredentialWatch:
+    """Wakes a waiter when one of `files` is created, replaced, written or removed.
+
+    Watches each file's directory with inotify, or the nearest existing ancestor when the
+    directory does not exist yet (``~/.claude`` appears on the first login), and re-arms as
+    directories appear. Without inotify (not Linux, or out of watches) it compares ``stat``
+    results every couple of seconds instead.
+    """
+
+    _MASK: Final = (
+        0x100 | 0x200 | 0x08 | 0x40 | 0x80 | 0x04
+    )  # CREATE DELETE CLOSE_WRITE MOVED ATTRIB
+
+    def __init__(self, files: tuple[Path, ...]) -> None:
+        self.files = files
+        self._inotify: Any = None  # inotify_simple.INotify, which ships no types
+        self._watched: dict[int, Path] = {}
+        try:
+            from inotify_simple import INotify
+
+            self._inotify = INotify(nonblocking=True)
+        except (ImportError, OSError):
+            self._inotify = None
+        self._arm()
+
+    @property
+    def uses_inotify(self) -> bool:
+        return self._inotify is not None
+
+    def _arm(self) -> None:
+        if self._inotify is None:
+            return
+        for path in self.files:
+            target = path.parent
+            while not target.is_dir() and target != target.parent:
+                target = target.parent
+            if target in self._watched.values():
+                continue
+            try:
+                wd = self._inotify.add_watch(target, self._MASK)
+            except OSError:
+                continue
+            self._watched[wd] = target
+
+    def _fingerprint(self) -> tuple[tuple[int, int, int] | None, ...]:
+        def one(path: Path) -> tuple[int, int, int] | None:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+        return tuple(one(path) for path in self.files)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a change; True if one came."""
+        with trio.move_on_after(timeout):
+            if self._inotify is None:
+                before = self._fingerprint()
+                while self._fingerprint() == before:
+                    await trio.sleep(_STAT_POLL)
+                return True
+            fd = self._inotify.fileno()
+            while True:
+                await trio.lowlevel.wait_readable(fd)
+                events = self._inotify.read(timeout=0)
+                self._arm()  # a directory on the way may have appeared
+                if any(self._relevant(event) for event in events):
+                    return True
+        return False
+
+    def _relevant(self, event: object) -> bool:
+        name = getattr(event, "name", "")
+        base = self._watched.get(getattr(event, "wd", -1))
+        if base is None or not name:
+            return False
+        changed = base / name
+        return any(changed == f or changed in f.parents for f in self.files)
+
+    def close(self) -> None:
+        if self._inotify is not None:
+            with contextlib.suppress(OSError):
+                self._inotify.close()
+
+
+@contextlib.asynccontextmanager
+async def open_credential_watch(
+    paths: AgentPaths, env: Mapping[str, str]
+) -> AsyncIterator[CredentialWatch]:
+    """A `CredentialWatch` on `credential_files`; closed on exit."""
+    watch = CredentialWatch(credential_files(paths, env))
+    try:
+        yield watch
+    finally:
+        watch.close()

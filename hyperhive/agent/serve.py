@@ -13,7 +13,7 @@ import trio
 from hyperhive.agent import login
 from hyperhive.agent.claude import ClaudeRuntime, claude_env, find_claude
 from hyperhive.agent.events import EventBus, open_event_bus
-from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck
+from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck, LoginWatch
 from hyperhive.agent.runtime import CommandRuntime, TurnRunner
 from hyperhive.agent.turn_stats import TurnStatsStore
 from hyperhive.clock import SystemClock
@@ -61,6 +61,7 @@ async def open_harness(
     *,
     options: HarnessOptions | None = None,
     login_check: LoginCheck | None = None,
+    login_watch: LoginWatch | None = None,
 ) -> AsyncIterator[tuple[Harness, EventBus]]:
     """A harness wired to its events bus and turn-stats store (not yet running).
 
@@ -78,6 +79,7 @@ async def open_harness(
                 stats=stats,
                 options=options or HarnessOptions(),
                 login_check=login_check,
+                login_watch=login_watch,
             )
             yield harness, bus
     finally:
@@ -98,12 +100,31 @@ async def serve_agent(
     """
     settings.ensure_state_dir()
     runner, login_check = build_runtime(settings, runtime, command)
-    wired = open_harness(settings, runner, SystemClock(), options=options, login_check=login_check)
-    async with wired as (harness, _bus), trio.open_nursery() as nursery:
+    async with contextlib.AsyncExitStack() as stack:
+        login_watch = None
+        if login_check is not None:
+            watch = await stack.enter_async_context(
+                login.open_credential_watch(settings.paths, os.environ)
+            )
+            login_watch = watch.wait
+        wired = open_harness(
+            settings,
+            runner,
+            SystemClock(),
+            options=options,
+            login_check=login_check,
+            login_watch=login_watch,
+        )
+        harness, _bus = await stack.enter_async_context(wired)
+        await _serve(settings, harness, runner.name)
+
+
+async def _serve(settings: AgentSettings, harness: Harness, runtime: str) -> None:
+    async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
         await nursery.start(harness.run)
         print(
-            f"{READY_MARKER}: {settings.name} ({settings.role.value}, {runner.name})",
+            f"{READY_MARKER}: {settings.name} ({settings.role.value}, {runtime})",
             file=sys.stderr,
             flush=True,
         )

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hyperhive.agent.events import LiveEvent, Subscription
-    from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck
+    from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck, LoginWatch
     from hyperhive.agent.runtime import TurnRunner
     from hyperhive.clock import WallClock
     from hyperhive.testing.hive import TestHive
@@ -40,6 +40,7 @@ async def open_test_harness(
     *,
     options: HarnessOptions | None = None,
     login_check: LoginCheck | None = None,
+    login_watch: LoginWatch | None = None,
 ) -> AsyncIterator[tuple[Harness, Subscription]]:
     """A started harness for agent `name`; yields it and a feed of all its events.
 
@@ -48,10 +49,10 @@ async def open_test_harness(
     """
     await trio.Path(state).mkdir(parents=True, exist_ok=True)
     settings = agent_settings(hive, state, name)
-    async with open_harness(settings, runner, clock, options=options, login_check=login_check) as (
-        harness,
-        bus,
-    ):
+    wired = open_harness(
+        settings, runner, clock, options=options, login_check=login_check, login_watch=login_watch
+    )
+    async with wired as (harness, bus):
         feed = bus.subscribe(capacity=100_000)
         async with trio.open_nursery() as nursery:
             await nursery.start(harness.run)

@@ -16,7 +16,9 @@ import trio.testing
 
 from hyperhive import wire
 from hyperhive.agent.harness import HarnessOptions, TurnState
+from hyperhive.agent import login
 from hyperhive.agent.login import LoginState
+from hyperhive.agent.settings import AgentPaths
 from hyperhive.agent.wake import REDELIVERED_BANNER, RETRIED_BANNER
 from hyperhive.testing import FakeWallClock, TestHive, open_test_hive
 from hyperhive.testing.agent import next_event, open_test_harness
@@ -267,3 +269,67 @@ async def test_compaction_and_new_session_requests_shape_the_next_turns(
         assert not second.fresh_session
         assert not third.compact_first
         assert compact.prompt is None  # an idle compact request runs without a prompt
+
+
+async def test_without_login_it_probes_with_a_backoff_not_every_poll(
+    short_tmp: Path, hive_clock: trio.testing.MockClock
+) -> None:
+    """Issue 9: idle agents without a login ran `claude auth status` every 30 s forever."""
+    clock = FakeWallClock()
+    probes: list[float] = []
+
+    async def check() -> LoginState:
+        probes.append(trio.current_time())
+        return LoginState(False, "none", "no credentials")
+
+    options = HarnessOptions(login_poll=1.0, max_login_poll=30.0)
+    async with open_test_hive(short_tmp / "hive", clock=clock, agents=("alice",)) as hive:
+        state = short_tmp / "alice"
+        harness_cm = open_test_harness(
+            hive, "alice", state, ScriptedRunner(), clock, options=options, login_check=check
+        )
+        async with harness_cm as (_, feed):
+            await next_event(feed, "needs_login")
+            await trio.sleep(180)
+    gaps = [round(b - a) for a, b in zip(probes, probes[1:], strict=False)]
+    assert gaps[:6] == [1, 2, 4, 8, 16, 30]  # doubling up to the cap, not one per second
+    assert len(probes) <= 12
+
+
+async def test_credentials_stored_by_another_process_wake_the_harness_at_once(
+    short_tmp: Path,
+) -> None:
+    """The login flow writes hyperhive-credentials.json; no probe timer has to come round."""
+    clock = FakeWallClock()
+    runner = ScriptedRunner()
+    state = short_tmp / "alice"
+    state.mkdir()
+    paths = AgentPaths(state)
+
+    async def check() -> LoginState:
+        ok = bool(login.stored_credentials(paths))
+        return LoginState(ok, "api_key" if ok else "none", "no credentials")
+
+    options = HarnessOptions(login_poll=3600.0)  # only the watch can wake it within the test
+    with trio.fail_after(30):
+        async with (
+            open_test_hive(short_tmp / "hive", clock=clock, agents=("alice",)) as hive,
+            login.open_credential_watch(paths, {"HOME": str(state / "home")}) as watch,
+        ):
+            assert watch.uses_inotify
+            await _send(hive, "alice", "waiting for you")
+            harness_cm = open_test_harness(
+                hive,
+                "alice",
+                state,
+                runner,
+                clock,
+                options=options,
+                login_check=check,
+                login_watch=watch.wait,
+            )
+            async with harness_cm as (_, feed):
+                await next_event(feed, "needs_login")
+                await trio.to_thread.run_sync(login.save_credentials, paths, "api_key", "sk-x")
+                await next_event(feed, "logged_in")
+                await next_event(feed, "acked")

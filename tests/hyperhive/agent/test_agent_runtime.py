@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
+import trio.testing
 
 from hyperhive import wire
 from hyperhive.agent import login, prompts
@@ -295,3 +296,39 @@ async def test_the_operators_pronouns_reach_the_agents_prompt_and_match_whoami(
     assert me.pronouns == "she/her"
     assert "she/her" in prompt
     assert "they/them" not in prompt
+
+
+async def test_the_credential_watch_sees_claudes_own_login_appear(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    paths = AgentPaths(tmp_path / "state")
+    paths.root.mkdir()
+    with trio.fail_after(20):
+        async with login.open_credential_watch(paths, {"HOME": str(home)}) as watch:
+            (home / "unrelated.txt").write_text("x")
+            (home / ".claude").mkdir()  # the first `claude auth login` makes the directory...
+            assert await watch.wait(10)
+            ((home / ".claude") / ".credentials.json").write_text("{}")  # ...then the file
+            assert await watch.wait(10)
+            login.save_credentials(paths, "oauth_token", "sk-ant-oat01-x")
+            assert await watch.wait(10)
+
+
+async def test_without_inotify_the_credential_watch_compares_stat_results(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    paths = AgentPaths(tmp_path)
+    watch = login.CredentialWatch(login.credential_files(paths, {"HOME": str(tmp_path)}))
+    watch.close()
+    watch._inotify = None  # as where inotify cannot be had
+    assert not await watch.wait(30)
+
+    async def later() -> None:
+        await trio.sleep(5)
+        login.save_credentials(paths, "api_key", "sk-x")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(later)
+        start = trio.current_time()
+        assert await watch.wait(3600)
+    assert 5 <= trio.current_time() - start <= 8
