@@ -388,14 +388,14 @@ class Harness:
             await self._wait_for_login_change(delay)
             delay = min(delay * 2, self.options.max_login_poll)
 
-    async def _wait_for_login_change(self, timeout: float) -> None:
-        """Until `login_changed`, a change to a credential file, or `timeout` seconds."""
-        with trio.move_on_after(timeout):
+    async def _wait_for_login_change(self, seconds: float) -> None:
+        """Until `login_changed`, a change to a credential file, or `seconds` pass."""
+        with trio.move_on_after(seconds):
             async with trio.open_nursery() as nursery:
 
                 async def watch() -> None:
                     assert self._login_watch is not None
-                    if await self._login_watch(timeout):
+                    if await self._login_watch(seconds):
                         nursery.cancel_scope.cancel()
 
                 if self._login_watch is not None:

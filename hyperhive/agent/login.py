@@ -205,12 +205,13 @@ class CredentialWatch:
 
         return tuple(one(path) for path in self.files)
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a change; True if one came."""
-        with trio.move_on_after(timeout):
+    async def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` for a change; True if one came."""
+        with trio.move_on_after(seconds):
             if self._inotify is None:
                 before = self._fingerprint()
-                while self._fingerprint() == before:
+                # Polling is the point here: nothing else can tell us a file changed.
+                while self._fingerprint() == before:  # noqa: ASYNC110
                     await trio.sleep(_STAT_POLL)
                 return True
             fd = self._inotify.fileno()

@@ -7,6 +7,7 @@ key paths are in test_agent_claude_e2e.py.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from typing import TYPE_CHECKING
@@ -15,8 +16,8 @@ import trio
 import trio.testing
 
 from hyperhive import wire
-from hyperhive.agent.harness import HarnessOptions, TurnState
 from hyperhive.agent import login
+from hyperhive.agent.harness import HarnessOptions, TurnState
 from hyperhive.agent.login import LoginState
 from hyperhive.agent.settings import AgentPaths
 from hyperhive.agent.wake import REDELIVERED_BANNER, RETRIED_BANNER
@@ -291,7 +292,7 @@ async def test_without_login_it_probes_with_a_backoff_not_every_poll(
         async with harness_cm as (_, feed):
             await next_event(feed, "needs_login")
             await trio.sleep(180)
-    gaps = [round(b - a) for a, b in zip(probes, probes[1:], strict=False)]
+    gaps = [round(b - a) for a, b in itertools.pairwise(probes)]
     assert gaps[:6] == [1, 2, 4, 8, 16, 30]  # doubling up to the cap, not one per second
     assert len(probes) <= 12
 
