@@ -1,6 +1,6 @@
-"""The Claude Code runtime: one ``claude -p`` process per turn, stream-json in and out.
+"""The Claude Code runtime: a warm ``claude -p`` per agent, fed turns over stream-json.
 
-Per turn the runtime starts::
+The runtime keeps one process per agent::
 
     claude -p --input-format stream-json --output-format stream-json --verbose
            --mcp-config <hive + extra servers> --strict-mcp-config
@@ -8,13 +8,17 @@ Per turn the runtime starts::
            --append-system-prompt <role prompt> --system-prompt-snapshot off
            [--resume <session>] [--model <model>]
 
-writes the wake prompt as one stream-json user message, and pumps stdout: every line goes to
-the events bus (``stream``) and into a `TurnTracker`. Keeping stdin open until the turn's
-``result`` lets the runtime send more in the same process: ``/compact`` before the prompt
-(proactive compaction), ``/compact`` and the prompt again after a prompt-too-long result, and
-an ``interrupt`` control request when the harness cancels the turn. A session the CLI cannot
-resume, or one too small to compact, is replaced by a fresh session and the prompt retried
-once.
+and writes each turn's wake prompt into it as one stream-json user message (the process and
+its MCP servers are already up, so a warm turn starts in milliseconds). Within a turn the same
+process takes ``/compact`` before the prompt (proactive compaction), ``/compact`` and the
+prompt again after a prompt-too-long result, and an ``interrupt`` control request when the
+harness cancels. A model change is a ``set_model`` control request between turns; a new
+session, a session claude cannot resume, or one too small to compact gets a fresh process.
+
+The process is replaced, resuming the session, when it dies, stops answering (`Limits`), or
+reaches `ClaudeOptions.max_turns` or `max_age`; one idle for `idle_release` is let go, and the
+next wake starts cold. With ``warm=False`` every turn gets a process of its own (the behaviour
+before warm turns). Each of these is published as a ``claude`` event.
 
 The binary is the one bundled in the ``claude-agent-sdk`` wheel (so ``pip install`` brings it),
 unless ``HYPERHIVE_CLAUDE_BIN`` names another, else ``claude`` on PATH.
@@ -25,10 +29,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import shutil
 import sys
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,9 +40,9 @@ import attrs
 import trio
 
 from hyperhive.agent import login, prompts
-from hyperhive.agent.runtime import Publish, TurnControl, TurnReport, TurnRequest, read_lines
-from hyperhive.agent.runtime import stop_process as _stop_process
-from hyperhive.agent.stream import Outcome, Result, TurnTracker, decode, parse_line
+from hyperhive.agent.claude_process import HIVE_SERVER, ClaudeProcess, Limits
+from hyperhive.agent.runtime import Publish, TurnControl, TurnReport, TurnRequest
+from hyperhive.agent.stream import Outcome, Result, TurnTracker
 from hyperhive.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -47,7 +51,9 @@ if TYPE_CHECKING:
     from hyperhive.agent.settings import AgentSettings
 
 __all__ = [
+    "ClaudeOptions",
     "ClaudeRuntime",
+    "Limits",
     "claude_argv",
     "claude_env",
     "find_claude",
@@ -56,11 +62,6 @@ __all__ = [
 ]
 
 ENV_CLAUDE_BIN: Final = "HYPERHIVE_CLAUDE_BIN"
-HIVE_SERVER: Final = "hive"
-_MAX_LINE: Final = 32 * 1024 * 1024  # a tool result can be large; the SDK's 1 MiB cap bit people
-_INTERRUPT_GRACE: Final = 15.0
-_EXIT_GRACE: Final = 10.0
-_STDERR_TAIL: Final = 20
 _log = logging.getLogger(__name__)
 
 
@@ -206,127 +207,208 @@ def claude_env(base: Mapping[str, str], credentials: Mapping[str, str]) -> dict[
     return env
 
 
-def _user_message(text: str) -> bytes:
-    message = {
-        "type": "user",
-        "message": {"role": "user", "content": text},
-        "parent_tool_use_id": None,
-        "session_id": "default",
-        "uuid": str(uuid.uuid4()),
-    }
-    return json.dumps(message).encode() + b"\n"
+@attrs.frozen
+class ClaudeOptions:
+    """How long a Claude process lives. Durations in seconds; 0 means no limit."""
 
-
-def _interrupt_request() -> bytes:
-    request = {
-        "type": "control_request",
-        "request_id": f"hyperhive-{uuid.uuid4().hex[:8]}",
-        "request": {"subtype": "interrupt"},
-    }
-    return json.dumps(request).encode() + b"\n"
-
-
-class _ClaudeProcess:
-    """One running `claude -p` in stream-json mode, its stdout pumped into a tracker."""
-
-    def __init__(self, process: trio.Process, tracker: TurnTracker, publish: Publish) -> None:
-        self.process = process
-        self.tracker = tracker
-        self._publish = publish
-        self._send_result, self._results = trio.open_memory_channel[Result](8)
-        self.stderr_tail: list[str] = []
-
-    async def pump_stdout(self) -> None:
-        assert self.process.stdout is not None
-        async with self._send_result:
-            await read_lines(self.process.stdout, self._on_line, max_bytes=_MAX_LINE)
-
-    def _on_line(self, line: bytes) -> None:
-        for obj in parse_line(line):
-            self._publish("stream", obj)
-            for event in decode(obj):
-                self.tracker.observe(event)
-                if isinstance(event, Result):
-                    self._send_result.send_nowait(event)
-
-    async def pump_stderr(self) -> None:
-        assert self.process.stderr is not None
-
-        def on_line(line: bytes) -> None:
-            text = line.decode("utf-8", "replace")
-            self.stderr_tail = [*self.stderr_tail[-(_STDERR_TAIL - 1) :], text]
-            self._publish("stderr", {"line": text})
-
-        await read_lines(self.process.stderr, on_line, max_bytes=1024 * 1024)
-
-    async def send(self, data: bytes) -> bool:
-        assert self.process.stdin is not None
-        try:
-            await self.process.stdin.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-        return True
-
-    async def ask(self, text: str) -> Result | None:
-        """Send one user message and wait for its result (None: claude ended without one)."""
-        if not await self.send(_user_message(text)):
-            return None
-        try:
-            return await self._results.receive()
-        except trio.EndOfChannel:
-            return None
-
-    async def finish(self) -> int:
-        """Close stdin and wait for claude to exit (bounded)."""
-        assert self.process.stdin is not None
-        await self.process.stdin.aclose()
-        with trio.move_on_after(_EXIT_GRACE):
-            return await self.process.wait()
-        return await _stop_process(self.process)
-
-    def failure(self) -> str:
-        tail = " | ".join(self.stderr_tail[-3:])
-        code = self.process.returncode
-        return f"claude ended without a result (exit {code}){': ' + tail if tail else ''}"
+    warm: bool = True  # False: one process per turn
+    idle_release: float = 600.0  # let an idle process go after this long
+    max_age: float = 4 * 3600.0  # replace a process this old (between turns)
+    max_turns: int = 100  # replace a process after this many turns
+    limits: Limits = attrs.field(factory=Limits)
 
 
 @attrs.define
 class ClaudeRuntime:
-    """See the module docstring."""
+    """See the module docstring. `run` must be running while turns are."""
 
     settings: AgentSettings
     claude: Path
-    env: Mapping[str, str] | None = None  # default: os.environ at each turn
+    env: Mapping[str, str] | None = None  # default: os.environ at each start
+    options: ClaudeOptions = ClaudeOptions()
     name: str = "claude"
+    _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
+    _current: ClaudeProcess | None = attrs.field(default=None, init=False)
+    _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _idle_since: float = attrs.field(default=0.0, init=False)
+    _busy: bool = attrs.field(default=False, init=False)
+    _warm_start: bool | None = attrs.field(default=None, init=False)
+    _publish: Publish = attrs.field(default=lambda kind, data: None, init=False)
+
+    @property
+    def process(self) -> ClaudeProcess | None:
+        """The warm process, if there is one (for the agent's page and tests)."""
+        return self._current
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Own the processes: pump them, let idle or old ones go. Never returns.
+
+        Cancellation: the warm process is stopped (SIGTERM, then SIGKILL).
+        """
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._release_forever)
+            task_status.started()
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+                current, self._current = self._current, None
+                if current is not None:
+                    with trio.CancelScope(shield=True):
+                        await current.kill()
+                nursery.cancel_scope.cancel()
+
+    # -- one turn -------------------------------------------------------------------------------
 
     async def run_turn(
         self, request: TurnRequest, control: TurnControl, publish: Publish
     ) -> TurnReport:
+        self._publish = publish
         tracker = TurnTracker()
-        resume = None if request.fresh_session else self._stored_session()
-        if request.prompt is None and resume is None:
+        async with self._lock:
+            self._busy = True
+            try:
+                report = await self._turn(request, control, publish, tracker)
+            except BaseException:
+                await self._drop("the turn was cancelled", kill=True)
+                raise
+            finally:
+                self._busy = False
+                self._idle_since = trio.current_time()
+                self._changed.set()
+            if tracker.session_id:
+                self._store_session(tracker.session_id)
+            await self._after_turn(request)
+        return report
+
+    async def _turn(
+        self, request: TurnRequest, control: TurnControl, publish: Publish, tracker: TurnTracker
+    ) -> TurnReport:
+        fresh = request.fresh_session
+        if request.prompt is None and not self._has_conversation():
             return TurnReport(Outcome.OK, tracker, "no conversation to compact yet")
-        outcome, detail, again = await self._attempt(request, control, publish, tracker, resume)
+        self._warm_start = None
+        outcome, detail, again = await self._attempt(request, control, tracker, fresh=fresh)
         if again and not control.interrupt.is_set():
             publish("note", {"text": f"{detail}; retrying in a fresh session"})
             retry = attrs.evolve(request, compact_first=False)
-            outcome, detail, _ = await self._attempt(retry, control, publish, tracker, None)
-        if tracker.session_id:
-            self._store_session(tracker.session_id)
-        return TurnReport(outcome, tracker, detail)
+            outcome, detail, _ = await self._attempt(retry, control, tracker, fresh=True)
+        return TurnReport(outcome, tracker, detail, warm=self._warm_start)
+
+    def _has_conversation(self) -> bool:
+        current = self._current
+        if current is not None and current.alive:
+            return current.has_conversation
+        return self._stored_session() is not None
 
     async def _attempt(
+        self, request: TurnRequest, control: TurnControl, tracker: TurnTracker, *, fresh: bool
+    ) -> tuple[Outcome, str, bool]:
+        """One go in one process. Returns (outcome, detail, worth retrying in a fresh session)."""
+        for replacements in range(2):
+            claude = await self._process_for(request, fresh=fresh)
+            if isinstance(claude, str):
+                return Outcome.FAILED, claude, False
+            results_before = len(tracker.results)
+            claude.attach(tracker)
+            try:
+                result = await self._converse(request, claude, control, tracker)
+            finally:
+                claude.detach()
+            silent = claude.unanswered and len(tracker.results) == results_before
+            if result is None and silent and replacements == 0:
+                # It took the message and said nothing at all: nothing happened, so a new
+                # process can take the same message at once.
+                await self._drop(claude.wedged or "it did not answer", kill=True)
+                continue
+            return self._judge(result, claude, tracker)
+        return Outcome.FAILED, "claude did not answer twice in a row", False
+
+    async def _converse(
         self,
         request: TurnRequest,
+        claude: ClaudeProcess,
         control: TurnControl,
-        publish: Publish,
         tracker: TurnTracker,
-        resume: str | None,
+    ) -> Result | None:
+        publish = self._publish
+        if claude.has_conversation and (request.compact_first or request.prompt is None):
+            publish("note", {"text": "compacting the conversation"})
+            result = await claude.ask("/compact", control)
+            if request.prompt is None or result is None or control.interrupt.is_set():
+                return result
+        if request.prompt is None:
+            return None
+        result = await claude.ask(request.prompt, control)
+        if result is None or tracker.outcome() is not Outcome.PROMPT_TOO_LONG:
+            return result
+        if control.interrupt.is_set():
+            return result
+        before = tracker.compactions
+        publish("note", {"text": "prompt too long: compacting, then retrying the turn"})
+        compact = await claude.ask("/compact", control)
+        if compact is None or tracker.compactions == before:
+            return result  # nothing to compact: the caller starts a fresh session
+        return await claude.ask(request.prompt, control)
+
+    @staticmethod
+    def _judge(
+        result: Result | None, claude: ClaudeProcess, tracker: TurnTracker
     ) -> tuple[Outcome, str, bool]:
-        """One claude process. Returns (outcome, detail, worth retrying in a fresh session)."""
+        if result is None:
+            return Outcome.FAILED, claude.failure(), False
+        outcome = tracker.outcome()
+        detail = result.text.strip().splitlines()[0][:300] if result.text.strip() else ""
+        if outcome is Outcome.NO_SESSION:
+            return outcome, f"session {claude.session_id} is gone", True
+        if outcome is Outcome.PROMPT_TOO_LONG and claude.has_conversation:
+            return outcome, "prompt too long and compaction did not help", True
+        return outcome, detail, False
+
+    # -- the process ----------------------------------------------------------------------------
+
+    async def _process_for(self, request: TurnRequest, *, fresh: bool) -> ClaudeProcess | str:
+        """The warm process if it can take this turn, else a new one (or why none started)."""
+        current = self._current
+        if current is not None:
+            reason = await self._unfit(current, request, fresh=fresh)
+            if reason is None:
+                if self._warm_start is None:
+                    self._warm_start = True
+                return current
+            await self._drop(reason)
+        if self._warm_start is None:
+            self._warm_start = False
+        resume = None if fresh else self._stored_session()
+        return await self._spawn(model=request.model, resume=resume)
+
+    async def _unfit(
+        self, claude: ClaudeProcess, request: TurnRequest, *, fresh: bool
+    ) -> str | None:
+        """Why `claude` cannot take this turn (None: it can)."""
+        if not claude.alive:
+            return f"it had exited ({claude.process.returncode})"
+        if fresh:
+            return "a new session was asked for"
+        if claude.hive_status not in (None, "connected"):
+            return f"its hive tools are {claude.hive_status}"
+        if request.model != claude.model:
+            if request.model and await claude.control("set_model", model=request.model):
+                event = {"action": "model", "pid": claude.pid, "model": request.model}
+                self._publish("claude", event)
+                claude.model = request.model
+                return None
+            return f"the model changed to {request.model or 'the default'}"
+        return None
+
+    async def _spawn(self, *, model: str | None, resume: str | None) -> ClaudeProcess | str:
+        if self._nursery is None:
+            raise RuntimeError("ClaudeRuntime.run must be running")
         try:
             process = await trio.lowlevel.open_process(
-                self._argv(request, resume),
+                self._argv(model, resume),
                 stdin=-1,
                 stdout=-1,
                 stderr=-1,
@@ -337,66 +419,100 @@ class ClaudeRuntime:
                 # finish a turn nobody will ack.
             )
         except OSError as exc:
-            return Outcome.FAILED, f"cannot start {self.claude}: {exc}", False
-        claude = _ClaudeProcess(process, tracker, publish)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(claude.pump_stdout)
-                nursery.start_soon(claude.pump_stderr)
-                nursery.start_soon(self._watch_interrupt, control, claude)
-                result = await self._converse(request, claude, publish, resume)
-                await claude.finish()
-                nursery.cancel_scope.cancel()
-        finally:
-            if process.returncode is None:
-                await _stop_process(process)
-        return self._judge(result, claude, resume, request)
+            return f"cannot start {self.claude}: {exc}"
+        claude = ClaudeProcess(
+            process,
+            self._publish,
+            model=model,
+            resumed=resume,
+            limits=self.options.limits,
+            on_exit=lambda: self._changed.set(),
+        )
+        claude.start(self._nursery)
+        self._current = claude
+        self._publish(
+            "claude",
+            {"action": "started", "pid": claude.pid, "resume": resume, "model": model},
+        )
+        return claude
 
-    async def _converse(
-        self, request: TurnRequest, claude: _ClaudeProcess, publish: Publish, resume: str | None
-    ) -> Result | None:
-        tracker = claude.tracker
-        if resume is not None and (request.compact_first or request.prompt is None):
-            publish("note", {"text": "compacting the conversation"})
-            result = await claude.ask("/compact")
-            if request.prompt is None or result is None:
-                return result
-        assert request.prompt is not None
-        result = await claude.ask(request.prompt)
-        if result is not None and tracker.outcome() is Outcome.PROMPT_TOO_LONG:
-            before = tracker.compactions
-            publish("note", {"text": "prompt too long: compacting, then retrying the turn"})
-            compact = await claude.ask("/compact")
-            if compact is None or tracker.compactions == before:
-                return result  # nothing to compact: the caller starts a fresh session
-            result = await claude.ask(request.prompt)
-        return result
+    async def _drop(self, reason: str, *, kill: bool = False) -> None:
+        """Let the current process go: close its stdin and wait (or kill it)."""
+        claude, self._current = self._current, None
+        if claude is None:
+            return
+        age = trio.current_time() - claude.started_at
+        code = claude.process.returncode
+        if code is None:  # bounded: close waits its grace, then kills
+            with trio.CancelScope(shield=True):
+                code = await (claude.kill() if kill else claude.close())
+        self._publish(
+            "claude",
+            {
+                "action": "stopped",
+                "pid": claude.pid,
+                "reason": reason,
+                "turns": claude.turns,
+                "age_seconds": round(age, 1),
+                "exit": code,
+            },
+        )
 
-    def _judge(
-        self,
-        result: Result | None,
-        claude: _ClaudeProcess,
-        resume: str | None,
-        request: TurnRequest,
-    ) -> tuple[Outcome, str, bool]:
-        if result is None:
-            return Outcome.FAILED, claude.failure(), False
-        outcome = claude.tracker.outcome()
-        detail = result.text.strip().splitlines()[0][:300] if result.text.strip() else ""
-        if outcome is Outcome.NO_SESSION:
-            return outcome, f"session {resume} is gone", True
-        if outcome is Outcome.PROMPT_TOO_LONG and resume is not None:
-            return outcome, "prompt too long and compaction did not help", True
-        return outcome, detail, False
+    async def _after_turn(self, request: TurnRequest) -> None:
+        claude = self._current
+        if claude is None:
+            return
+        claude.turns += 1
+        if not claude.alive:
+            await self._drop(claude.failure())
+            return
+        if not self.options.warm:
+            await self._drop("one process per turn (cold mode)")
+            return
+        limit = self._limit_reached(claude)
+        if limit is not None:
+            await self._drop(limit)
+            await self._spawn(model=claude.model, resume=self._stored_session())  # warm again
 
-    @staticmethod
-    async def _watch_interrupt(control: TurnControl, claude: _ClaudeProcess) -> None:
-        await control.interrupt.wait()
-        await claude.send(_interrupt_request())
-        await trio.sleep(_INTERRUPT_GRACE)
-        await _stop_process(claude.process)
+    def _limit_reached(self, claude: ClaudeProcess) -> str | None:
+        options = self.options
+        if options.max_turns and claude.turns >= options.max_turns:
+            return f"turn limit ({options.max_turns})"
+        if options.max_age and trio.current_time() - claude.started_at >= options.max_age:
+            return f"age limit ({options.max_age:.0f}s)"
+        return None
 
-    def _argv(self, request: TurnRequest, resume: str | None) -> list[str]:
+    async def _release_forever(self) -> None:
+        """Between turns: let an idle or old process go, note one that died."""
+        while True:
+            self._changed = trio.Event()
+            claude = self._current
+            deadline = math.inf
+            if claude is not None and not self._busy:
+                if not claude.alive:
+                    async with self._lock:
+                        if self._current is claude:
+                            await self._drop(f"it exited between turns ({claude.failure()})")
+                    continue
+                if self.options.idle_release:
+                    deadline = self._idle_since + self.options.idle_release
+                if self.options.max_age:
+                    deadline = min(deadline, claude.started_at + self.options.max_age)
+            with trio.move_on_at(deadline):
+                await self._changed.wait()
+                continue
+            async with self._lock:  # a turn may have started and ended meanwhile: look again
+                if claude is None or self._current is not claude or self._busy:
+                    continue
+                too_old = self._limit_reached(claude)
+                idle = self.options.idle_release
+                if too_old is not None:
+                    await self._drop(too_old)
+                    await self._spawn(model=claude.model, resume=self._stored_session())
+                elif idle and trio.current_time() >= self._idle_since + idle:
+                    await self._drop(f"idle for {idle:.0f}s: the next wake starts cold")
+
+    def _argv(self, model: str | None, resume: str | None) -> list[str]:
         extra = load_extra_mcp(self.settings.config_dir)
         return claude_argv(
             self.claude,
@@ -405,7 +521,7 @@ class ClaudeRuntime:
             system_prompt=prompts.system_prompt(self.settings),
             settings_json=prompts.claude_settings(),
             resume=resume,
-            model=request.model,
+            model=model,
         )
 
     def _env(self) -> dict[str, str]:

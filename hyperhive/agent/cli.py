@@ -83,10 +83,53 @@ def serve(
         typer.Option(envvar="HYPERHIVE_RATE_LIMIT_BACKOFF", help="Seconds, when no reset time."),
     ] = 300.0,
     failure_backoff: Annotated[float, typer.Option(envvar="HYPERHIVE_FAILURE_BACKOFF")] = 10.0,
+    claude_mode: Annotated[
+        str,
+        typer.Option(
+            envvar="HYPERHIVE_CLAUDE_MODE",
+            help="warm: one claude process serves many turns; cold: one process per turn.",
+        ),
+    ] = "warm",
+    claude_idle_release: Annotated[
+        float,
+        typer.Option(
+            envvar="HYPERHIVE_CLAUDE_IDLE_RELEASE",
+            help="Seconds idle before the warm process is let go (0: never).",
+        ),
+    ] = 600.0,
+    claude_max_turns: Annotated[
+        int,
+        typer.Option(
+            envvar="HYPERHIVE_CLAUDE_MAX_TURNS",
+            help="Turns before the warm process is replaced (0: no limit).",
+        ),
+    ] = 100,
+    claude_max_age: Annotated[
+        float,
+        typer.Option(
+            envvar="HYPERHIVE_CLAUDE_MAX_AGE",
+            help="Seconds before the warm process is replaced (0: no limit).",
+        ),
+    ] = 4 * 3600.0,
+    claude_answer_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="HYPERHIVE_CLAUDE_ANSWER_TIMEOUT",
+            help="Seconds claude may stay silent after a message before it counts as wedged.",
+        ),
+    ] = 60.0,
+    claude_stall_timeout: Annotated[
+        float,
+        typer.Option(
+            envvar="HYPERHIVE_CLAUDE_STALL_TIMEOUT",
+            help="Seconds without output inside a turn before claude counts as wedged.",
+        ),
+    ] = 900.0,
 ) -> None:
     """Run the agent's turn loop in the foreground (stop with SIGTERM or Ctrl-C)."""
     import trio
 
+    from hyperhive.agent.claude import ClaudeOptions, Limits
     from hyperhive.agent.serve import serve_agent
 
     logging.basicConfig(
@@ -100,10 +143,23 @@ def serve(
         rate_limit_backoff=rate_limit_backoff,
         failure_backoff=failure_backoff,
     )
+    if claude_mode not in ("warm", "cold"):
+        raise _fail(HyperhiveError(f"--claude-mode must be warm or cold, not {claude_mode!r}"))
+    claude_options = ClaudeOptions(
+        warm=claude_mode == "warm",
+        idle_release=max(0.0, claude_idle_release),
+        max_turns=max(0, claude_max_turns),
+        max_age=max(0.0, claude_max_age),
+        limits=Limits(answer_timeout=claude_answer_timeout, stall_timeout=claude_stall_timeout),
+    )
     try:
         trio.run(
             lambda: serve_agent(
-                settings, runtime=runtime, command=shlex.split(command), options=options
+                settings,
+                runtime=runtime,
+                command=shlex.split(command),
+                options=options,
+                claude_options=claude_options,
             )
         )
     except HyperhiveError as exc:

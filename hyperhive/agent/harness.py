@@ -169,6 +169,11 @@ class Harness:
         messages stay in flight for the next start.
         """
         self._restore()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.runner.run)  # a warm runtime's processes live in there
+            await self._connect_forever(task_status)
+
+    async def _connect_forever(self, task_status: trio.TaskStatus[None]) -> None:
         delay = 1.0
         started = False
         while True:
@@ -243,7 +248,7 @@ class Harness:
         wake_from = wake_reason(deliveries, retried=retried)
         report = await self._run(request, wake_from, len(deliveries))
         self._shown.update(d.id for d in deliveries)
-        await self._after_turn(client, report)
+        await self._after_turn(client, report, request)
 
     async def _run(self, request: TurnRequest, wake_from: str, messages: int) -> TurnReport:
         control = TurnControl()
@@ -269,10 +274,14 @@ class Harness:
         await self._record(report, wake_from, messages, started_at, ended_at)
         return report
 
-    async def _after_turn(self, client: Client, report: TurnReport) -> None:
+    async def _after_turn(self, client: Client, report: TurnReport, request: TurnRequest) -> None:
         outcome = report.outcome
         if outcome is Outcome.OK:
-            self._compact_requested = self._new_session = False
+            # Only what this turn did is done: a request made while it ran still stands.
+            if request.compact_first:
+                self._compact_requested = False
+            if request.fresh_session:
+                self._new_session = False
             self._failures = 0
             self._ack_owed = True
             await self._ack(client)
@@ -461,6 +470,7 @@ class Harness:
             "cost_usd": tracker.cost_usd,
             "tool_calls": row.tool_calls,
             "model": row.model,
+            "warm": report.warm,
         }
         self.bus.publish("turn_ended", summary)
         self.bus.publish(

@@ -56,6 +56,7 @@ class TurnReport:
     outcome: Outcome
     tracker: TurnTracker
     detail: str = ""
+    warm: bool | None = None  # whether the turn found its runtime already running (None: n/a)
 
 
 class TurnControl:
@@ -69,6 +70,13 @@ class TurnRunner(Protocol):
     """Anything that can run a turn. `name` goes into turn stats."""
 
     name: str
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The runner's own life between turns (a warm process, say); never returns.
+
+        The harness starts it before the first turn and cancels it when it stops.
+        """
+        ...
 
     async def run_turn(
         self, request: TurnRequest, control: TurnControl, publish: Publish
@@ -132,6 +140,11 @@ class CommandRuntime:
     cwd: Path | None = None
     env: Mapping[str, str] | None = None
     name: str = "command"
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Nothing lives between turns: a process per turn."""
+        task_status.started()
+        await trio.sleep_forever()
 
     async def run_turn(
         self, request: TurnRequest, control: TurnControl, publish: Publish

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Final
 import trio
 
 from hyperhive.agent import login
-from hyperhive.agent.claude import ClaudeRuntime, claude_env, find_claude
+from hyperhive.agent.claude import ClaudeOptions, ClaudeRuntime, claude_env, find_claude
 from hyperhive.agent.events import EventBus, open_event_bus
 from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck, LoginWatch
 from hyperhive.agent.runtime import CommandRuntime, TurnRunner
@@ -31,7 +31,10 @@ READY_MARKER: Final = "hyperhive agent serving"
 
 
 def build_runtime(
-    settings: AgentSettings, runtime: str, command: Sequence[str]
+    settings: AgentSettings,
+    runtime: str,
+    command: Sequence[str],
+    claude_options: ClaudeOptions | None = None,
 ) -> tuple[TurnRunner, LoginCheck | None]:
     """The turn runner named `runtime` and, for Claude, its login probe.
 
@@ -50,7 +53,7 @@ def build_runtime(
         env = claude_env(os.environ, login.stored_credentials(settings.paths))
         return await login.probe(claude, env)
 
-    return ClaudeRuntime(settings, claude), check
+    return ClaudeRuntime(settings, claude, options=claude_options or ClaudeOptions()), check
 
 
 @contextlib.asynccontextmanager
@@ -92,6 +95,7 @@ async def serve_agent(
     runtime: str = "claude",
     command: Sequence[str] = (),
     options: HarnessOptions | None = None,
+    claude_options: ClaudeOptions | None = None,
 ) -> None:
     """Run the harness until SIGINT/SIGTERM.
 
@@ -99,7 +103,7 @@ async def serve_agent(
     stopped (SIGTERM, then SIGKILL) and its messages stay in flight for the next start.
     """
     settings.ensure_state_dir()
-    runner, login_check = build_runtime(settings, runtime, command)
+    runner, login_check = build_runtime(settings, runtime, command, claude_options)
     async with contextlib.AsyncExitStack() as stack:
         login_watch = None
         if login_check is not None:

@@ -17,6 +17,10 @@ Replies:
 
 Fault hooks a test needs are rules: ``api.on("RATE", rate_limited(), times=1)``.
 
+`ModelAPI.answered` keeps the usage the server itself reported for each message it answered
+(what Claude's turn stats must add up to), and every request carries the trio time it
+arrived (`ApiRequest.received_at`), for latency measurements.
+
 Resource handling: `open_model_api` binds 127.0.0.1 on a free port and closes it on exit. It
 serves HTTP/1.1 with ``connection: close`` (one request per connection), which Claude accepts.
 """
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     import socket
 
 __all__ = [
+    "Answered",
     "ApiError",
     "ApiRequest",
     "Hold",
@@ -64,6 +69,7 @@ class ApiRequest:
     path: str
     headers: Mapping[str, str]
     body: Mapping[str, Any]
+    received_at: float = 0.0  # trio.current_time() when its body had been read
 
     @property
     def messages(self) -> list[Mapping[str, Any]]:
@@ -158,6 +164,17 @@ Reply = Text | ToolCall | ApiError | Hold
 Match = Callable[[ApiRequest], bool]
 
 
+@attrs.frozen
+class Answered:
+    """A message the server answered, with the usage it reported for it."""
+
+    request: ApiRequest
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_creation_tokens: int
+
+
 def rate_limited(
     message: str = "Number of request tokens has exceeded your rate limit",
 ) -> ApiError:
@@ -186,6 +203,7 @@ class ModelAPI:
 
     def __init__(self) -> None:
         self.requests: list[ApiRequest] = []
+        self.answered: list[Answered] = []
         self._rules: list[_Rule] = []
         self._arrived = trio.Condition()
         self.host = "127.0.0.1"
@@ -270,7 +288,9 @@ class ModelAPI:
         if path.startswith("/v1/messages/count_tokens"):
             await _send_json(stream, 200, {"input_tokens": 100 + len(raw) // 4})
             return
-        request = ApiRequest(method, path, headers, body if isinstance(body, dict) else {})
+        request = ApiRequest(
+            method, path, headers, body if isinstance(body, dict) else {}, trio.current_time()
+        )
         self.requests.append(request)
         async with self._arrived:
             self._arrived.notify_all()
@@ -286,17 +306,28 @@ class ModelAPI:
             }
             await _send_json(stream, reply.status, error, reply.headers)
             return
-        await _send_message(stream, request, reply)
+        usage = _usage(request, reply)
+        self.answered.append(
+            Answered(
+                request,
+                usage["input_tokens"],
+                usage["output_tokens"],
+                usage["cache_read_input_tokens"],
+                usage["cache_creation_input_tokens"],
+            )
+        )
+        await _send_message(stream, request, reply, usage)
 
 
 def _usage(request: ApiRequest, reply: Text | ToolCall) -> dict[str, int]:
     tokens = reply.input_tokens if isinstance(reply, Text) else None
     if tokens is None:
         tokens = 100 + len(json.dumps(request.body.get("messages", []))) // 4
+    # Small, distinct cache figures, so a test can tell every count apart.
     return {
         "input_tokens": tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_creation_input_tokens": 3,
+        "cache_read_input_tokens": 5,
         "output_tokens": 12,
     }
 
@@ -314,10 +345,9 @@ def _blocks(reply: Text | ToolCall) -> tuple[list[dict[str, Any]], str]:
 
 
 async def _send_message(
-    stream: trio.SocketStream, request: ApiRequest, reply: Text | ToolCall
+    stream: trio.SocketStream, request: ApiRequest, reply: Text | ToolCall, usage: dict[str, int]
 ) -> None:
     blocks, stop = _blocks(reply)
-    usage = _usage(request, reply)
     message_id = "msg_" + uuid.uuid4().hex[:24]
     model = str(request.body.get("model") or "claude-scripted")
     if not request.body.get("stream"):

@@ -37,6 +37,10 @@ class ScriptedRunner:
     context_window: int = 200_000
     _steps: deque[Step] = attrs.field(factory=deque)
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
     def then(self, *steps: Step) -> ScriptedRunner:
         self._steps.extend(steps)
         return self

@@ -3,8 +3,10 @@
 Only the model is scripted (hyperhive.testing.model_api on loopback, ANTHROPIC_BASE_URL and a
 dummy API key). The hive is a real daemon in-process on real sockets; the harness runs as its
 own process with the environment a container gives it, starts claude per turn, and claude
-starts `hyperhive agent mcp` for its tools. Each claude turn takes a second or two, so these
-tests are few and bounded; the rest of the harness is covered with a scripted runtime.
+starts `hyperhive agent mcp` for its tools. Each test runs in both Claude modes (a warm
+process per agent, and one process per turn). The rest of the harness is covered with a
+scripted runtime; warm-only behaviour (cancel, replacement, idle release) is in
+test_agent_claude_warm_e2e.py.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ except ConfigError as exc:  # pragma: no cover - the dependency bundles it
     pytest.skip(f"no claude binary: {exc}", allow_module_level=True)
 
 _TEST_TIMEOUT = 90
+
+
+@pytest.fixture(autouse=True, params=["warm", "cold"])
+def claude_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with a warm claude per agent and with one process per turn."""
+    mode: str = request.param
+    monkeypatch.setenv("HYPERHIVE_CLAUDE_MODE", mode)
+    return mode
 
 
 @contextlib.asynccontextmanager

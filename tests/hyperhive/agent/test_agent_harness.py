@@ -334,3 +334,28 @@ async def test_credentials_stored_by_another_process_wake_the_harness_at_once(
                 await trio.to_thread.run_sync(login.save_credentials, paths, "api_key", "sk-x")
                 await next_event(feed, "logged_in")
                 await next_event(feed, "acked")
+
+
+async def test_a_compaction_or_new_session_asked_for_during_a_turn_is_not_lost(
+    short_tmp: Path, hive_clock: trio.testing.MockClock
+) -> None:
+    clock = FakeWallClock()
+    runner = ScriptedRunner()
+    async with open_test_hive(short_tmp / "hive", clock=clock, agents=("alice",)) as hive:
+        state = short_tmp / "alice"
+        async with open_test_harness(hive, "alice", state, runner, clock) as (harness, feed):
+
+            async def ask_during(request: object, control: object) -> object:
+                harness.request_compact()
+                harness.request_new_session()
+                return await runner.ok(request, control)  # type: ignore[arg-type]
+
+            runner.then(ask_during)  # type: ignore[arg-type]
+            await _send(hive, "alice", "one")
+            await next_event(feed, "acked")
+            await _send(hive, "alice", "two")
+            await next_event(feed, "acked")
+    assert [(r.compact_first, r.fresh_session) for r in runner.requests] == [
+        (False, False),
+        (True, True),
+    ]

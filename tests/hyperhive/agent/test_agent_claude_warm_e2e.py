@@ -1,0 +1,298 @@
+"""Warm turns with the real `claude`: the harness in-process, so a test can cancel and watch it.
+
+The harness runs in this process on a real clock (it drives real processes); claude is the
+binary bundled with claude-agent-sdk, pointed at the scripted model API on loopback, and it
+starts `hyperhive agent mcp` for its tools. Every process claude starts or stops is a
+``claude`` event on the harness's bus, which is how these tests see replacements.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+
+from hyperhive import wire
+from hyperhive.agent.claude import ClaudeOptions, ClaudeRuntime, Limits, find_claude
+from hyperhive.agent.harness import HarnessOptions
+from hyperhive.agent.wake import RETRIED_BANNER
+from hyperhive.errors import ConfigError
+from hyperhive.testing import FakeWallClock, TestHive, open_test_hive
+from hyperhive.testing.agent import agent_settings, next_event, open_test_harness
+from hyperhive.testing.model_api import Hold, ModelAPI, ToolCall, open_model_api
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from hyperhive.agent.events import LiveEvent, Subscription
+    from hyperhive.agent.harness import Harness
+
+pytestmark = pytest.mark.slow
+
+try:
+    find_claude()
+except ConfigError as exc:  # pragma: no cover - the dependency bundles it
+    pytest.skip(f"no claude binary: {exc}", allow_module_level=True)
+
+_TEST_TIMEOUT = 90
+
+
+def claude_env(api: ModelAPI, state: Path) -> dict[str, str]:
+    (state / "home").mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "HOME": str(state / "home"),
+        "ANTHROPIC_BASE_URL": api.base_url,
+        "ANTHROPIC_API_KEY": "scripted-not-a-key",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+    }
+    env.pop("CLAUDE_CODE_OAUTH_TOKEN", None)
+    return env
+
+
+class Agent:
+    """The harness under test, its runtime, and a record of everything it published."""
+
+    def __init__(self, harness: Harness, runtime: ClaudeRuntime, feed: Subscription) -> None:
+        self.harness = harness
+        self.runtime = runtime
+        self.feed = feed
+        self.seen: list[LiveEvent] = []
+
+    async def next(self, kind: str, **match: Any) -> LiveEvent:
+        event = await next_event(self.feed, kind, **match)
+        self.seen.append(event)
+        return event
+
+    async def turn(self, hive: TestHive, body: str) -> LiveEvent:
+        """Send `body` to the agent and wait for the turn that handles it to end."""
+        async with hive.operator() as operator:
+            await operator.call(wire.Send(to="alice", body=body), wire.Sent)
+        return await self.next("turn_ended")
+
+
+@contextlib.asynccontextmanager
+async def warm_agent(
+    hive: TestHive,
+    api: ModelAPI,
+    state: Path,
+    options: ClaudeOptions | None = None,
+) -> AsyncIterator[Agent]:
+    state.mkdir(parents=True, exist_ok=True)
+    runtime = ClaudeRuntime(
+        agent_settings(hive, state, "alice"),
+        find_claude(),
+        env=claude_env(api, state),
+        options=options or ClaudeOptions(),
+    )
+    harness_options = HarnessOptions(failure_backoff=0.2)
+    async with open_test_harness(
+        hive, "alice", state, runtime, FakeWallClock(), options=harness_options
+    ) as (harness, feed):
+        yield Agent(harness, runtime, feed)
+
+
+def _claude_events(agent: Agent) -> list[dict[str, Any]]:
+    return [dict(e.data) for e in agent.seen if e.kind == "claude"]
+
+
+async def _inflight(hive: TestHive) -> list[int]:
+    return [d.id for d in await hive.daemon.hive.operate(lambda store: store.inflight("alice"))]
+
+
+async def test_a_cancel_interrupts_a_warm_turn_and_the_process_stays(short_tmp: Path) -> None:
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, short_tmp / "alice") as agent,
+        ):
+            never = trio.Event()
+            api.on("long job", Hold(never), times=1)
+            first = await agent.turn(hive, "warm up")
+            assert first.data["outcome"] == "ok"
+            assert first.data["warm"] is False
+            process = agent.runtime.process
+            assert process is not None
+            async with hive.operator() as operator:
+                await operator.call(wire.Send(to="alice", body="a long job"), wire.Sent)
+            await api.wait_for(lambda r: "long job" in r.last_user_text)
+            assert agent.harness.cancel()
+            interrupted = await agent.next("turn_ended")
+            assert interrupted.data["outcome"] == "interrupted"
+            assert interrupted.data["warm"] is True
+            assert len(await _inflight(hive)) == 1  # parked, not acked
+            # The same process takes the next turn; the parked message comes along, marked.
+            after = await agent.turn(hive, "and now this")
+            assert after.data == {**after.data, "outcome": "ok", "warm": True}
+            assert agent.runtime.process is process
+            assert process.alive
+            prompt = api.requests[-1].last_user_text
+            assert "and now this" in prompt
+            assert "a long job" in prompt
+            assert RETRIED_BANNER in prompt
+            assert await _inflight(hive) == []
+
+
+async def test_a_warm_process_killed_mid_turn_is_replaced_and_the_turn_retried(
+    short_tmp: Path,
+) -> None:
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, short_tmp / "alice") as agent,
+        ):
+            never = trio.Event()
+            api.on("long job", Hold(never), times=1)
+            await agent.turn(hive, "warm up")
+            process = agent.runtime.process
+            assert process is not None
+            async with hive.operator() as operator:
+                await operator.call(wire.Send(to="alice", body="a long job"), wire.Sent)
+            await api.wait_for(lambda r: "long job" in r.last_user_text)
+            os.kill(process.pid, signal.SIGKILL)
+            failed = await agent.next("turn_ended")
+            assert failed.data["outcome"] == "failed"
+            assert "exit -9" in failed.data["detail"]
+            assert len(await _inflight(hive)) == 1  # still in flight: nothing was acked
+            retried = await agent.next("turn_ended")
+            assert retried.data["outcome"] == "ok"
+            assert await _inflight(hive) == []
+            prompt = api.requests[-1].last_user_text
+            assert RETRIED_BANNER in prompt
+            assert "a long job" in prompt
+            # The new process resumed the session: the earlier turn is in its conversation.
+            assert "warm up" in api.requests[-1].all_text
+            replacement = agent.runtime.process
+            assert replacement is not None
+            assert replacement.pid != process.pid
+            started = [e for e in _claude_events(agent) if e["action"] == "started"]
+            assert started[-1]["resume"] is not None
+
+
+async def test_the_process_is_replaced_after_its_turn_limit_and_resumes_the_session(
+    short_tmp: Path,
+) -> None:
+    options = ClaudeOptions(max_turns=2)
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, short_tmp / "alice", options) as agent,
+        ):
+            pids = []
+            for n in range(3):
+                ended = await agent.turn(hive, f"task number {n}")
+                assert ended.data["outcome"] == "ok"
+                assert agent.runtime.process is not None
+                pids.append(agent.runtime.process.pid)
+            assert pids[0] == pids[1]
+            assert pids[2] != pids[1]
+            stopped = [e for e in _claude_events(agent) if e["action"] == "stopped"]
+            assert [e["reason"] for e in stopped] == ["turn limit (2)"]
+            # The replacement was started right away, so the third turn was warm too, and it
+            # carried on the same conversation.
+            assert ended.data["warm"] is True
+            assert "task number 0" in api.requests[-1].all_text
+
+
+async def test_an_idle_process_is_let_go_and_the_next_wake_starts_cold(short_tmp: Path) -> None:
+    options = ClaudeOptions(idle_release=1.0)
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, short_tmp / "alice", options) as agent,
+        ):
+            await agent.turn(hive, "before the pause")
+            process = agent.runtime.process
+            assert process is not None
+            released = await agent.next("claude", action="stopped")
+            assert "idle" in released.data["reason"]
+            assert agent.runtime.process is None
+            assert process.process.returncode is not None  # really gone
+            ended = await agent.turn(hive, "after the pause")
+            assert ended.data == {**ended.data, "outcome": "ok", "warm": False}
+            started = [e for e in _claude_events(agent) if e["action"] == "started"]
+            assert started[-1]["resume"] is not None
+            assert "before the pause" in api.requests[-1].all_text
+
+
+async def test_a_process_that_stops_answering_is_replaced_within_the_turn(
+    short_tmp: Path,
+) -> None:
+    options = ClaudeOptions(limits=Limits(answer_timeout=3.0))
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, short_tmp / "alice", options) as agent,
+        ):
+            await agent.turn(hive, "first")
+            process = agent.runtime.process
+            assert process is not None
+            os.kill(process.pid, signal.SIGSTOP)  # alive, holding its pipes, saying nothing
+            ended = await agent.turn(hive, "second")
+            assert ended.data["outcome"] == "ok"
+            assert agent.runtime.process is not None
+            assert agent.runtime.process.pid != process.pid
+            stopped = [e for e in _claude_events(agent) if e["action"] == "stopped"]
+            assert "did not answer" in stopped[-1]["reason"]
+            assert await _inflight(hive) == []
+            assert "second" in api.requests[-1].last_user_text
+
+
+async def test_warm_turn_stats_count_each_turn_once_against_the_apis_own_figures(
+    short_tmp: Path,
+) -> None:
+    """total_cost_usd is cumulative per process: each row must hold its own turn only."""
+    state = short_tmp / "alice"
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice", "bob")) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, state) as agent,
+        ):
+            api.on("tell bob", ToolCall("mcp__hive__send", {"to": "bob", "body": "hi"}))
+            spans = []
+            for body in ("first", "please tell bob", "third", "after compaction"):
+                if body == "after compaction":
+                    agent.harness.request_compact()  # its summary call is this turn's too
+                before = len(api.answered)
+                ended = await agent.turn(hive, body)
+                assert ended.data["outcome"] == "ok"
+                spans.append(api.answered[before:])
+            await agent.harness.bus.flush()
+            history = await agent.harness.bus.history(2000)
+    rows = _turn_rows(state)
+    assert [len(s) for s in spans] == [1, 2, 1, 2]
+    assert spans[3][0].request.is_compaction
+    assert rows[3]["compactions"] == 1
+    for row, span in zip(rows, spans, strict=True):
+        assert row["input_tokens"] == sum(a.input_tokens for a in span)
+        assert row["output_tokens"] == sum(a.output_tokens for a in span)
+        assert row["cache_read_tokens"] == sum(a.cache_read_tokens for a in span)
+        assert row["cache_creation_tokens"] == sum(a.cache_creation_tokens for a in span)
+        assert row["cost_usd"] > 0
+    totals = [
+        e.data["total_cost_usd"]
+        for e in history
+        if e.kind == "stream" and e.data.get("type") == "result"
+    ]
+    assert totals == sorted(totals)  # cumulative for the one process...
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(totals[-1])  # ...rows are not
+    assert rows[1]["cost_usd"] > rows[0]["cost_usd"]  # two API calls cost more than one
+
+
+def _turn_rows(state: Path) -> list[dict[str, Any]]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(state / "hyperhive-turn-stats.sqlite")) as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute("SELECT * FROM turns ORDER BY id")]
