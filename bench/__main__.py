@@ -1,4 +1,7 @@
-"""Run every benchmark in turn (`just bench`, `./bootstrap bench`); each prints its own figures.
+"""Run the benchmarks (`just bench`, `./bootstrap bench`); each prints its own figures.
+
+    python -m bench [ARGS]            the broker benchmark (ARGS go to it), then the turn one
+    python -m bench broker|turn ARGS  one of them
 
 The last line of each benchmark is its summary; docs/performance.md records them.
 """
@@ -7,12 +10,17 @@ from __future__ import annotations
 
 import sys
 
-from bench import broker
+from bench import broker, turn
+
+BENCHMARKS = {"broker": broker.main, "turn": turn.main}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point for `python -m bench`; extra arguments go to the broker benchmark."""
-    return broker.main(argv if argv is not None else sys.argv[1:])
+    """Entry point for `python -m bench`."""
+    args = argv if argv is not None else sys.argv[1:]
+    if args and args[0] in BENCHMARKS:
+        return BENCHMARKS[args[0]](args[1:])
+    return broker.main(args) or turn.main([])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """`python -m hyperhive` is the `hyperhive` command.
 
-`agent mcp` skips the CLI framework: Claude starts that server at the start of every process
-and waits for it before its first model request (docs/turn-loop.md, "Warm turns").
+`agent mcp` and `agent serve` skip the CLI framework (its import is a large share of their
+start-up): Claude starts the MCP server at the start of every process and waits for it before
+its first model request, and every container start runs the harness (docs/turn-loop.md).
 """
 
 import sys
@@ -10,6 +11,10 @@ if sys.argv[1:3] == ["agent", "mcp"] and not {"-h", "--help"} & set(sys.argv[3:]
     from hyperhive.agent.mcp_server import main as mcp_main
 
     sys.exit(mcp_main(sys.argv[3:]))
+if sys.argv[1:3] == ["agent", "serve"]:
+    from hyperhive.agent.serve_cli import main as serve_main
+
+    sys.exit(serve_main(sys.argv[3:]))
 
 from hyperhive.cli import main
 

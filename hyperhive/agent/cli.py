@@ -6,15 +6,12 @@ Each parses and validates, then runs one coroutine; the work is in `hyperhive.ag
 
 from __future__ import annotations
 
-import logging
-import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hyperhive.agent.harness import HarnessOptions
 from hyperhive.agent.settings import (
     ENV_AGENT,
     ENV_CONFIG,
@@ -60,110 +57,19 @@ def _settings(**kwargs: object) -> AgentSettings:
         raise _fail(exc) from None
 
 
-@agent_app.command()
-def serve(
-    name: Name = None,
-    role: Role = None,
-    socket: Socket = None,
-    state_dir: State = None,
-    config_dir: Config = None,
-    runtime: Annotated[
-        str, typer.Option(envvar="HYPERHIVE_RUNTIME", help="claude, or command.")
-    ] = "claude",
-    command: Annotated[
-        str,
-        typer.Option(
-            envvar="HYPERHIVE_RUNTIME_COMMAND",
-            help="For --runtime command: the command line that reads the wake prompt on stdin.",
-        ),
-    ] = "",
-    recv_wait: Annotated[float, typer.Option(envvar="HYPERHIVE_RECV_WAIT")] = 30.0,
-    rate_limit_backoff: Annotated[
-        float,
-        typer.Option(envvar="HYPERHIVE_RATE_LIMIT_BACKOFF", help="Seconds, when no reset time."),
-    ] = 300.0,
-    failure_backoff: Annotated[float, typer.Option(envvar="HYPERHIVE_FAILURE_BACKOFF")] = 10.0,
-    claude_mode: Annotated[
-        str,
-        typer.Option(
-            envvar="HYPERHIVE_CLAUDE_MODE",
-            help="warm: one claude process serves many turns; cold: one process per turn.",
-        ),
-    ] = "warm",
-    claude_idle_release: Annotated[
-        float,
-        typer.Option(
-            envvar="HYPERHIVE_CLAUDE_IDLE_RELEASE",
-            help="Seconds idle before the warm process is let go (0: never).",
-        ),
-    ] = 600.0,
-    claude_max_turns: Annotated[
-        int,
-        typer.Option(
-            envvar="HYPERHIVE_CLAUDE_MAX_TURNS",
-            help="Turns before the warm process is replaced (0: no limit).",
-        ),
-    ] = 100,
-    claude_max_age: Annotated[
-        float,
-        typer.Option(
-            envvar="HYPERHIVE_CLAUDE_MAX_AGE",
-            help="Seconds before the warm process is replaced (0: no limit).",
-        ),
-    ] = 4 * 3600.0,
-    claude_answer_timeout: Annotated[
-        float,
-        typer.Option(
-            envvar="HYPERHIVE_CLAUDE_ANSWER_TIMEOUT",
-            help="Seconds claude may stay silent after a message before it counts as wedged.",
-        ),
-    ] = 60.0,
-    claude_stall_timeout: Annotated[
-        float,
-        typer.Option(
-            envvar="HYPERHIVE_CLAUDE_STALL_TIMEOUT",
-            help="Seconds without output inside a turn before claude counts as wedged.",
-        ),
-    ] = 900.0,
-) -> None:
-    """Run the agent's turn loop in the foreground (stop with SIGTERM or Ctrl-C)."""
-    import trio
+@agent_app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def serve(ctx: typer.Context) -> None:
+    """Run the agent's turn loop in the foreground (stop with SIGTERM or Ctrl-C).
 
-    from hyperhive.agent.claude import ClaudeOptions, Limits
-    from hyperhive.agent.serve import serve_agent
+    Options (see `hyperhive agent serve --help`) are parsed by hyperhive.agent.serve_cli,
+    which `python -m hyperhive agent serve` reaches without this framework.
+    """
+    from hyperhive.agent.serve_cli import main
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = _settings(
-        name=name, role=role, socket=socket, state_dir=state_dir, config_dir=config_dir
-    )
-    options = HarnessOptions(
-        recv_wait=recv_wait,
-        rate_limit_backoff=rate_limit_backoff,
-        failure_backoff=failure_backoff,
-    )
-    if claude_mode not in ("warm", "cold"):
-        raise _fail(HyperhiveError(f"--claude-mode must be warm or cold, not {claude_mode!r}"))
-    claude_options = ClaudeOptions(
-        warm=claude_mode == "warm",
-        idle_release=max(0.0, claude_idle_release),
-        max_turns=max(0, claude_max_turns),
-        max_age=max(0.0, claude_max_age),
-        limits=Limits(answer_timeout=claude_answer_timeout, stall_timeout=claude_stall_timeout),
-    )
-    try:
-        trio.run(
-            lambda: serve_agent(
-                settings,
-                runtime=runtime,
-                command=shlex.split(command),
-                options=options,
-                claude_options=claude_options,
-            )
-        )
-    except HyperhiveError as exc:
-        raise _fail(exc) from None
+    raise typer.Exit(main(ctx.args))
 
 
 @agent_app.command()

@@ -296,3 +296,48 @@ def _turn_rows(state: Path) -> list[dict[str, Any]]:
     with contextlib.closing(sqlite3.connect(state / "hyperhive-turn-stats.sqlite")) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(row) for row in conn.execute("SELECT * FROM turns ORDER BY id")]
+
+
+async def test_model_changes_new_sessions_and_lost_sessions_between_warm_turns(
+    short_tmp: Path,
+) -> None:
+    state = short_tmp / "alice"
+    state.mkdir()
+    (state / "hyperhive-session").write_text("0f7e1c1e-0000-4000-8000-000000000000\n")
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, state) as agent,
+        ):
+            # A stored session claude no longer has: the turn is retried in a fresh one.
+            first = await agent.turn(hive, "who remembers me")
+            assert first.data["outcome"] == "ok"
+            notes = [
+                e.data["text"] for e in await agent.harness.bus.history(500) if e.kind == "note"
+            ]
+            assert any("is gone; retrying in a fresh session" in n for n in notes)
+            process = agent.runtime.process
+            assert process is not None
+            # A model chosen on the agent's page applies to the warm process in place...
+            agent.harness.set_model("claude-sonnet-5-5")
+            changed = await agent.turn(hive, "on the new model")
+            assert changed.data["warm"] is True
+            assert agent.runtime.process is process
+            assert api.requests[-1].body["model"] == "claude-sonnet-5-5"
+            # ...going back to the default model, or a new session, takes a new process.
+            agent.harness.set_model(None)
+            back = await agent.turn(hive, "on the default model")
+            assert back.data["warm"] is False
+            assert agent.runtime.process is not process
+            assert api.requests[-1].body["model"] != "claude-sonnet-5-5"
+            assert "on the new model" in api.requests[-1].all_text  # same session, resumed
+            agent.harness.request_new_session()
+            fresh = await agent.turn(hive, "a clean slate")
+            assert fresh.data["outcome"] == "ok"
+            assert "on the new model" not in api.requests[-1].all_text
+            stopped = [e["reason"] for e in _claude_events(agent) if e["action"] == "stopped"]
+            assert stopped[-2:] == [
+                "the model changed to the default",
+                "a new session was asked for",
+            ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +14,9 @@ import trio
 import trio.testing
 
 from hyperhive import wire
-from hyperhive.agent import login, prompts
+from hyperhive.agent import login, prompts, serve_cli
 from hyperhive.agent.claude import (
+    ClaudeOptions,
     claude_argv,
     claude_env,
     find_claude,
@@ -332,3 +334,53 @@ async def test_without_inotify_the_credential_watch_compares_stat_results(
         start = trio.current_time()
         assert await watch.wait(3600)
     assert 5 <= trio.current_time() - start <= 8
+
+
+# -- the serve command line ------------------------------------------------------------------
+
+
+def test_serve_options_come_from_flags_then_the_environment(tmp_path: Path) -> None:
+    env = {
+        "HYPERHIVE_AGENT": "alice",
+        "HYPERHIVE_SOCKET": str(tmp_path / "hive.sock"),
+        "HYPERHIVE_AGENT_STATE": str(tmp_path / "state"),
+        "HYPERHIVE_CLAUDE_MODE": "cold",
+        "HYPERHIVE_CLAUDE_MAX_TURNS": "7",
+        "HYPERHIVE_RECV_WAIT": "5",
+    }
+    config = serve_cli.parse(["--claude-max-turns", "9", "--runtime", "command"], env)
+    assert config.settings.name == "alice"
+    assert config.settings.socket == tmp_path / "hive.sock"
+    assert config.runtime == "command"
+    assert config.options.recv_wait == 5.0
+    assert config.claude_options.warm is False
+    assert config.claude_options.max_turns == 9
+    defaults = serve_cli.parse([], {k: v for k, v in env.items() if "CLAUDE" not in k})
+    assert defaults.claude_options == ClaudeOptions()
+    with pytest.raises(ConfigError, match="warm or cold"):
+        serve_cli.parse(["--claude-mode", "tepid"], env)
+    with pytest.raises(SystemExit):
+        serve_cli.parse([], {**env, "HYPERHIVE_CLAUDE_MAX_AGE": "soon"})
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [sys.executable, "-m", "hyperhive", "agent", "serve", "--help"],
+        [
+            sys.executable,
+            "-c",
+            "from hyperhive.cli import main; main()",
+            "agent",
+            "serve",
+            "--help",
+        ],
+    ],
+    ids=["python -m hyperhive", "hyperhive command"],
+)
+def test_both_roads_to_agent_serve_take_the_same_options(entry: list[str]) -> None:
+    done = subprocess.run(entry, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    for option in serve_cli.OPTIONS:
+        assert option.flag in done.stdout
+        assert option.env in done.stdout
