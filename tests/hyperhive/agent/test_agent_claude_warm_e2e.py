@@ -341,3 +341,24 @@ async def test_model_changes_new_sessions_and_lost_sessions_between_warm_turns(
                 "the model changed to the default",
                 "a new session was asked for",
             ]
+
+
+async def test_a_process_silent_inside_a_turn_is_killed_and_the_turn_retried(
+    short_tmp: Path,
+) -> None:
+    options = ClaudeOptions(limits=Limits(stall_timeout=3.0))
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, short_tmp / "alice", options) as agent,
+        ):
+            never = trio.Event()
+            api.on("slow thought", Hold(never), times=1)  # claude waits, printing nothing
+            failed = await agent.turn(hive, "a slow thought")
+            assert failed.data["outcome"] == "failed"
+            assert "stopped answering" in failed.data["detail"]
+            retried = await agent.next("turn_ended")
+            assert retried.data["outcome"] == "ok"
+            assert await _inflight(hive) == []
+            assert RETRIED_BANNER in api.requests[-1].last_user_text

@@ -92,6 +92,7 @@ async def test_the_bwrap_sandbox_holds(short_tmp: Path) -> None:
             "HYPERHIVE_AGENT_STATE": "/state",
             "HYPERHIVE_CONFIG_DIR": "/config",
             "HYPERHIVE_WEB_PORT": str((await lifecycle.view("alice")).web_port),
+            "HYPERHIVE_OPERATOR_PRONOUNS": "they/them",  # the daemon's --operator-pronouns
         }
         assert (report["home"], report["cwd"]) == ("/state/home", "/state")
         # No host path is writable; /tmp is its own.
