@@ -492,7 +492,7 @@ class ClaudeRuntime:
                 if not claude.alive:
                     async with self._lock:
                         if self._current is claude:
-                            await self._drop(f"it exited between turns ({claude.failure()})")
+                            await self._drop("it exited between turns")
                     continue
                 if self.options.idle_release:
                     deadline = self._idle_since + self.options.idle_release
