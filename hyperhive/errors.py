@@ -15,6 +15,8 @@
     ├── StoreError             a sqlite store failed underneath (translated from sqlite3)
     ├── Conflict               the request clashes with current state (exists, busy, port taken)
     ├── RepoError              a config repo could not be read or changed (git's words in the text)
+    ├── LimitReached           a configured bound was hit (docs/limits.md names each one)
+    ├── InternalError          a bug met while answering; logged with its traceback, never shown
     └── ContainerError         a container backend failed (its stderr tail is in the text)
         └── StartFailed        an agent's container or process could not be started
 
@@ -31,7 +33,9 @@ __all__ = [
     "Conflict",
     "ContainerError",
     "HyperhiveError",
+    "InternalError",
     "InvalidName",
+    "LimitReached",
     "LineTooLong",
     "NotAllowed",
     "NotFound",
@@ -111,3 +115,15 @@ class ContainerError(HyperhiveError):
 
 class StartFailed(ContainerError):
     """An agent's container or process could not be started."""
+
+
+class LimitReached(HyperhiveError):
+    """A configured bound was hit (body size, rate, inbox depth, ...); the text names it."""
+
+
+class InternalError(HyperhiveError):
+    """An unexpected error while answering a request: logged once with its traceback, and the
+    caller is told only that (the details may hold another agent's data)."""
+
+    def __init__(self, message: str = "internal error (logged)") -> None:
+        super().__init__(message)

@@ -36,7 +36,9 @@ __all__ = [
     "EVENTS",
     "HELPER_EVENTS",
     "HELPER_SENDER",
+    "INT64_MAX",
     "MAX_LINE_BYTES",
+    "MAX_NESTING",
     "PROTOCOL_VERSION",
     "REQUESTS",
     "AckTurn",
@@ -48,6 +50,7 @@ __all__ = [
     "Answer",
     "Ask",
     "Asked",
+    "Bound",
     "CancelLooseEnd",
     "Cancelled",
     "Container",
@@ -138,6 +141,7 @@ __all__ = [
     "encode_request",
     "encode_response",
     "encode_sent",
+    "field_bounds",
     "to_json",
 ]
 
@@ -145,6 +149,52 @@ PROTOCOL_VERSION: Final = 1
 # One request line may carry a message body; 1 MiB is far above any sane chat message and far
 # below what would let one client balloon the daemon's memory.
 MAX_LINE_BYTES: Final = 1024 * 1024
+# Deeper than any request needs (two levels: an object holding a list of strings); a line nested
+# past this is refused before anything walks it.
+MAX_NESTING: Final = 16
+
+# Field bounds, checked when a request is decoded (`_check_bounds`): the edge of the trust
+# boundary. Every integer a request carries fits sqlite's signed 64 bits; each field's range is
+# what the field can mean, and every string and list has a length cap. Past `decode_request`,
+# code sees only values inside these bounds.
+INT64_MAX: Final = 2**63 - 1
+MAX_NAME_CHARS: Final = 64  # agent names are at most 11; a little room for a clear "unknown"
+MAX_LIMIT: Final = 10_000  # list sizes a client may ask for (each handler caps further)
+MAX_SECONDS: Final = 10 * 366 * 86400.0  # durations: the domain rules refuse far less
+MAX_QUESTION_CHARS: Final = 16 * 1024
+MAX_OPTION_CHARS: Final = 1024
+MAX_OPTIONS: Final = 32
+MAX_ANSWER_CHARS: Final = 64 * 1024
+MAX_PATH_CHARS: Final = 4096
+_BOUND: Final = "hyperhive.bound"
+
+
+@attrs.frozen
+class Bound:
+    """The range of one request field: numbers within ``[low, high]``; strings of at most
+    ``chars`` characters (valid unicode); lists of at most ``items`` such strings."""
+
+    low: float | None = None
+    high: float | None = None
+    chars: int | None = None
+    items: int | None = None
+
+
+def _number(low: float, high: float) -> dict[str, Bound]:
+    return {_BOUND: Bound(low=low, high=high)}
+
+
+def _text(chars: int, *, items: int | None = None) -> dict[str, Bound]:
+    return {_BOUND: Bound(chars=chars, items=items)}
+
+
+_ID: Final = _number(1, INT64_MAX)
+
+
+def field_bounds(cls: type[Any]) -> dict[str, Bound]:
+    """The declared bound of each bounded field of a request class (the fuzz test reads it)."""
+    return {f.name: f.metadata[_BOUND] for f in attrs.fields(cls) if _BOUND in f.metadata}
+
 
 # --------------------------------------------------------------------------------------------
 # Stored rows
@@ -298,16 +348,16 @@ class Status:
 class Send:
     """Send ``body`` to agent ``to`` (or to ``operator``)."""
 
-    to: str
-    body: str
+    to: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
+    body: str = attrs.field(metadata=_text(MAX_LINE_BYTES))
 
 
 @attrs.frozen
 class Recv:
     """Long-poll for up to ``max`` messages, waiting at most ``wait_seconds`` for the first."""
 
-    wait_seconds: float = 0.0
-    max: int = 1
+    wait_seconds: float = attrs.field(default=0.0, metadata=_number(0, MAX_SECONDS))
+    max: int = attrs.field(default=1, metadata=_number(1, MAX_LIMIT))
 
 
 @attrs.frozen
@@ -324,14 +374,15 @@ class RequeueInflight:
 class RegisterAgent:
     """Admin: make ``name`` a known agent with its own socket."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class UnregisterAgent:
-    """Admin: forget ``name`` and close its socket (its messages stay on disk)."""
+    """Admin: forget ``name`` and close its socket; its state is kept as a tombstone and its
+    messages stay on disk."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
@@ -343,35 +394,35 @@ class ListAgents:
 class Inbox:
     """Admin: the newest messages agents sent to the operator."""
 
-    limit: int = 50
+    limit: int = attrs.field(default=50, metadata=_number(0, MAX_LIMIT))
 
 
 @attrs.frozen
 class ListDeadLetters:
     """Admin: dead-lettered messages, optionally for one recipient."""
 
-    recipient: str | None = None
+    recipient: str | None = attrs.field(default=None, metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class ReplayDead:
     """Admin: put a dead letter back in its recipient's inbox with a fresh attempt count."""
 
-    id: int
+    id: int = attrs.field(metadata=_ID)
 
 
 @attrs.frozen
 class DropDead:
     """Admin: delete a dead letter for good."""
 
-    id: int
+    id: int = attrs.field(metadata=_ID)
 
 
 @attrs.frozen
 class History:
     """Dashboard events still in the hub's history, with the seq they are current to."""
 
-    limit: int = 200
+    limit: int = attrs.field(default=200, metadata=_number(0, MAX_LIMIT))
 
 
 @attrs.frozen
@@ -387,19 +438,21 @@ class Ask:
     ``ttl_seconds`` an unanswered question is answered by the watchdog when it runs out.
     """
 
-    question: str
-    options: tuple[str, ...] = ()
+    question: str = attrs.field(metadata=_text(MAX_QUESTION_CHARS))
+    options: tuple[str, ...] = attrs.field(
+        default=(), metadata=_text(MAX_OPTION_CHARS, items=MAX_OPTIONS)
+    )
     multi: bool = False
-    ttl_seconds: float | None = None
-    to: str | None = None
+    ttl_seconds: float | None = attrs.field(default=None, metadata=_number(0, MAX_SECONDS))
+    to: str | None = attrs.field(default=None, metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class Answer:
     """Answer question ``id`` (the operator, or the agent it was asked of)."""
 
-    id: int
-    answer: str
+    id: int = attrs.field(metadata=_ID)
+    answer: str = attrs.field(metadata=_text(MAX_ANSWER_CHARS))
 
 
 @attrs.frozen
@@ -408,10 +461,10 @@ class Remind:
     timezone); with ``file_path`` the message is written there in the caller's state directory.
     """
 
-    message: str
-    delay_seconds: float | None = None
-    at: str | None = None
-    file_path: str | None = None
+    message: str = attrs.field(metadata=_text(MAX_LINE_BYTES))
+    delay_seconds: float | None = attrs.field(default=None, metadata=_number(0, MAX_SECONDS))
+    at: str | None = attrs.field(default=None, metadata=_text(64))
+    file_path: str | None = attrs.field(default=None, metadata=_text(MAX_PATH_CHARS))
 
 
 @attrs.frozen
@@ -428,8 +481,8 @@ class GetLooseEnds:
 class CancelLooseEnd:
     """Cancel a loose end: ``kind`` is ``question`` or ``reminder``."""
 
-    kind: str
-    id: int
+    kind: str = attrs.field(metadata=_text(32))
+    id: int = attrs.field(metadata=_ID)
 
 
 @attrs.frozen
@@ -437,23 +490,23 @@ class ListQuestions:
     """Admin: open questions to the operator, or (``answered``) the recently answered ones."""
 
     answered: bool = False
-    limit: int = 100
+    limit: int = attrs.field(default=100, metadata=_number(0, MAX_LIMIT))
 
 
 @attrs.frozen
 class ListReminders:
     """Admin: pending and failed reminders (``delivered`` adds recent deliveries)."""
 
-    owner: str | None = None
+    owner: str | None = attrs.field(default=None, metadata=_text(MAX_NAME_CHARS))
     delivered: bool = False
-    limit: int = 200
+    limit: int = attrs.field(default=200, metadata=_number(0, MAX_LIMIT))
 
 
 @attrs.frozen
 class Spawn:
     """Admin: create agent ``name``'s container and start it (``network`` false: no network)."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
     network: bool = True
 
 
@@ -461,44 +514,46 @@ class Spawn:
 class StartAgent:
     """Admin: start agent ``name``'s container."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class StopAgent:
     """Admin: stop agent ``name`` (SIGTERM, then SIGKILL after the grace period)."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class RestartAgent:
     """Admin: stop, then start agent ``name``."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class KillAgent:
     """Admin: kill agent ``name`` at once (no grace period)."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class RebuildAgent:
     """Admin: re-apply agent ``name``'s container settings, restarting it if they need it."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class Destroy:
     """Admin: remove agent ``name``'s container; its state stays as a tombstone unless
-    ``purge`` (which also purges an existing tombstone of that name)."""
+    ``purge`` (which also purges an existing tombstone of that name). The manager is destroyed
+    only with ``force``."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
     purge: bool = False
+    force: bool = False
 
 
 @attrs.frozen
@@ -515,15 +570,15 @@ class ListTombstones:
 class PurgeTombstone:
     """Admin: delete a destroyed agent's kept state for good."""
 
-    name: str
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
 
 
 @attrs.frozen
 class Logs:
     """Admin: the last ``lines`` lines agent ``name``'s process wrote."""
 
-    name: str
-    lines: int = 200
+    name: str = attrs.field(metadata=_text(MAX_NAME_CHARS))
+    lines: int = attrs.field(default=200, metadata=_number(0, MAX_LIMIT))
 
 
 Request = (
@@ -1055,6 +1110,69 @@ for _row in (Message, Delivery, DeadLetter):
     )
 
 
+def _out_of_bounds(value: Any, bound: Bound) -> str | None:
+    """What is wrong with a decoded field value, or None if it is inside its bound."""
+    if bound.low is not None and bound.high is not None:
+        if bound.low <= value <= bound.high:
+            return None
+        low, high = (f"{x:g}" if isinstance(x, float) else str(x) for x in (bound.low, bound.high))
+        return f"must be from {low} to {high}"
+    if isinstance(value, str):
+        return _text_problem(value, bound.chars)
+    if bound.items is not None and len(value) > bound.items:
+        return f"has more than {bound.items} items"
+    for item in value:
+        if problem := _text_problem(item, bound.chars):
+            return f"item {problem}"
+    return None
+
+
+def _text_problem(text: str, chars: int | None) -> str | None:
+    if chars is not None and len(text) > chars:
+        return f"is longer than {chars} characters"
+    if not text.isascii():  # O(1) for ASCII, the common case
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "is not valid unicode text (it holds a lone surrogate)"
+    return None
+
+
+def _bounded(cls: type[Any]) -> None:
+    """Check `cls`'s declared field bounds whenever it is decoded (not when code builds one)."""
+    bounds = list(field_bounds(cls).items())
+    if not bounds:
+        return
+    base = _converter.get_structure_hook(cls)
+
+    def structure(value: Any, _: Any) -> Any:
+        obj = base(value, cls)
+        for name, bound in bounds:
+            field = getattr(obj, name)
+            if field is not None and (problem := _out_of_bounds(field, bound)):
+                raise ValueError(f"{name} {problem}")
+        return obj
+
+    _converter.register_structure_hook(cls, structure)
+
+
+for _request in REQUESTS.values():
+    _bounded(_request)
+
+
+def _nested_within(obj: Any, limit: int) -> bool:
+    """Whether no list or object inside `obj` sits more than `limit` levels deep."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return False
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return True
+
+
 def _json(obj: Any) -> bytes:
     """Compact JSON as UTF-8 bytes.
 
@@ -1082,11 +1200,20 @@ def _loads(line: bytes | str) -> dict[str, Any]:
         # verdict and wording decide, so orjson only ever makes good input faster.
         try:
             obj = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadRequest(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BadRequest(f"not valid JSON: nested more than {MAX_NESTING} levels") from None
+        except ValueError as exc:
+            # JSONDecodeError, invalid UTF-8, and integers past Python's 4300-digit limit.
+            if "integer string conversion" in str(exc):
+                raise BadRequest("not valid JSON: an integer with more than 4300 digits") from None
+            raise BadRequest(f"not valid JSON: {_clip(str(exc))}") from None
     if not isinstance(obj, dict):
         raise BadRequest(f"expected a JSON object, got {type(obj).__name__}")
     return obj
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _structure(obj: Any, cls: type[_T]) -> _T:
@@ -1126,13 +1253,15 @@ def decode_request(line: bytes | str) -> Request:
             says which.
     """
     obj = _loads(line)
+    if not _nested_within(obj, MAX_NESTING):
+        raise BadRequest(f"request nested more than {MAX_NESTING} levels; nothing was done")
     cmd = obj.pop("cmd", None)
     if not isinstance(cmd, str):
         raise BadRequest('missing "cmd": every request is a JSON object with a "cmd" string')
     cls = REQUESTS.get(cmd)
     if cls is None:
         known = ", ".join(sorted(REQUESTS))
-        raise BadRequest(f"unknown cmd {cmd!r}; known commands: {known}")
+        raise BadRequest(f"unknown cmd {_clip(repr(cmd), 80)}; known commands: {known}")
     request: Request = _structure(obj, cls)
     return request
 

@@ -26,6 +26,7 @@ import trio
 from actors import Mailbox, MailboxFull, Reply
 from hyperhive import wire
 from hyperhive.core.event_log import EventLog, SubscriberQueue
+from hyperhive.errors import InternalError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -119,15 +120,24 @@ class EventHub:
         """Serve the hub until the supervisor asks it to stop."""
         task_status.started()
         async for msg in self._inbox:
-            match msg:
-                case Publish():
-                    self._on_publish(msg)
-                case Subscribe():
-                    self._on_subscribe(msg)
-                case Unsubscribe():
-                    self._subscribers.discard(msg.subscriber)
-                case ReadHistory():
-                    self._on_read_history(msg)
+            try:
+                self._dispatch(msg)
+            except Exception:
+                # A bug met on one message: its caller is told, the hub keeps its stream.
+                LOGGER.exception("event hub failed on %s", type(msg).__name__)
+                if isinstance(msg, Subscribe | ReadHistory):
+                    msg.reply.fail(InternalError())
+
+    def _dispatch(self, msg: HubMsg) -> None:
+        match msg:
+            case Publish():
+                self._on_publish(msg)
+            case Subscribe():
+                self._on_subscribe(msg)
+            case Unsubscribe():
+                self._subscribers.discard(msg.subscriber)
+            case ReadHistory():
+                self._on_read_history(msg)
 
     def _on_publish(self, msg: Publish) -> None:
         now = self._clock.now()

@@ -25,7 +25,7 @@ import trio
 
 from hyperhive import wire
 from hyperhive.config import check_socket_path
-from hyperhive.errors import ConfigError, HyperhiveError, WireError
+from hyperhive.errors import ConfigError, HyperhiveError, InternalError, WireError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -119,8 +119,8 @@ async def serve_requests(
     consecutive `send`s among them go to `send_many` as one group when it is given.
 
     Error handling: a `WireError` or any `HyperhiveError` from the dispatcher becomes an
-    `ok:false` line with its sentence; any other exception is logged with its traceback and
-    answered as an internal error, and the loop goes on.
+    `ok:false` line with its sentence; any other exception is logged once with its traceback
+    and answered "internal error (logged)", and the loop goes on.
     """
     while True:
         try:
@@ -147,6 +147,10 @@ def _decode(line: bytes | WireError) -> wire.Request | bytes | None:
         return wire.decode_request(line)
     except WireError as exc:
         return wire.encode_error(str(exc))
+    except Exception:
+        # decode_request turns every bad line into a WireError; anything else is our bug.
+        LOGGER.exception("decoding a request line failed")
+        return wire.encode_error(str(InternalError()))
 
 
 async def _answer_all(
@@ -188,7 +192,8 @@ async def _guarded(conn: Connection, answering: Awaitable[list[bytes]], count: i
         if _is_disconnect(exc):
             raise trio.BrokenResourceError(f"client of {conn.identity} went away") from exc
         LOGGER.exception("request from %s failed", conn.identity)
-        return [wire.encode_error(f"internal error: {type(exc).__name__}: {exc}")] * count
+        # Only that it happened: the exception's text may hold what another caller stored.
+        return [wire.encode_error(str(InternalError()))] * count
 
 
 async def serve_unix_socket(

@@ -35,7 +35,14 @@ from hyperhive import wire
 from hyperhive.core.events import publish_nowait
 from hyperhive.core.question_store import QuestionStore
 from hyperhive.core.reminders import DueLoop, due
-from hyperhive.errors import BadRequest, HyperhiveError, NotAllowed, NotFound, UnknownAgent
+from hyperhive.errors import (
+    BadRequest,
+    HyperhiveError,
+    InternalError,
+    NotAllowed,
+    NotFound,
+    UnknownAgent,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -300,6 +307,11 @@ class QuestionDesk:
         except (HyperhiveError, ActorError) as exc:
             # Refusals, store errors and a broker that did not answer fail this call only.
             msg.reply.fail(exc)
+        except Exception:
+            # A bug, met on one request: that caller is told, the actor keeps serving (a
+            # client's input must never count against the supervisor's restart intensity).
+            LOGGER.exception("question request %s failed", type(msg).__name__)
+            msg.reply.fail(InternalError())
 
     async def _on_ask(self, store: QuestionStore, msg: AskQuestion) -> wire.Question:
         request = msg.request

@@ -38,10 +38,18 @@ from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, TypeVar
 import attrs
 import trio
 
+from actors import ActorError
 from hyperhive import wire
 from hyperhive.core.events import publish_nowait
 from hyperhive.core.reminder_store import ReminderStore
-from hyperhive.errors import BadRequest, HyperhiveError, NotAllowed, NotFound, UnknownAgent
+from hyperhive.errors import (
+    BadRequest,
+    HyperhiveError,
+    InternalError,
+    NotAllowed,
+    NotFound,
+    UnknownAgent,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -393,8 +401,14 @@ class ReminderScheduler:
                     msg.reply.send(reminders)
                 case CountPending():
                     msg.reply.send(await self._db(store.pending_counts))
-        except HyperhiveError as exc:
+        except (HyperhiveError, ActorError) as exc:
+            # Refusals, store errors and a broker that did not answer fail this call only.
             msg.reply.fail(exc)
+        except Exception:
+            # A bug, met on one request: that caller is told, the actor keeps serving (a
+            # client's input must never count against the supervisor's restart intensity).
+            LOGGER.exception("reminder request %s failed", type(msg).__name__)
+            msg.reply.fail(InternalError())
 
     async def _on_schedule(self, store: ReminderStore, msg: ScheduleReminder) -> wire.Reminder:
         request = msg.request

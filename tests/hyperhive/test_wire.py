@@ -45,8 +45,32 @@ def strategy_for(kind: Any, depth: int = 0) -> st.SearchStrategy[Any]:
         item = typing.get_args(kind)[0]
         return st.lists(strategy_for(item, depth + 1), max_size=3).map(tuple)
     hints = typing.get_type_hints(kind, vars(wire))
-    fields = {f.name: strategy_for(hints[f.name], depth + 1) for f in attrs.fields(kind)}
+    bounds = wire.field_bounds(kind) if kind in wire.REQUESTS.values() else {}
+    fields = {
+        f.name: bounded(hints[f.name], bounds[f.name])
+        if f.name in bounds
+        else strategy_for(hints[f.name], depth + 1)
+        for f in attrs.fields(kind)
+    }
     return st.builds(kind, **fields)
+
+
+def bounded(kind: Any, bound: wire.Bound) -> st.SearchStrategy[Any]:
+    """Values of a request field inside its declared bound (None too, where it is optional)."""
+    optional = type(None) in typing.get_args(kind)
+    base = next((t for t in (int, float, str) if t is kind or t in typing.get_args(kind)), None)
+    values: st.SearchStrategy[Any]
+    if bound.low is not None and bound.high is not None:
+        if base is int:
+            values = st.integers(min_value=int(bound.low), max_value=int(bound.high))
+        else:
+            values = st.floats(min_value=bound.low, max_value=bound.high)
+    elif bound.items is not None:
+        item = st.text(max_size=min(20, bound.chars or 20))
+        values = st.lists(item, max_size=min(3, bound.items)).map(tuple)
+    else:
+        values = st.text(max_size=min(20, bound.chars or 20))
+    return st.one_of(st.none(), values) if optional else values
 
 
 REQUEST_TYPES = sorted(wire.REQUESTS.values(), key=lambda cls: cls.__name__)

@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -16,15 +17,17 @@ from trio.testing import MockClock
 from hyperhive import wire
 from hyperhive.client import Client
 from hyperhive.core import events
-from hyperhive.testing import FakeWallClock, TestHive, open_test_hive
+from hyperhive.testing import FakeWallClock, TestHive, open_test_hive, thread_aware_autojump_clock
 
 
 @pytest.fixture
 def clock() -> MockClock:
-    # The broker commits on a worker thread; a threshold-0 autojump would leap the clock to the
-    # next deadline mid-commit. Rate 0 means trio time only moves by idle jumps, so "no trio
-    # time passed" below means "nothing waited on a timer".
-    return MockClock(autojump_threshold=0.5)
+    # The broker commits on a worker thread, and while it does every trio task is blocked: a
+    # plain autojump clock would leap to the next deadline (a call's 30 s timeout, a parked
+    # recv's wait) in the middle of an fsync, and a busy machine makes fsyncs slow (issue 9).
+    # This one holds still while any worker thread runs, so virtual time only moves when the
+    # whole hive is idle: waits measure honestly however slow the disk is.
+    return thread_aware_autojump_clock()
 
 
 @pytest.fixture
@@ -166,3 +169,28 @@ async def test_a_slow_socket_subscriber_gets_a_gap_frame_and_then_the_live_strea
     assert covered == list(range(first, last + 1)), "every seq is either delivered or reported"
     assert isinstance(live.payload, wire.MessageSent)
     assert live.payload.message.body == "after the gap"
+
+
+async def test_issue9_a_commit_slowed_by_a_busy_machine_moves_no_virtual_time(
+    clock: MockClock, hive: TestHive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The subscriber test above timed out on a busy machine: while an fsync took more than the
+    # clock's autojump threshold, virtual time leapt to the 30 s call timeout. A commit that
+    # takes 0.7 real seconds must cost no virtual time at all.
+    import time
+
+    from hyperhive.core.broker_store import BrokerStore
+
+    slow_once = [True]
+    send_many = BrokerStore.send_many
+
+    def slow_send_many(self: BrokerStore, items: Any) -> Any:
+        if slow_once and slow_once.pop():
+            time.sleep(0.7)  # a real stall in the worker thread, as a loaded disk gives
+        return send_many(self, items)
+
+    monkeypatch.setattr(BrokerStore, "send_many", slow_send_many)
+    async with hive.agent("alice") as alice:
+        start = trio.current_time()
+        await send(alice, "bob", "slow commit")
+        assert trio.current_time() == start

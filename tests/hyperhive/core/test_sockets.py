@@ -24,20 +24,19 @@ from trio.testing import MockClock
 from hyperhive import wire
 from hyperhive.client import Client
 from hyperhive.errors import RemoteError
-from hyperhive.testing import FakeWallClock, TestHive, open_test_hive
+from hyperhive.testing import FakeWallClock, TestHive, open_test_hive, thread_aware_autojump_clock
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture
 def clock() -> MockClock:
-    # Not `autojump_clock`: the broker commits on a worker thread, and while it does every trio
-    # task is blocked, so a threshold-0 autojump would leap to the next deadline (a parked
-    # recv's wait running out) in the middle of an fsync and make "returned at once" look like
-    # "timed out". Jumping only after half a real second of idleness never fires during a
-    # commit (well under a millisecond here) yet still skips idle waits. The clock's rate is 0,
-    # so elapsed trio time is exactly the sum of the jumps: waits measure honestly.
-    return MockClock(autojump_threshold=0.5)
+    # The broker commits on a worker thread, and while it does every trio task is blocked: a
+    # plain autojump clock would leap to the next deadline (a call's 30 s timeout, a parked
+    # recv's wait) in the middle of an fsync, and a busy machine makes fsyncs slow (issue 9).
+    # This one holds still while any worker thread runs, so virtual time only moves when the
+    # whole hive is idle: waits measure honestly however slow the disk is.
+    return thread_aware_autojump_clock()
 
 
 @pytest.fixture
@@ -131,10 +130,11 @@ async def test_recv_honours_max_and_caps_it_at_32(clock: MockClock, hive: TestHi
 @pytest.mark.parametrize(
     ("fields", "complaint"),
     [
-        ({"max": 0}, "max >= 1"),
-        ({"max": -5}, "max >= 1"),
-        ({"wait_seconds": -1}, "wait_seconds >= 0"),
-        ({"wait_seconds": -0.001, "max": 4}, "wait_seconds >= 0"),
+        ({"max": 0}, "max must be from 1 to 10000"),
+        ({"max": -5}, "max must be from 1"),
+        ({"max": 2**63}, "max must be from 1"),
+        ({"wait_seconds": -1}, "wait_seconds must be from 0"),
+        ({"wait_seconds": -0.001, "max": 4}, "wait_seconds must be from 0"),
         ({"max": "3"}, "expected int"),
         ({"max": True}, "expected int"),
         ({"wait_seconds": "soon"}, "expected float"),
@@ -387,7 +387,7 @@ def stored_rows(hive: TestHive) -> int:
     return count
 
 
-@pytest.mark.parametrize("name", ["nobody", "Bob", "bob!", "", "../bob", "operatorx", "\ud800"])
+@pytest.mark.parametrize("name", ["nobody", "Bob", "bob!", "", "../bob", "operatorx"])
 async def test_a_send_to_an_unknown_recipient_is_refused_and_stores_nothing(
     clock: MockClock, hive: TestHive, name: str
 ) -> None:
@@ -404,6 +404,10 @@ async def test_a_body_with_a_lone_surrogate_is_refused(clock: MockClock, hive: T
         reply = await conn.ask(b'{"cmd":"send","to":"bob","body":"half \\ud83d a smile"}\n')
         assert reply["ok"] is False
         assert "not valid unicode" in reply["error"]
+        reply = await conn.ask({"cmd": "send", "to": "\ud800", "body": "hello?"})
+        assert reply["error"] == (
+            "bad send: to is not valid unicode text (it holds a lone surrogate)"
+        )
         assert stored_rows(hive) == 0
         reply = await conn.ask({"cmd": "send", "to": "bob", "body": "whole \U0001f600 smile"})
         assert reply["ok"] is True
