@@ -111,12 +111,23 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            envvar="HYPERHIVE_LIMITS",
+            help="Override a limit, as NAME=VALUE (repeatable; in the environment, separated "
+            "by spaces), e.g. --limit max_body_bytes=65536. The limits and their defaults are "
+            "in docs/limits.md.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Start the daemon in the foreground (stop it with Ctrl-C or SIGTERM)."""
     import shlex
 
     from hyperhive.containers.settings import ContainerSettings, resolve_backend
     from hyperhive.core.daemon import run_daemon
+    from hyperhive.core.limits import Limits
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -124,6 +135,7 @@ def serve(
     paths = _paths(state_dir)
     _errors.print(f"hyperhive {__version__}: state in {paths.root}", highlight=False)
     try:
+        limits = Limits.parse(item for entry in limit or () for item in entry.split())
         kind, warnings = resolve_backend(backend)
     except HyperhiveError as exc:
         _errors.print(f"[bold red]error:[/] {exc}", highlight=False)
@@ -136,7 +148,13 @@ def serve(
     if nixos_flake:
         settings = attrs.evolve(settings, meta_flake=nixos_flake)
     _errors.print(f"containers: {kind}", highlight=False)
-    _run(run_daemon, paths, containers=settings, operator_pronouns=operator_pronouns)
+    _run(
+        run_daemon,
+        paths,
+        containers=settings,
+        operator_pronouns=operator_pronouns,
+        limits=limits,
+    )
 
 
 @app.command()

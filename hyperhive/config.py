@@ -23,13 +23,20 @@ SOCKET_PATH_MAX = 107
 
 
 def resolve_state_dir(explicit: Path | str | None = None) -> Path:
-    """The state directory for this invocation, as an absolute path (not created)."""
+    """The state directory for this invocation, as an absolute path with symlinks resolved
+    (not created).
+
+    Resolved, because the sandbox backends hide the state directory by mounting over its real
+    path: a path through a symlink cannot be mounted over (bwrap: "Can't mount tmpfs").
+    """
     if explicit:
-        return Path(explicit).expanduser().absolute()
-    if env := os.environ.get(ENV_STATE_DIR):
-        return Path(env).expanduser().absolute()
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base).expanduser().absolute() / "hyperhive"
+        chosen = Path(explicit)
+    elif env := os.environ.get(ENV_STATE_DIR):
+        chosen = Path(env)
+    else:
+        base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+        chosen = Path(base) / "hyperhive"
+    return chosen.expanduser().resolve()
 
 
 @attrs.frozen
@@ -103,11 +110,13 @@ class StatePaths:
         return self.root / "containers"
 
     def ensure(self) -> None:
-        """Create the directories, private to this user, and check socket paths fit."""
+        """Create the directories (mode 0700, tightened if they were looser), check socket
+        paths fit."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.agents_dir.mkdir(exist_ok=True, mode=0o700)
-            self.manager_socket_dir.mkdir(exist_ok=True, mode=0o700)
+            for directory in (self.root, self.agents_dir, self.manager_socket_dir):
+                directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+                # Also when it already existed with a looser mode: it holds the admin socket.
+                os.chmod(directory, 0o700)
         except OSError as exc:
             raise ConfigError(f"cannot create state directory {self.root}: {exc.strerror}") from exc
         check_socket_path(self.agent_socket("x" * 11))

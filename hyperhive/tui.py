@@ -106,6 +106,7 @@ def containers_table(views: Iterable[wire.ContainerView]) -> Table:
             *([f"model {view.model}"] if view.model else []),
             *([f"{view.pending_reminders} reminder(s)"] if view.pending_reminders else []),
             *(_disk_note(view) if view.disk_bytes is not None else []),
+            *view.notes,
         ]
         table.add_row(
             view.name,

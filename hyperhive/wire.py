@@ -77,6 +77,7 @@ __all__ = [
     "Inbox",
     "InboxReply",
     "KillAgent",
+    "LimitHit",
     "LineReader",
     "ListAgents",
     "ListContainers",
@@ -303,7 +304,8 @@ class ContainerView:
     ``state`` is the backend's (absent, stopped, starting, running, stopping, crashed, unknown);
     ``transient`` names an operator action in flight (spawning, starting, stopping, restarting,
     killing, rebuilding, destroying); ``wanted`` is ``running`` or ``stopped``. The flags come
-    from the harness's sentinel files in the agent's state directory (docs/containers.md).
+    from the harness's sentinel files in the agent's state directory (docs/containers.md);
+    ``notes`` says why any of those files was ignored, and which limits the agent hit lately.
     """
 
     name: str
@@ -322,6 +324,9 @@ class ContainerView:
     pending_reminders: int = 0
     disk_bytes: int | None = None  # the state directory's use (a lower bound past 200k files)
     disk_quota: int | None = None  # the soft quota it is held against
+    # What the operator should know about this agent: files in its directory that were ignored
+    # (and why), limits it hit lately (docs/limits.md).
+    notes: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -724,8 +729,13 @@ class DeadLetters:
 
 @attrs.frozen
 class HistoryReply:
+    """The newest remembered events, oldest first, and the seq they are current to.
+
+    ``dropped`` counts older events left out to keep the reply within its byte bound."""
+
     seq: int
     events: tuple[Event, ...]
+    dropped: int = 0
 
 
 @attrs.frozen
@@ -808,7 +818,11 @@ class LogsReply:
 
 @attrs.frozen
 class MessageSent:
+    """A message was stored. In events the body is a preview (docs/limits.md): when it was
+    clipped, ``body_bytes`` is the whole body's size in UTF-8 bytes."""
+
     message: Message
+    body_bytes: int | None = None
 
 
 @attrs.frozen
@@ -899,6 +913,16 @@ class DiskQuotaExceeded:
 
 
 @attrs.frozen
+class LimitHit:
+    """Agent ``agent`` ran into limit ``limit`` (a `Limits` field, docs/limits.md); ``detail``
+    says how. Published at most once a minute per agent and limit."""
+
+    agent: str
+    limit: str
+    detail: str
+
+
+@attrs.frozen
 class ContainerCrashed:
     """An agent stopped without an operator action (also sent to the manager's inbox)."""
 
@@ -924,6 +948,7 @@ EventPayload = (
     | ContainerRemoved
     | ContainerCrashed
     | DiskQuotaExceeded
+    | LimitHit
 )
 
 EVENTS: Final[dict[str, type[Any]]] = {
@@ -943,6 +968,7 @@ EVENTS: Final[dict[str, type[Any]]] = {
     "container_removed": ContainerRemoved,
     "container_crashed": ContainerCrashed,
     "disk_quota_exceeded": DiskQuotaExceeded,
+    "limit_hit": LimitHit,
 }
 _KIND_OF: Final = {cls: kind for kind, cls in EVENTS.items()}
 
@@ -1115,7 +1141,7 @@ def _out_of_bounds(value: Any, bound: Bound) -> str | None:
     if bound.low is not None and bound.high is not None:
         if bound.low <= value <= bound.high:
             return None
-        low, high = (f"{x:g}" if isinstance(x, float) else str(x) for x in (bound.low, bound.high))
+        low, high = (_number_text(x) for x in (bound.low, bound.high))
         return f"must be from {low} to {high}"
     if isinstance(value, str):
         return _text_problem(value, bound.chars)
@@ -1125,6 +1151,10 @@ def _out_of_bounds(value: Any, bound: Bound) -> str | None:
         if problem := _text_problem(item, bound.chars):
             return f"item {problem}"
     return None
+
+
+def _number_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _text_problem(text: str, chars: int | None) -> str | None:
@@ -1383,6 +1413,14 @@ class LineReader:
             if self._eof:
                 return self._take_rest()
             await self._fill()
+
+    def can_buffer(self, limit: int) -> bool:
+        """Whether `fill_once` may read more: not at end of stream, under `limit` bytes held."""
+        return not self._eof and len(self._buffer) < limit
+
+    async def fill_once(self) -> None:
+        """Read what the stream has into the buffer (one receive), for `read_line` later."""
+        await self._fill()
 
     def read_line_nowait(self) -> bytes | None:
         """The next line if a complete one is already buffered, else None (never waits).

@@ -51,6 +51,13 @@ in
       description = "How agents refer to the operator in their prompts.";
     };
 
+    limits = lib.mkOption {
+      type = lib.types.attrsOf (lib.types.either lib.types.int lib.types.float);
+      default = { };
+      example = { max_body_bytes = 65536; connections = 16; };
+      description = "Resource limits to override (names and defaults in docs/limits.md).";
+    };
+
     user = lib.mkOption {
       type = lib.types.str;
       default = "hyperhive";
@@ -93,6 +100,9 @@ in
         HYPERHIVE_OPERATOR_PRONOUNS = cfg.operatorPronouns;
       } // lib.optionalAttrs (cfg.nixosFlake != null) {
         HYPERHIVE_NIXOS_FLAKE = cfg.nixosFlake;
+      } // lib.optionalAttrs (cfg.limits != { }) {
+        HYPERHIVE_LIMITS = lib.concatStringsSep " "
+          (lib.mapAttrsToList (name: value: "${name}=${toString value}") cfg.limits);
       };
       serviceConfig = {
         ExecStart = "${cfg.package}/bin/hyperhive serve";
@@ -105,6 +115,10 @@ in
         # The daemon's cgroup is its own to split: one child cgroup per agent carries that
         # agent's memory and process limits (docs/security.md).
         Delegate = "memory pids";
+        # systemd's default soft limit (1024) is one busy agent's worth of connections; the
+        # daemon raises its soft limit to this hard one at start and caps connections per
+        # identity well below it (docs/limits.md).
+        LimitNOFILE = 65536;
       };
     };
   };

@@ -10,7 +10,15 @@ caller get its reply, so an acknowledged `send` survives a power cut.
 Long-poll `recv`: a receive that finds nothing and may wait is parked here, with its deadline.
 When a batch stores mail for a parked recipient, the pop for that waiter runs in the same
 transaction as the insert, so a wake costs no extra commit. A timer task answers waiters whose
-deadline passed with an empty list.
+deadline passed with an empty list. A batch wakes at most as many waiters of a recipient as it
+stores messages for it (and at most `Limits.parked_recvs` are parked per agent), so a send
+costs the same however many recvs wait.
+
+Limits (docs/limits.md), checked per item as a batch is collected: the body's size
+(`max_body_bytes`), the sender's rate (`send_rate`, `send_burst`: a token bucket per agent) and
+the recipient's unhandled messages (`inbox_messages`, counted in memory: pending plus in flight,
+loaded from the store at start). A refused item gets `LimitReached` naming the limit; the
+`LimitLog` tells the operator.
 
 Accepts: `SendMessages`, `Receive`, `AckTurn`, `RequeueInflight`, `Release`, `Operate`.
 Emits (to the event hub): `MessageSent`, `MessageDelivered`, `MessageDeadLettered`.
@@ -21,7 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections import defaultdict, deque
+from collections import Counter
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
@@ -30,7 +38,8 @@ import trio
 from hyperhive import wire
 from hyperhive.core.broker_store import BrokerStore
 from hyperhive.core.events import publish_nowait
-from hyperhive.errors import BadRequest, HyperhiveError, UnknownAgent
+from hyperhive.core.limits import UNLIMITED_SENDERS, LimitLog, Limits, TokenBucket
+from hyperhive.errors import BadRequest, HyperhiveError, LimitReached, UnknownAgent
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -175,6 +184,8 @@ class Broker:
         to_hub: Mailbox[HubMsg],
         known: Callable[[str], bool],
         max_redeliveries: int = 5,
+        limits: Limits | None = None,
+        limit_log: LimitLog | None = None,
     ) -> None:
         self._inbox = inbox
         self._path = path
@@ -186,8 +197,14 @@ class Broker:
         self._to_hub = to_hub
         self._known = known
         self._max_redeliveries = max_redeliveries
-        self._waiters: dict[str, deque[_Waiter]] = defaultdict(deque)
+        self._limits = limits or Limits()
+        self._limit_log = limit_log
+        # Parked receives per recipient, oldest first (dicts keep insertion order).
+        self._waiters: dict[str, dict[int, _Waiter]] = {}
+        self._parked_count = 0
         self._deadlines: list[tuple[float, int, _Waiter]] = []
+        self._buckets: dict[str, TokenBucket] = {}
+        self._unacked: Counter[str] = Counter()
         self._tiebreak = itertools.count()
         self._deadlines_changed = trio.Event()
 
@@ -199,6 +216,7 @@ class Broker:
         """
         store = await trio.to_thread.run_sync(self._open)
         try:
+            self._unacked = Counter(await trio.to_thread.run_sync(store.unacked_counts))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._expire_waiters)
                 task_status.started()
@@ -227,8 +245,10 @@ class Broker:
     def _classify(self, msg: BrokerMsg, batch: _Batch) -> None:
         match msg:
             case SendMessages():
+                now = trio.current_time()
                 results: list[wire.Message | HyperhiveError | None] = [
-                    self._refuse_send(recipient, body) for recipient, body in msg.items
+                    self._refuse_send(msg.sender, recipient, body, now)
+                    for recipient, body in msg.items
                 ]
                 batch.send_requests.append(_SendRequest(msg, results))
                 batch.sends.extend(
@@ -248,14 +268,54 @@ class Broker:
             case Operate():
                 batch.operations.append(msg)
 
-    def _refuse_send(self, recipient: str, body: str) -> HyperhiveError | None:
+    def _refuse_send(
+        self, sender: str, recipient: str, body: str, now: float
+    ) -> HyperhiveError | None:
+        """Why this item cannot be stored, or None (and then it counts as in the inbox)."""
         if not self._known(recipient):
             return UnknownAgent(f"unknown agent {recipient!r}; nothing was sent")
+        limits = self._limits
         try:
-            body.encode()
+            size = len(body) if body.isascii() else len(body.encode())
         except UnicodeEncodeError:
             return BadRequest("the message body is not valid unicode text; nothing was sent")
+        if size > limits.max_body_bytes:
+            self._hit(sender, "max_body_bytes", f"a {size}-byte message was refused")
+            return LimitReached(
+                f"the message body is {size} bytes, more than the limit of "
+                f"{limits.max_body_bytes} (max_body_bytes); nothing was sent. Put long text in "
+                "a file under /state and send its path"
+            )
+        if sender not in UNLIMITED_SENDERS:
+            bucket = self._buckets.get(sender)
+            if bucket is None:
+                bucket = self._buckets[sender] = TokenBucket(
+                    limits.send_rate, limits.send_burst, now
+                )
+            if not bucket.take(now):
+                self._hit(sender, "send_rate", f"sending faster than {limits.send_rate:g}/s")
+                return LimitReached(
+                    f"send rate limit: at most {limits.send_rate:g} messages a second (bursts "
+                    f"of {limits.send_burst}); nothing was sent. Slow down and send again"
+                )
+            if recipient != OPERATOR and self._unacked[recipient] >= limits.inbox_messages:
+                self._hit(
+                    recipient,
+                    "inbox_messages",
+                    f"inbox full ({limits.inbox_messages} unhandled); {sender}'s sends refused",
+                )
+                return LimitReached(
+                    f"{recipient}'s inbox is full: {limits.inbox_messages} messages it has not "
+                    f"handled yet (the inbox_messages limit); nothing was sent. Try again once "
+                    f"{recipient} has caught up"
+                )
+        if recipient != OPERATOR:
+            self._unacked[recipient] += 1
         return None
+
+    def _hit(self, agent: str, limit: str, detail: str) -> None:
+        if self._limit_log is not None:
+            self._limit_log.hit(agent, limit, detail)
 
     async def _run_batch(self, store: BrokerStore, batch: _Batch) -> None:
         # Parked waiters came first, so they pop before receives that arrived in this batch.
@@ -270,6 +330,9 @@ class Broker:
             self._answer(batch, outcome)
         for operation in batch.operations:
             await self._operate(store, operation)
+        if batch.operations:
+            # An admin write (a replayed dead letter) changes what is unhandled; re-count.
+            self._unacked = Counter(await trio.to_thread.run_sync(store.unacked_counts))
         if batch.operations and self._waiters:
             # An admin write (a replayed dead letter) can give a parked waiter mail; a pop
             # that finds nothing leaves the waiter parked. Admin operations are rare.
@@ -277,29 +340,32 @@ class Broker:
 
     def _parked(self) -> Iterator[Receive]:
         """Every parked receive whose caller is still there, in FIFO order per recipient."""
-        for waiters in list(self._waiters.values()):
-            for waiter in list(waiters):
-                receive = waiter.receive
-                if receive.reply.abandoned or not receive.alive():
-                    receive.reply.send(())
-                    self._unpark(receive)
-                elif not receive.reply.answered:
-                    yield receive
+        for recipient in list(self._waiters):
+            yield from self._live_waiters(recipient, len(self._waiters.get(recipient, ())))
 
     def _wake_parked(self, batch: _Batch) -> Iterator[Receive]:
-        """Pops for parked waiters whose recipient gets mail in this batch, in FIFO order."""
-        recipients = {recipient for _, recipient, _ in batch.sends}
-        recipients.update(requeue.recipient for requeue in batch.requeues)
-        recipients.update(release.recipient for release in batch.releases)
-        for recipient in recipients & self._waiters.keys():
-            for waiter in list(self._waiters[recipient]):
-                receive = waiter.receive
-                if receive.reply.abandoned or not receive.alive():
-                    # Its caller left: hand it nothing, so the mail waits for a live recv.
-                    receive.reply.send(())
-                    self._unpark(receive)
-                elif not receive.reply.answered:
-                    yield receive
+        """Pops for parked waiters whose recipient gets mail in this batch, in FIFO order: at
+        most one per message stored for it, so a send's cost does not grow with the waiters."""
+        wanted: Counter[str] = Counter(recipient for _, recipient, _ in batch.sends)
+        returned = [r.recipient for r in batch.requeues] + [r.recipient for r in batch.releases]
+        for recipient in returned:
+            wanted[recipient] = self._limits.parked_recvs  # any number came back
+        for recipient in wanted.keys() & self._waiters.keys():
+            yield from self._live_waiters(recipient, wanted[recipient])
+
+    def _live_waiters(self, recipient: str, count: int) -> Iterator[Receive]:
+        """Up to `count` of `recipient`'s parked receives whose caller is still there; those
+        whose caller left are answered empty and unparked on the way (the mail waits)."""
+        for waiter in list(self._waiters.get(recipient, {}).values()):
+            if count <= 0:
+                return
+            receive = waiter.receive
+            if receive.reply.abandoned or not receive.alive():
+                receive.reply.send(())
+                self._unpark(receive)
+            elif not receive.reply.answered:
+                count -= 1
+                yield receive
 
     def _answer(self, batch: _Batch, outcome: _Outcome) -> None:
         events: list[wire.EventPayload] = []
@@ -309,8 +375,10 @@ class Broker:
             request.msg.reply.send(results)
         events.extend(wire.MessageSent(message) for message in outcome.stored)
         for ack, count in zip(batch.acks, outcome.acked, strict=True):
+            self._handled(ack.recipient, count)
             ack.reply.send(count)
         for requeue, (count, dead) in zip(batch.requeues, outcome.requeued, strict=True):
+            self._handled(requeue.recipient, len(dead))
             requeue.reply.send(count)
             events.extend(wire.MessageDeadLettered(d.id, d.recipient, d.attempts) for d in dead)
         for release, count in zip(batch.releases, outcome.released, strict=True):
@@ -320,6 +388,10 @@ class Broker:
             self._settle_receive(receive, deliveries)
         publish_nowait(self._to_hub, events)
 
+    def _handled(self, recipient: str, count: int) -> None:
+        if count and recipient in self._unacked:
+            self._unacked[recipient] = max(0, self._unacked[recipient] - count)
+
     def _settle_receive(self, receive: Receive, deliveries: list[wire.Delivery]) -> None:
         if deliveries or receive.wait_seconds <= 0:
             receive.reply.send(tuple(deliveries))
@@ -328,20 +400,43 @@ class Broker:
             self._park(receive)
 
     def _park(self, receive: Receive) -> None:
+        recipient = receive.recipient
+        # Callers that left are not counted against the limit: drop them first.
+        for _ in self._live_waiters(recipient, self._limits.parked_recvs):
+            pass
+        waiters = self._waiters.setdefault(recipient, {})
+        if len(waiters) >= self._limits.parked_recvs:
+            limit = self._limits.parked_recvs
+            self._hit(recipient, "parked_recvs", f"more than {limit} recvs waiting at once")
+            receive.reply.fail(
+                LimitReached(
+                    f"{recipient} already has {limit} recvs waiting (the parked_recvs limit); "
+                    "wait for one to return before starting another"
+                )
+            )
+            if not waiters:
+                del self._waiters[recipient]
+            return
         waiter = _Waiter(receive, trio.current_time() + receive.wait_seconds)
-        self._waiters[receive.recipient].append(waiter)
+        waiters[id(receive)] = waiter
+        self._parked_count += 1
         heapq.heappush(self._deadlines, (waiter.deadline, next(self._tiebreak), waiter))
+        if len(self._deadlines) > 2 * self._parked_count + 1024:
+            # Unparked waiters stay in the heap until their deadline; keep it near the live set.
+            live = {id(w) for ws in self._waiters.values() for w in ws.values()}
+            self._deadlines = [entry for entry in self._deadlines if id(entry[2]) in live]
+            heapq.heapify(self._deadlines)
         self._deadlines_changed.set()
 
     def _is_parked(self, receive: Receive) -> bool:
-        return any(w.receive is receive for w in self._waiters.get(receive.recipient, ()))
+        return id(receive) in self._waiters.get(receive.recipient, {})
 
     def _unpark(self, receive: Receive) -> None:
         waiters = self._waiters.get(receive.recipient)
         if waiters is None:
             return
-        for waiter in [w for w in waiters if w.receive is receive]:
-            waiters.remove(waiter)
+        if waiters.pop(id(receive), None) is not None:
+            self._parked_count -= 1
         if not waiters:
             del self._waiters[receive.recipient]
 

@@ -97,6 +97,10 @@ _PENDING_COUNTS: Final = f"""
     SELECT recipient, count(*) FROM {_BY_PENDING}
     WHERE delivered_at IS NULL AND dead_at IS NULL GROUP BY recipient
 """
+_INFLIGHT_COUNTS: Final = f"""
+    SELECT recipient, count(*) FROM {_BY_INFLIGHT}
+    WHERE delivered_at IS NOT NULL AND acked_at IS NULL GROUP BY recipient
+"""
 _ACK: Final = f"UPDATE {_BY_INFLIGHT} SET acked_at = ? WHERE {_INFLIGHT}"
 _KILL: Final = f"""
     UPDATE {_BY_INFLIGHT} SET delivered_at = NULL, dead_at = ?
@@ -217,6 +221,14 @@ class BrokerStore:
         """Pending messages per recipient; recipients with none are absent."""
         with translate(self._path, "count pending messages"):
             return dict(self._conn.execute(_PENDING_COUNTS).fetchall())
+
+    def unacked_counts(self) -> dict[str, int]:
+        """Messages not yet handled (pending or in flight, not dead) per recipient."""
+        with translate(self._path, "count unhandled messages"):
+            counts = dict(self._conn.execute(_PENDING_COUNTS).fetchall())
+            for recipient, count in self._conn.execute(_INFLIGHT_COUNTS).fetchall():
+                counts[recipient] = counts.get(recipient, 0) + count
+        return counts
 
     def ack(self, recipient: str) -> int:
         """Settle every inflight lease of ``recipient`` (its turn ended well); returns how many."""

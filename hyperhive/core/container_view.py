@@ -13,14 +13,16 @@ backend's status (state, exit code, detail), the lifecycle's transient action, a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
 from hyperhive import wire
+from hyperhive.core.agent_files import UnsafeFile, is_regular_file, read_capped
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from hyperhive.containers.base import AgentStatus
@@ -28,10 +30,15 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentFlags", "build_view", "diff_views", "quota_crossings", "read_flags"]
 
+_T = TypeVar("_T")
 NEEDS_LOGIN = "hyperhive-needs-login"
 RATE_LIMITED = "hyperhive-rate-limited"
 MODEL = "hyperhive-model"
 DEPLOYED_SHA = "deployed-sha"
+
+
+# What the harness writes is a line or two; anything bigger is refused unread.
+MAX_FLAG_BYTES = 4096
 
 
 @attrs.frozen
@@ -42,24 +49,50 @@ class AgentFlags:
     deployed_sha: str | None = None
     disk_bytes: int | None = None
     disk_quota: int | None = None
-
-
-def _first_line(path: Path) -> str | None:
-    try:
-        text = path.read_text(errors="replace").strip()
-    except OSError:
-        return None
-    return text.splitlines()[0][:200] if text else None
+    # Why a file was ignored (a symlink, a FIFO, too big ...): shown in the agent's `list` row.
+    problems: tuple[str, ...] = ()
 
 
 def read_flags(state_dir: Path, agent_dir: Path) -> AgentFlags:
-    """The harness's sentinels and the deployed sha (blocking file reads: run in a thread)."""
+    """The harness's sentinels and the deployed sha. Blocking: run it in a thread.
+
+    The state directory is the agent's to write, so every file is read as hostile input
+    (`hyperhive.core.agent_files`): never through a symlink, never a FIFO or device, at most
+    `MAX_FLAG_BYTES`. A file that fails those checks counts as absent and says why in
+    ``problems``; it never blocks, and never affects another agent.
+    """
+    problems: list[str] = []
+
+    def guarded(read: Callable[[], _T], default: _T) -> _T:
+        try:
+            return read()
+        except (UnsafeFile, OSError) as exc:
+            problems.append(f"ignored {exc}" if isinstance(exc, UnsafeFile) else str(exc))
+            return default
+
+    def sentinel(name: str) -> bool:
+        return guarded(
+            lambda: is_regular_file(state_dir, PurePosixPath(name), shown_as=_SHOWN), False
+        )
+
+    def first_line(root: Path, name: str, shown_as: str) -> str | None:
+        def read() -> str | None:
+            data = read_capped(root, PurePosixPath(name), MAX_FLAG_BYTES, shown_as=shown_as)
+            text = data.decode(errors="replace").strip() if data else ""
+            return text.splitlines()[0][:200] if text else None
+
+        return guarded(read, None)
+
     return AgentFlags(
-        needs_login=(state_dir / NEEDS_LOGIN).exists(),
-        rate_limited=(state_dir / RATE_LIMITED).exists(),
-        model=_first_line(state_dir / MODEL),
-        deployed_sha=_first_line(agent_dir / DEPLOYED_SHA),
+        needs_login=sentinel(NEEDS_LOGIN),
+        rate_limited=sentinel(RATE_LIMITED),
+        model=first_line(state_dir, MODEL, _SHOWN),
+        deployed_sha=first_line(agent_dir, DEPLOYED_SHA, ""),
+        problems=tuple(problems),
     )
+
+
+_SHOWN = "/state"
 
 
 def build_view(
@@ -69,6 +102,7 @@ def build_view(
     transient: str | None = None,
     flags: AgentFlags = AgentFlags(),  # frozen: one shared default is safe
     pending_reminders: int = 0,
+    notes: tuple[str, ...] = (),
 ) -> wire.ContainerView:
     """One agent's row. `status` is None when no backend runs containers (`--backend none`)."""
     return wire.ContainerView(
@@ -88,6 +122,7 @@ def build_view(
         pending_reminders=pending_reminders,
         disk_bytes=flags.disk_bytes,
         disk_quota=flags.disk_quota,
+        notes=(*flags.problems, *notes),
     )
 
 

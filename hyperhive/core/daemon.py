@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 from functools import partial
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from hyperhive.containers.settings import ContainerSettings, make_backend
 from hyperhive.core import broker, events, questions, reminders
 from hyperhive.core.container_actors import ContainerActors
 from hyperhive.core.hive import Hive
+from hyperhive.core.limits import LimitLog, Limits
 from hyperhive.core.listener import Dispatch, Identity, serve_unix_socket
 from hyperhive.core.lock import hold_state_lock
 from hyperhive.core.registry import MANAGER, AgentRegistry
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from hyperhive.config import StatePaths
     from hyperhive.containers.base import ContainerBackend
 
-__all__ = ["Daemon", "run_daemon"]
+__all__ = ["Daemon", "raise_open_file_limit", "run_daemon"]
 
 LOGGER = logging.getLogger("hyperhive.daemon")
 # Past this after a stop request, whatever is still running is cancelled outright: "a few
@@ -80,8 +82,10 @@ class Daemon:
         operator_pronouns: str = DEFAULT_PRONOUNS,
         containers: ContainerSettings | None = None,
         backend: ContainerBackend | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.paths = paths
+        self.limits = limits or Limits()
         self.clock = clock or SystemClock()
         self.registry = AgentRegistry(paths)
         to_hub: Mailbox[events.HubMsg] = Mailbox("events", size=1024)
@@ -98,9 +102,17 @@ class Daemon:
             to_questions=to_questions,
             to_reminders=to_reminders,
             operator_pronouns=operator_pronouns,
+            limits=self.limits,
         )
+        self.limit_log = self.hive.limit_log = LimitLog(self.hive.publish)
         self.surfaces = Surfaces(self.hive)
-        self.hub = events.EventHub(to_hub.inbox, self.clock)
+        self.hub = events.EventHub(
+            to_hub.inbox,
+            self.clock,
+            history=self.limits.history_events,
+            preview_chars=self.limits.preview_chars,
+            reply_bytes=self.limits.history_reply_bytes,
+        )
         settings = containers or ContainerSettings(backend="none", ensure_manager=False)
         if backend is None and containers is not None:
             backend = make_backend(containers, paths)
@@ -150,6 +162,8 @@ class Daemon:
             clock=self.clock,
             to_hub=self.hive.to_hub,
             known=self.registry.is_recipient,
+            limits=self.limits,
+            limit_log=self.limit_log,
         )
         await actor.run(task_status=task_status)
 
@@ -161,6 +175,8 @@ class Daemon:
             send=partial(self.hive.send, wire.HELPER_SENDER),
             known=self.registry.is_recipient,
             to_hub=self.hive.to_hub,
+            limits=self.limits,
+            limit_log=self.limit_log,
         )
         await actor.run(task_status=task_status)
 
@@ -173,6 +189,8 @@ class Daemon:
             known=self.registry.is_recipient,
             state_dir=self.paths.agent_state_dir,
             to_hub=self.hive.to_hub,
+            limits=self.limits,
+            limit_log=self.limit_log,
         )
         await actor.run(task_status=task_status)
 
@@ -183,6 +201,9 @@ class Daemon:
         return self._listener(identity, self.surfaces.agent, self.paths.agent_socket(name))
 
     def _listener(self, identity: Identity, dispatch: Dispatch, path: Path) -> ChildSpec:
+        # The operator's own socket is not capped; every agent's (and the manager's) is.
+        cap = None if identity.role == "operator" else self.limits.connections
+
         async def start(*, task_status: trio.TaskStatus[Path]) -> None:
             await serve_unix_socket(
                 dispatch,
@@ -192,6 +213,8 @@ class Daemon:
                 # An agent socket's directory admits only that agent's group (the bwrap
                 # backend sets it up); the admin socket stays the daemon user's alone.
                 mode=0o600 if identity.role == "operator" else 0o660,
+                max_connections=cap,
+                on_limit=partial(self.limit_log.hit, identity.name, "connections"),
                 task_status=task_status,
             )
 
@@ -218,6 +241,7 @@ async def run_daemon(
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
     operator_pronouns: str = DEFAULT_PRONOUNS,
     containers: ContainerSettings | None = None,
+    limits: Limits | None = None,
 ) -> None:
     """The whole of `hyperhive serve`: lock, run, stop on a signal within SHUTDOWN_DEADLINE.
 
@@ -225,9 +249,12 @@ async def run_daemon(
         AlreadyRunning: another daemon holds this state directory.
         actors.SupervisorGaveUp: a restart storm escalated past the root.
     """
-    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths.ensure()
+    raise_open_file_limit()
     with hold_state_lock(paths.lock), trio.open_signal_receiver(*signals) as received:
-        daemon = Daemon(paths, operator_pronouns=operator_pronouns, containers=containers)
+        daemon = Daemon(
+            paths, operator_pronouns=operator_pronouns, containers=containers, limits=limits
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, received, daemon, nursery.cancel_scope)
             await nursery.start(_run_then_cancel, daemon, nursery.cancel_scope)
@@ -235,6 +262,24 @@ async def run_daemon(
             if on_ready:
                 on_ready(daemon)
         LOGGER.info("hyperhive stopped")
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; returns (soft, hard) after.
+
+    Every agent's connections and recvs hold descriptors; systemd's default soft limit of 1024
+    is reached by one busy agent. The per-identity connection cap (docs/limits.md) keeps any
+    one agent far below what is raised here.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            LOGGER.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, exc)
+    LOGGER.info("open-file limit: %d", soft)
+    return soft, hard
 
 
 async def _run_then_cancel(

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from hyperhive.clock import WallClock
 
-__all__ = ["EventHub", "HubMsg", "Publish", "Subscriber", "publish_nowait"]
+__all__ = ["EventHub", "HubMsg", "Publish", "Subscriber", "preview", "publish_nowait"]
 
 LOGGER = logging.getLogger("hyperhive.events")
 # Per-subscriber backlog before it starts missing events. A browser tab that is asleep should
@@ -98,18 +98,69 @@ def publish_nowait(to_hub: Mailbox[HubMsg], payloads: Sequence[wire.EventPayload
         LOGGER.warning("event hub is full; dropped %d event(s)", len(payloads))
 
 
+def preview(payload: wire.EventPayload, chars: int) -> wire.EventPayload:
+    """`payload` with every agent-written text clipped to `chars` characters.
+
+    Events are metadata: the stream and the history keep who, what and when, and a preview of
+    the text, never a whole body (the stores have those). A clipped message body records its
+    full size in `MessageSent.body_bytes`.
+    """
+    match payload:
+        case wire.MessageSent(message=message) if len(message.body) > chars:
+            clipped = attrs.evolve(message, body=_clip(message.body, chars))
+            return wire.MessageSent(clipped, body_bytes=len(message.body.encode()))
+        case wire.QuestionAdded(question=q) | wire.QuestionResolved(question=q):
+            clipped_q = _clip_question(q, chars)
+            return payload if clipped_q is q else attrs.evolve(payload, question=clipped_q)
+        case (
+            wire.ReminderSet(reminder=r)
+            | wire.ReminderFired(reminder=r)
+            | wire.ReminderFailed(reminder=r)
+        ) if len(r.message) > chars:
+            return attrs.evolve(payload, reminder=attrs.evolve(r, message=_clip(r.message, chars)))
+    return payload
+
+
+def _clip(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def _clip_question(q: wire.Question, chars: int) -> wire.Question:
+    texts = (q.question, q.answer or "", *q.options)
+    if all(len(text) <= chars for text in texts):
+        return q
+    return attrs.evolve(
+        q,
+        question=_clip(q.question, chars),
+        options=tuple(_clip(option, chars) for option in q.options),
+        answer=None if q.answer is None else _clip(q.answer, chars),
+    )
+
+
 class EventHub:
     """Assigns seqs, keeps history, fans out to subscribers.
 
     The `EventLog` (and so the seq counter) lives on this object, which the supervisor keeps
-    across restarts of `run`, so seqs stay monotonic for the life of the process.
+    across restarts of `run`, so seqs stay monotonic for the life of the process. Payloads are
+    stored and sent as previews (`preview`); a history reply holds at most `reply_bytes` of
+    encoded events, the newest ones.
     """
 
-    def __init__(self, inbox: AsyncIterator[HubMsg], clock: WallClock, *, history: int = 1000):
+    def __init__(
+        self,
+        inbox: AsyncIterator[HubMsg],
+        clock: WallClock,
+        *,
+        history: int = 1000,
+        preview_chars: int = 500,
+        reply_bytes: int = 1024 * 1024,
+    ):
         self._inbox = inbox
         self._clock = clock
         self._log = EventLog(history=history)
         self._subscribers: set[Subscriber] = set()
+        self._preview_chars = preview_chars
+        self._reply_bytes = reply_bytes
 
     @property
     def seq(self) -> int:
@@ -141,12 +192,13 @@ class EventHub:
 
     def _on_publish(self, msg: Publish) -> None:
         now = self._clock.now()
+        chars = self._preview_chars
         if not self._subscribers:
             for payload in msg.payloads:
-                self._log.record(payload, now)
+                self._log.record(preview(payload, chars), now)
             return
         for payload in msg.payloads:
-            event = self._log.append(payload, now)
+            event = self._log.append(preview(payload, chars), now)
             for subscriber in self._subscribers:
                 subscriber.offer(event)
 
@@ -156,5 +208,10 @@ class EventHub:
         msg.reply.send(subscriber)
 
     def _on_read_history(self, msg: ReadHistory) -> None:
-        seq, events = self._log.snapshot(msg.limit)
-        msg.reply.send(wire.HistoryReply(seq=seq, events=tuple(events)))
+        seq, events = self._log.snapshot(max(0, msg.limit))
+        budget, keep = self._reply_bytes, len(events)
+        while keep and budget >= len(line := wire.encode_event(events[keep - 1])):
+            budget -= len(line)
+            keep -= 1
+        kept = events[keep:]
+        msg.reply.send(wire.HistoryReply(seq=seq, events=tuple(kept), dropped=keep))

@@ -17,6 +17,7 @@ import attrs
 from actors import ChildStatistics, MailboxFull, Reply, SupervisorStatistics
 from hyperhive import __version__, wire
 from hyperhive.core import broker, events, loose_ends, questions, reminders
+from hyperhive.core.limits import Limits
 from hyperhive.errors import BadRequest, HyperhiveError
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from hyperhive.config import StatePaths
     from hyperhive.core.broker_store import BrokerStore
     from hyperhive.core.lifecycle import Lifecycle
+    from hyperhive.core.limits import LimitLog
     from hyperhive.core.listener import Identity
     from hyperhive.core.registry import AgentRecord, AgentRegistry
 
@@ -58,6 +60,13 @@ class Hive:
     operator_pronouns: str = "they/them"
     # The lifecycle actions (spawn, start, stop, ... destroy): hyperhive/core/lifecycle.py.
     lifecycle: Lifecycle | None = None
+    limits: Limits = attrs.Factory(Limits)
+    # Who hit which limit lately (docs/limits.md); the daemon sets it.
+    limit_log: LimitLog | None = None
+
+    def notes(self, name: str) -> tuple[str, ...]:
+        """What the operator should know about agent `name` (its `list` row's notes)."""
+        return () if self.limit_log is None else self.limit_log.notes(name)
 
     # -- status -------------------------------------------------------------------------------
 

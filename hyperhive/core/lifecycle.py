@@ -117,6 +117,7 @@ class Lifecycle:
                 transient=self._transient.get(name),
                 flags=await trio.to_thread.run_sync(self._flags, name, trio.current_time()),
                 pending_reminders=counts.get(name, 0),
+                notes=self._notes(name),
             )
         return views
 
@@ -134,6 +135,10 @@ class Lifecycle:
             disk_bytes=usage.bytes if usage is not None else None,
             disk_quota=quota or self._settings.disk_quota,
         )
+
+    def _notes(self, name: str) -> tuple[str, ...]:
+        notes = getattr(self._hive, "notes", None)
+        return () if notes is None else tuple(notes(name))
 
     async def view(self, name: str) -> wire.ContainerView:
         """One agent's row.

@@ -12,9 +12,12 @@ own handler. Nothing a client sends can take the listener down.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import select
+import shutil
 import stat
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -37,6 +40,7 @@ LOGGER = logging.getLogger("hyperhive.listener")
 # How long one response write may take before the client is deemed gone. A client that stops
 # reading must not pin a handler (and its memory) forever.
 SEND_TIMEOUT = 30.0
+_HANGUP_POLL_SECONDS = 0.5
 
 
 @attrs.frozen
@@ -75,6 +79,28 @@ class Connection:
         poller = select.poll()
         poller.register(self._stream.socket.fileno(), select.POLLHUP)
         return any(events & (select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
+
+    async def wait_closed(self) -> None:
+        """Return once the client has hung up entirely (see `is_closed`).
+
+        For a parked `recv`: its descriptor must be freed the moment its client leaves, not
+        when the wait runs out. Bytes the client pipelined meanwhile are read into the line
+        buffer (nothing is lost, `read_line` returns them later) up to twice the line cap;
+        past that, or once the client shut its write side, hangups are polled for twice a
+        second instead.
+
+        Cancellation: safe at any point; nothing read is lost.
+        """
+        if not isinstance(self._stream, trio.SocketStream):
+            await trio.sleep_forever()
+        sock = self._stream.socket
+        while not self.is_closed():
+            if self._reader.can_buffer(2 * wire.MAX_LINE_BYTES):
+                await trio.lowlevel.wait_readable(sock)
+                if not self.is_closed():
+                    await self._reader.fill_once()
+            else:
+                await trio.sleep(_HANGUP_POLL_SECONDS)
 
     def buffered_lines(self) -> list[bytes | WireError]:
         """Complete lines the client already pipelined behind the last one, without waiting."""
@@ -203,13 +229,15 @@ async def serve_unix_socket(
     *,
     send_many: SendMany | None = None,
     mode: int = 0o600,
+    max_connections: int | None = None,
+    on_limit: Callable[[str], None] = lambda detail: None,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Serve `identity`'s requests on a unix socket at `path`; never returns.
 
-    A stale socket file at `path` is replaced (the state lock guarantees no other daemon owns
-    it); anything else at that path is refused. `task_status.started(path)` is called once the
-    socket listens.
+    Whatever is at `path` is replaced: a stale socket (the state lock guarantees no other
+    daemon owns it), or anything an agent left in its socket directory (`_bind`).
+    `task_status.started(path)` is called once the socket listens.
 
     Resource handling: the socket file is removed when the listener stops. Each connection is
     closed when its handler ends.
@@ -217,44 +245,106 @@ async def serve_unix_socket(
     Error handling: errors inside one connection are logged with the identity and end only that
     connection; EMFILE-style accept errors are retried after 100 ms (trio's policy).
 
+    Limits: past `max_connections` open connections, a new one gets one `ok:false` line naming
+    the limit and is closed at once (`on_limit` is told), so one identity cannot use up the
+    daemon's descriptors.
+
     Cancellation: cancelling stops accepting and cancels every open connection.
     """
     listener = await _bind(path, mode)
     try:
         async with trio.open_nursery() as nursery:
             task_status.started(path)
-            await trio.serve_listeners(
-                partial(_handle, identity=identity, dispatch=dispatch, send_many=send_many),
-                [listener],
-                handler_nursery=nursery,
+            handle = partial(
+                _handle,
+                identity=identity,
+                dispatch=dispatch,
+                send_many=send_many,
+                gate=_Gate(max_connections, on_limit),
             )
+            await trio.serve_listeners(handle, [listener], handler_nursery=nursery)
     finally:
         _unlink_socket(path)
     raise AssertionError("unreachable")  # pragma: no cover - serve_listeners never returns
 
 
 async def _bind(path: Path, mode: int) -> trio.SocketListener:
+    """Listen on `path`, replacing whatever is there (the daemon owns its socket paths).
+
+    An agent's socket directory is the agent's to write: it may have left a file, a
+    directory, a FIFO or a symlink where its socket goes. That is removed (a symlink itself,
+    never what it points to) and the socket bound in its place. The socket's mode is set on
+    the socket before `bind`, which Linux applies (less the umask) to the file it creates, and
+    then made exact through a descriptor (`_set_mode_exactly`), never by path, so no chmod can
+    be pointed elsewhere by a swapped-in symlink.
+    """
     check_socket_path(path)
-    _unlink_socket(path)
-    sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+    for attempt in range(_BIND_ATTEMPTS):
+        await trio.to_thread.run_sync(replace_path, path)
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        try:
+            os.fchmod(sock.fileno(), mode)
+            await sock.bind(os.fspath(path))
+            _set_mode_exactly(path, mode)
+            sock.listen(256)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE and attempt + 1 < _BIND_ATTEMPTS:
+                continue  # something was put back between removing and binding: again
+            raise ConfigError(f"cannot listen on {path}: {exc.strerror}") from exc
+        return trio.SocketListener(sock)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+_BIND_ATTEMPTS = 5
+
+
+def _set_mode_exactly(path: Path, mode: int) -> None:
+    """Give the socket file just bound exactly `mode` (bind applied it minus the umask).
+
+    Through an ``O_PATH | O_NOFOLLOW`` descriptor, never the path: if the agent swapped in a
+    symlink meanwhile, the descriptor is the link itself (not a socket, left alone), so no
+    chmod can be pointed at a file outside the agent's directory.
+    """
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        await sock.bind(os.fspath(path))
-        os.chmod(path, mode)
-        sock.listen(256)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {path}: {exc.strerror}") from exc
-    return trio.SocketListener(sock)
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            os.chmod(f"/proc/self/fd/{fd}", mode)
+    finally:
+        os.close(fd)
+
+
+def replace_path(path: Path) -> None:
+    """Remove whatever is at `path` (a directory tree too) without following symlinks."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        LOGGER.warning("removing the directory found where socket %s goes", path)
+        # rmtree walks with dir fds and O_NOFOLLOW here, so links inside are not followed.
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        if not stat.S_ISSOCK(info.st_mode):
+            LOGGER.warning("replacing the non-socket found where socket %s goes", path)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 def _unlink_socket(path: Path) -> None:
-    try:
+    """At stop: remove our socket, but only if a socket is still what is there."""
+    with contextlib.suppress(OSError):
         if stat.S_ISSOCK(path.lstat().st_mode):
             path.unlink()
-        else:
-            raise ConfigError(f"{path} exists and is not a socket; refusing to replace it")
-    except FileNotFoundError:
-        pass
+
+
+@attrs.define
+class _Gate:
+    """Counts one listener's open connections against its cap."""
+
+    limit: int | None
+    on_limit: Callable[[str], None]
+    open: int = 0
 
 
 async def _handle(
@@ -263,7 +353,21 @@ async def _handle(
     identity: Identity,
     dispatch: Dispatch,
     send_many: SendMany | None,
+    gate: _Gate,
 ) -> None:
+    if gate.limit is not None and gate.open >= gate.limit:
+        gate.on_limit(f"more than {gate.limit} connections at once")
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            with trio.move_on_after(1.0):
+                await stream.send_all(
+                    wire.encode_error(
+                        f"{identity} already has {gate.limit} connections open (the "
+                        "connections limit); close some and connect again"
+                    )
+                )
+        await trio.aclose_forcefully(stream)
+        return
+    gate.open += 1
     try:
         await serve_requests(Connection(stream, identity), dispatch, send_many)
     except Exception as exc:
@@ -272,6 +376,7 @@ async def _handle(
         else:
             LOGGER.exception("connection for %s failed", identity)
     finally:
+        gate.open -= 1
         await trio.aclose_forcefully(stream)
 
 

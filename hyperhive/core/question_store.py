@@ -58,6 +58,8 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         """,
         "CREATE INDEX questions_answered ON questions (answered_at) WHERE answered_at IS NOT NULL",
     ),
+    # 2: counting one agent's open questions (the open_questions limit) without a scan.
+    ("CREATE INDEX questions_open_asker ON questions (asker) WHERE answered_at IS NULL",),
 )
 
 _COLUMNS: Final = (
@@ -80,6 +82,10 @@ _OPEN_TO: Final = f"""
 _OPEN_INVOLVING: Final = f"""
     SELECT {_COLUMNS} FROM questions
     WHERE answered_at IS NULL AND (asker = ? OR target = ?) ORDER BY id
+"""
+_OPEN_COUNT: Final = """
+    SELECT count(*) FROM questions INDEXED BY questions_open_asker
+    WHERE asker = ? AND answered_at IS NULL
 """
 _ANSWERED_TO: Final = f"""
     SELECT {_COLUMNS} FROM questions WHERE target = ? AND answered_at IS NOT NULL
@@ -170,6 +176,12 @@ class QuestionStore:
             else:
                 rows = self._conn.execute(_OPEN).fetchall()
         return [_question(row) for row in rows]
+
+    def open_count(self, asker: str) -> int:
+        """How many of ``asker``'s questions are still open."""
+        with translate(self._path, "count open questions"):
+            (count,) = self._conn.execute(_OPEN_COUNT, (asker,)).fetchone()
+        return int(count)
 
     def answered(self, target: str, limit: int) -> list[Question]:
         """The newest ``limit`` answered questions to ``target``, newest first."""

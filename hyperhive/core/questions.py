@@ -33,24 +33,27 @@ import trio
 from actors import ActorError
 from hyperhive import wire
 from hyperhive.core.events import publish_nowait
+from hyperhive.core.limits import Limits
 from hyperhive.core.question_store import QuestionStore
 from hyperhive.core.reminders import DueLoop, due
 from hyperhive.errors import (
     BadRequest,
     HyperhiveError,
     InternalError,
+    LimitReached,
     NotAllowed,
     NotFound,
     UnknownAgent,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
     from pathlib import Path
 
     from actors import Inbox, Mailbox, Reply
     from hyperhive.clock import WallClock
     from hyperhive.core.events import HubMsg
+    from hyperhive.core.limits import LimitLog
     from hyperhive.core.listener import Identity
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "cancel_refusal",
     "cancelled_answer",
     "expiry_answer",
+    "fair_share",
     "validate_answer",
     "validate_ask",
 ]
@@ -77,7 +81,7 @@ _R = TypeVar("_R")
 OPERATOR: Final = "operator"
 WATCHDOG: Final = "ttl-watchdog"
 MAX_TTL_SECONDS: Final = 30 * 86400.0
-MAX_OPTIONS: Final = 32
+MAX_OPTIONS: Final = wire.MAX_OPTIONS
 # Answered questions are kept this long for `hyperhive questions --answered`, then deleted.
 RETENTION_SECONDS: Final = 30 * 86400.0
 
@@ -159,6 +163,26 @@ def expiry_answer(question: wire.Question) -> str:
 def cancelled_answer(name: str) -> str:
     """The answer a cancelled question gets, naming who cancelled it."""
     return f"[cancelled by {name}]"
+
+
+def fair_share(questions: Sequence[wire.Question], limit: int) -> list[wire.Question]:
+    """At most `limit` of `questions`, taken round-robin by asker, shown oldest first.
+
+    The operator's list is shared by every agent: one agent asking thousands of questions must
+    not push another agent's question out of sight. Each asker's oldest questions come first.
+    """
+    by_asker: dict[str, list[wire.Question]] = {}
+    for question in questions:
+        by_asker.setdefault(question.asker, []).append(question)
+    queues = list(by_asker.values())
+    chosen: list[wire.Question] = []
+    depth = 0
+    while len(chosen) < limit and any(depth < len(queue) for queue in queues):
+        for queue in queues:
+            if depth < len(queue) and len(chosen) < limit:
+                chosen.append(queue[depth])
+        depth += 1
+    return sorted(chosen, key=lambda q: q.id)
 
 
 def _check_text(what: str, text: str) -> None:
@@ -253,8 +277,12 @@ class QuestionDesk:
         send: Callable[[str, str], Awaitable[object]],
         known: Callable[[str], bool],
         to_hub: Mailbox[HubMsg],
+        limits: Limits | None = None,
+        limit_log: LimitLog | None = None,
     ) -> None:
         self._inbox = inbox
+        self._limits = limits or Limits()
+        self._limit_log = limit_log
         self._path = path
         self._clock = clock
         self._send = send
@@ -316,6 +344,14 @@ class QuestionDesk:
     async def _on_ask(self, store: QuestionStore, msg: AskQuestion) -> wire.Question:
         request = msg.request
         target = validate_ask(msg.asker, request, self._known)
+        cap = self._limits.open_questions
+        if msg.asker != OPERATOR and await self._db(store.open_count, msg.asker) >= cap:
+            if self._limit_log is not None:
+                self._limit_log.hit(msg.asker, "open_questions", f"{cap} questions open")
+            raise LimitReached(
+                f"you have {cap} open questions (the open_questions limit); nothing was asked. "
+                "Cancel some with cancel_loose_end, or wait for answers"
+            )
         expires_at = None
         if request.ttl_seconds is not None:
             expires_at = self._clock.now() + request.ttl_seconds
@@ -367,7 +403,7 @@ class QuestionDesk:
         if msg.answered:
             return await self._db(store.answered, OPERATOR, msg.limit)
         questions = await self._db(lambda: store.open_questions(target=OPERATOR))
-        return questions[: max(0, msg.limit)]
+        return fair_share(questions, max(0, msg.limit))
 
     async def _get(self, store: QuestionStore, id: int) -> wire.Question:
         question = await self._db(store.get, id)

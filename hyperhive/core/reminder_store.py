@@ -63,6 +63,7 @@ _SETTLE: Final = f"""
 _DELETE_UNDELIVERED: Final = f"""
     DELETE FROM reminders WHERE id = ? AND state != 'delivered' RETURNING {_COLUMNS}
 """
+_OWNER_PENDING: Final = "SELECT count(*) FROM reminders WHERE owner = ? AND state = 'pending'"
 _COUNTS: Final = "SELECT owner, count(*) FROM reminders WHERE state = 'pending' GROUP BY owner"
 _VACUUM: Final = "DELETE FROM reminders WHERE state = 'delivered' AND fired_at < ?"
 
@@ -140,6 +141,12 @@ class ReminderStore:
         with self._write(f"delete reminder {id}") as conn:
             row = conn.execute(_DELETE_UNDELIVERED, (id,)).fetchone()
         return None if row is None else _reminder(row)
+
+    def pending_count(self, owner: str) -> int:
+        """How many of ``owner``'s reminders are pending."""
+        with translate(self._path, "count pending reminders"):
+            (count,) = self._conn.execute(_OWNER_PENDING, (owner,)).fetchone()
+        return int(count)
 
     def pending_counts(self) -> dict[str, int]:
         """Pending reminders per owner; owners with none are absent."""

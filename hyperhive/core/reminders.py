@@ -12,7 +12,10 @@ The rules (docs/reminders.md):
   outside it can be reached, even by a path that changes underneath.
 - A delivery that cannot happen (owner removed, bad path, unwritable file) is recorded on the
   row as ``failed`` with its reason and published; nothing is dropped silently. A transient
-  error (the broker not answering) is retried a minute later.
+  error (the broker not answering, the owner's inbox full) is retried a minute later; a bug is
+  logged once with its traceback and fails the reminder, never retried forever.
+- The file is written (and the inbox message sent) without holding the store's lock, so a
+  hostile or slow state directory delays only that one delivery.
 - Delivery is at least once: a crash between storing the inbox message and marking the row
   delivers it again on the next start.
 
@@ -28,10 +31,8 @@ Emits (to the event hub): `ReminderSet`, `ReminderFired`, `ReminderFailed`,
 from __future__ import annotations
 
 import datetime
-import errno
 import logging
 import math
-import os
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, TypeVar
 
@@ -40,12 +41,15 @@ import trio
 
 from actors import ActorError
 from hyperhive import wire
+from hyperhive.core.agent_files import UnsafeFile, write_file
 from hyperhive.core.events import publish_nowait
+from hyperhive.core.limits import Limits
 from hyperhive.core.reminder_store import ReminderStore
 from hyperhive.errors import (
     BadRequest,
     HyperhiveError,
     InternalError,
+    LimitReached,
     NotAllowed,
     NotFound,
     UnknownAgent,
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
     from actors import Inbox, Mailbox, Reply
     from hyperhive.clock import WallClock
     from hyperhive.core.events import HubMsg
+    from hyperhive.core.limits import LimitLog
     from hyperhive.core.listener import Identity
 
 __all__ = [
@@ -213,74 +218,27 @@ def cancel_refusal(reminder: wire.Reminder, by: Identity) -> str | None:
     return f"reminder #{reminder.id} belongs to {owner}; only {owner} or the manager can cancel it"
 
 
-_DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
 def write_state_file(state_dir: Path, relative: PurePosixPath, text: str) -> int:
-    """Write ``text`` to ``state_dir / relative`` without following any symlink; returns bytes.
+    """Write ``text`` to ``state_dir / relative`` as hostile ground allows; returns bytes written.
 
-    Missing directories on the way are created. Every step opens the next component relative to
-    the directory already open (``openat`` with ``O_NOFOLLOW``), so a symlink anywhere on the
-    path, even one swapped in while writing, is refused rather than followed out.
+    `hyperhive.core.agent_files.write_file` does the work: missing directories are created, no
+    symlink anywhere on the path is followed (even one swapped in while writing), and only a
+    regular file with a single link is written (a FIFO or a hard link is refused, never opened
+    for writing in a way that could block or clobber). Blocking: run it in a thread.
 
     Raises:
-        BadRequest: a symlink or non-directory on the way, or the file could not be written;
-            the text says which.
+        BadRequest: a symlink or non-directory on the way, a leaf that is not a plain file, or
+            the write failed; the text says which.
     """
     data = text.encode()
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = _open_dir(os.fspath(state_dir), None, str(relative))
+        write_file(state_dir, relative, data, shown_as=STATE_MOUNT)
+    except UnsafeFile as exc:
+        raise BadRequest(str(exc)) from exc
     except OSError as exc:
-        raise _refused(str(relative), exc) from exc
-    try:
-        for part in relative.parts[:-1]:
-            try:
-                next_fd = _open_dir(part, fd, str(relative))
-            except FileNotFoundError:
-                _mkdir(part, fd, str(relative))
-                next_fd = _open_dir(part, fd, str(relative))
-            os.close(fd)
-            fd = next_fd
-        try:
-            file_fd = os.open(relative.name, _FILE_FLAGS, 0o644, dir_fd=fd)
-        except OSError as exc:
-            raise _refused(str(relative), exc) from exc
-        with os.fdopen(file_fd, "wb") as file:
-            file.write(data)
-    except OSError as exc:
-        raise _refused(str(relative), exc) from exc
-    finally:
-        os.close(fd)
+        raise BadRequest(f"could not write {STATE_MOUNT}/{relative}: {exc.strerror}") from exc
     return len(data)
-
-
-def _open_dir(name: str, dir_fd: int | None, relative: str) -> int:
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise _refused(relative, exc) from exc
-
-
-def _mkdir(name: str, dir_fd: int, relative: str) -> None:
-    try:
-        os.mkdir(name, 0o755, dir_fd=dir_fd)
-    except FileExistsError:
-        pass  # made meanwhile; opening it next checks what it is
-    except OSError as exc:
-        raise _refused(relative, exc) from exc
-
-
-def _refused(relative: str, exc: OSError) -> BadRequest:
-    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-        return BadRequest(
-            f"{STATE_MOUNT}/{relative} goes through a symlink or a file where a directory "
-            "should be; reminders never follow symlinks"
-        )
-    return BadRequest(f"could not write {STATE_MOUNT}/{relative}: {exc.strerror}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,8 +306,12 @@ class ReminderScheduler:
         known: Callable[[str], bool],
         state_dir: Callable[[str], Path],
         to_hub: Mailbox[HubMsg],
+        limits: Limits | None = None,
+        limit_log: LimitLog | None = None,
     ) -> None:
         self._inbox = inbox
+        self._limits = limits or Limits()
+        self._limit_log = limit_log
         self._path = path
         self._clock = clock
         self._send = send
@@ -418,9 +380,23 @@ class ReminderScheduler:
             request.message.encode()
         except UnicodeEncodeError:
             raise BadRequest("the reminder message is not valid unicode text") from None
+        size = len(request.message.encode())
+        if size > self._limits.max_body_bytes:
+            raise LimitReached(
+                f"the reminder message is {size} bytes, more than the limit of "
+                f"{self._limits.max_body_bytes} (max_body_bytes); nothing was scheduled"
+            )
         due_at = due_at_for(self._clock.now(), delay_seconds=request.delay_seconds, at=request.at)
         if request.file_path is not None:
             container_relative(request.file_path)  # refuse a bad path now, not at the due time
+        cap = self._limits.pending_reminders
+        if await self._db(store.pending_count, msg.owner) >= cap:
+            if self._limit_log is not None:
+                self._limit_log.hit(msg.owner, "pending_reminders", f"{cap} reminders pending")
+            raise LimitReached(
+                f"you have {cap} pending reminders (the pending_reminders limit); nothing was "
+                "scheduled. Cancel some with cancel_loose_end first"
+            )
         reminder = await self._db(store.add, msg.owner, request.message, due_at, request.file_path)
         self._schedule[reminder.id] = due_at
         self._loop.poke()
@@ -451,13 +427,16 @@ class ReminderScheduler:
 
         async def fire_due() -> None:
             for id in due(self._schedule, self._clock.now()):
-                async with self._lock:
-                    await self._fire(store, id)
+                await self._fire(store, id)
 
         await self._loop.run(lambda: self._schedule, vacuum=vacuum, on_wake=fire_due)
 
     async def _fire(self, store: ReminderStore, id: int) -> None:
-        reminder = await self._db(store.get, id)
+        """Deliver reminder `id`. The lock is held only around store calls: writing the file
+        into the agent's directory and sending through the broker happen without it, so a slow
+        disk or a busy broker never stalls `remind`, `whoami` or loose ends for anyone."""
+        async with self._lock:
+            reminder = await self._db(store.get, id)
         if reminder is None or reminder.state != "pending":
             self._schedule.pop(id, None)  # cancelled meanwhile
             return
@@ -466,15 +445,23 @@ class ReminderScheduler:
             await self._send(reminder.owner, wire.encode_helper_event(event))
         except (BadRequest, UnknownAgent) as exc:
             LOGGER.warning("reminder #%d for %s failed: %s", id, reminder.owner, exc)
-            settled = await self._db(store.mark_failed, id, str(exc))
-            self._publish(settled, wire.ReminderFailed)
-        except Exception:
-            LOGGER.exception("reminder #%d not delivered yet; retrying", id)
+            failure: str | None = str(exc)
+        except (HyperhiveError, ActorError) as exc:
+            # The broker did not answer, or the owner's inbox is full: try again later.
+            LOGGER.warning("reminder #%d not delivered yet (%s); retrying", id, exc)
             self._schedule[id] = self._clock.now() + RETRY_SECONDS
             return
+        except Exception:
+            # A bug: retrying would only repeat it every minute, forever. Fail it, once.
+            LOGGER.exception("reminder #%d for %s hit an internal error", id, reminder.owner)
+            failure = "internal error (logged); the reminder could not be delivered"
         else:
-            settled = await self._db(store.mark_delivered, id)
-            self._publish(settled, wire.ReminderFired)
+            failure = None
+        async with self._lock:
+            if failure is None:
+                self._publish(await self._db(store.mark_delivered, id), wire.ReminderFired)
+            else:
+                self._publish(await self._db(store.mark_failed, id, failure), wire.ReminderFailed)
         self._schedule.pop(id, None)
 
     async def _prepare(self, reminder: wire.Reminder) -> wire.ReminderDue:

@@ -5,7 +5,8 @@ one caller at a time (often from a worker thread). They differ in schema and SQL
 module is the rest:
 
 - `connect`: WAL journal, ``synchronous=FULL``, a ``busy_timeout`` of `BUSY_TIMEOUT_MS`, no
-  implicit transactions, usable from whichever one thread calls it.
+  implicit transactions, usable from whichever one thread calls it; the file (and so its -wal
+  and -shm) mode 0600, tightened if an older file was looser.
 - `migrate`: ``PRAGMA user_version`` counts applied steps of an append-only migration list; a
   newer file than this hyperhive understands is refused, never downgraded.
 - `transaction`: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error.
@@ -18,6 +19,7 @@ No trio here: the stores are plain synchronous code.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,11 @@ def connect(path: Path) -> sqlite3.Connection:
     Raises ``StoreError`` if sqlite will not use write-ahead logging there; ``sqlite3.Error``
     otherwise (call it inside `translate`).
     """
+    try:
+        _make_private(path)
+    except OSError as exc:
+        # As sqlite would have failed to open it, so callers translate one kind of error.
+        raise sqlite3.OperationalError(f"unable to open database file: {exc.strerror}") from exc
     # isolation_level=None: no implicit transactions; every write says BEGIN IMMEDIATE itself.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     with contextlib.ExitStack() as on_failure:
@@ -54,6 +61,26 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         on_failure.pop_all()
     return conn
+
+
+def _make_private(path: Path) -> None:
+    """Create the file 0600 if missing, and make it (and its -wal, -shm) 0600 if it is not.
+
+    sqlite creates the -wal and -shm files with the main file's mode, so a private main file
+    keeps them private too; an older, looser file is tightened on the next open.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            side = os.open(f"{path}{suffix}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.fchmod(side, 0o600)
+            finally:
+                os.close(side)
 
 
 def migrate(

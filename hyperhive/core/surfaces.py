@@ -93,9 +93,35 @@ class Surfaces:
         released back to pending, uncounted. Returns None when there is nobody to answer.
         """
         me = conn.identity.name
-        deliveries = await self._hive.recv(
-            me, max=max, wait_seconds=wait, alive=lambda: not conn.is_closed()
-        )
+        result: list[tuple[wire.Delivery, ...]] = []
+        failed: list[Exception] = []
+
+        async def receive(scope: trio.CancelScope) -> None:
+            try:
+                result.append(
+                    await self._hive.recv(
+                        me, max=max, wait_seconds=wait, alive=lambda: not conn.is_closed()
+                    )
+                )
+            except Exception as exc:  # raised as itself below, not inside an exception group
+                failed.append(exc)
+            scope.cancel(reason="recv answered")
+
+        async def watch(scope: trio.CancelScope) -> None:
+            # A client that hangs up frees its descriptor now, not when the wait runs out;
+            # the cancelled call hands anything it was given back to the broker (on_lost).
+            await conn.wait_closed()
+            scope.cancel(reason="the client hung up")
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive, nursery.cancel_scope)
+            if wait > 0:
+                nursery.start_soon(watch, nursery.cancel_scope)
+        if failed:
+            raise failed[0]
+        if not result:
+            return None
+        (deliveries,) = result
         if deliveries and conn.is_closed():
             await self._hive.release(me, deliveries)
             return None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from hyperhive.clock import WallClock
     from hyperhive.containers.base import ContainerBackend
+    from hyperhive.core.limits import Limits
 
 __all__ = ["TestHive", "open_test_hive"]
 
@@ -57,17 +58,21 @@ async def open_test_hive(
     agents: tuple[str, ...] = (),
     backend: ContainerBackend | None = None,
     containers: ContainerSettings | None = None,
+    limits: Limits | None = None,
 ) -> AsyncIterator[TestHive]:
     """Run a daemon on `state_dir` for the duration of the block, then stop it in order.
 
     With `backend` (say a `FakeBackend`) the daemon runs containers with it, under
-    `containers` settings (default: no manager is created, short grace periods).
+    `containers` settings (default: no manager is created, short grace periods). `limits`
+    overrides the daemon's resource limits (docs/limits.md).
 
     Resource handling: every socket file is removed and the store closed on exit.
     """
     if backend is not None and containers is None:
         containers = ContainerSettings(ensure_manager=False, stop_grace=2.0, shutdown_grace=1.0)
-    daemon = Daemon(StatePaths(state_dir), clock=clock, containers=containers, backend=backend)
+    daemon = Daemon(
+        StatePaths(state_dir), clock=clock, containers=containers, backend=backend, limits=limits
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.run)
         hive = TestHive(daemon)

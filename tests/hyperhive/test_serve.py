@@ -83,3 +83,21 @@ def test_state_dir_from_the_environment(short_tmp: Path) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["state_dir"] == str(short_tmp)
+
+
+def test_issue9_limits_are_set_on_the_command_line(short_tmp: Path) -> None:
+    bad = run_cli(short_tmp, "serve", "--limit", "bogus=1")
+    assert bad.returncode == 1
+    assert "unknown limit 'bogus=1'" in bad.stderr
+    with DaemonProcess(short_tmp, "--limit", "max_body_bytes=10", env={"HYPERHIVE_LIMITS": ""}):
+        assert run_cli(short_tmp, "send", "manager", "0123456789").returncode == 0
+        refused = run_cli(short_tmp, "send", "manager", "0123456789a")
+        assert refused.returncode == 1
+        assert "more than the limit of 10 (max_body_bytes)" in refused.stderr
+
+
+def test_issue9_limits_come_from_the_environment(short_tmp: Path) -> None:
+    env = {"HYPERHIVE_LIMITS": "max_body_bytes=4 connections=3"}
+    with DaemonProcess(short_tmp, env=env):
+        refused = run_cli(short_tmp, "send", "manager", "12345")
+        assert "more than the limit of 4 (max_body_bytes)" in refused.stderr

@@ -197,6 +197,9 @@ GOLDEN_CASES: dict[str, bytes] = {
     "event_container_state_changed": wire.encode_event(
         wire.Event(4, 1700000002.0, wire.ContainerStateChanged(_CONTAINER))
     ),
+    "event_limit_hit": wire.encode_event(
+        wire.Event(6, 1700000004.0, wire.LimitHit("bob", "inbox_messages", "inbox full"))
+    ),
     "event_container_crashed": wire.encode_event(
         wire.Event(5, 1700000003.0, wire.ContainerCrashed("alice", 137, "killed by SIGKILL"))
     ),
