@@ -37,10 +37,29 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help text is shown as written: rich markup would eat every "[default: ...]".
+    rich_markup_mode=None,
 )
 app.add_typer(agent_app, name="agent")  # in-container commands: hyperhive/agent/cli.py
 _console = Console()
 _errors = Console(stderr=True)
+
+
+def _say(text: str) -> None:
+    """One line for the operator, shown literally: it may hold names or text from agents."""
+    from hyperhive.tui import literal
+
+    _console.print(literal(text), highlight=False)
+
+
+def _complain(label: str, text: str) -> None:
+    """`label:` in bold red, then `text` literally (the daemon's sentence may quote agents)."""
+    from rich.text import Text
+
+    from hyperhive.tui import visible
+
+    _errors.print(Text.assemble((label, "bold red"), " ", visible(text)), highlight=False)
+
 
 StateDirOption = Annotated[
     Path | None,
@@ -61,10 +80,10 @@ def _run(fn: Callable[_P, Awaitable[_T]], *args: _P.args, **kwargs: _P.kwargs) -
     try:
         return trio.run(functools.partial(fn, *args, **kwargs))
     except HyperhiveError as exc:
-        _errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _complain("error:", str(exc))
         raise typer.Exit(1) from None
     except SupervisorGaveUp as exc:
-        _errors.print(f"[bold red]hyperhive stopped:[/] {exc}", highlight=False)
+        _complain("hyperhive stopped:", str(exc))
         raise typer.Exit(1) from None
 
 
@@ -128,26 +147,27 @@ def serve(
     from hyperhive.containers.settings import ContainerSettings, resolve_backend
     from hyperhive.core.daemon import run_daemon
     from hyperhive.core.limits import Limits
+    from hyperhive.tui import literal
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     paths = _paths(state_dir)
-    _errors.print(f"hyperhive {__version__}: state in {paths.root}", highlight=False)
+    _errors.print(literal(f"hyperhive {__version__}: state in {paths.root}"), highlight=False)
     try:
         limits = Limits.parse(item for entry in limit or () for item in entry.split())
         kind, warnings = resolve_backend(backend)
     except HyperhiveError as exc:
-        _errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        _complain("error:", str(exc))
         raise typer.Exit(1) from None
     for warning in warnings:
-        _errors.print(f"[bold red]WARNING:[/] {warning}", highlight=False)
+        _complain("WARNING:", warning)
     settings = ContainerSettings(backend=kind, ensure_manager=manager)
     if agent_command:
         settings = attrs.evolve(settings, agent_command=tuple(shlex.split(agent_command)))
     if nixos_flake:
         settings = attrs.evolve(settings, meta_flake=nixos_flake)
-    _errors.print(f"containers: {kind}", highlight=False)
+    _errors.print(literal(f"containers: {kind}"), highlight=False)
     _run(
         run_daemon,
         paths,
@@ -181,7 +201,7 @@ def send(
     """Send a message to an agent as the operator."""
     body = sys.stdin.read() if text == "-" else text
     sent = _run(_call, _paths(state_dir), wire.Send(to=name, body=body), wire.Sent)
-    _console.print(f"sent #{sent.id} to {name}", highlight=False)
+    _say(f"sent #{sent.id} to {name}")
 
 
 @app.command()
@@ -215,7 +235,7 @@ def register(
 ) -> None:
     """Register an agent by name and open its socket (no container yet)."""
     _run(_call, _paths(state_dir), wire.RegisterAgent(name=name), wire.Agents)
-    _console.print(f"registered {name}", highlight=False)
+    _say(f"registered {name}")
 
 
 @app.command()
@@ -223,15 +243,16 @@ def unregister(
     name: Annotated[str, typer.Argument(help="A registered agent.")],
     state_dir: StateDirOption = None,
 ) -> None:
-    """Forget an agent and close its socket; its stored messages stay."""
+    """Forget an agent and close its socket (= destroy): its state is kept as a tombstone
+    and its stored messages stay."""
     _run(_call, _paths(state_dir), wire.UnregisterAgent(name=name), wire.Agents)
-    _console.print(f"unregistered {name}", highlight=False)
+    _say(f"unregistered {name}")
 
 
 def _lifecycle(request: wire.Request, state_dir: Path | None, done: str) -> None:
     reply = _run(_call, _paths(state_dir), request, wire.Container)
     view = reply.container
-    _console.print(f"{done} {view.name}: {view.state}", highlight=False)
+    _say(f"{done} {view.name}: {view.state}")
 
 
 NameArgument = Annotated[str, typer.Argument(help="The agent (1-11 lowercase letters, digits, -).")]
@@ -284,11 +305,27 @@ def destroy(
     purge: Annotated[
         bool, typer.Option("--purge", help="Delete its state too (also purges a tombstone).")
     ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (for scripts).")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Needed to destroy the manager.")] = False,
 ) -> None:
-    """Remove an agent's container and socket; its state stays as a tombstone unless --purge."""
-    _run(_call, _paths(state_dir), wire.Destroy(name=name, purge=purge), wire.Empty)
+    """Remove an agent's container and socket; its state stays as a tombstone unless --purge.
+
+    Asks for confirmation on a terminal; without one, pass --yes.
+    """
+    if not yes:
+        what = f"{name} and delete its state for good" if purge else name
+        if not sys.stdin.isatty():
+            _complain("error:", f"not destroying {what} without confirmation; pass --yes")
+            raise typer.Exit(1)
+        if not typer.confirm(f"Destroy {what}?", default=False):
+            _complain("error:", "nothing was destroyed")
+            raise typer.Exit(1)
+    request = wire.Destroy(name=name, purge=purge, force=force)
+    _run(_call, _paths(state_dir), request, wire.Empty)
     kept = "and its state" if purge else "(its state is kept: `hyperhive list` shows it)"
-    _console.print(f"destroyed {name} {kept}", highlight=False)
+    _say(f"destroyed {name} {kept}")
 
 
 @app.command("list")
@@ -315,10 +352,18 @@ def logs(
     name: NameArgument,
     state_dir: StateDirOption = None,
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 200,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="Write the bytes as they are, escape sequences included (for a file)."
+        ),
+    ] = False,
 ) -> None:
-    """Print the last lines an agent's process wrote."""
+    """Print the last lines an agent's process wrote, control characters made visible."""
+    from hyperhive.tui import visible
+
     reply = _run(_call, _paths(state_dir), wire.Logs(name=name, lines=lines), wire.LogsReply)
-    sys.stdout.write(reply.text)
+    sys.stdout.write(reply.text if raw else visible(reply.text))
 
 
 @app.command("dead-letters")
@@ -334,10 +379,10 @@ def dead_letters(
     paths = _paths(state_dir)
     if replay is not None:
         _run(_call, paths, wire.ReplayDead(id=replay), wire.Sent)
-        _console.print(f"replayed #{replay}", highlight=False)
+        _say(f"replayed #{replay}")
     elif drop is not None:
         _run(_call, paths, wire.DropDead(id=drop), wire.Empty)
-        _console.print(f"dropped #{drop}", highlight=False)
+        _say(f"dropped #{drop}")
     else:
         reply = _run(_call, paths, wire.ListDeadLetters(recipient=recipient), wire.DeadLetters)
         _console.print(dead_letters_table(reply.letters))
@@ -397,7 +442,7 @@ def answer(
     """Answer a question as the operator; the asking agent gets it in its inbox."""
     body = sys.stdin.read() if text == "-" else text
     reply = _run(_call, _paths(state_dir), wire.Answer(id=id, answer=body), wire.Resolved)
-    _console.print(f"answered #{id} for {reply.question.asker}", highlight=False)
+    _say(f"answered #{id} for {reply.question.asker}")
 
 
 @app.command()
@@ -416,7 +461,7 @@ def reminders(
     paths = _paths(state_dir)
     if cancel is not None:
         _run(_call, paths, wire.CancelLooseEnd(kind="reminder", id=cancel), wire.Cancelled)
-        _console.print(f"cancelled reminder #{cancel}", highlight=False)
+        _say(f"cancelled reminder #{cancel}")
         return
     request = wire.ListReminders(owner=owner, delivered=delivered)
     reply = _run(_call, paths, request, wire.Reminders)

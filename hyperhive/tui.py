@@ -1,8 +1,15 @@
-"""Rich renderings of the daemon's state, for `hyperhive status` and the live view."""
+"""Rich renderings of the daemon's state, for `hyperhive status` and the live view.
+
+Most of what is shown came from agents (message bodies, questions, names in errors, logs), so
+nothing here is ever parsed as rich markup: every cell is a `Text` built with `literal`, which
+also makes control characters visible (an agent's escape sequence must not retitle, clear or
+recolour the operator's terminal). Newlines and tabs are kept.
+"""
 
 from __future__ import annotations
 
 import datetime
+import re
 from typing import TYPE_CHECKING
 
 import attrs
@@ -19,12 +26,34 @@ __all__ = [
     "containers_table",
     "dead_letters_table",
     "event_line",
+    "literal",
     "messages_table",
     "questions_table",
     "reminders_table",
     "status_table",
     "tombstones_table",
+    "visible",
 ]
+
+# C0 controls but newline and tab, DEL, C1 controls, and the bidi and other format controls
+# that can make text read differently than it is.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def visible(text: str) -> str:
+    """`text` with every control character but newline and tab shown as an escape (``\x1b``)."""
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def literal(text: str | None, style: str = "") -> Text:
+    """A cell that shows `text` exactly as written (no markup), controls made visible."""
+    return Text(visible(text or ""), style=style)
+
 
 _STATE_STYLE = {
     "running": "green",
@@ -39,8 +68,8 @@ _STATE_STYLE = {
 def status_table(status: wire.StatusReply) -> Table:
     """The actor tree as a table: one row per actor, indented under its supervisor."""
     table = Table(
-        title=f"hyperhive · pid {status.pid} · up {_duration(status.uptime_seconds)}",
-        caption=status.state_dir,
+        title=Text(f"hyperhive · pid {status.pid} · up {_duration(status.uptime_seconds)}"),
+        caption=literal(status.state_dir),
     )
     for column in ("actor", "kind", "state", "restarts", "queue"):
         table.add_column(
@@ -49,12 +78,12 @@ def status_table(status: wire.StatusReply) -> Table:
     table.add_column("last error", overflow="fold")
     for depth, node in _walk(status.tree, 0):
         table.add_row(
-            "  " * depth + node.id,
-            node.kind if node.strategy is None else node.strategy,
-            Text(node.state, style=_STATE_STYLE.get(node.state, "")),
-            str(node.restarts),
-            "" if node.queue_depth is None else f"{node.queue_depth}/{node.queue_capacity}",
-            Text(node.last_error or "", style="red"),
+            literal("  " * depth + node.id),
+            literal(node.kind if node.strategy is None else node.strategy),
+            literal(node.state, _STATE_STYLE.get(node.state, "")),
+            Text(str(node.restarts)),
+            Text("" if node.queue_depth is None else f"{node.queue_depth}/{node.queue_capacity}"),
+            literal(node.last_error, "red"),
         )
     return table
 
@@ -73,16 +102,16 @@ def _duration(seconds: float) -> str:
 
 def messages_table(title: str, messages: Iterable[wire.Message]) -> Table:
     """Messages as a table: id, when, from, to, body."""
-    table = Table(title=title)
+    table = Table(title=literal(title))
     for column in ("#", "sent", "from", "to", "message"):
         table.add_column(column, overflow="fold")
     for message in messages:
         table.add_row(
-            str(message.id),
-            _stamp(message.sent_at),
-            message.sender,
-            message.recipient,
-            message.body,
+            Text(str(message.id)),
+            Text(_stamp(message.sent_at)),
+            literal(message.sender),
+            literal(message.recipient),
+            literal(message.body),
         )
     return table
 
@@ -96,9 +125,9 @@ def containers_table(views: Iterable[wire.ContainerView]) -> Table:
     for column in ("agent", "role", "state", "wants", "web port", "network", "notes"):
         table.add_column(column, overflow="fold")
     for view in views:
-        state = Text(view.state, style=_STATE_STYLE.get(view.state, ""))
+        state = literal(view.state, _STATE_STYLE.get(view.state, ""))
         if view.transient:
-            state.append(f" ({view.transient}…)", style="cyan")
+            state.append(visible(f" ({view.transient}…)"), style="cyan")
         notes = [
             *(["needs login"] if view.needs_login else []),
             *(["rate limited"] if view.rate_limited else []),
@@ -109,13 +138,13 @@ def containers_table(views: Iterable[wire.ContainerView]) -> Table:
             *view.notes,
         ]
         table.add_row(
-            view.name,
-            view.role,
+            literal(view.name),
+            literal(view.role),
             state,
-            view.wanted,
-            str(view.web_port or "-"),
-            "on" if view.network else "off",
-            ", ".join(notes),
+            literal(view.wanted),
+            Text(str(view.web_port or "-")),
+            Text("on" if view.network else "off"),
+            literal(", ".join(notes)),
         )
     return table
 
@@ -142,7 +171,9 @@ def tombstones_table(tombstones: Iterable[wire.Tombstone]) -> Table:
     for column in ("agent", "role", "destroyed"):
         table.add_column(column)
     for tombstone in tombstones:
-        table.add_row(tombstone.name, tombstone.role, _stamp(tombstone.destroyed_at))
+        table.add_row(
+            literal(tombstone.name), literal(tombstone.role), Text(_stamp(tombstone.destroyed_at))
+        )
     return table
 
 
@@ -153,12 +184,12 @@ def dead_letters_table(letters: Iterable[wire.DeadLetter]) -> Table:
         table.add_column(column, overflow="fold")
     for letter in letters:
         table.add_row(
-            str(letter.id),
-            _stamp(letter.sent_at),
-            letter.sender,
-            letter.recipient,
-            str(letter.attempts),
-            letter.body,
+            Text(str(letter.id)),
+            Text(_stamp(letter.sent_at)),
+            literal(letter.sender),
+            literal(letter.recipient),
+            Text(str(letter.attempts)),
+            literal(letter.body),
         )
     return table
 
@@ -183,7 +214,14 @@ def questions_table(questions: Iterable[wire.Question], *, answered: bool = Fals
             last = f"{q.answer} ({q.answerer})"
         else:
             last = _short_stamp(q.expires_at) if q.expires_at else ""
-        table.add_row(str(q.id), _short_stamp(q.asked_at), q.asker, q.question, choices, last)
+        table.add_row(
+            Text(str(q.id)),
+            Text(_short_stamp(q.asked_at)),
+            literal(q.asker),
+            literal(q.question),
+            literal(choices),
+            literal(last),
+        )
     return table
 
 
@@ -197,11 +235,18 @@ def reminders_table(reminders: Iterable[wire.Reminder]) -> Table:
     table.add_column("message", overflow="fold", ratio=3)
     table.add_column("file", overflow="fold", ratio=1)
     for r in reminders:
-        message = Text(_clip(r.message, 200))
+        message = literal(_clip(r.message, 200))
         if r.failure:
-            message.append(f"\n✗ {r.failure}", style="red")
-        state = Text(r.state, style=_REMINDER_STYLE.get(r.state, ""))
-        table.add_row(str(r.id), r.owner, _short_stamp(r.due_at), state, message, r.file_path or "")
+            message.append(visible(f"\n✗ {r.failure}"), style="red")
+        state = literal(r.state, _REMINDER_STYLE.get(r.state, ""))
+        table.add_row(
+            Text(str(r.id)),
+            literal(r.owner),
+            Text(_short_stamp(r.due_at)),
+            state,
+            message,
+            literal(r.file_path),
+        )
     return table
 
 
@@ -236,11 +281,13 @@ def event_line(event: wire.Event) -> Text:
             detail = f"#{r.id} for {r.owner} due {_stamp(r.due_at)}: {_clip(r.message, 60)}"
         case wire.ReminderFailed(reminder=r):
             detail = f"#{r.id} for {r.owner} failed: {r.failure}"
+        case wire.LimitHit():
+            detail = f"{payload.agent} hit limit {payload.limit}: {payload.detail}"
         case _:
             detail = ", ".join(f"{k}={v}" for k, v in attrs.asdict(payload).items())
     kind = type(payload).__name__
     return Text.assemble(
-        (f"{event.seq:>6} ", "dim"), (_stamp(event.at), "dim"), f" {kind:<20} ", detail
+        (f"{event.seq:>6} ", "dim"), (_stamp(event.at), "dim"), f" {kind:<20} ", visible(detail)
     )
 
 

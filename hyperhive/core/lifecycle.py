@@ -34,7 +34,14 @@ from hyperhive.containers.disk import DiskMeter
 from hyperhive.containers.sandbox import load_sandbox_settings
 from hyperhive.core import container_view, ports
 from hyperhive.core.registry import MANAGER, AgentRecord, validate_name
-from hyperhive.errors import ConfigError, Conflict, ContainerError, HyperhiveError, UnknownAgent
+from hyperhive.errors import (
+    ConfigError,
+    Conflict,
+    ContainerError,
+    HyperhiveError,
+    NotAllowed,
+    UnknownAgent,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -248,12 +255,21 @@ class Lifecycle:
             if record.wanted == "running" and not live:
                 await backend.start(name)
 
-    async def destroy(self, name: str, *, purge: bool = False) -> None:
+    async def destroy(self, name: str, *, purge: bool = False, force: bool = False) -> None:
         """Remove `name`'s container and socket; keep its state as a tombstone unless `purge`.
 
-        `destroy --purge` of a name that is only a tombstone purges the tombstone.
+        `destroy --purge` of a name that is only a tombstone purges the tombstone. The manager
+        holds the hive's config flow: it is destroyed only with `force`.
+
+        Raises:
+            NotAllowed: the manager, without `force`.
         """
         registry = self._hive.registry
+        if name == MANAGER and not force and registry.has_record(name):
+            raise NotAllowed(
+                "the manager runs the hive's config changes; destroy it only with --force "
+                "(a new one is created at the next start unless serve runs with --no-manager)"
+            )
         if not registry.has_record(name):
             if purge and any(t.name == name for t in registry.tombstones()):
                 registry.purge(name)
@@ -423,8 +439,8 @@ async def answer_request(lifecycle: Lifecycle, request: wire.Request) -> bytes |
             await lifecycle.kill(name)
         case wire.RebuildAgent(name=name):
             await lifecycle.rebuild(name)
-        case wire.Destroy(name=name, purge=purge):
-            await lifecycle.destroy(name, purge=purge)
+        case wire.Destroy(name=name, purge=purge, force=force):
+            await lifecycle.destroy(name, purge=purge, force=force)
             return wire.encode_response(wire.Empty())
         case wire.ListContainers():
             views = await lifecycle.views()

@@ -110,6 +110,10 @@ class AgentRegistry:
             for entry in paths.agents_dir.glob(f"*/{_MARKER}")
             if _NAME.fullmatch(entry.parent.name) and entry.parent.name not in RESERVED
         }
+        # A destroyed manager takes no mail, like any destroyed agent, until it has a record
+        # again. Cached: `is_recipient` runs for every message.
+        manager = paths.agent_dir(MANAGER)
+        self._manager_retired = (manager / _TOMBSTONE).exists() and not (manager / _MARKER).exists()
 
     def names(self) -> list[str]:
         """Registered agent names, sorted."""
@@ -119,8 +123,11 @@ class AgentRegistry:
         return name in self._names
 
     def is_recipient(self, name: str) -> bool:
-        """Whether a message to `name` has somewhere to go (an agent, the manager, the operator)."""
-        return name in self._names or name in {"operator", MANAGER}
+        """Whether a message to `name` has somewhere to go (an agent, the manager unless it was
+        destroyed, the operator)."""
+        if name == MANAGER:
+            return not self._manager_retired
+        return name in self._names or name == "operator"
 
     def register(self, name: str, record: AgentRecord | None = None) -> bool:
         """Create the agent's directory and record; returns False if it was already registered.
@@ -168,6 +175,9 @@ class AgentRegistry:
         home = self._paths.agent_dir(record.name)
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_json(home / _MARKER, attrs.asdict(record))
+        if record.name == MANAGER:
+            (home / _TOMBSTONE).unlink(missing_ok=True)
+            self._manager_retired = False
 
     # -- tombstones ---------------------------------------------------------------------------
 
@@ -180,6 +190,8 @@ class AgentRegistry:
         _write_json(home / _TOMBSTONE, wire.to_json(tombstone))
         (home / _MARKER).unlink(missing_ok=True)
         shutil.rmtree(self._paths.agent_socket_dir(name), ignore_errors=True)
+        if name == MANAGER:
+            self._manager_retired = True
         return tombstone
 
     def tombstones(self) -> list[wire.Tombstone]:

@@ -22,7 +22,7 @@ import trio
 
 from hyperhive import wire
 from hyperhive.core import lifecycle
-from hyperhive.errors import HyperhiveError, NotAllowed, WireError
+from hyperhive.errors import HyperhiveError, NotAllowed, UnknownAgent, WireError
 
 if TYPE_CHECKING:
     from hyperhive.core.hive import Hive
@@ -140,9 +140,12 @@ class Surfaces:
                 await hive.register_agent(name)
                 return wire.encode_response(wire.Agents(tuple(hive.registry.names())))
             case wire.UnregisterAgent(name=name):
-                # = destroy --purge: stops its container too, if it has one.
+                # = destroy: stops its container too, if it has one; its state is kept as a
+                # tombstone (as its help says) and its stored messages stay.
                 assert hive.lifecycle is not None
-                await hive.lifecycle.destroy(name, purge=True)
+                if name not in hive.registry:
+                    raise UnknownAgent(f"unknown agent {name!r}")
+                await hive.lifecycle.destroy(name)
                 return wire.encode_response(wire.Agents(tuple(hive.registry.names())))
             case wire.ListAgents():
                 return wire.encode_response(wire.Agents(tuple(hive.registry.names())))

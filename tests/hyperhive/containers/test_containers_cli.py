@@ -53,9 +53,9 @@ def test_the_lifecycle_from_the_command_line(short_tmp: Path) -> None:
         table = _ok(short_tmp, "list")
         assert "alice" in table
         assert "stopped" in table
-        _ok(short_tmp, "destroy", "alice")
+        _ok(short_tmp, "destroy", "alice", "--yes")
         assert "tombstones" in _ok(short_tmp, "list")
-        _ok(short_tmp, "destroy", "alice", "--purge")
+        _ok(short_tmp, "destroy", "alice", "--purge", "--yes")
         assert not (short_tmp / "agents" / "alice").exists()
 
         bad = run_cli(short_tmp, "spawn", "Not_Valid")
