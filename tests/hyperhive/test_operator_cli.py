@@ -118,7 +118,8 @@ def test_agents_keep_their_sockets_and_mail_across_a_daemon_restart(short_tmp: P
         cli_ok(short_tmp, "register", "bob")
         cli_ok(short_tmp, "send", "bob", "survives a restart")
         cli_ok(short_tmp, "unregister", "alice")
-        assert not (short_tmp / "agents" / "alice").exists()
+        assert not (short_tmp / "agents" / "alice" / "run").exists()
+        assert (short_tmp / "agents" / "alice" / "tombstone.json").exists()
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(10) == 0
 

@@ -296,7 +296,9 @@ async def test_without_a_backend_agents_are_sockets_only(short_tmp: Path) -> Non
         assert (view.name, view.state) == ("alice", "absent")
         async with hive.operator() as operator:
             await operator.call(wire.UnregisterAgent(name="alice"), wire.Agents)
-        assert not hive.paths.agent_dir("alice").exists()
+        # Unregister is destroy: the socket goes, the state stays as a tombstone.
+        assert not hive.paths.agent_socket_dir("alice").exists()
+        assert [t.name for t in hive.daemon.registry.tombstones()] == ["alice"]
 
 
 async def test_logs_show_what_the_agent_wrote(short_tmp: Path) -> None:
