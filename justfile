@@ -22,6 +22,10 @@ fmt:
 serve *ARGS:
     ./bootstrap serve {{ARGS}}
 
-# run the benchmarks and print their figures
+# run the broker benchmark and print its figures
 bench *ARGS:
     ./bootstrap bench {{ARGS}}
+
+# run serve with five real agents and light traffic for ten minutes; did they stay up?
+soak *ARGS:
+    ./bootstrap bench soak {{ARGS}}

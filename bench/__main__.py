@@ -1,7 +1,7 @@
 """Run the benchmarks (`just bench`, `./bootstrap bench`); each prints its own figures.
 
-    python -m bench [ARGS]            the broker benchmark (ARGS go to it), then the turn one
-    python -m bench broker|turn ARGS  one of them
+    python -m bench [ARGS]                 the broker benchmark (ARGS go to it), then the turn one
+    python -m bench broker|turn|soak ARGS  one of them (`soak` runs for ten minutes: `just soak`)
 
 The last line of each benchmark is its summary; docs/performance.md records them.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import broker, turn
+from bench import broker, soak, turn
 
-BENCHMARKS = {"broker": broker.main, "turn": turn.main}
+BENCHMARKS = {"broker": broker.main, "turn": turn.main, "soak": soak.main}
 
 
 def main(argv: list[str] | None = None) -> int:
