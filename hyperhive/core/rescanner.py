@@ -82,7 +82,12 @@ class Rescanner:
             async for msg in self._mailbox.inbox:
                 match msg:
                     case Rescan():
-                        await self._on_rescan(msg)
+                        try:
+                            await self._on_rescan(msg)
+                        except Exception:
+                            # One bad pass (a bug, an agent's odd directory) is logged and the
+                            # next pass tries again; the view must never take the daemon down.
+                            LOGGER.exception("rescan failed; the next one tries again")
             nursery.cancel_scope.cancel()
 
     async def _tick(self, interval: float) -> None:

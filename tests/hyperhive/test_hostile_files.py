@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from hyperhive import wire
 from hyperhive.client import open_client
 from hyperhive.config import StatePaths
+from hyperhive.core.rescanner import Rescan
 from hyperhive.testing import DaemonProcess, FakeWallClock, open_test_hive, run_cli
 
 pytestmark = pytest.mark.slow
@@ -201,3 +203,26 @@ def test_issue9_a_state_dir_given_through_a_symlink_runs_bwrap_agents(short_tmp:
         assert report.exists(), _ok(link, "logs", "alice")
         assert _rows(link)["alice"]["state"] == "running"
         assert "Can't mount tmpfs" not in _ok(link, "logs", "alice")
+
+
+async def test_issue9_a_failing_rescan_never_restarts_the_rescanner(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On main a link to /dev/zero made each rescan raise MemoryError; four crashes in 60 s
+    # exceeded the root's intensity and the daemon exited.
+    from hyperhive.core.lifecycle import Lifecycle
+
+    async def failing_views(self: Lifecycle, names: object = None) -> dict[str, object]:
+        raise MemoryError("what an unbounded read of /dev/zero raised")
+
+    async with open_test_hive(short_tmp / "s", clock=FakeWallClock(), agents=("alice",)) as hive:
+        monkeypatch.setattr(Lifecycle, "views", failing_views)
+        rescanner = hive.daemon.containers.to_rescanner
+        for _ in range(6):
+            rescanner.cast_nowait(Rescan())
+            await trio.testing.wait_all_tasks_blocked()
+        status = hive.daemon.hive.status()
+        restarts = {
+            node.id: node.restarts for node in status.tree.children if node.id == "rescanner"
+        }
+        assert restarts == {"rescanner": 0}
