@@ -22,7 +22,7 @@ fmt:
 serve *ARGS:
     ./bootstrap serve {{ARGS}}
 
-# run the broker benchmark and print its figures
+# run the benchmarks (broker, then turn) and print their figures
 bench *ARGS:
     ./bootstrap bench {{ARGS}}
 
