@@ -105,6 +105,8 @@ def preview(payload: wire.EventPayload, chars: int) -> wire.EventPayload:
     the text, never a whole body (the stores have those). A clipped message body records its
     full size in `MessageSent.body_bytes`.
     """
+    if type(payload) not in _WITH_TEXT:  # most events (deliveries) carry no agent text
+        return payload
     match payload:
         case wire.MessageSent(message=message) if len(message.body) > chars:
             clipped = attrs.evolve(message, body=_clip(message.body, chars))
@@ -119,6 +121,18 @@ def preview(payload: wire.EventPayload, chars: int) -> wire.EventPayload:
         ) if len(r.message) > chars:
             return attrs.evolve(payload, reminder=attrs.evolve(r, message=_clip(r.message, chars)))
     return payload
+
+
+_WITH_TEXT = frozenset(
+    {
+        wire.MessageSent,
+        wire.QuestionAdded,
+        wire.QuestionResolved,
+        wire.ReminderSet,
+        wire.ReminderFired,
+        wire.ReminderFailed,
+    }
+)
 
 
 def _clip(text: str, chars: int) -> str:

@@ -93,16 +93,19 @@ class Surfaces:
         released back to pending, uncounted. Returns None when there is nobody to answer.
         """
         me = conn.identity.name
+        alive = lambda: not conn.is_closed()  # noqa: E731 - passed twice below
+        if wait > 0:
+            # Mail already waiting is the common case of a busy hive: take it without the
+            # hang-up watcher (a nursery, two tasks and an epoll registration per recv).
+            ready = await self._hive.recv(me, max=max, wait_seconds=0.0, alive=alive)
+            if ready:
+                return await self._hand_over(conn, ready)
         result: list[tuple[wire.Delivery, ...]] = []
         failed: list[Exception] = []
 
         async def receive(scope: trio.CancelScope) -> None:
             try:
-                result.append(
-                    await self._hive.recv(
-                        me, max=max, wait_seconds=wait, alive=lambda: not conn.is_closed()
-                    )
-                )
+                result.append(await self._hive.recv(me, max=max, wait_seconds=wait, alive=alive))
             except Exception as exc:  # raised as itself below, not inside an exception group
                 failed.append(exc)
             scope.cancel(reason="recv answered")
@@ -121,9 +124,14 @@ class Surfaces:
             raise failed[0]
         if not result:
             return None
-        (deliveries,) = result
+        return await self._hand_over(conn, result[0])
+
+    async def _hand_over(
+        self, conn: Connection, deliveries: tuple[wire.Delivery, ...]
+    ) -> tuple[wire.Delivery, ...] | None:
+        """`deliveries` for the caller, or None (and back to the broker) if it left meanwhile."""
         if deliveries and conn.is_closed():
-            await self._hive.release(me, deliveries)
+            await self._hive.release(conn.identity.name, deliveries)
             return None
         return deliveries
 
