@@ -46,24 +46,38 @@ def _rows(state: Path) -> dict[str, dict[str, object]]:
     return {row["name"]: row for row in json.loads(_ok(state, "list", "--json"))["containers"]}
 
 
-def _harness_pids(name: str) -> set[int]:
-    """Host pids of `name`'s harness (`hyperhive agent serve` with HYPERHIVE_AGENT=name)."""
-    found = set()
+def _harness_pids(name: str, daemon: int) -> set[int]:
+    """Host pids of agent `name`'s harness (and its sandbox) under daemon pid `daemon`.
+
+    Found by HYPERHIVE_AGENT and the harness's command line, among the daemon's descendants
+    only: another hive on this machine may run an agent of the same name.
+    """
+    parents: dict[int, int] = {}
+    matches: set[int] = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
             environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if (
-            b"agent" in cmdline
-            and b"serve" in cmdline
-            and f"HYPERHIVE_AGENT={name}".encode() in (environ)
-        ):
-            found.add(int(entry))
-    return found
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        mine = f"HYPERHIVE_AGENT={name}".encode() in environ
+        if mine and b"agent" in cmdline and b"serve" in cmdline:
+            matches.add(int(entry))
+
+    def under_daemon(pid: int) -> bool:
+        for _ in range(64):
+            pid = parents.get(pid, 0)
+            if pid == daemon:
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return {pid for pid in matches if under_daemon(pid)}
 
 
 async def _answers(paths: StatePaths) -> dict[str, str]:
@@ -87,10 +101,10 @@ def test_issue9_three_real_agents_idle_for_95_seconds_and_stay_up(short_tmp: Pat
         for name in AGENTS:
             assert f"spawned {name}: running" in _ok(short_tmp, "spawn", name)
         deadline = time.monotonic() + 30
-        while not all(_harness_pids(name) for name in AGENTS):
+        while not all(_harness_pids(name, daemon.pid) for name in AGENTS):
             assert time.monotonic() < deadline, _ok(short_tmp, "logs", "ann")
             time.sleep(0.2)
-        started = {name: _harness_pids(name) for name in AGENTS}
+        started = {name: _harness_pids(name, daemon.pid) for name in AGENTS}
         assert trio.run(_answers, paths) == {name: name for name in AGENTS}
 
         time.sleep(IDLE_SECONDS)  # real time: the fault this guards against was a real 10 s
@@ -98,7 +112,9 @@ def test_issue9_three_real_agents_idle_for_95_seconds_and_stay_up(short_tmp: Pat
         rows = _rows(short_tmp)
         for name in AGENTS:
             assert (rows[name]["state"], rows[name]["exit_code"]) == ("running", None), rows[name]
-            assert _harness_pids(name) == started[name], f"{name}'s harness was restarted"
+            assert _harness_pids(name, daemon.pid) == started[name], (
+                f"{name}'s harness was restarted"
+            )
         assert trio.run(_answers, paths) == {name: name for name in AGENTS}
         payloads = trio.run(_history, paths)
         assert [p for p in payloads if isinstance(p, wire.ContainerCrashed)] == []
