@@ -93,13 +93,7 @@ class Surfaces:
         released back to pending, uncounted. Returns None when there is nobody to answer.
         """
         me = conn.identity.name
-        alive = lambda: not conn.is_closed()  # noqa: E731 - passed twice below
-        if wait > 0:
-            # Mail already waiting is the common case of a busy hive: take it without the
-            # hang-up watcher (a nursery, two tasks and an epoll registration per recv).
-            ready = await self._hive.recv(me, max=max, wait_seconds=0.0, alive=alive)
-            if ready:
-                return await self._hand_over(conn, ready)
+        alive = lambda: not conn.is_closed()  # noqa: E731 - a callback for the broker
         result: list[tuple[wire.Delivery, ...]] = []
         failed: list[Exception] = []
 

@@ -89,10 +89,15 @@ async def _answers(paths: StatePaths) -> dict[str, str]:
     return names
 
 
-async def _history(paths: StatePaths) -> list[wire.EventPayload]:
+async def _seq(paths: StatePaths) -> int:
+    async with open_client(paths.admin_socket) as operator:
+        return (await operator.call(wire.History(limit=0), wire.HistoryReply)).seq
+
+
+async def _history(paths: StatePaths, after: int) -> list[wire.EventPayload]:
     async with open_client(paths.admin_socket) as operator:
         reply = await operator.call(wire.History(limit=1000), wire.HistoryReply)
-    return [event.payload for event in reply.events]
+    return [event.payload for event in reply.events if event.seq > after]
 
 
 def test_issue9_three_real_agents_idle_for_95_seconds_and_stay_up(short_tmp: Path) -> None:
@@ -106,6 +111,7 @@ def test_issue9_three_real_agents_idle_for_95_seconds_and_stay_up(short_tmp: Pat
             time.sleep(0.2)
         started = {name: _harness_pids(name, daemon.pid) for name in AGENTS}
         assert trio.run(_answers, paths) == {name: name for name in AGENTS}
+        settled = trio.run(_seq, paths)  # spawning passes through "stopped"; count from here
 
         time.sleep(IDLE_SECONDS)  # real time: the fault this guards against was a real 10 s
 
@@ -116,7 +122,7 @@ def test_issue9_three_real_agents_idle_for_95_seconds_and_stay_up(short_tmp: Pat
                 f"{name}'s harness was restarted"
             )
         assert trio.run(_answers, paths) == {name: name for name in AGENTS}
-        payloads = trio.run(_history, paths)
+        payloads = trio.run(_history, paths, settled)
         assert [p for p in payloads if isinstance(p, wire.ContainerCrashed)] == []
         states = [
             (p.container.name, p.container.state)
