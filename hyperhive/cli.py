@@ -140,6 +140,29 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    dashboard: Annotated[
+        str,
+        typer.Option(
+            envvar="HYPERHIVE_DASHBOARD",
+            help="Where the dashboard listens, HOST:PORT. Beyond loopback it needs an operator "
+            "token (HYPERHIVE_DASHBOARD_TOKEN or --dashboard-token-file). See docs/web-ui.md.",
+        ),
+    ] = "127.0.0.1:7000",
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Serve no dashboard.")
+    ] = False,
+    dashboard_token_file: Annotated[
+        Path | None,
+        typer.Option(help="A file holding the dashboard's operator token (never put it in argv)."),
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="Run the demo hive: agents driven by a scripted model, no credential needed "
+            "[state dir default: ~/.local/state/hyperhive-demo].",
+        ),
+    ] = False,
 ) -> None:
     """Start the daemon in the foreground (stop it with Ctrl-C or SIGTERM)."""
     import shlex
@@ -148,10 +171,13 @@ def serve(
     from hyperhive.core.daemon import run_daemon
     from hyperhive.core.limits import Limits
     from hyperhive.tui import literal
+    from hyperhive.web.launch import serve_children
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if demo and state_dir is None:
+        state_dir = resolve_state_dir().with_name("hyperhive-demo")
     paths = _paths(state_dir)
     _errors.print(literal(f"hyperhive {__version__}: state in {paths.root}"), highlight=False)
     try:
@@ -167,6 +193,17 @@ def serve(
         settings = attrs.evolve(settings, agent_command=tuple(shlex.split(agent_command)))
     if nixos_flake:
         settings = attrs.evolve(settings, meta_flake=nixos_flake)
+    try:
+        settings, children = serve_children(
+            settings,
+            dashboard=None if no_dashboard else dashboard,
+            token_file=dashboard_token_file,
+            demo=demo,
+            say=lambda text: _errors.print(literal(text), highlight=False),
+        )
+    except HyperhiveError as exc:
+        _complain("error:", str(exc))
+        raise typer.Exit(1) from None
     _errors.print(literal(f"containers: {kind}"), highlight=False)
     _run(
         run_daemon,
@@ -174,6 +211,7 @@ def serve(
         containers=settings,
         operator_pronouns=operator_pronouns,
         limits=limits,
+        extra_children=children,
     )
 
 

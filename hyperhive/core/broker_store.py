@@ -134,6 +134,9 @@ _RECENT: Final = """
     SELECT id, sender, recipient, body, sent_at FROM messages
     WHERE recipient = ? ORDER BY id DESC LIMIT ?
 """
+_RECENT_ALL: Final = """
+    SELECT id, sender, recipient, body, sent_at FROM messages ORDER BY id DESC LIMIT ?
+"""
 _INFLIGHT_ROWS: Final = f"""
     SELECT id, sender, recipient, body, sent_at, attempts FROM {_BY_INFLIGHT}
     WHERE {_INFLIGHT} ORDER BY id
@@ -312,6 +315,14 @@ class BrokerStore:
                 rows = self._conn.execute(_RECENT_OPERATOR, (limit,)).fetchall()
             else:
                 rows = self._conn.execute(_RECENT, (recipient, limit)).fetchall()
+        return [Message(*row) for row in rows]
+
+    def recent(self, limit: int) -> list[Message]:
+        """The newest ``limit`` messages between anyone, newest first (the dashboard's flow)."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        with translate(self._path, "read recent messages"):
+            rows = self._conn.execute(_RECENT_ALL, (limit,)).fetchall()
         return [Message(*row) for row in rows]
 
     def inflight(self, recipient: str) -> list[Delivery]:

@@ -32,7 +32,7 @@ from hyperhive.core.registry import MANAGER, AgentRegistry
 from hyperhive.core.surfaces import Surfaces
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
 
     from hyperhive.config import StatePaths
@@ -70,7 +70,8 @@ class Daemon:
     Order matters: listeners start after the actors (nothing is accepted before the broker can
     answer) and stop before them (no request arrives while the broker closes its store). The
     agents start after their sockets exist and are stopped while their sockets still answer.
-    `containers` decides whether there is a backend (`ContainerSettings.backend`; `backend`
+    `extra_children` build more children from the daemon (the dashboard, the demo), placed
+    last. `containers` decides whether there is a backend (`ContainerSettings.backend`; `backend`
     overrides it, for tests); without one, agents are sockets only (docs/containers.md).
     """
 
@@ -83,6 +84,7 @@ class Daemon:
         containers: ContainerSettings | None = None,
         backend: ContainerBackend | None = None,
         limits: Limits | None = None,
+        extra_children: Sequence[Callable[[Daemon], ChildSpec]] = (),
     ) -> None:
         self.paths = paths
         self.limits = limits or Limits()
@@ -146,6 +148,9 @@ class Daemon:
                 *self.containers.before_listeners(),
                 ChildSpec.for_supervisor(self.listeners, shutdown_timeout=5.0),
                 *self.containers.after_listeners(),
+                # Surfaces over the whole tree (the dashboard, the demo): started last, so
+                # they find every actor serving, and stopped first.
+                *(make(self) for make in extra_children),
             ],
             # Small at the top: intensities multiply down the tree (OTP's tuning guidance).
             intensity=3,
@@ -242,18 +247,24 @@ async def run_daemon(
     operator_pronouns: str = DEFAULT_PRONOUNS,
     containers: ContainerSettings | None = None,
     limits: Limits | None = None,
+    extra_children: Sequence[Callable[[Daemon], ChildSpec]] = (),
 ) -> None:
     """The whole of `hyperhive serve`: lock, run, stop on a signal within SHUTDOWN_DEADLINE.
 
     Raises:
         AlreadyRunning: another daemon holds this state directory.
+        ConfigError: an extra child could not be built (say, the dashboard's port is taken).
         actors.SupervisorGaveUp: a restart storm escalated past the root.
     """
     paths.ensure()
     raise_open_file_limit()
     with hold_state_lock(paths.lock), trio.open_signal_receiver(*signals) as received:
         daemon = Daemon(
-            paths, operator_pronouns=operator_pronouns, containers=containers, limits=limits
+            paths,
+            operator_pronouns=operator_pronouns,
+            containers=containers,
+            limits=limits,
+            extra_children=extra_children,
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, received, daemon, nursery.cancel_scope)

@@ -62,10 +62,18 @@ class Subscriber:
     async def batches(self) -> AsyncGenerator[list[wire.Event], None]:
         """Yield what is queued each time something arrives (gap markers included)."""
         while True:
+            yield await self.next_batch()
+
+    async def next_batch(self) -> list[wire.Event]:
+        """Wait for what is queued next (gap markers included), never an empty list.
+
+        Cancellation: safe; a cancelled wait takes nothing, so nothing is lost.
+        """
+        while True:
             await self._ready.wait()
             self._ready = trio.Event()
             if events := self.queue.take():
-                yield events
+                return events
 
 
 @attrs.frozen

@@ -1,0 +1,198 @@
+"""Every call the dashboard makes into the hive, in one place.
+
+The routes in `hyperhive.web.app` parse a request, call one method here, and render what it
+returns. Each method is a single call into the handle the admin socket (and so the CLI) uses:
+`Hive` for messages, questions, dead letters and events, `Lifecycle` for the container actions,
+an `ApprovalDesk` for approvals. Nothing here decides anything: the rules live behind those
+handles, so the dashboard and the CLI cannot drift apart. When the daemon's handles change shape
+(one typed handle per actor), this module is what moves; the routes do not.
+
+Approvals come from a desk the daemon passes in (`ApprovalDesk`, the interface the config-repo
+work implements); without one the approvals panel stays empty and its actions answer that the
+daemon has no approval flow yet.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+# At run time: cattrs resolves `Snapshot`'s annotations when the page asks for it.
+from hyperhive import wire  # noqa: TC001
+from hyperhive.core.listener import Identity
+from hyperhive.errors import ContainerError, HyperhiveError
+
+if TYPE_CHECKING:
+    from hyperhive.core.events import Subscriber
+    from hyperhive.core.hive import Hive
+    from hyperhive.core.lifecycle import Lifecycle
+
+__all__ = [
+    "LIFECYCLE_ACTIONS",
+    "OPERATOR",
+    "ApprovalDesk",
+    "ApprovalView",
+    "DashboardOps",
+    "NoApprovals",
+    "Snapshot",
+]
+
+OPERATOR = Identity("operator", "operator")
+# The lifecycle verbs the dashboard offers, each the `Lifecycle` method of the same name.
+LIFECYCLE_ACTIONS = ("start", "stop", "restart", "kill", "rebuild", "destroy")
+_INBOX = 100
+_QUESTIONS = 100
+_MESSAGES = 200
+
+
+@attrs.frozen
+class ApprovalView:
+    """One approval as the panel shows it.
+
+    ``diff`` is the proposed commit's unified diff against what is deployed (raw text: the page
+    renders it per line through its vendored diff renderer); ``capabilities`` are the capability
+    diff's lines (``+ network on``, ``- bind /srv``), shown beside it. ``status`` is ``pending``,
+    ``approved``, ``denied``, ``failed`` or ``cancelled``; ``note`` is a denial's reason or a
+    failure's cause.
+    """
+
+    id: int
+    agent: str
+    kind: str
+    status: str
+    description: str
+    commit_ref: str
+    requested_at: float
+    diff: str = ""
+    capabilities: tuple[str, ...] = ()
+    note: str | None = None
+
+
+class ApprovalDesk(Protocol):
+    """What the dashboard needs from the approval flow (docs/web-ui.md, "Approvals").
+
+    `approve` deploys (or starts deploying) the approved commit; `deny` records `reason`. Both
+    raise `NotFound` for an unknown id and `Conflict` for one that is no longer pending, with a
+    sentence the page shows as is. `open` lists what waits for the operator, oldest first.
+    """
+
+    async def open(self) -> list[ApprovalView]: ...
+
+    async def approve(self, id: int) -> ApprovalView: ...
+
+    async def deny(self, id: int, reason: str) -> ApprovalView: ...
+
+
+class NoApprovals:
+    """The desk of a daemon without the approval flow: nothing waits, nothing can be decided."""
+
+    async def open(self) -> list[ApprovalView]:
+        return []
+
+    async def approve(self, id: int) -> ApprovalView:
+        raise ContainerError("this daemon has no approval flow yet; nothing can be approved")
+
+    async def deny(self, id: int, reason: str) -> ApprovalView:
+        raise ContainerError("this daemon has no approval flow yet; nothing can be denied")
+
+
+@attrs.frozen
+class Snapshot:
+    """`GET /api/state`: everything the page paints first, current to event `seq`."""
+
+    boot: str
+    seq: int
+    containers: tuple[wire.ContainerView, ...]
+    tombstones: tuple[wire.Tombstone, ...]
+    questions: tuple[wire.Question, ...]
+    inbox: tuple[wire.Message, ...]
+    dead_letters: tuple[wire.DeadLetter, ...]
+    approvals: tuple[ApprovalView, ...]
+    agents: tuple[str, ...]
+    operator_pronouns: str
+
+
+class DashboardOps:
+    """The dashboard's view of one running hive (see the module docstring)."""
+
+    def __init__(self, hive: Hive, approvals: ApprovalDesk | None = None) -> None:
+        self._hive = hive
+        self.approvals: ApprovalDesk = approvals or NoApprovals()
+        # Seqs restart with each daemon process; `boot` tells a reconnecting page which one.
+        self.boot = f"{hive.started_at:.6f}".replace(".", "")
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def snapshot(self) -> Snapshot:
+        """The first paint. The seq is read first, so every later event is newer than it."""
+        seq = (await self._hive.history(0)).seq
+        lifecycle = self._hive.lifecycle
+        views = await lifecycle.views() if lifecycle is not None else {}
+        return Snapshot(
+            boot=self.boot,
+            seq=seq,
+            containers=tuple(view for _, view in sorted(views.items())),
+            tombstones=tuple(lifecycle.tombstones() if lifecycle is not None else ()),
+            questions=tuple(await self._hive.operator_questions(answered=False, limit=_QUESTIONS)),
+            inbox=tuple(await self._hive.operate(lambda s: s.recent_for("operator", _INBOX))),
+            dead_letters=tuple(await self._hive.operate(lambda s: s.dead_letters(None))),
+            approvals=tuple(await self.approvals.open()),
+            agents=tuple(self._hive.registry.names()),
+            operator_pronouns=self._hive.operator_pronouns,
+        )
+
+    async def history(self, limit: int) -> wire.HistoryReply:
+        """The hub's remembered events, and the seq they are current to."""
+        return await self._hive.history(limit)
+
+    async def recent_messages(self, limit: int = _MESSAGES) -> list[wire.Message]:
+        """The newest messages from the durable store (they outlive a daemon restart)."""
+        return await self._hive.operate(lambda s: s.recent(min(limit, _MESSAGES)))
+
+    async def subscribe(self) -> Subscriber:
+        return await self._hive.subscribe()
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._hive.unsubscribe(subscriber)
+
+    async def logs(self, name: str, lines: int) -> str:
+        return await self._lifecycle().logs(name, lines=lines)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    async def send(self, to: str, body: str) -> wire.Message:
+        return await self._hive.send(OPERATOR.name, to, body)
+
+    async def answer_question(self, id: int, answer: str) -> wire.Question:
+        return await self._hive.answer(OPERATOR, id, answer)
+
+    async def cancel_question(self, id: int) -> None:
+        await self._hive.cancel_loose_end(OPERATOR, "question", id)
+
+    async def approve(self, id: int) -> ApprovalView:
+        return await self.approvals.approve(id)
+
+    async def deny(self, id: int, reason: str) -> ApprovalView:
+        return await self.approvals.deny(id, reason)
+
+    async def lifecycle(self, action: str, name: str) -> wire.ContainerView | None:
+        """Run lifecycle `action` (one of `LIFECYCLE_ACTIONS`) on `name`; its row after."""
+        lifecycle = self._lifecycle()
+        method: Any = getattr(lifecycle, action)
+        await method(name)
+        return None if action == "destroy" else await lifecycle.view(name)
+
+    async def purge_tombstone(self, name: str) -> None:
+        await self._lifecycle().purge_tombstone(name)
+
+    async def replay_dead(self, id: int) -> wire.Message:
+        return await self._hive.operate(lambda s: s.replay_dead(id))
+
+    async def drop_dead(self, id: int) -> None:
+        await self._hive.operate(lambda s: s.drop_dead(id))
+
+    def _lifecycle(self) -> Lifecycle:
+        if self._hive.lifecycle is None:
+            raise HyperhiveError("this daemon has no lifecycle actions")
+        return self._hive.lifecycle
