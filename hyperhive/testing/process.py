@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["DaemonProcess", "run_cli"]
 
 READY_MARKER = "hyperhive serving"
+DASHBOARD_MARKER = "dashboard: "
 
 
 def _command(*args: str) -> list[str]:
@@ -42,7 +43,13 @@ class DaemonProcess:
         self.state_dir = state_dir
         self._argv = _command("serve", "--state-dir", str(state_dir), *extra)
         # No containers unless a test asks (`--backend ...` or env): a plain daemon stays fast.
-        self._env = {"HYPERHIVE_BACKEND": "none", **os.environ, **(env or {})}
+        # The dashboard on a free loopback port, never the default 7000 someone else may use.
+        self._env = {
+            "HYPERHIVE_BACKEND": "none",
+            **os.environ,
+            "HYPERHIVE_DASHBOARD": "127.0.0.1:0",
+            **(env or {}),
+        }
         self._proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._ready = threading.Event()
@@ -52,6 +59,14 @@ class DaemonProcess:
     def log(self) -> str:
         """Everything the daemon wrote to stderr so far."""
         return "".join(self._lines)
+
+    @property
+    def dashboard_url(self) -> str | None:
+        """The dashboard's address, as `serve` announced it (None if it runs none)."""
+        for line in self._lines:
+            if line.startswith(DASHBOARD_MARKER):
+                return line[len(DASHBOARD_MARKER) :].strip()
+        return None
 
     @property
     def pid(self) -> int:

@@ -99,8 +99,9 @@ def resume_frames(
     boot: str, after: int | None, history: wire.HistoryReply
 ) -> tuple[bytes, list[wire.Event]]:
     """The hello frame, and the remembered events to replay (a gap event first if needed)."""
-    hello = {"kind": "hello", "boot": boot, "seq": history.seq, "resumed": after is not None}
-    start = frame(boot, history.seq if after is None else after, _json(hello))
+    since = history.seq if after is None else after
+    hello = {"kind": "hello", "boot": boot, "seq": since, "resumed": after is not None}
+    start = frame(boot, since, _json(hello))
     if after is None or after >= history.seq:
         return start, []
     replay = [event for event in history.events if event.seq > after]
