@@ -202,12 +202,21 @@
       el("span", { class: "when" }, when(m.sent_at) + " "), el("span", { class: "who" }, m.from), R.markdown(m.body))));
     if (!rows.length) $("inbox").appendChild(el("p", { class: "muted" }, "nothing from the agents yet"));
   }
+  // A message from the hive itself carries a helper event as JSON: shown as one line of text.
+  function hiveEvent(body) {
+    let event = null;
+    try { event = JSON.parse(body); } catch (err) { return null; }
+    if (!event || typeof event !== "object" || typeof event.event !== "string") return null;
+    const fields = Object.entries(event).filter(([key, value]) => key !== "event" && key !== "detail" && value !== null)
+      .map(([key, value]) => key + ": " + (typeof value === "string" ? value : JSON.stringify(value)));
+    return el("div", { class: "md hive-event" }, "hive event: " + event.event.replace(/_/g, " ") + (fields.length ? " · " + fields.join(" · ") : ""));
+  }
   function messageRow(m, delivered) {
-    return el("div", { class: "row msg", "data-id": m.id },
+    return el("div", { class: "row msg" + (m.from === "hive" ? " hive" : ""), "data-id": m.id },
       el("span", { class: "glyph" }, "›"), el("span", { class: "when" }, when(m.sent_at)),
       el("span", { class: "who" }, m.from), " → ", el("span", { class: "to" }, m.to),
       delivered ? el("span", { class: "delivered", title: "delivered" }, "✓") : null,
-      R.markdown(m.body));
+      (m.from === "hive" && hiveEvent(m.body)) || R.markdown(m.body));
   }
   function addMessage(m) {
     const key = "m:" + m.id;

@@ -163,3 +163,25 @@ async def web(short_tmp: Path) -> AsyncIterator[Web]:
     with trio.fail_after(30):
         async with open_web(short_tmp / "hive", agents=("alice",)) as running:
             yield running
+
+
+_SCREENSHOTS: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def screenshots() -> Path:
+    """Where the browser tests save their screenshots (printed at the end of the run)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    chosen = os.environ.get("HYPERHIVE_SCREENSHOTS")
+    path = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="hyperhive-screenshots-"))
+    path.mkdir(parents=True, exist_ok=True)
+    _SCREENSHOTS.append(path)
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for path in _SCREENSHOTS:
+        terminalreporter.write_line(f"browser screenshots: {path}")
