@@ -31,19 +31,21 @@ async def test_every_response_carries_the_csp(web: Web) -> None:
         reply = await web.get(path)
         assert reply.headers["content-security-policy"] == CSP, path
         assert reply.headers["x-content-type-options"] == "nosniff"
-    assert "'unsafe-inline'" not in CSP and "'unsafe-eval'" not in CSP
+    assert "'unsafe-inline'" not in CSP
+    assert "'unsafe-eval'" not in CSP
 
 
 async def test_the_shell_and_its_assets_are_served_and_nothing_else(web: Web) -> None:
     page = await web.get("/")
-    assert page.status == 200 and b"/assets/dashboard.js" in page.body
+    assert page.status == 200
+    assert b"/assets/dashboard.js" in page.body
     assert (await web.get("/assets/vendor/purify.min.js")).status == 200
     assert (await web.get("/assets/../app.py")).status == 404
     assert (await web.get("/assets/%2e%2e/app.py")).status == 404
 
 
 async def test_a_foreign_host_header_is_refused(web: Web) -> None:
-    for host in ("evil.example:%d" % web.port, "127.0.0.1:1", "attacker.test"):
+    for host in (f"evil.example:{web.port}", "127.0.0.1:1", "attacker.test"):
         reply = await web.get("/api/state", headers={"Host": host})
         assert reply.status == 403, host
         assert "Host" in reply.json()["error"]
@@ -52,12 +54,14 @@ async def test_a_foreign_host_header_is_refused(web: Web) -> None:
 
 
 async def test_a_cross_origin_post_is_refused_and_changes_nothing(web: Web) -> None:
+    hi = {"to": "alice", "body": "x"}
     refused = [
-        await web.post("/op-send", {"to": "alice", "body": "x"}, headers={"Sec-Fetch-Site": "cross-site"}),
-        await web.post("/op-send", {"to": "alice", "body": "x"}, headers={"Sec-Fetch-Site": "same-site"}),
-        await web.post("/op-send", {"to": "alice", "body": "x"}, same_origin=False,
-                       headers={"Origin": "http://evil.example"}),
-        await web.post("/op-send", {"to": "alice", "body": "x"}, same_origin=False),
+        await web.post("/op-send", hi, headers={"Sec-Fetch-Site": "cross-site"}),
+        await web.post("/op-send", hi, headers={"Sec-Fetch-Site": "same-site"}),
+        await web.post(
+            "/op-send", hi, same_origin=False, headers={"Origin": "http://evil.example"}
+        ),
+        await web.post("/op-send", hi, same_origin=False),
         await web.post("/kill/alice", same_origin=False, headers={"Origin": "null"}),
     ]
     assert [r.status for r in refused] == [403] * 5
@@ -74,9 +78,14 @@ async def test_op_send_stores_as_the_operator(web: Web) -> None:
     reply = await web.post("/op-send", {"to": "alice", "body": "hi **there**"})
     assert reply.status == 200
     message = reply.json()["message"]
-    assert (message["from"], message["to"], message["body"]) == ("operator", "alice", "hi **there**")
+    assert (message["from"], message["to"], message["body"]) == (
+        "operator",
+        "alice",
+        "hi **there**",
+    )
     bad = await web.post("/op-send", {"to": "nobody", "body": "x"})
-    assert bad.status == 404 and "nobody" in bad.json()["error"]
+    assert bad.status == 404
+    assert "nobody" in bad.json()["error"]
     empty = await web.post("/op-send", {"to": "alice", "body": 5})
     assert empty.status == 400
 
@@ -85,7 +94,8 @@ async def test_a_form_post_is_refused(web: Web) -> None:
     reply = await web.request(
         "POST", "/op-send", headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
-    assert reply.status == 400 and "application/json" in reply.json()["error"]
+    assert reply.status == 400
+    assert "application/json" in reply.json()["error"]
 
 
 async def test_answer_and_cancel_questions_through_the_question_desk(web: Web) -> None:
@@ -97,7 +107,8 @@ async def test_answer_and_cancel_questions_through_the_question_desk(web: Web) -
     answered = await web.post(f"/answer-question/{first.id}", {"answer": "blue"})
     assert answered.json()["question"]["answer"] == "blue"
     again = await web.post(f"/answer-question/{first.id}", {"answer": "red"})
-    assert again.status in (403, 404, 409) and "already" in again.json()["error"]
+    assert again.status in (403, 404, 409)
+    assert "already" in again.json()["error"]
     assert (await web.post(f"/cancel-question/{second.id}")).status == 200
     assert (await hive.operator_questions(answered=False, limit=10)) == []
     inbox = await hive.operate(lambda s: s.recent_for("alice", 10))
@@ -126,7 +137,9 @@ async def test_dead_letters_replay_and_drop(web: Web) -> None:
     await hive.send("operator", "alice", "two")
 
     def kill_both(store):  # type: ignore[no-untyped-def]
-        store._conn.execute("UPDATE messages SET dead_at = 1, attempts = 5 WHERE recipient = 'alice'")
+        store._conn.execute(
+            "UPDATE messages SET dead_at = 1, attempts = 5 WHERE recipient = 'alice'"
+        )
 
     await hive.operate(kill_both)
     letters = (await web.get("/api/state")).json()["state"]["dead_letters"]
@@ -140,7 +153,8 @@ async def test_dead_letters_replay_and_drop(web: Web) -> None:
 
 async def test_logs_are_the_backend_s(web: Web) -> None:
     reply = await web.get("/logs/alice?lines=5")
-    assert reply.status == 200 and reply.json()["name"] == "alice"
+    assert reply.status == 200
+    assert reply.json()["name"] == "alice"
     assert (await web.get("/logs/nobody")).status == 404
 
 
@@ -149,8 +163,14 @@ class Desk:
 
     def __init__(self) -> None:
         self.view = ApprovalView(
-            id=7, agent="alice", kind="apply_commit", status="pending", description="more memory",
-            commit_ref="a" * 40, requested_at=1.0, diff="--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n",
+            id=7,
+            agent="alice",
+            kind="apply_commit",
+            status="pending",
+            description="more memory",
+            commit_ref="a" * 40,
+            requested_at=1.0,
+            diff="--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n",
             capabilities=("+ memory 8 GiB",),
         )
         self.calls: list[tuple[str, int, str]] = []
@@ -194,7 +214,8 @@ async def test_approve_and_deny_call_the_desk(short_tmp: Path) -> None:
 async def test_without_an_approval_flow_nothing_can_be_decided(web: Web) -> None:
     assert (await web.get("/api/state")).json()["state"]["approvals"] == []
     reply = await web.post("/approve/1")
-    assert reply.status == 503 and "no approval flow" in reply.json()["error"]
+    assert reply.status == 503
+    assert "no approval flow" in reply.json()["error"]
 
 
 async def test_a_token_guards_every_request(short_tmp: Path) -> None:
@@ -207,7 +228,8 @@ async def test_a_token_guards_every_request(short_tmp: Path) -> None:
             assert (await web.post("/login", {"token": "wrong-token-wrong-token"})).status == 403
             login = await web.post("/login", {"token": token})
             cookie = login.headers["set-cookie"]
-            assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            assert "HttpOnly" in cookie
+            assert "SameSite=Strict" in cookie
             session = cookie.split(";")[0]
             assert (await web.get("/api/state", headers={"Cookie": session})).status == 200
             bearer = {"Authorization": f"Bearer {token}"}
@@ -242,7 +264,15 @@ async def test_serve_reports_a_busy_dashboard_port_and_exits(short_tmp: Path) ->
     try:
         port = holder.getsockname()[1]
         result = await trio.to_thread.run_sync(
-            lambda: run_cli(short_tmp, "serve", "--backend", "none", "--dashboard", f"127.0.0.1:{port}", timeout=60)
+            lambda: run_cli(
+                short_tmp,
+                "serve",
+                "--backend",
+                "none",
+                "--dashboard",
+                f"127.0.0.1:{port}",
+                timeout=60,
+            )
         )
     finally:
         holder.close()

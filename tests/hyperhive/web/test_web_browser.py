@@ -143,7 +143,7 @@ def test_a_message_sent_from_the_cli_appears_live(
     flow = page.locator("#flow-live")  # type: ignore[attr-defined]
     sent = run_cli(hive.state, "send", "alice", "a word *from the cli*")
     assert sent.returncode == 0, sent.stderr
-    row = flow.locator(".row.msg", has_text="a word from the cli")
+    row = flow.locator('.row.msg:has(.who:text-is("operator"))', has_text="a word from the cli")
     expect(row).to_have_count(1, timeout=10_000)
     expect(row.locator("em")).to_have_text("from the cli")  # markdown, rendered
     reply = flow.locator(".row.msg", has_text="got your message")
@@ -239,9 +239,11 @@ def test_after_a_daemon_restart_the_page_reconnects_and_shows_nothing_twice(
     hive.start_again()
     expect(page.locator("#conn")).to_have_text("live", timeout=15_000)  # type: ignore[attr-defined]
     assert run_cli(hive.state, "send", "alice", "after the restart").returncode == 0
-    expect(flow.locator(".row.msg", has_text="after the restart")).to_have_count(1, timeout=10_000)
+    mine = flow.locator('.row.msg:has(.who:text-is("operator"))', has_text="after the restart")
+    expect(mine).to_have_count(1, timeout=10_000)
     ids = flow.locator(".row.msg").evaluate_all("rows => rows.map(r => r.dataset.id)")
-    assert len(ids) == len(set(ids)) and len(ids) > before
+    assert len(ids) == len(set(ids))
+    assert len(ids) > before
     expect(flow.locator(".row.msg", has_text="hello bob, I am alice")).to_have_count(1)
     texts = flow.locator(".row.sys").all_inner_texts()
     assert len(texts) == len(set(texts)) or all(re.search("joined|left|asks", t) for t in texts)

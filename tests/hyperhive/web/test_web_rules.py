@@ -31,8 +31,11 @@ def test_parse_bind() -> None:
 
 
 def test_only_loopback_binds_without_a_token() -> None:
-    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
-    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("::1")
+    assert is_loopback("localhost")
+    assert not is_loopback("0.0.0.0")
+    assert not is_loopback("192.168.1.5")
     check_bind(LOOP, None)
     for host in ("0.0.0.0", "::", "192.168.1.5"):
         with pytest.raises(ConfigError, match="operator token"):
@@ -121,8 +124,9 @@ def test_a_resumed_stream_replays_what_it_missed() -> None:
 
 
 def test_a_resume_past_the_history_gets_a_gap_first() -> None:
-    hello, replay = resume_frames("b1", 3, wire.HistoryReply(seq=9, events=_events(7, 8, 9)))
-    assert replay[0].payload == wire.EventGap(4, 6) and replay[0].seq == 6
+    _hello, replay = resume_frames("b1", 3, wire.HistoryReply(seq=9, events=_events(7, 8, 9)))
+    assert replay[0].payload == wire.EventGap(4, 6)
+    assert replay[0].seq == 6
     assert [e.seq for e in replay[1:]] == [7, 8, 9]
 
 
@@ -131,7 +135,8 @@ def test_frames_are_encoded_once_and_gaps_never_cached() -> None:
     (event,) = _events(5)
     first = cache.encode(event)
     assert first is cache.encode(event)
-    assert first.startswith(b"id: b1.5\ndata: {") and first.endswith(b"}\n\n")
+    assert first.startswith(b"id: b1.5\ndata: {")
+    assert first.endswith(b"}\n\n")
     assert b"\n" not in first[len(b"id: b1.5\ndata: ") : -2]
     gap = wire.Event(5, 1.0, wire.EventGap(3, 5))
     assert b'"kind":"gap"' in cache.encode(gap)
