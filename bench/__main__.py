@@ -1,7 +1,7 @@
 """Run the benchmarks (`just bench`, `./bootstrap bench`); each prints its own figures.
 
-    python -m bench [ARGS]                 the broker benchmark (ARGS go to it), then the turn one
-    python -m bench broker|turn|soak ARGS  one of them (`soak` runs for ten minutes: `just soak`)
+    python -m bench [ARGS]                     the broker benchmark (ARGS go to it), then turn, sse
+    python -m bench broker|turn|sse|soak ARGS  one of them (`soak` runs for ten minutes: `just soak`)
 
 The last line of each benchmark is its summary; docs/performance.md records them.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import broker, soak, turn
+from bench import broker, soak, sse, turn
 
-BENCHMARKS = {"broker": broker.main, "turn": turn.main, "soak": soak.main}
+BENCHMARKS = {"broker": broker.main, "turn": turn.main, "sse": sse.main, "soak": soak.main}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     if args and args[0] in BENCHMARKS:
         return BENCHMARKS[args[0]](args[1:])
-    return broker.main(args) or turn.main([])
+    return broker.main(args) or turn.main([]) or sse.main([])
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ class Daemon:
         ├── crash-watch     unrequested agent exits -> the manager's inbox (only with a backend)
         ├── rescanner       the container view, diffed into dashboard events
         ├── listeners       (one_for_one, dynamic) admin socket, manager socket, one per agent
-        └── agents          start-up: ensure the manager, start agents; on stop: stop them first
+        ├── agents          start-up: ensure the manager, start agents; on stop: stop them first
+        └── (extra)         `extra_children`: the dashboard, the demo (hyperhive/web/launch.py)
 
     Order matters: listeners start after the actors (nothing is accepted before the broker can
     answer) and stop before them (no request arrives while the broker closes its store). The

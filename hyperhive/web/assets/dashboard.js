@@ -52,7 +52,7 @@
   }
   function action(button, path, body) {
     button.disabled = true;
-    return post(path, body).catch((err) => toast(err.message)).finally(() => { button.disabled = false; });
+    return post(path, body).catch((err) => { toast(err.message); return null; }).finally(() => { button.disabled = false; });
   }
 
   // -- containers ------------------------------------------------------------------------------
@@ -169,14 +169,15 @@
     const caps = el("div", { class: "caps" }, ...(a.capabilities.length ? a.capabilities : ["(no capability changes)"]).map((line) =>
       el("div", { class: line.startsWith("+") ? "add" : line.startsWith("-") ? "del" : "" }, line)));
     const approve = el("button", { type: "button", class: "go approve" }, "approve");
-    approve.addEventListener("click", () => action(approve, "/approve/" + a.id));
+    const settle = (answer) => { if (answer && answer.approval) { state.approvals.set(answer.approval.id, answer.approval); renderApprovals(); } };
+    approve.addEventListener("click", () => action(approve, "/approve/" + a.id).then(settle));
     const deny = el("button", { type: "button", class: "danger deny" }, "deny");
     const reasonBox = el("div", { class: "deny-reason", hidden: true });
     const reason = el("textarea", { rows: 2, placeholder: "why? (the manager is told)", class: "reason" });
     const confirmDeny = el("button", { type: "button", class: "danger confirm-deny" }, "deny with this reason");
     confirmDeny.addEventListener("click", () => {
       if (!reason.value.trim()) { toast("a denial needs a reason"); reason.focus(); return; }
-      action(confirmDeny, "/deny/" + a.id, { reason: reason.value });
+      action(confirmDeny, "/deny/" + a.id, { reason: reason.value }).then(settle);
     });
     reasonBox.append(reason, confirmDeny);
     deny.addEventListener("click", () => { reasonBox.hidden = false; reason.focus(); });
