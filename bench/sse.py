@@ -1,6 +1,6 @@
 """SSE fan-out benchmark: the dashboard's event stream to many browsers at once.
 
-    python -m bench.sse [--clients 100] [--rate 200] [--seconds 10]
+    python -m bench.sse [--clients 100] [--rate 100] [--seconds 15]
 
 The real daemon (`hyperhive serve --backend none`, dashboard on a free loopback port) runs in
 its own process; this process opens `--clients` streams on `/dashboard/stream` plus one
@@ -104,27 +104,34 @@ class Client:
 
 
 async def _send_load(admin: Path, rate: int, seconds: float) -> int:
+    """Send `rate` messages a second, paced every 10 ms; answers are read concurrently."""
     stream = await trio.open_unix_socket(str(admin))
     reader = wire.LineReader(stream)
-    tick, sent = 0.01, 0
-    per_tick = max(1, round(rate * tick))
-    deadline = trio.current_time() + seconds
-    next_at = trio.current_time()
-    while trio.current_time() < deadline:
-        lines = [
-            wire.encode_request(wire.Send(to="sink", body=f"bench {sent + i}"))
-            for i in range(per_tick)
-        ]
-        await stream.send_all(b"".join(lines))
-        for _ in lines:
+    tick = 0.01
+    total = int(rate * seconds)
+    start = trio.current_time()
+
+    async def read_answers() -> None:
+        for _ in range(total):
             answer = await reader.read_line()
             assert answer is not None
             assert b'"ok":true' in answer, answer
-        sent += per_tick
-        next_at += tick
-        await trio.sleep_until(next_at)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_answers)
+        sent, ticks = 0, 0
+        while sent < total:
+            ticks += 1
+            due = min(total, round(rate * tick * ticks))
+            lines = [
+                wire.encode_request(wire.Send(to="sink", body=f"bench {i}"))
+                for i in range(sent, due)
+            ]
+            await stream.send_all(b"".join(lines))
+            sent = due
+            await trio.sleep_until(start + tick * ticks)
     await stream.aclose()
-    return sent
+    return total
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -173,8 +180,8 @@ async def bench(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sse")
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--rate", type=int, default=200, help="messages (events) per second")
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=int, default=100, help="messages (events) per second")
+    parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="hh-bench-sse-", dir="/tmp") as tmp:
         state = Path(tmp) / "hive"

@@ -64,6 +64,10 @@ class Subscriber:
         while True:
             yield await self.next_batch()
 
+    def take_nowait(self) -> list[wire.Event]:
+        """Whatever is queued now (gap markers included), possibly nothing."""
+        return self.queue.take()
+
     async def next_batch(self) -> list[wire.Event]:
         """Wait for what is queued next (gap markers included), never an empty list.
 

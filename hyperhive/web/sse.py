@@ -129,9 +129,11 @@ async def event_stream(
         yield b"retry: %d\n\n" % RETRY_MS + hello + b"".join(map(cache.encode, replay))
         floor = history.seq
         while True:
-            batch: Sequence[wire.Event] = ()
-            with trio.move_on_after(HEARTBEAT):
-                batch = await subscriber.next_batch()
+            # Under load events are already queued: take them without a timed wait.
+            batch: Sequence[wire.Event] = subscriber.take_nowait()
+            if not batch:
+                with trio.move_on_after(HEARTBEAT):
+                    batch = await subscriber.next_batch()
             if not batch:
                 yield b": ping\n\n"
                 continue
