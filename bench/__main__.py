@@ -1,7 +1,7 @@
 """Run the benchmarks (`just bench`, `./bootstrap bench`); each prints its own figures.
 
     python -m bench [ARGS]                     the broker benchmark (ARGS go to it), then turn, sse
-    python -m bench broker|turn|sse|soak ARGS  one of them (`soak` runs for ten minutes: `just soak`)
+    python -m bench broker|turn|sse|soak ARGS  one of them (`soak`: ten minutes, `just soak`)
 
 The last line of each benchmark is its summary; docs/performance.md records them.
 """
