@@ -260,6 +260,13 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
         response.headers["X-Accel-Buffering"] = "no"
         return response
 
+    @app.get("/api/file")
+    async def file_preview() -> Response:
+        agent, path = request.args.get("agent", ""), request.args.get("path", "")
+        shown, data = await ops.read_file(agent, path)
+        text = data.decode("utf-8", errors="replace")
+        return _ok(agent=agent, path=shown, size=len(data), text=text)
+
     @app.get("/logs/<name>")
     async def logs(name: str) -> Response:
         lines = max(1, min(request.args.get("lines", 200, type=int) or 200, 5000))

@@ -17,11 +17,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+import trio
 
 # At run time: cattrs resolves `Snapshot`'s annotations when the page asks for it.
 from hyperhive import wire  # noqa: TC001
+from hyperhive.core.agent_files import read_capped
 from hyperhive.core.listener import Identity
-from hyperhive.errors import ContainerError, HyperhiveError
+from hyperhive.core.reminders import container_relative
+from hyperhive.errors import ContainerError, HyperhiveError, NotFound
 
 if TYPE_CHECKING:
     from hyperhive.core.events import Subscriber
@@ -44,6 +47,7 @@ LIFECYCLE_ACTIONS = ("start", "stop", "restart", "kill", "rebuild", "destroy")
 _INBOX = 100
 _QUESTIONS = 100
 _MESSAGES = 200
+MAX_FILE_PREVIEW = 256 * 1024
 
 
 @attrs.frozen
@@ -158,6 +162,26 @@ class DashboardOps:
 
     async def logs(self, name: str, lines: int) -> str:
         return await self._lifecycle().logs(name, lines=lines)
+
+    async def read_file(self, agent: str, path: str) -> tuple[str, bytes]:
+        """A file in `agent`'s state directory, as the agent names it (``/state/x.md``).
+
+        The path rule is the reminders' (`container_relative`: under /state, no ``..``); the
+        read is `agent_files.read_capped` (no symlinks, regular files only, capped), off the
+        trio thread. Returns the path as shown and the bytes.
+
+        Raises:
+            UnknownAgent, BadRequest, NotFound, UnsafeFile (a HyperhiveError each).
+        """
+        self._hive.registry.record(agent)  # UnknownAgent for a name that is not one
+        relative = container_relative(path)
+        root = self._hive.paths.agent_state_dir(agent)
+        data = await trio.to_thread.run_sync(
+            lambda: read_capped(root, relative, MAX_FILE_PREVIEW, shown_as="/state")
+        )
+        if data is None:
+            raise NotFound(f"{agent} has no file /state/{relative}")
+        return f"/state/{relative}", data
 
     # -- actions ------------------------------------------------------------------------------
 

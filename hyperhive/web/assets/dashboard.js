@@ -212,12 +212,27 @@
       .map(([key, value]) => key + ": " + (typeof value === "string" ? value : JSON.stringify(value)));
     return el("div", { class: "md hive-event" }, "hive event: " + event.event.replace(/_/g, " ") + (fields.length ? " · " + fields.join(" · ") : ""));
   }
+  // File paths in a body (the last segment like name.ext, under /state or with a directory)
+  // become links to a text preview of that file in the agent's state directory.
+  const FILE_REF = /(?:^|[\s(`'"])((?:\/state\/)?(?:[\w.-]+\/)+[\w-][\w.-]*\.[A-Za-z0-9]{1,8}|\/state\/[\w-][\w.-]*\.[A-Za-z0-9]{1,8})(?=$|[\s).,;:`'"])/g;
+  function fileRefs(m) {
+    const owner = ["operator", "hive", "manager"].includes(m.from) ? m.to : m.from;
+    if (["operator", "hive"].includes(owner)) return null;
+    const refs = [...new Set([...String(m.body).matchAll(FILE_REF)].map((hit) => hit[1]))].slice(0, 8);
+    if (!refs.length) return null;
+    return el("div", { class: "file-refs" }, ...refs.map((path) => {
+      const link = el("button", { type: "button", class: "file-ref", title: "preview " + owner + ":" + path }, "📄 " + path);
+      link.addEventListener("click", () => openFile(owner, path));
+      return link;
+    }));
+  }
   function messageRow(m, delivered) {
     return el("div", { class: "row msg" + (m.from === "hive" ? " hive" : ""), "data-id": m.id },
       el("span", { class: "glyph" }, "›"), el("span", { class: "when" }, when(m.sent_at)),
       el("span", { class: "who" }, m.from), " → ", el("span", { class: "to" }, m.to),
       delivered ? el("span", { class: "delivered", title: "delivered" }, "✓") : null,
-      (m.from === "hive" && hiveEvent(m.body)) || R.markdown(m.body));
+      m.body_bytes ? el("span", { class: "chip dim", title: "the stream carries a preview; the inbox and a reload show all of it" }, "preview of " + bytes(m.body_bytes)) : null,
+      (m.from === "hive" && hiveEvent(m.body)) || R.markdown(m.body), fileRefs(m));
   }
   function addMessage(m) {
     const key = "m:" + m.id;
@@ -235,7 +250,8 @@
     const key = "e:" + state.boot + "." + ev.seq;
     const order = lastMessageId + 0.5;
     switch (ev.kind) {
-      case "sent": lastMessageId = Math.max(lastMessageId, ev.message.id); addMessage(ev.message); break;
+      case "sent": lastMessageId = Math.max(lastMessageId, ev.message.id);
+        addMessage(ev.body_bytes ? Object.assign({}, ev.message, { body_bytes: ev.body_bytes }) : ev.message); break;
       case "delivered": {
         const row = flow.get("m:" + ev.id);
         if (row && !row.querySelector(".delivered")) row.querySelector(".to").after(el("span", { class: "delivered", title: "delivered" }, "✓"));
@@ -433,6 +449,16 @@
       if (stick) pre.scrollTop = pre.scrollHeight;
     };
     dialog.showModal();
+  }
+  async function openFile(agent, path) {
+    if (logStream) { logStream.close(); logStream = null; }
+    const pre = $("logs-text");
+    $("logs-title").textContent = agent + ": " + path;
+    pre.textContent = "loading…";
+    $("logs-dialog").showModal();
+    const answer = await fetch("/api/file?agent=" + encodeURIComponent(agent) + "&path=" + encodeURIComponent(path), { credentials: "same-origin" })
+      .then((r) => r.json()).catch((err) => ({ ok: false, error: err.message }));
+    pre.textContent = answer.ok ? answer.text : "[" + answer.error + "]";
   }
   $("logs-close").addEventListener("click", () => { if (logStream) logStream.close(); logStream = null; $("logs-dialog").close(); });
 

@@ -284,3 +284,25 @@ async def test_serve_reports_a_busy_dashboard_port_and_exits(short_tmp: Path) ->
 async def test_http_without_host_is_refused(web: Web) -> None:
     reply = await http(web.port, "GET", "/api/state", {"Connection": "close"}, b"")
     assert reply.status in (400, 403)
+
+
+async def test_file_preview_reads_the_agent_s_state_safely(web: Web) -> None:
+    state = web.daemon.paths.agent_state_dir("alice")
+    (state / "notes").mkdir(parents=True, exist_ok=True)
+    (state / "notes" / "plan.md").write_text("# plan\n<script>x</script>\n")
+    (state / "notes" / "secret.md").symlink_to("/etc/shadow")
+    ok = await web.get("/api/file?agent=alice&path=/state/notes/plan.md")
+    assert ok.status == 200
+    assert ok.json()["text"] == "# plan\n<script>x</script>\n"
+    assert ok.json()["path"] == "/state/notes/plan.md"
+    relative = await web.get("/api/file?agent=alice&path=notes/plan.md")
+    assert relative.json()["size"] == len("# plan\n<script>x</script>\n")
+    refused = [
+        await web.get("/api/file?agent=alice&path=/state/notes/secret.md"),
+        await web.get("/api/file?agent=alice&path=/state/../../etc/passwd"),
+        await web.get("/api/file?agent=alice&path=/etc/passwd"),
+        await web.get("/api/file?agent=alice&path=/state/notes/missing.md"),
+        await web.get("/api/file?agent=nobody&path=/state/x.md"),
+    ]
+    assert [r.status for r in refused] == [400, 400, 400, 404, 404]
+    assert "root:" not in b"".join(r.body for r in refused).decode()

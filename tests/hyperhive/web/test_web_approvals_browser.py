@@ -119,7 +119,7 @@ def test_approve_and_deny_with_a_reason_on_the_page(screenshots: Path) -> None:
             expect(alice.locator(".caps")).to_have_text("+ network on")
             expect(alice.locator(".text")).to_have_text("<b>alice</b> wants the network")
             expect(page.locator("#banner")).to_contain_text("2 approvals")
-            page.screenshot(path=str(screenshots / "07-approvals.png"))
+            page.screenshot(path=str(screenshots / "08-approvals.png"))
             alice.locator("button.approve").click()
             expect(alice).to_have_count(0)
             assert desk.calls == [("approved", 1, "")]
@@ -129,7 +129,7 @@ def test_approve_and_deny_with_a_reason_on_the_page(screenshots: Path) -> None:
             expect(page.locator("#toast")).to_contain_text("needs a reason")
             assert desk.calls == [("approved", 1, "")]
             bob.locator("textarea.reason").fill("no network for bob")
-            page.screenshot(path=str(screenshots / "08-deny-reason.png"))
+            page.screenshot(path=str(screenshots / "09-deny-reason.png"))
             bob.locator("button.confirm-deny").click()
             expect(bob).to_have_count(0)
             assert desk.calls[-1] == ("denied", 2, "no network for bob")

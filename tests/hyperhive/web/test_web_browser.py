@@ -198,6 +198,41 @@ def test_agent_markup_shows_as_text_and_runs_nothing(
     shot(page, screenshots, "04-agent-markup-as-text")
 
 
+def test_a_file_path_in_a_message_opens_a_text_preview(
+    page: object, hive: Hive, screenshots: Path
+) -> None:
+    import trio
+
+    from hyperhive.client import open_client
+
+    notes = hive.state / "agents" / "alice" / "state" / "notes"
+    notes.mkdir(parents=True, exist_ok=True)
+    (notes / "plan.md").write_text("step 1: <b>greet</b>\nstep 2: rest\n")
+
+    async def send_as_alice() -> None:
+        async with open_client(hive.state / "agents" / "alice" / "run" / "hive.sock") as alice:
+            body = "the plan is in /state/notes/plan.md, see there"
+            await alice.call(wire.Send(to="operator", body=body), wire.Sent)
+
+    trio.run(send_as_alice)
+    flow = page.locator("#flow-live")  # type: ignore[attr-defined]
+    link = flow.locator("button.file-ref", has_text="/state/notes/plan.md")
+    expect(link).to_have_count(1, timeout=10_000)
+    link.click()
+    dialog = page.locator("#logs-dialog")  # type: ignore[attr-defined]
+    expect(dialog.locator("#logs-text")).to_have_text("step 1: <b>greet</b>\nstep 2: rest\n")
+    shot(page, screenshots, "05-file-preview")
+    dialog.locator("#logs-close").click()
+
+
+def test_the_log_viewer_follows_an_agent_s_log(page: object) -> None:
+    card = page.locator('.container[data-name="alice"]')  # type: ignore[attr-defined]
+    card.locator('button[data-action="logs"]').click()
+    text = page.locator("#logs-text")  # type: ignore[attr-defined]
+    expect(text).to_contain_text("hyperhive agent serving: alice", timeout=10_000)
+    page.locator("#logs-close").click()  # type: ignore[attr-defined]
+
+
 def _payload_pid(state: Path, name: str) -> int:
     """The agent's own process: the sandbox init's child on bwrap, the pid file's otherwise."""
     pid = int(next((state / "containers").glob(f"*/{name}.pid")).read_text().split()[0])
@@ -219,7 +254,7 @@ def test_a_killed_agent_shows_as_crashed_within_two_seconds(
     assert time.monotonic() - killed < 2.0
     expect(page.locator("#banner")).to_contain_text("bob crashed")  # type: ignore[attr-defined]
     expect(card.locator(".detail")).to_contain_text("exit status")
-    shot(page, screenshots, "05-agent-crashed")
+    shot(page, screenshots, "06-agent-crashed")
     card.locator('button[data-action="restart"]').click()
     expect(card).to_have_attribute("data-state", "running", timeout=30_000)
 
@@ -247,5 +282,5 @@ def test_after_a_daemon_restart_the_page_reconnects_and_shows_nothing_twice(
     expect(flow.locator(".row.msg", has_text="hello bob, I am alice")).to_have_count(1)
     texts = flow.locator(".row.sys").all_inner_texts()
     assert len(texts) == len(set(texts)) or all(re.search("joined|left|asks", t) for t in texts)
-    shot(page, screenshots, "06-after-restart")
+    shot(page, screenshots, "07-after-restart")
     assert page.errors == []  # type: ignore[attr-defined]
