@@ -221,7 +221,7 @@
     const refs = [...new Set([...String(m.body).matchAll(FILE_REF)].map((hit) => hit[1]))].slice(0, 8);
     if (!refs.length) return null;
     return el("div", { class: "file-refs" }, ...refs.map((path) => {
-      const link = el("button", { type: "button", class: "file-ref", title: "preview " + owner + ":" + path }, "📄 " + path);
+      const link = el("button", { type: "button", class: "file-ref", title: "preview " + owner + ":" + path }, "↗ " + path);
       link.addEventListener("click", () => openFile(owner, path));
       return link;
     }));
