@@ -93,6 +93,8 @@ class Receive:
     reply: Reply[tuple[wire.Delivery, ...]]
     # Checked before a parked receive is woken with mail: is anyone still there to take it?
     alive: Callable[[], bool] = lambda: True
+    # Called (in the broker's task, never blocking) once the receive is parked to wait.
+    on_park: Callable[[], None] = lambda: None
 
 
 @attrs.frozen
@@ -393,7 +395,8 @@ class Broker:
             self._unacked[recipient] = max(0, self._unacked[recipient] - count)
 
     def _settle_receive(self, receive: Receive, deliveries: list[wire.Delivery]) -> None:
-        if deliveries or receive.wait_seconds <= 0:
+        if deliveries or receive.wait_seconds <= 0 or receive.reply.abandoned:
+            # (A caller that gave up while its pop was in the worker thread is not parked.)
             receive.reply.send(tuple(deliveries))
             self._unpark(receive)
         elif not self._is_parked(receive):
@@ -421,6 +424,10 @@ class Broker:
         waiters[id(receive)] = waiter
         self._parked_count += 1
         heapq.heappush(self._deadlines, (waiter.deadline, next(self._tiebreak), waiter))
+        try:
+            receive.on_park()
+        except Exception:  # the caller's hook; its failure must not take the broker down
+            LOGGER.exception("a parked recv's on_park hook failed")
         if len(self._deadlines) > 2 * self._parked_count + 1024:
             # Unparked waiters stay in the heap until their deadline; keep it near the live set.
             live = {id(w) for ws in self._waiters.values() for w in ws.values()}

@@ -110,11 +110,13 @@ class Hive:
         max: int = 1,
         wait_seconds: float = 0.0,
         alive: Callable[[], bool] = lambda: True,
+        on_park: Callable[[], None] = lambda: None,
     ) -> tuple[wire.Delivery, ...]:
         """Up to `max` messages, waiting up to `wait_seconds` for the first (both capped).
 
         `alive` tells the broker whether the caller can still take mail; a parked recv whose
-        caller is gone is answered empty instead of being handed messages.
+        caller is gone is answered empty instead of being handed messages. `on_park` is called
+        (without blocking) if the recv has to wait.
         """
         # Written so that NaN (which Python's json accepts) fails the check too.
         if not (max >= 1 and wait_seconds >= 0):
@@ -122,7 +124,7 @@ class Hive:
         max = min(max, broker.MAX_RECV)
         wait_seconds = min(wait_seconds, broker.MAX_WAIT_SECONDS)
         return await self.to_broker.call(
-            lambda reply: broker.Receive(recipient, max, wait_seconds, reply, alive),
+            lambda reply: broker.Receive(recipient, max, wait_seconds, reply, alive, on_park),
             timeout=wait_seconds + CALL_TIMEOUT,
             on_lost=lambda deliveries: self._release_nowait(recipient, deliveries),
         )

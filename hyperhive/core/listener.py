@@ -57,10 +57,17 @@ class Identity:
 class Connection:
     """One accepted client: framed reads and writes over its stream."""
 
-    def __init__(self, stream: trio.abc.Stream, identity: Identity) -> None:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        identity: Identity,
+        nursery: trio.Nursery | None = None,
+    ) -> None:
         self.identity = identity
         self._stream = stream
         self._reader = wire.LineReader(stream)
+        # For helper tasks that live no longer than the connection (a parked recv's watcher).
+        self.nursery = nursery
 
     async def read_line(self) -> bytes | None:
         """The next request line, or None when the client closed its end."""
@@ -369,7 +376,8 @@ async def _handle(
         return
     gate.open += 1
     try:
-        await serve_requests(Connection(stream, identity), dispatch, send_many)
+        async with trio.open_nursery() as nursery:
+            await serve_requests(Connection(stream, identity, nursery), dispatch, send_many)
     except Exception as exc:
         if _is_disconnect(exc):
             LOGGER.debug("client of %s went away", identity)

@@ -93,32 +93,22 @@ class Surfaces:
         released back to pending, uncounted. Returns None when there is nobody to answer.
         """
         me = conn.identity.name
-        alive = lambda: not conn.is_closed()  # noqa: E731 - a callback for the broker
-        result: list[tuple[wire.Delivery, ...]] = []
-        failed: list[Exception] = []
-
-        async def receive(scope: trio.CancelScope) -> None:
+        watcher = _HangupWatcher(conn)
+        with trio.CancelScope() as scope:
+            watcher.scope = scope
             try:
-                result.append(await self._hive.recv(me, max=max, wait_seconds=wait, alive=alive))
-            except Exception as exc:  # raised as itself below, not inside an exception group
-                failed.append(exc)
-            scope.cancel(reason="recv answered")
-
-        async def watch(scope: trio.CancelScope) -> None:
-            # A client that hangs up frees its descriptor now, not when the wait runs out;
-            # the cancelled call hands anything it was given back to the broker (on_lost).
-            await conn.wait_closed()
-            scope.cancel(reason="the client hung up")
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(receive, nursery.cancel_scope)
-            if wait > 0:
-                nursery.start_soon(watch, nursery.cancel_scope)
-        if failed:
-            raise failed[0]
-        if not result:
-            return None
-        return await self._hand_over(conn, result[0])
+                deliveries = await self._hive.recv(
+                    me,
+                    max=max,
+                    wait_seconds=wait,
+                    alive=lambda: not conn.is_closed(),
+                    on_park=watcher.start,
+                )
+            finally:
+                await watcher.stop()
+        if scope.cancelled_caught:
+            return None  # the client hung up; the cancelled call gave back what it was handed
+        return await self._hand_over(conn, deliveries)
 
     async def _hand_over(
         self, conn: Connection, deliveries: tuple[wire.Delivery, ...]
@@ -203,6 +193,53 @@ class Surfaces:
                 nursery.cancel_scope.cancel(reason="subscriber went away")
         finally:
             self._hive.unsubscribe(subscriber)
+
+
+class _HangupWatcher:
+    """While a recv is parked, watch its client: one that hangs up frees its descriptor now,
+    not when the wait runs out.
+
+    Started only once the broker parks the recv (`on_park`), so a recv answered at once (mail
+    was waiting: the busy case) costs no task and no epoll registration. It runs in the
+    connection's nursery and cancels `scope`, the recv's, when the client is gone; `stop` waits
+    until it has exited, so it never reads the socket once the handler reads again.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.scope: trio.CancelScope | None = None
+        self._own: trio.CancelScope | None = None
+        self._done: trio.Event | None = None
+
+    def start(self) -> None:
+        nursery = self._conn.nursery
+        if nursery is None or self._done is not None:
+            return
+        self._done = trio.Event()
+        self._own = trio.CancelScope()
+        try:
+            nursery.start_soon(self._run)
+        except RuntimeError:  # the connection is already closing: nothing left to watch
+            self._done.set()
+
+    async def _run(self) -> None:
+        assert self._own is not None
+        assert self._done is not None
+        try:
+            with self._own:
+                # A reset (rather than a close) means the client is gone all the same.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._conn.wait_closed()
+                if self.scope is not None:
+                    self.scope.cancel(reason="the client hung up")
+        finally:
+            self._done.set()
+
+    async def stop(self) -> None:
+        if self._own is not None and self._done is not None:
+            self._own.cancel()
+            with trio.CancelScope(shield=True):
+                await self._done.wait()
 
 
 async def _cancel_on_eof(conn: Connection, scope: trio.CancelScope) -> None:
