@@ -45,6 +45,17 @@ async def small_hive(short_tmp: Path, **limits: Any) -> AsyncIterator[TestHive]:
         yield hive
 
 
+async def settled() -> None:
+    """Every task blocked and no worker thread busy (a task waiting on a thread counts as
+    blocked for `wait_all_tasks_blocked`, and the broker pops in one)."""
+    limiter = trio.to_thread.current_default_thread_limiter()
+    while True:
+        await trio.testing.wait_all_tasks_blocked()
+        if limiter.borrowed_tokens == 0:
+            return
+        await trio.sleep(0)
+
+
 async def send(client: Client, to: str, body: str) -> int:
     return (await client.call(wire.Send(to=to, body=body), wire.Sent)).id
 
@@ -221,7 +232,7 @@ async def test_issue9_connections_per_agent_are_capped(clock: MockClock, short_t
         async with hive.agent("bob") as bob:
             await bob.call(wire.Whoami(), wire.WhoamiReply)
         await held.pop().aclose()
-        await trio.testing.wait_all_tasks_blocked()
+        await settled()
         async with hive.agent("alice") as alice:
             assert (await alice.call(wire.Whoami(), wire.WhoamiReply)).name == "alice"
         for stream in held:
@@ -248,7 +259,7 @@ async def test_issue9_parked_recvs_are_capped_and_a_send_wakes_only_one(
         parked = [await trio.open_unix_socket(path) for _ in range(21)]
         for stream in parked:
             await stream.send_all(b'{"cmd":"recv","wait_seconds":100}\n')
-        await trio.testing.wait_all_tasks_blocked()
+        await settled()
         # The 21st is refused at once; 20 wait.
         answers = []
         for stream in parked:
@@ -260,7 +271,7 @@ async def test_issue9_parked_recvs_are_capped_and_a_send_wakes_only_one(
         monkeypatch.setattr(BrokerStore, "pop", counting_pop)
         async with hive.agent("alice") as alice:
             await send(alice, "bob", "one message")
-        await trio.testing.wait_all_tasks_blocked()
+        await settled()
         # On main every parked waiter was popped for every send: 20 pops for one message.
         assert pops.count("bob") == 1
         for stream in parked:
@@ -275,10 +286,10 @@ async def test_issue9_a_closed_clients_parked_recv_is_released_at_once(
         before = len(os.listdir("/proc/self/fd"))
         stream = await trio.open_unix_socket(os.fspath(hive.paths.agent_socket("bob")))
         await stream.send_all(b'{"cmd":"recv","wait_seconds":180}\n')
-        await trio.testing.wait_all_tasks_blocked()
+        await settled()
         start = trio.current_time()
         await stream.aclose()
-        await trio.testing.wait_all_tasks_blocked()
+        await settled()
         # The daemon's end is closed now, not 180 s later.
         assert len(os.listdir("/proc/self/fd")) == before
         assert trio.current_time() == start
