@@ -17,7 +17,7 @@ message, oldest first:
 | from the operator, anything else | replies to the operator, quoting it in markdown |
 | from an agent, ``hello ...`` | answers that agent ``nice to meet you, <them>`` |
 | from an agent, anything else | nothing (no reply loops) |
-| hive event: your question was answered | thanks the operator, naming the answer |
+| hive event: your question was answered | thanks the operator for the answer (if not cancelled) |
 | hive event: NAME crashed (the manager) | tells the operator, suggests a restart |
 | hive event: someone asks you a question | answers it with its first option (or ``yes``) |
 
@@ -129,6 +129,8 @@ def _on_hive_event(me: str, body: str) -> ToolCall | None:
     ):
         number, answerer, answer = answered.groups()
         text = f"thanks, {answerer}: you picked **{answer.strip()}** (question #{number})"
+        if answer.strip().startswith("[cancelled"):
+            text = f"ok, never mind question #{number}"
         return ToolCall(_SEND, {"to": "operator", "body": text})
     if asked := re.search(r"asks you question #(\d+)", body):
         options = re.search(r"options: (.*)", body)
