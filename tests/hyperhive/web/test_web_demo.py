@@ -75,3 +75,39 @@ def test_the_reply_is_the_next_call_not_yet_made_then_the_end_of_the_turn() -> N
 def test_side_requests_without_the_hive_s_tools_get_the_default() -> None:
     side = ApiRequest("POST", "/v1/messages", {}, {"messages": [{"role": "user", "content": "x"}]})
     assert demo_reply("alice", side) == Text("ok.")
+
+
+def test_the_scripted_api_command_runs_a_command_against_itself() -> None:
+    import subprocess
+    import sys
+
+    client = (
+        "import json, os, sys, urllib.request\n"
+        "body = {'tools': [{'name': 'mcp__hive__send'}], 'messages': [{'role': 'user', "
+        "'content': 'You have 1 new message(s).\\n\\n---\\n\\nfrom: operator\\n\\ngreet bob'}]}\n"
+        "request = urllib.request.Request(os.environ['ANTHROPIC_BASE_URL'] + '/v1/messages',"
+        " data=json.dumps(body).encode(), method='POST')\n"
+        "reply = json.load(urllib.request.urlopen(request, timeout=10))\n"
+        "print(json.dumps(reply['content'][1]['input']))\n"
+        "sys.exit(7)\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hyperhive.testing.scripted_api",
+            "--script",
+            "demo",
+            "--",
+            sys.executable,
+            "-c",
+            client,
+        ],
+        env={"HYPERHIVE_AGENT": "alice", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 7, done.stderr
+    assert '"body": "hello bob, I am alice"' in done.stdout
