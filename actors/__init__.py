@@ -18,12 +18,18 @@ from actors._errors import (
 from actors._intensity import RestartIntensity
 from actors._mailbox import Inbox, Mailbox, Reply
 from actors._spec import ChildSpec, Restart, Strategy
-from actors._stats import ChildStatistics, MailboxStatistics, SupervisorStatistics
+from actors._stats import (
+    ActorStatistics,
+    ChildStatistics,
+    MailboxStatistics,
+    SupervisorStatistics,
+)
 from actors._supervisor import Supervisor
 
 __all__ = [
     "ActorCrashed",
     "ActorError",
+    "ActorStatistics",
     "ActorStopped",
     "ActorTimeout",
     "ChildSpec",

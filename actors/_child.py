@@ -43,6 +43,19 @@ class Child:
         """The child's own report if its spec has one, else the supervisor's view."""
         if self.spec.statistics is not None:
             return self.spec.statistics()
+        if self.spec.report is not None:
+            own = self.spec.report()
+            return ChildStatistics(
+                id=self.id,
+                state=self.state,
+                restarts=self.restarts,
+                last_error=self.last_error or own.last_error,
+                queue_depth=own.queue_depth,
+                queue_capacity=own.queue_capacity,
+                started_at=self.started_at,
+                last_message_at=own.last_message_at,
+                counters=own.counters,
+            )
         mailbox = None if self.spec.mailbox is None else self.spec.mailbox.statistics()
         return ChildStatistics(
             id=self.id,
@@ -52,6 +65,7 @@ class Child:
             queue_depth=None if mailbox is None else mailbox.depth,
             queue_capacity=None if mailbox is None else mailbox.capacity,
             started_at=self.started_at,
+            last_message_at=None if mailbox is None else mailbox.last_taken_at,
         )
 
     async def stop(self, reports: Reports) -> None:

@@ -131,6 +131,8 @@ class Mailbox(Generic[M]):
         self._stop_requested = False
         self._receivers: set[trio.CancelScope] = set()
         self._unanswered: set[Reply[Any]] = set()
+        self._last_taken_at: float | None = None
+        self._taken = 0
 
     def __repr__(self) -> str:
         stats = self.statistics()
@@ -205,9 +207,15 @@ class Mailbox(Generic[M]):
             scope.cancel(reason=f"mailbox {self.name!r} asked to stop")
 
     def statistics(self) -> MailboxStatistics:
-        """A snapshot of how full the mailbox is."""
+        """A snapshot of how full the mailbox is and when its actor last took a message."""
         stats = self._to_actor.statistics()
-        return MailboxStatistics(self.name, stats.current_buffer_used, int(stats.max_buffer_size))
+        return MailboxStatistics(
+            self.name,
+            stats.current_buffer_used,
+            int(stats.max_buffer_size),
+            self._last_taken_at,
+            self._taken,
+        )
 
     # The supervisor calls these two around each incarnation of the actor.
 
@@ -234,14 +242,16 @@ class Mailbox(Generic[M]):
         envelope = await self._receive_or_stop()
         if envelope is None:
             raise StopAsyncIteration
-        return self._taken(envelope)
+        return self._taken_now(envelope)
 
     def _receive_nowait(self) -> M:
         if self._stop_requested:
             raise trio.WouldBlock
-        return self._taken(self._from_senders.receive_nowait())
+        return self._taken_now(self._from_senders.receive_nowait())
 
-    def _taken(self, envelope: _Envelope[M]) -> M:
+    def _taken_now(self, envelope: _Envelope[M]) -> M:
+        self._last_taken_at = trio.current_time()
+        self._taken += 1
         if envelope.reply is not None and not envelope.reply.answered:
             self._unanswered.add(envelope.reply)
             envelope.reply._on_answer = self._unanswered.discard

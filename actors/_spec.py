@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from actors._mailbox import Mailbox
-    from actors._stats import ChildStatistics, SupervisorStatistics
+    from actors._stats import ActorStatistics, ChildStatistics, SupervisorStatistics
     from actors._supervisor import Supervisor
 
 __all__ = ["ChildSpec", "Restart", "Strategy"]
@@ -60,7 +60,9 @@ class ChildSpec:
     `mailbox` is the child's inbox. Create it where the tree is built, outside the restart
     loop; the supervisor keeps it, so queued messages survive restarts. `statistics`, if set,
     replaces the supervisor's own view of the child in `Supervisor.statistics` (a nested
-    supervisor reports its whole subtree this way).
+    supervisor reports its whole subtree this way). `report`, if set, is the actor's own
+    ``statistics()`` (`ActorStatistics`: its queue, last message, last error, counters), merged
+    into the supervisor's view; without it the mailbox's figures are shown.
     """
 
     id: str
@@ -70,6 +72,7 @@ class ChildSpec:
     mailbox: Mailbox[Any] | None = None
     on_stop: Callable[[], None] | None = None
     statistics: Callable[[], ChildStatistics | SupervisorStatistics] | None = None
+    report: Callable[[], ActorStatistics] | None = None
 
     @classmethod
     def for_supervisor(

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -89,11 +90,11 @@ def resources(pid: int) -> tuple[float, int]:
     return rss_kib / 1024, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-async def _call(tally: Tally, path: Path, request: wire.Request, reply: type[object]) -> None:
+async def _call(tally: Tally, path: Path, request: wire.Request[Any]) -> None:
     try:
         with trio.fail_after(30):
             async with open_client(path) as client:
-                await client.call(request, reply)
+                await client.call(request)
         tally.answered += 1
     except (HyperhiveError, OSError, trio.TooSlowError) as exc:
         tally.failed.append(f"{type(request).__name__}: {exc}")
@@ -106,21 +107,21 @@ async def traffic(paths: StatePaths, names: list[str], seconds: float, tally: Ta
     while trio.current_time() < deadline:
         n = next(turn)
         to, sender = names[n % len(names)], names[(n + 1) % len(names)]
-        await _call(tally, paths.admin_socket, wire.Send(to=to, body=f"op #{n}"), wire.Sent)
+        await _call(tally, paths.admin_socket, wire.Send(to=to, body=f"op #{n}"))
         body = f"{sender} -> {to} #{n}"
-        await _call(tally, paths.agent_socket(sender), wire.Send(to=to, body=body), wire.Sent)
-        await _call(tally, paths.admin_socket, wire.ListContainers(), wire.Containers)
+        await _call(tally, paths.agent_socket(sender), wire.Send(to=to, body=body))
+        await _call(tally, paths.admin_socket, wire.ListContainers())
         if n % 10 == 0:
-            await _call(tally, paths.admin_socket, wire.Status(), wire.StatusReply)
-            await _call(tally, paths.admin_socket, wire.History(limit=200), wire.HistoryReply)
+            await _call(tally, paths.admin_socket, wire.GetStatus())
+            await _call(tally, paths.admin_socket, wire.History(limit=200))
             for name in names:
-                await _call(tally, paths.agent_socket(name), wire.Whoami(), wire.WhoamiReply)
+                await _call(tally, paths.agent_socket(name), wire.Whoami())
         await trio.sleep(1.0)
 
 
 async def crash_events(paths: StatePaths) -> list[str]:
     async with open_client(paths.admin_socket) as operator:
-        reply = await operator.call(wire.History(limit=1000), wire.HistoryReply)
+        reply = await operator.call(wire.History(limit=1000))
     return [
         f"{e.payload.name} exit {e.payload.exit_code}"
         for e in reply.events

@@ -4,7 +4,8 @@
 
 Everything is real but the model: the daemon (`hyperhive serve`, no containers) in one process,
 the harness (`hyperhive agent serve`) in another, the `claude` it runs (bundled with
-claude-agent-sdk) and the `hyperhive agent mcp` server claude starts. The model is the
+claude-agent-sdk), the `hyperhive agent mcp` relay claude starts and the SDK MCP server it
+reaches inside the harness. The model is the
 scripted Messages API (`hyperhive.testing.model_api`) on loopback, in this process, which
 answers a ``ping-N`` prompt with an ``mcp__hive__send`` to the operator (``pong-N``) and the
 tool result with "done.".
@@ -41,6 +42,7 @@ import trio
 
 from hyperhive import wire
 from hyperhive.agent.claude import find_claude
+from hyperhive.agent.mcp_server import open_mcp_server
 from hyperhive.agent.serve import READY_MARKER
 from hyperhive.client import open_client
 from hyperhive.config import StatePaths
@@ -160,7 +162,7 @@ async def _turns(
             done_before = harness.turns()
             body = f"ping-{number} please"
             started = trio.current_time()
-            await operator.call(wire.Send(to=AGENT, body=body), wire.Sent)
+            await operator.call(wire.Send(to=AGENT, body=body))
             async for event in feed:
                 payload = event.payload
                 if (
@@ -221,9 +223,9 @@ def _memory(pid: int) -> dict[str, tuple[float, float]]:
     return roles
 
 
-def _mcp_ready_times(socket: Path, samples: int) -> list[float]:
-    """Spawn `hyperhive agent mcp` and time its answer to `initialize`, `samples` times."""
-    env = {**os.environ, "HYPERHIVE_SOCKET": str(socket)}
+async def _mcp_ready_times(socket: Path, samples: int) -> list[float]:
+    """Spawn `hyperhive agent mcp` (the relay claude starts) in front of a harness's SDK server
+    and time its answer to `initialize`, `samples` times."""
     params = {
         "protocolVersion": "2025-11-25",
         "capabilities": {},
@@ -231,24 +233,24 @@ def _mcp_ready_times(socket: Path, samples: int) -> list[float]:
     }
     request = json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
     times = []
-    for _ in range(samples):
-        begun = time.monotonic()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hyperhive", "agent", "mcp"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        assert process.stdin is not None
-        assert process.stdout is not None
-        process.stdin.write(request.encode() + b"\n")
-        process.stdin.flush()
-        answer = process.stdout.readline()
-        times.append(time.monotonic() - begun)
-        process.stdin.close()
-        process.wait(10)
-        if b'"protocolVersion"' not in answer:
-            raise RuntimeError(f"agent mcp did not answer initialize: {answer!r}")
+    async with open_mcp_server(socket, manager=False) as mcp_socket:
+        for _ in range(samples):
+            begun = time.monotonic()
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "hyperhive", "agent", "mcp", "--connect", str(mcp_socket)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            assert process.stdin is not None
+            assert process.stdout is not None
+            await process.stdin.send_all(request.encode() + b"\n")
+            answer = await wire.LineReader(process.stdout).read_line() or b""
+            times.append(time.monotonic() - begun)
+            await process.stdin.aclose()
+            with trio.fail_after(10):
+                await process.wait()
+            if b'"protocolVersion"' not in answer:
+                raise RuntimeError(f"agent mcp did not answer initialize: {answer!r}")
     return times
 
 
@@ -257,7 +259,7 @@ async def _bench(root: Path, turns: int, warmup: int) -> dict[str, Any]:
     async with open_model_api() as api:
         api.on("ping-", _ping)
         async with open_client(StatePaths(root / "hive").admin_socket) as operator:
-            await operator.call(wire.RegisterAgent(name=AGENT), wire.Agents)
+            await operator.call(wire.RegisterAgent(name=AGENT))
         for offset, mode in enumerate(("warm", "cold")):
             async with open_harness(root, api, mode) as harness:
                 figures[f"{mode}_startup"] = harness.startup
@@ -268,6 +270,8 @@ async def _bench(root: Path, turns: int, warmup: int) -> dict[str, Any]:
                 if mode == "warm":
                     await trio.sleep(2.0)  # idle: nothing but the warm processes
                     figures["memory"] = _memory(harness.process.pid)
+        agent_socket = StatePaths(root / "hive").agent_socket(AGENT)
+        figures["mcp"] = await _mcp_ready_times(agent_socket, 20)
     return figures
 
 
@@ -277,15 +281,18 @@ def run(turns: int, warmup: int) -> int:
     try:
         with DaemonProcess(root / "hive"):
             figures = trio.run(_bench, root, turns, warmup)
-            mcp = _mcp_ready_times(StatePaths(root / "hive").agent_socket(AGENT), 20)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    mcp: list[float] = figures["mcp"]
     memory: dict[str, tuple[float, float]] = figures["memory"]
     rss = sum(r for r, _ in memory.values())
     pss = sum(p for _, p in memory.values())
     parts = " + ".join(f"{role} {memory[role][0]:.0f}" for role in sorted(memory))
     print(f"turns: {turns} per mode after {warmup} warm-up turns; machine: {os.cpu_count()} cores")
-    print(f"hyperhive agent mcp ready for initialize: p50 {_ms(mcp, 0.5):.0f} ms (20 spawns)")
+    print(
+        f"hyperhive agent mcp (relay -> harness's MCP server) ready for initialize: "
+        f"p50 {_ms(mcp, 0.5):.0f} ms (20 spawns)"
+    )
     print(
         f"harness start-up (spawn -> serving): {figures['warm_startup'] * 1000:.0f} ms, "
         f"{figures['cold_startup'] * 1000:.0f} ms"

@@ -8,7 +8,7 @@ its first model request, and every container start runs the harness (docs/turn-l
 import sys
 
 if sys.argv[1:3] == ["agent", "mcp"] and not {"-h", "--help"} & set(sys.argv[3:]):
-    from hyperhive.agent.mcp_server import main as mcp_main
+    from hyperhive.agent.mcp_relay import main as mcp_main
 
     sys.exit(mcp_main(sys.argv[3:]))
 if sys.argv[1:3] == ["agent", "serve"]:

@@ -223,7 +223,7 @@ def status(
     """Show the live actor tree and each actor's statistics."""
     from hyperhive.tui import status_table
 
-    reply = _run(_call, _paths(state_dir), wire.Status(), wire.StatusReply)
+    reply = _run(_call, _paths(state_dir), wire.GetStatus())
     if as_json:
         print(json.dumps(wire.to_json(reply), indent=2))
     else:
@@ -238,7 +238,7 @@ def send(
 ) -> None:
     """Send a message to an agent as the operator."""
     body = sys.stdin.read() if text == "-" else text
-    sent = _run(_call, _paths(state_dir), wire.Send(to=name, body=body), wire.Sent)
+    sent = _run(_call, _paths(state_dir), wire.Send(to=name, body=body))
     _say(f"sent #{sent.id} to {name}")
 
 
@@ -251,7 +251,7 @@ def inbox(
     """Show what agents sent to the operator, newest last."""
     from hyperhive.tui import messages_table
 
-    reply = _run(_call, _paths(state_dir), wire.Inbox(limit=limit), wire.InboxReply)
+    reply = _run(_call, _paths(state_dir), wire.ReadInbox(limit=limit))
     if as_json:
         print(json.dumps(wire.to_json(reply), indent=2))
     else:
@@ -261,7 +261,7 @@ def inbox(
 @app.command()
 def agents(state_dir: StateDirOption = None) -> None:
     """List the registered agents."""
-    reply = _run(_call, _paths(state_dir), wire.ListAgents(), wire.Agents)
+    reply = _run(_call, _paths(state_dir), wire.ListAgents())
     for name in reply.agents:
         print(name)
 
@@ -272,7 +272,7 @@ def register(
     state_dir: StateDirOption = None,
 ) -> None:
     """Register an agent by name and open its socket (no container yet)."""
-    _run(_call, _paths(state_dir), wire.RegisterAgent(name=name), wire.Agents)
+    _run(_call, _paths(state_dir), wire.RegisterAgent(name=name))
     _say(f"registered {name}")
 
 
@@ -283,12 +283,12 @@ def unregister(
 ) -> None:
     """Forget an agent and close its socket (= destroy): its state is kept as a tombstone
     and its stored messages stay."""
-    _run(_call, _paths(state_dir), wire.UnregisterAgent(name=name), wire.Agents)
+    _run(_call, _paths(state_dir), wire.UnregisterAgent(name=name))
     _say(f"unregistered {name}")
 
 
-def _lifecycle(request: wire.Request, state_dir: Path | None, done: str) -> None:
-    reply = _run(_call, _paths(state_dir), request, wire.Container)
+def _lifecycle(request: wire.Request[wire.Container], state_dir: Path | None, done: str) -> None:
+    reply = _run(_call, _paths(state_dir), request)
     view = reply.container
     _say(f"{done} {view.name}: {view.state}")
 
@@ -361,7 +361,7 @@ def destroy(
             _complain("error:", "nothing was destroyed")
             raise typer.Exit(1)
     request = wire.Destroy(name=name, purge=purge, force=force)
-    _run(_call, _paths(state_dir), request, wire.Empty)
+    _run(_call, _paths(state_dir), request)
     kept = "and its state" if purge else "(its state is kept: `hyperhive list` shows it)"
     _say(f"destroyed {name} {kept}")
 
@@ -375,8 +375,8 @@ def list_containers(
     from hyperhive.tui import containers_table, tombstones_table
 
     paths = _paths(state_dir)
-    views = _run(_call, paths, wire.ListContainers(), wire.Containers)
-    tombstones = _run(_call, paths, wire.ListTombstones(), wire.Tombstones)
+    views = _run(_call, paths, wire.ListContainers())
+    tombstones = _run(_call, paths, wire.ListTombstones())
     if as_json:
         print(json.dumps({**wire.to_json(views), **wire.to_json(tombstones)}, indent=2))
         return
@@ -400,7 +400,7 @@ def logs(
     """Print the last lines an agent's process wrote, control characters made visible."""
     from hyperhive.tui import visible
 
-    reply = _run(_call, _paths(state_dir), wire.Logs(name=name, lines=lines), wire.LogsReply)
+    reply = _run(_call, _paths(state_dir), wire.Logs(name=name, lines=lines))
     sys.stdout.write(reply.text if raw else visible(reply.text))
 
 
@@ -416,13 +416,13 @@ def dead_letters(
 
     paths = _paths(state_dir)
     if replay is not None:
-        _run(_call, paths, wire.ReplayDead(id=replay), wire.Sent)
+        _run(_call, paths, wire.ReplayDead(id=replay))
         _say(f"replayed #{replay}")
     elif drop is not None:
-        _run(_call, paths, wire.DropDead(id=drop), wire.Empty)
+        _run(_call, paths, wire.DropDead(id=drop))
         _say(f"dropped #{drop}")
     else:
-        reply = _run(_call, paths, wire.ListDeadLetters(recipient=recipient), wire.DeadLetters)
+        reply = _run(_call, paths, wire.ListDeadLetters(recipient=recipient))
         _console.print(dead_letters_table(reply.letters))
 
 
@@ -443,7 +443,7 @@ async def _follow_events(paths: StatePaths, history: int) -> None:
         # Subscribe first, read history second, drop what history already showed: nothing is
         # lost between the two and nothing is printed twice.
         stream = await feed.subscribe()
-        past = await query.call(wire.History(limit=history), wire.HistoryReply)
+        past = await query.call(wire.History(limit=history))
         for event in past.events:
             _console.print(event_line(event), highlight=False)
         async for event in stream:
@@ -464,7 +464,7 @@ def questions(
     from hyperhive.tui import questions_table
 
     request = wire.ListQuestions(answered=answered, limit=limit)
-    reply = _run(_call, _paths(state_dir), request, wire.Questions)
+    reply = _run(_call, _paths(state_dir), request)
     if as_json:
         print(json.dumps(wire.to_json(reply), indent=2))
     else:
@@ -479,7 +479,7 @@ def answer(
 ) -> None:
     """Answer a question as the operator; the asking agent gets it in its inbox."""
     body = sys.stdin.read() if text == "-" else text
-    reply = _run(_call, _paths(state_dir), wire.Answer(id=id, answer=body), wire.Resolved)
+    reply = _run(_call, _paths(state_dir), wire.Answer(id=id, answer=body))
     _say(f"answered #{id} for {reply.question.asker}")
 
 
@@ -498,11 +498,11 @@ def reminders(
 
     paths = _paths(state_dir)
     if cancel is not None:
-        _run(_call, paths, wire.CancelLooseEnd(kind="reminder", id=cancel), wire.Cancelled)
+        _run(_call, paths, wire.CancelLooseEnd(kind="reminder", id=cancel))
         _say(f"cancelled reminder #{cancel}")
         return
     request = wire.ListReminders(owner=owner, delivered=delivered)
-    reply = _run(_call, paths, request, wire.Reminders)
+    reply = _run(_call, paths, request)
     if as_json:
         print(json.dumps(wire.to_json(reply), indent=2))
     else:
@@ -527,9 +527,9 @@ def version() -> None:
     print(__version__)
 
 
-async def _call(paths: StatePaths, request: wire.Request, reply: type[_T]) -> _T:
+async def _call(paths: StatePaths, request: wire.Request[_T]) -> _T:
     async with open_client(paths.admin_socket) as client:
-        return await client.call(request, reply)
+        return await client.call(request)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "Feed", "open_client"]
 
-_T = TypeVar("_T")
+R = TypeVar("R")
 
 
 class Client:
@@ -31,8 +31,11 @@ class Client:
         self._stream = stream
         self._reader = wire.LineReader(stream, max_bytes=64 * wire.MAX_LINE_BYTES)
 
-    async def call(self, request: wire.Request, reply: type[_T]) -> _T:
-        """Send `request` and decode its response as `reply`.
+    async def call(self, request: wire.Request[R]) -> R:
+        """Send `request` and decode its response as its command's reply type.
+
+        ``await client.call(wire.Send(to="bob", body="hi"))`` is a `wire.Sent`: the command
+        table pairs each request with its reply, so no caller names it.
 
         Raises:
             RemoteError: the daemon answered ok:false, or closed the connection.
@@ -44,7 +47,7 @@ class Client:
             raise RemoteError("the daemon closed the connection") from exc
         if line is None:
             raise RemoteError("the daemon closed the connection")
-        return wire.decode_response(line, reply)
+        return wire.decode_reply(line, request)
 
     async def subscribe(self) -> Feed:
         """Turn this connection into a feed; returns once subscribed.
@@ -53,7 +56,7 @@ class Client:
         `EventGap` markers where this client fell behind, until the daemon closes the feed.
         It is a plain iterator (not an async generator), so breaking out of the loop is safe.
         """
-        await self.call(wire.Subscribe(), wire.Empty)
+        await self.call(wire.SubscribeEvents())
         return Feed(self._reader)
 
 

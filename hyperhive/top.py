@@ -61,7 +61,7 @@ async def run_top(paths: StatePaths, console: Console, *, refresh: float = 1.0) 
     view = TopView()
     async with open_client(paths.admin_socket) as feed, open_client(paths.admin_socket) as query:
         stream = await feed.subscribe()
-        view.add_events((await query.call(wire.History(limit=15), wire.HistoryReply)).events)
+        view.add_events((await query.call(wire.History(limit=15))).events)
         with Live(view.render(), console=console, auto_refresh=False) as live:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_poll_status, query, view, live, refresh)
@@ -72,6 +72,6 @@ async def run_top(paths: StatePaths, console: Console, *, refresh: float = 1.0) 
 
 async def _poll_status(query: Client, view: TopView, live: Live, refresh: float) -> None:
     while True:
-        view.status = await query.call(wire.Status(), wire.StatusReply)
+        view.status = await query.call(wire.GetStatus())
         live.update(view.render(), refresh=True)
         await trio.sleep(refresh)

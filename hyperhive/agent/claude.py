@@ -26,6 +26,7 @@ unless ``HYPERHIVE_CLAUDE_BIN`` names another, else ``claude`` on PATH.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import logging
@@ -41,7 +42,9 @@ import trio
 
 from hyperhive.agent import login, prompts
 from hyperhive.agent.claude_process import HIVE_SERVER, ClaudeProcess, Limits
+from hyperhive.agent.mcp_server import open_mcp_socket, serve_mcp
 from hyperhive.agent.runtime import Publish, TurnControl, TurnReport, TurnRequest
+from hyperhive.agent.settings import Role
 from hyperhive.agent.stream import Outcome, Result, TurnTracker
 from hyperhive.errors import ConfigError
 
@@ -130,18 +133,13 @@ def load_extra_mcp(config_dir: Path | None) -> ExtraServers:
     return ExtraServers(servers, tuple(allowed))
 
 
-def mcp_config(settings: AgentSettings, extra: ExtraServers) -> dict[str, Any]:
-    """The --mcp-config object: the hive server (this harness's `agent mcp`) plus extras."""
+def mcp_config(mcp_socket: Path, extra: ExtraServers) -> dict[str, Any]:
+    """The --mcp-config object: the hive server (`agent mcp`, a relay to this harness's own
+    MCP server on `mcp_socket`) plus extras."""
     hive = {
         "type": "stdio",
         "command": sys.executable,
-        "args": ["-m", "hyperhive", "agent", "mcp"],
-        "env": {
-            "HYPERHIVE_AGENT": settings.name,
-            "HYPERHIVE_ROLE": settings.role.value,
-            "HYPERHIVE_SOCKET": str(settings.socket),
-            "HYPERHIVE_AGENT_STATE": str(settings.state_dir),
-        },
+        "args": ["-m", "hyperhive", "agent", "mcp", "--connect", str(mcp_socket)],
     }
     return {"mcpServers": {HIVE_SERVER: hive, **extra.servers}}
 
@@ -228,6 +226,7 @@ class ClaudeRuntime:
     options: ClaudeOptions = ClaudeOptions()
     name: str = "claude"
     _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
+    _mcp_socket: Path | None = attrs.field(default=None, init=False)
     _current: ClaudeProcess | None = attrs.field(default=None, init=False)
     _lock: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     _changed: trio.Event = attrs.field(factory=trio.Event, init=False)
@@ -242,10 +241,23 @@ class ClaudeRuntime:
         return self._current
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the processes: pump them, let idle or old ones go. Never returns.
+        """Own the processes and their ``hive`` MCP server: pump them, let idle or old ones go.
+        Never returns.
 
-        Cancellation: the warm process is stopped (SIGTERM, then SIGKILL).
+        Cancellation: the warm process is stopped (SIGTERM, then SIGKILL), the MCP server's
+        socket removed.
         """
+        manager = self.settings.role is Role.MANAGER
+        with open_mcp_socket() as mcp_socket, trio.CancelScope() as mcp_scope:
+            async with trio.open_nursery() as outer:
+                await outer.start(
+                    functools.partial(serve_mcp, mcp_socket, self.settings.socket, manager=manager)
+                )
+                self._mcp_socket = mcp_socket
+                await self._run(task_status)
+                mcp_scope.cancel()
+
+    async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._release_forever)
@@ -516,13 +528,18 @@ class ClaudeRuntime:
         extra = load_extra_mcp(self.settings.config_dir)
         return claude_argv(
             self.claude,
-            mcp=mcp_config(self.settings, extra),
+            mcp=mcp_config(self._need_mcp_socket(), extra),
             allowed_tools=extra.allowed_tools,
             system_prompt=prompts.system_prompt(self.settings),
             settings_json=prompts.claude_settings(),
             resume=resume,
             model=model,
         )
+
+    def _need_mcp_socket(self) -> Path:
+        if self._mcp_socket is None:
+            raise RuntimeError("ClaudeRuntime.run must be running")
+        return self._mcp_socket
 
     def _env(self) -> dict[str, str]:
         base = self.env if self.env is not None else os.environ

@@ -74,17 +74,14 @@ def serve(ctx: typer.Context) -> None:
 
 @agent_app.command()
 def mcp(
-    socket: Socket = None,
-    role: Role = None,
+    connect: Annotated[
+        Path, typer.Option("--connect", help="The harness's MCP socket (it names it itself).")
+    ],
 ) -> None:
-    """Serve the agent's tools as an MCP server on stdin/stdout (Claude starts this)."""
-    from hyperhive.agent.mcp_server import serve_stdio
+    """Relay the agent's tools between stdin/stdout and its harness (Claude starts this)."""
+    from hyperhive.agent.mcp_relay import main
 
-    if socket is None:
-        raise _fail(HyperhiveError(f"agent mcp needs --socket / {ENV_SOCKET}"))
-    if (role or "agent") not in ("agent", "manager"):
-        raise _fail(HyperhiveError(f"role must be agent or manager, not {role!r}"))
-    serve_stdio(socket.absolute(), manager=role == "manager")
+    raise typer.Exit(main(["--connect", str(connect)]))
 
 
 @agent_app.command()

@@ -195,7 +195,7 @@ class Harness:
 
     async def _on_connect(self, client: Client) -> None:
         if not self._requeued:
-            requeued = await client.call(wire.RequeueInflight(), wire.Requeued)
+            requeued = await client.call(wire.RequeueInflight())
             self._requeued = True
             self.bus.publish("started", {"requeued": requeued.count, "agent": self.settings.name})
             if requeued.count:
@@ -222,7 +222,7 @@ class Harness:
         if idle:
             self._set_state(TurnState.IDLE)
         wait = self.options.recv_wait if idle else 0.0
-        got = await client.call(wire.Recv(wait_seconds=wait, max=room), wire.Messages)
+        got = await client.call(wire.Recv(wait_seconds=wait, max=room))
         if got.messages:
             self._held.extend(got.messages)
             self._parked = False
@@ -306,7 +306,7 @@ class Harness:
             self._back_off(report)
 
     async def _ack(self, client: Client) -> None:
-        acked = await client.call(wire.AckTurn(), wire.Acked)
+        acked = await client.call(wire.AckTurn())
         self._ack_owed = False
         self._held.clear()
         self._shown.clear()
@@ -488,18 +488,11 @@ class Harness:
                 _log.warning("%s", exc)
 
     async def _count_loose_ends(self) -> int | None:
-        request_type = wire.REQUESTS.get("get_loose_ends")
-        reply_type = getattr(wire, "LooseEnds", None)
-        if request_type is None or reply_type is None:
-            return None
         try:
             with trio.move_on_after(10):
                 async with open_client(self.settings.socket) as side:
-                    ends = await side.call(request_type(), reply_type)
-                    return sum(
-                        len(getattr(ends, part, ()))
-                        for part in ("questions", "reminders", "approvals")
-                    )
+                    ends = await side.call(wire.GetLooseEnds())
+                    return len(ends.questions) + len(ends.reminders) + len(ends.approvals)
         except HyperhiveError as exc:
             _log.info("loose ends unavailable: %s", exc)
         return None

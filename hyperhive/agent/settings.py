@@ -21,16 +21,18 @@ from typing import Final
 
 import attrs
 
+from hyperhive import wire
 from hyperhive.errors import ConfigError
 
 __all__ = ["AgentPaths", "AgentSettings", "Role"]
 
-ENV_AGENT: Final = "HYPERHIVE_AGENT"
-ENV_ROLE: Final = "HYPERHIVE_ROLE"
-ENV_SOCKET: Final = "HYPERHIVE_SOCKET"
-ENV_STATE: Final = "HYPERHIVE_AGENT_STATE"
-ENV_CONFIG: Final = "HYPERHIVE_CONFIG_DIR"
-ENV_PRONOUNS: Final = "HYPERHIVE_OPERATOR_PRONOUNS"
+# The host <-> harness contract, named in one place (`hyperhive.wire.harness`).
+ENV_AGENT: Final = wire.ENV_AGENT
+ENV_ROLE: Final = wire.ENV_ROLE
+ENV_SOCKET: Final = wire.ENV_SOCKET
+ENV_STATE: Final = wire.ENV_STATE
+ENV_CONFIG: Final = wire.ENV_CONFIG
+ENV_PRONOUNS: Final = wire.ENV_OPERATOR_PRONOUNS
 
 
 class Role(enum.Enum):
@@ -55,17 +57,17 @@ class AgentPaths:
     @property
     def rate_limited(self) -> Path:
         """Sentinel: present while the agent waits out a rate limit (the host shows a badge)."""
-        return self.root / "hyperhive-rate-limited"
+        return self.root / wire.RATE_LIMITED
 
     @property
     def needs_login(self) -> Path:
         """Sentinel: present while Claude has no credentials (the host shows a login button)."""
-        return self.root / "hyperhive-needs-login"
+        return self.root / wire.NEEDS_LOGIN
 
     @property
     def model(self) -> Path:
         """The model chosen on the agent's page (absent: Claude's default)."""
-        return self.root / "hyperhive-model"
+        return self.root / wire.MODEL_FILE
 
     @property
     def session(self) -> Path:

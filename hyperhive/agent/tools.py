@@ -1,17 +1,16 @@
-"""The agent's MCP tools, declared once: name, arguments, the wire request, the reply's text.
+"""The agent's MCP tools, derived from the command table: one tool per command marked as one.
 
-`TOOLS` is the table; the MCP server (`agent/mcp_server.py`) derives its ``tools/list`` and its
-argument checks from it, and `call_tool` runs one call: it checks the arguments the model sent,
-builds the wire request, sends it on the agent's socket (identity is the socket, so nothing
-here names the caller) and renders the reply as plain text for the model.
+A command declared with ``tool=agent_tool(...)`` or ``tool=manager_tool(...)`` in
+`hyperhive.wire.commands` is a tool of that name: its description is the declaration's, its
+arguments are the request's fields (a field without a default is required), and a call builds
+that request, checks it as strictly as a socket line (`wire.request_from_fields`), sends it on
+the agent's socket (identity is the socket, so nothing here names the caller) and renders the
+typed reply as plain text for the model. `RENDER` holds the texts worth writing by hand; any
+other tool answers with its reply as JSON, so a new tool needs no edit here.
 
-This module is on the start-up path of every Claude process, so it imports only the standard
-library at module level; the wire types (cattrs, attrs) are imported on the first tool call, or
-earlier by `preload` in a background thread.
-
-A tool whose request the daemon does not know (it lands in a later version of hyperhive)
-fails with a text that says "not available yet" and that nothing was done, never a made-up
-success.
+A tool whose request the daemon does not take from this socket yet (approvals land in a later
+issue) fails with a text that says "not available yet" and that nothing was done, never a
+made-up success.
 """
 
 from __future__ import annotations
@@ -19,32 +18,38 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import os
-import socket as socket_module
-import time
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+import attrs
+import trio
+
+from hyperhive import wire
+from hyperhive.agent.wake import format_recv
+from hyperhive.client import open_client
+from hyperhive.errors import HyperhiveError, RemoteError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "RENDER",
     "TOOLS",
     "Param",
     "Tool",
     "ToolFailed",
     "call_tool",
+    "check_arguments",
     "input_schema",
     "not_available",
-    "preload",
     "tools_for",
 ]
 
 CALL_SLACK: Final = 30.0  # on top of a recv's own wait
 MAX_WAIT: Final = 3600.0
-MAX_REPLY_BYTES: Final = 64 * 1024 * 1024
-Renderer = Callable[[Any, Mapping[str, Any]], str]
-Register = Callable[[socket_module.socket], object]
+Render = Callable[[Any, Any], str]  # (request, reply) -> the model's text
 
 
 class ToolFailed(Exception):
@@ -64,10 +69,12 @@ class Tool(NamedTuple):
     name: str
     description: str
     params: tuple[Param, ...]
-    cmd: str  # the wire request's tag
-    reply: str  # the name of the wire reply type
-    render: Renderer
+    request: type[wire.Request[Any]]
     manager_only: bool = False
+
+    @property
+    def cmd(self) -> str:
+        return self.name
 
 
 def not_available(tool: str) -> str:
@@ -88,14 +95,14 @@ def _when(stamp: float | None) -> str:
     return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _render_whoami(reply: Any, args: Mapping[str, Any]) -> str:
+def _whoami(request: wire.Whoami, reply: wire.WhoamiReply) -> str:
     return (
         f"name: {reply.name}\nrole: {reply.role}\noperator pronouns: {reply.pronouns}\n"
         f"hyperhive: {reply.hyperhive_version}\npending reminders: {reply.pending_reminders}"
     )
 
 
-def _render_loose_ends(reply: Any, args: Mapping[str, Any]) -> str:
+def _loose_ends(request: wire.GetLooseEnds, reply: wire.LooseEnds) -> str:
     lines: list[str] = []
     for q in reply.questions:
         lines.append(f"- question #{q.id} from {q.asker} to {q.target}: {q.question}")
@@ -103,142 +110,92 @@ def _render_loose_ends(reply: Any, args: Mapping[str, Any]) -> str:
         lines.append(
             f"- reminder #{r.id} for {r.owner}, due {_when(r.due_at)} ({r.state}): {r.message}"
         )
-    for a in getattr(reply, "approvals", ()):
+    for a in reply.approvals:
         lines.append(f"- approval #{a.id} for {a.agent}: {a.summary}")
     return "\n".join(lines) if lines else "no loose ends"
 
 
-def _render_recv(reply: Any, args: Mapping[str, Any]) -> str:
-    from hyperhive.agent.wake import format_recv
-
-    return format_recv(reply.messages)
-
-
-def _lifecycle(verb: str, doc: str) -> Tool:
-    def render(reply: Any, args: Mapping[str, Any]) -> str:
+def _container(verb: str) -> Render:
+    def render(request: Any, reply: wire.Container) -> str:
         return f"{verb}: {reply.container.name} is now {reply.container.state}"
 
-    return Tool(verb, doc, (Param("name", "string", True),), verb, "Container", render, True)
+    return render
 
 
-TOOLS: Final[tuple[Tool, ...]] = (
-    Tool(
-        "send",
-        "Send a message to another agent by name, to `manager`, or to `operator`.",
-        (Param("to", "string", True), Param("body", "string", True)),
-        "send",
-        "Sent",
-        lambda r, a: f"sent #{r.id} to {a['to']}",
+RENDER: Final[dict[type[Any], Render]] = {
+    wire.Send: lambda q, r: f"sent #{r.id} to {q.to}",
+    wire.Recv: lambda q, r: format_recv(r.messages),
+    wire.Ask: lambda q, r: (
+        f"asked question #{r.id} of {q.to or 'the operator'}; the answer will arrive in your "
+        "inbox as a hive event"
     ),
-    Tool(
-        "recv",
-        "Read up to `max` messages from your inbox, waiting up to `wait_seconds` (at most 180) "
-        'for the first one. Returns "(empty)" when nothing arrived.',
-        (Param("wait_seconds", "number", default=0.0), Param("max", "integer", default=1)),
-        "recv",
-        "Messages",
-        _render_recv,
+    wire.Answer: lambda q, r: f"answered question #{r.question.id} from {r.question.asker}",
+    wire.Remind: lambda q, r: f"reminder #{r.id} set for {_when(r.due_at)}",
+    wire.Whoami: _whoami,
+    wire.GetLooseEnds: _loose_ends,
+    wire.CancelLooseEnd: lambda q, r: f"cancelled {r.kind} #{r.id}",
+    wire.RequestSpawn: lambda q, r: f"spawn of {q.name} submitted for approval (#{r.id})",
+    wire.RequestInitConfig: lambda q, r: f"config for {q.name} initialised",
+    wire.RequestApplyCommit: lambda q, r: (
+        f"commit {q.commit_ref} for {q.agent} submitted for approval (#{r.id})"
     ),
-    Tool(
-        "ask",
-        "Ask the operator (default) or agent `to` a question. The answer arrives later as a hive "
-        "event in your inbox. `options` suggests answers; `multi` allows several.",
-        (
-            Param("question", "string", True),
-            Param("to", "string"),
-            Param("options", "strings", default=[]),
-            Param("multi", "boolean", default=False),
-            Param("ttl_seconds", "number"),
-        ),
-        "ask",
-        "Asked",
-        lambda r, a: (
-            f"asked question #{r.id} of {a.get('to') or 'the operator'}; the answer will "
-            "arrive in your inbox as a hive event"
-        ),
-    ),
-    Tool(
-        "answer",
-        "Answer question `id` that someone asked you.",
-        (Param("id", "integer", True), Param("answer", "string", True)),
-        "answer",
-        "Resolved",
-        lambda r, a: f"answered question #{r.question.id} from {r.question.asker}",
-    ),
-    Tool(
-        "remind",
-        "Remind yourself of `message` after `delay_seconds`, or at `at` (ISO 8601 with a "
-        "timezone). With `file_path`, the message is written to that file in your state "
-        "directory and the reminder points at it.",
-        (
-            Param("message", "string", True),
-            Param("delay_seconds", "number"),
-            Param("at", "string"),
-            Param("file_path", "string"),
-        ),
-        "remind",
-        "Scheduled",
-        lambda r, a: f"reminder #{r.id} set for {_when(r.due_at)}",
-    ),
-    Tool(
-        "whoami",
-        "Your name, role, the operator's pronouns and the hyperhive version.",
-        (),
-        "whoami",
-        "WhoamiReply",
-        _render_whoami,
-    ),
-    Tool(
-        "get_loose_ends",
-        "Your open questions, pending reminders and approvals (hive-wide for the manager).",
-        (),
-        "get_loose_ends",
-        "LooseEnds",
-        _render_loose_ends,
-    ),
-    Tool(
-        "cancel_loose_end",
-        "Cancel one of your loose ends: `kind` is `question` or `reminder`.",
-        (Param("kind", "string", True), Param("id", "integer", True)),
-        "cancel_loose_end",
-        "Cancelled",
-        lambda r, a: f"cancelled {r.kind} #{r.id}",
-    ),
-    Tool(
-        "request_spawn",
-        "Ask the operator to approve creating agent `name` (review its config first).",
-        (Param("name", "string", True),),
-        "request_spawn",
-        "Submitted",
-        lambda r, a: f"spawn of {a['name']} submitted for approval (#{r.id})",
-        True,
-    ),
-    Tool(
-        "request_init_config",
-        "Prepare a config repository for a new agent `name`, to edit before requesting a spawn.",
-        (Param("name", "string", True),),
-        "request_init_config",
-        "Empty",
-        lambda r, a: f"config for {a['name']} initialised",
-        True,
-    ),
-    Tool(
-        "request_apply_commit",
-        "Ask the operator to approve config commit `commit_ref` (hex sha) for `agent`.",
-        (
-            Param("agent", "string", True),
-            Param("commit_ref", "string", True),
-            Param("description", "string", default=""),
-        ),
-        "request_apply_commit",
-        "Submitted",
-        lambda r, a: f"commit {a['commit_ref']} for {a['agent']} submitted for approval (#{r.id})",
-        True,
-    ),
-    _lifecycle("kill", "Stop agent `name`'s container now."),
-    _lifecycle("start", "Start agent `name`'s container."),
-    _lifecycle("restart", "Restart agent `name`'s container."),
-    _lifecycle("rebuild", "Rebuild agent `name`'s container from its applied config."),
+    wire.KillAgent: _container("kill"),
+    wire.StartAgent: _container("start"),
+    wire.RestartAgent: _container("restart"),
+    wire.RebuildAgent: _container("rebuild"),
+}
+
+
+def render(request: wire.Request[Any], reply: Any) -> str:
+    """The model's text for `reply` (its JSON when nobody wrote a text for the command)."""
+    custom = RENDER.get(type(request))
+    if custom is not None:
+        return custom(request, reply)
+    return json.dumps(wire.to_json(reply), ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The tools, from the command table
+# --------------------------------------------------------------------------------------------
+
+_KINDS: Final[dict[Any, str]] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    tuple[str, ...]: "strings",
+}
+
+
+def _kind(hint: Any) -> str:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return _KINDS[hint]
+
+
+def _param(field: attrs.Attribute[Any], hint: Any) -> Param:
+    if field.default is attrs.NOTHING:
+        return Param(field.name, _kind(hint), required=True)
+    default = list(field.default) if isinstance(field.default, tuple) else field.default
+    return Param(field.name, _kind(hint), default=default)
+
+
+def _tool(command: wire.Command) -> Tool:
+    assert command.tool is not None
+    hints = typing.get_type_hints(command.request, vars(wire))
+    fields = attrs.fields(typing.cast("type[Any]", command.request))
+    params = tuple(_param(f, hints[f.name]) for f in fields)
+    return Tool(
+        command.cmd,
+        command.tool.description,
+        params,
+        command.request,
+        command.tool.manager_only,
+    )
+
+
+TOOLS: Final[tuple[Tool, ...]] = tuple(
+    _tool(command) for command in wire.COMMANDS.values() if command.tool is not None
 )
 
 
@@ -298,7 +255,8 @@ def _fits(kind: str, value: object) -> bool:
 
 
 def check_arguments(tool: Tool, arguments: object) -> dict[str, Any]:
-    """The arguments as the wire request needs them (defaults filled in, integers as int).
+    """The arguments as the request needs them (defaults filled in, integers as int, numbers
+    as float, lists as tuples), in words a model can act on when they are wrong.
 
     Raises:
         ToolFailed: not an object, a required argument missing, or one of the wrong type.
@@ -313,12 +271,21 @@ def check_arguments(tool: Tool, arguments: object) -> dict[str, Any]:
         if value is None:
             if param.required:
                 raise ToolFailed(f"{tool.name}: `{param.name}` is required")
-            fields[param.name] = param.default
+            if param.default is not None:
+                fields[param.name] = param.default
             continue
         if not _fits(param.kind, value):
             raise ToolFailed(f"{tool.name}: `{param.name}` must be of type {param.kind}")
-        fields[param.name] = int(value) if param.kind == "integer" else value
+        fields[param.name] = _coerce(param.kind, value)
     return fields
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    if kind == "integer":
+        return int(value)
+    if kind == "number":
+        return float(value)
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,92 +293,39 @@ def check_arguments(tool: Tool, arguments: object) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def preload() -> None:
-    """Import what the first tool call needs (run it in a background thread at start)."""
-    from hyperhive import wire  # noqa: F401
-    from hyperhive.agent import wake  # noqa: F401
-
-
-def call_tool(
-    socket: Path, tool: Tool, arguments: object, *, register: Register | None = None
-) -> str:
+async def call_tool(socket: Path, tool: Tool, arguments: object) -> str:
     """Run one tool call: check, send on `socket`, render the reply.
-
-    `register` gets the connection before it is used, so a cancelled call can be cut off
-    (``shutdown``) from another thread.
 
     Raises:
         ToolFailed: bad arguments, not available yet, the daemon refused, no daemon, or no
             answer in time; the text says which.
-    """
-    from hyperhive import wire
-    from hyperhive.errors import HyperhiveError
 
+    Cancellation: safe; the connection is closed, so a parked ``recv`` is withdrawn.
+    """
     fields = check_arguments(tool, arguments)
-    reply_type = getattr(wire, tool.reply, None)
-    if tool.cmd not in wire.REQUESTS or reply_type is None:
-        raise ToolFailed(not_available(tool.name))
-    line = json.dumps({"cmd": tool.cmd, **{k: v for k, v in fields.items() if v is not None}})
     try:
-        request = wire.decode_request(line)
+        request = wire.request_from_fields(tool.request, fields)
     except HyperhiveError as exc:
         raise ToolFailed(f"{tool.name} failed: {exc}") from None
     wait = min(float(fields.get("wait_seconds") or 0.0), MAX_WAIT)
-    raw = _exchange(socket, wire.encode_request(request), tool.name, wait + CALL_SLACK, register)
     try:
-        answer = wire.decode_response(raw, reply_type)
-    except HyperhiveError as exc:
-        # An older daemon does not know the command, or does not let this socket use it yet.
+        with trio.fail_after(wait + CALL_SLACK):
+            async with open_client(socket) as client:
+                reply = await client.call(request)
+    except trio.TooSlowError:
+        raise ToolFailed(f"{tool.name} got no answer from the hive in time; try again") from None
+    except RemoteError as exc:
+        # The daemon does not let this socket use the command (yet).
         if "unknown cmd" in str(exc) or "is not available to" in str(exc):
             raise ToolFailed(not_available(tool.name)) from None
         raise ToolFailed(f"{tool.name} failed: {exc}") from None
-    return tool.render(answer, fields)
-
-
-def _exchange(
-    path: Path, data: bytes, tool: str, timeout: float, register: Register | None
-) -> bytes:
-    """One request line out on a fresh connection, one answer line back (blocking, bounded)."""
-    deadline = time.monotonic() + timeout
-    with socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM) as sock:
-        if register is not None:
-            register(sock)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(os.fspath(path))
-        except (FileNotFoundError, ConnectionRefusedError):
+    except HyperhiveError as exc:
+        if "no hyperhive daemon is listening" in str(exc):
             raise ToolFailed(
-                f"{tool} failed: no hyperhive daemon is listening on {path}; the hive is "
+                f"{tool.name} failed: no hyperhive daemon is listening on {socket}; the hive is "
                 "down or restarting, try again later"
             ) from None
-        except TimeoutError:
-            raise ToolFailed(f"{tool} got no answer from the hive in time; try again") from None
-        except OSError as exc:
-            raise ToolFailed(f"{tool} failed: cannot reach the hive: {exc}") from None
-        try:
-            sock.sendall(data)
-            return _read_line(sock, deadline)
-        except TimeoutError:
-            raise ToolFailed(f"{tool} got no answer from the hive in time; try again") from None
-        except OSError as exc:
-            raise ToolFailed(f"{tool} failed: the connection to the hive broke ({exc})") from None
-
-
-def _read_line(sock: socket_module.socket, deadline: float) -> bytes:
-    buffer = bytearray()
-    searched = 0
-    while True:
-        end = buffer.find(b"\n", searched)
-        if end >= 0:
-            return bytes(buffer[:end])
-        searched = len(buffer)
-        if searched > MAX_REPLY_BYTES:
-            raise OSError("the answer is too long")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError
-        sock.settimeout(remaining)
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise OSError("the daemon closed the connection")
-        buffer += chunk
+        raise ToolFailed(f"{tool.name} failed: {exc}") from None
+    except OSError as exc:
+        raise ToolFailed(f"{tool.name} failed: cannot reach the hive: {exc}") from None
+    return render(request, reply)

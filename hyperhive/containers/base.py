@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 import attrs
 
+from hyperhive import wire
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
@@ -51,12 +53,13 @@ __all__ = [
     "tail_text",
 ]
 
-ENV_AGENT = "HYPERHIVE_AGENT"
-ENV_ROLE = "HYPERHIVE_ROLE"
-ENV_SOCKET = "HYPERHIVE_SOCKET"
-ENV_STATE = "HYPERHIVE_AGENT_STATE"
-ENV_CONFIG = "HYPERHIVE_CONFIG_DIR"
-ENV_WEB_PORT = "HYPERHIVE_WEB_PORT"
+# The host <-> harness contract, named in one place (`hyperhive.wire.harness`).
+ENV_AGENT = wire.ENV_AGENT
+ENV_ROLE = wire.ENV_ROLE
+ENV_SOCKET = wire.ENV_SOCKET
+ENV_STATE = wire.ENV_STATE
+ENV_CONFIG = wire.ENV_CONFIG
+ENV_WEB_PORT = wire.ENV_WEB_PORT
 
 UpdateOutcome = Literal["applied", "restart-required"]
 
@@ -223,7 +226,7 @@ def agent_environment(
     env = {
         ENV_AGENT: spec.name,
         ENV_ROLE: spec.role,
-        ENV_SOCKET: str(socket_dir / "hive.sock"),
+        ENV_SOCKET: str(socket_dir / wire.SOCKET_NAME),
         ENV_STATE: str(state_dir),
         ENV_CONFIG: str(config_dir),
         "HOME": str(state_dir / "home"),

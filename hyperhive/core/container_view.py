@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["AgentFlags", "build_view", "diff_views", "quota_crossings", "read_flags"]
 
 _T = TypeVar("_T")
-NEEDS_LOGIN = "hyperhive-needs-login"
-RATE_LIMITED = "hyperhive-rate-limited"
-MODEL = "hyperhive-model"
-DEPLOYED_SHA = "deployed-sha"
+# The harness writes these (`hyperhive.wire.harness` names them for both sides).
+NEEDS_LOGIN = wire.NEEDS_LOGIN
+RATE_LIMITED = wire.RATE_LIMITED
+MODEL = wire.MODEL_FILE
+DEPLOYED_SHA = wire.DEPLOYED_SHA
 
 
 # What the harness writes is a line or two; anything bigger is refused unread.

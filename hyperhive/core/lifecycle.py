@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -54,7 +54,7 @@ __all__ = ["MAX_LOG_LINES", "Lifecycle", "answer_request"]
 
 LOGGER = logging.getLogger("hyperhive.lifecycle")
 MAX_LOG_LINES = 5000
-ENV_OPERATOR_PRONOUNS = "HYPERHIVE_OPERATOR_PRONOUNS"  # read by hyperhive.agent.settings
+ENV_OPERATOR_PRONOUNS = wire.ENV_OPERATOR_PRONOUNS  # read by hyperhive.agent.settings
 _LIVE = (AgentState.RUNNING, AgentState.STARTING)
 
 
@@ -421,7 +421,7 @@ class Lifecycle:
         return {}
 
 
-async def answer_request(lifecycle: Lifecycle, request: wire.Request) -> bytes | None:
+async def answer_request(lifecycle: Lifecycle, request: wire.Request[Any]) -> bytes | None:
     """The response line for a lifecycle request, or None if `request` is not one.
 
     Shared by every surface that may run lifecycle actions (today the admin socket).

@@ -21,7 +21,7 @@ import shutil
 import stat
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
@@ -136,7 +136,7 @@ class Connection:
 
 # A dispatcher answers one decoded request; it may write extra lines itself (a subscription)
 # and returns the response line, or None when it already wrote everything it had to.
-Dispatch = Callable[[Connection, wire.Request], Awaitable[bytes | None]]
+Dispatch = Callable[[Connection, wire.Request[Any]], Awaitable[bytes | None]]
 # Optionally, a run of consecutive `send` requests that a client pipelined is answered at once
 # (one response line per request, in order), so the sends share one broker commit.
 SendMany = Callable[[Connection, list[wire.Send]], Awaitable[list[bytes]]]
@@ -169,7 +169,7 @@ async def serve_requests(
             await conn.send(b"".join(answers))
 
 
-def _decode(line: bytes | WireError) -> wire.Request | bytes | None:
+def _decode(line: bytes | WireError) -> wire.Request[Any] | bytes | None:
     """A request, or an error line to answer with."""
     if isinstance(line, WireError):
         return wire.encode_error(str(line))
@@ -190,7 +190,7 @@ async def _answer_all(
     conn: Connection,
     dispatch: Dispatch,
     send_many: SendMany | None,
-    requests: list[wire.Request | bytes | None],
+    requests: list[wire.Request[Any] | bytes | None],
 ) -> list[bytes]:
     answers: list[bytes] = []
     sends: list[wire.Send] = []
@@ -210,7 +210,7 @@ async def _answer_all(
     return answers
 
 
-async def _one(dispatch: Dispatch, conn: Connection, request: wire.Request) -> list[bytes]:
+async def _one(dispatch: Dispatch, conn: Connection, request: wire.Request[Any]) -> list[bytes]:
     response = await dispatch(conn, request)
     return [response] if response else []
 

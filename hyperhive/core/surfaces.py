@@ -16,7 +16,7 @@ from that agent, and nothing on an agent socket reaches operator or manager powe
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -51,7 +51,7 @@ class Surfaces:
             for result in results
         ]
 
-    async def agent(self, conn: Connection, request: wire.Request) -> bytes | None:
+    async def agent(self, conn: Connection, request: wire.Request[Any]) -> bytes | None:
         """Requests on an agent's (or the manager's) own socket, as that identity."""
         me = conn.identity.name
         hive = self._hive
@@ -71,7 +71,7 @@ class Surfaces:
                 return wire.encode_response(await hive.loose_ends(conn.identity))
             case wire.CancelLooseEnd(kind=kind, id=id):
                 await hive.cancel_loose_end(conn.identity, kind, id)
-                return wire.encode_response(wire.Cancelled(kind, id))
+                return wire.encode_response(wire.LooseEndCancelled(kind, id))
             case wire.Recv(wait_seconds=wait, max=max):
                 deliveries = await self._recv_while_connected(conn, max, wait)
                 return (
@@ -119,13 +119,13 @@ class Surfaces:
             return None
         return deliveries
 
-    async def operator(self, conn: Connection, request: wire.Request) -> bytes | None:
+    async def operator(self, conn: Connection, request: wire.Request[Any]) -> bytes | None:
         """Requests on the host admin socket, as the operator."""
         hive = self._hive
         match request:
-            case wire.Status():
+            case wire.GetStatus():
                 return wire.encode_response(hive.status())
-            case wire.Inbox(limit=limit):
+            case wire.ReadInbox(limit=limit):
                 messages = await hive.operate(lambda s: s.recent_for("operator", max(0, limit)))
                 return wire.encode_response(wire.InboxReply(tuple(messages)))
             case wire.RegisterAgent(name=name):
@@ -165,8 +165,8 @@ class Surfaces:
                 return wire.encode_response(await hive.loose_ends(conn.identity))
             case wire.CancelLooseEnd(kind=kind, id=id):
                 await hive.cancel_loose_end(conn.identity, kind, id)
-                return wire.encode_response(wire.Cancelled(kind, id))
-            case wire.Subscribe():
+                return wire.encode_response(wire.LooseEndCancelled(kind, id))
+            case wire.SubscribeEvents():
                 await self._feed(conn)
                 return None
         if hive.lifecycle is not None:
@@ -254,5 +254,5 @@ async def _cancel_on_eof(conn: Connection, scope: trio.CancelScope) -> None:
     scope.cancel(reason="subscriber closed its connection")
 
 
-def _cmd(request: wire.Request) -> str:
-    return next(cmd for cmd, cls in wire.REQUESTS.items() if isinstance(request, cls))
+def _cmd(request: wire.Request[Any]) -> str:
+    return wire.command_of(request).cmd

@@ -42,7 +42,23 @@ async def test_cast_waits_while_the_mailbox_is_full() -> None:
         assert not queued.is_set()
         assert await mailbox.inbox.__anext__() == "a"
         await queued.wait()
-    assert mailbox.statistics() == MailboxStatistics("m", depth=2, capacity=2)
+    stats = mailbox.statistics()
+    assert (stats.name, stats.depth, stats.capacity, stats.taken) == ("m", 2, 2, 1)
+
+
+async def test_statistics_say_when_the_actor_last_took_a_message(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    mailbox: Mailbox[str] = Mailbox("m", size=4)
+    assert mailbox.statistics().last_taken_at is None
+    await trio.sleep(5)
+    mailbox.cast_nowait("a")
+    mailbox.cast_nowait("b")
+    assert await mailbox.inbox.__anext__() == "a"
+    assert mailbox.statistics().last_taken_at == 5.0
+    await trio.sleep(2)
+    assert mailbox.inbox.receive_nowait() == "b"
+    assert mailbox.statistics() == MailboxStatistics("m", 0, 4, last_taken_at=7.0, taken=2)
 
 
 async def test_cast_nowait_raises_mailbox_full_and_keeps_the_queue() -> None:

@@ -60,6 +60,7 @@ async def test_child_statistics_follow_a_crash_and_restart(
             queue_depth=0,
             queue_capacity=8,
             started_at=6.0,
+            last_message_at=6.0,  # the queued notes, taken by the new incarnation
         )
         stats = root.statistics()
         assert (stats.state, stats.restarts, stats.last_error) == (

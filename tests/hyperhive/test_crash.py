@@ -51,7 +51,7 @@ async def sender(paths: StatePaths, me: str, ledger: Ledger) -> None:
             body = f"{me}->{to} #{n}"
             ledger.attempted[body] = (me, to)
             try:
-                sent = await client.call(wire.Send(to=to, body=body), wire.Sent)
+                sent = await client.call(wire.Send(to=to, body=body))
             except (HyperhiveError, OSError):
                 ledger.running.discard(f"send-{me}")
                 return  # the daemon died under us; this send was never acknowledged
@@ -64,11 +64,11 @@ async def receiver(paths: StatePaths, me: str, ledger: Ledger) -> None:
     async with open_client(paths.agent_socket(me)) as client:
         while True:
             try:
-                got = await client.call(wire.Recv(wait_seconds=0.2, max=32), wire.Messages)
+                got = await client.call(wire.Recv(wait_seconds=0.2, max=32))
                 ledger.deliveries[me] += got.messages
                 # Most turns end well; some "crash" (no ack), leaving leases in flight.
                 if rng.random() < 0.8:
-                    await client.call(wire.AckTurn(), wire.Acked)
+                    await client.call(wire.AckTurn())
             except (HyperhiveError, OSError):
                 ledger.running.discard(f"recv-{me}")
                 return
@@ -76,17 +76,17 @@ async def receiver(paths: StatePaths, me: str, ledger: Ledger) -> None:
 
 async def drain(client: Client, me: str, ledger: Ledger) -> None:
     """What a harness does when it starts: take back its leases, then work through its inbox."""
-    await client.call(wire.RequeueInflight(), wire.Requeued)
-    while got := (await client.call(wire.Recv(max=32), wire.Messages)).messages:
+    await client.call(wire.RequeueInflight())
+    while got := (await client.call(wire.Recv(max=32))).messages:
         ledger.deliveries[me] += got
-        await client.call(wire.AckTurn(), wire.Acked)
+        await client.call(wire.AckTurn())
 
 
 async def run_traffic_then_kill(paths: StatePaths, daemon: DaemonProcess, ledger: Ledger) -> None:
     with trio.fail_after(60):
         async with open_client(paths.admin_socket) as admin:
             for name in AGENTS:
-                await admin.call(wire.RegisterAgent(name=name), wire.Agents)
+                await admin.call(wire.RegisterAgent(name=name))
         async with trio.open_nursery() as nursery:
             for name in AGENTS:
                 nursery.start_soon(sender, paths, name, ledger)

@@ -107,16 +107,16 @@ async def test_issue9_a_fifo_as_a_reminder_file_fails_that_reminder_only(short_t
             os.mkfifo(fifo)
             async with hive.agent("alice") as alice, hive.agent("bob") as bob:
                 remind = wire.Remind(message="wake", delay_seconds=0, file_path="/state/trap")
-                scheduled = await alice.call(remind, wire.Scheduled)
+                scheduled = await alice.call(remind)
                 with trio.fail_after(10):
                     while True:
-                        ends = await alice.call(wire.GetLooseEnds(), wire.LooseEnds)
+                        ends = await alice.call(wire.GetLooseEnds())
                         if ends.reminders and ends.reminders[0].state == "failed":
                             break
                         await trio.sleep(0.05)
-                    me = await bob.call(wire.Whoami(), wire.WhoamiReply)
+                    me = await bob.call(wire.Whoami())
                     later = wire.Remind(message="later", delay_seconds=60)
-                    await bob.call(later, wire.Scheduled)
+                    await bob.call(later)
             (row,) = ends.reminders
             assert row.id == scheduled.id
             assert row.failure is not None
@@ -157,7 +157,7 @@ def test_issue9_whatever_an_agent_leaves_at_its_socket_path_is_replaced(short_tm
 async def _whoami(path: Path) -> None:
     with trio.fail_after(10):
         async with open_client(path) as client:
-            assert (await client.call(wire.Whoami(), wire.WhoamiReply)).name == "carol"
+            assert (await client.call(wire.Whoami())).name == "carol"
 
 
 def test_issue9_sqlite_files_are_private_and_a_loose_state_dir_is_tightened(

@@ -133,9 +133,9 @@ async def test_issue9_a_bug_in_reminder_delivery_fails_it_once(
     async with open_test_hive(short_tmp / "s", clock=FakeWallClock(), agents=("alice",)) as hive:
         monkeypatch.setattr(ReminderScheduler, "_prepare", broken)
         async with hive.agent("alice") as alice:
-            await alice.call(wire.Remind(message="ping", delay_seconds=1), wire.Scheduled)
+            await alice.call(wire.Remind(message="ping", delay_seconds=1))
             await trio.sleep(600)  # ten minutes: on main, ten retries and ten tracebacks
-            ends = await alice.call(wire.GetLooseEnds(), wire.LooseEnds)
+            ends = await alice.call(wire.GetLooseEnds())
     (row,) = ends.reminders
     assert row.state == "failed"
     assert row.failure == "internal error (logged); the reminder could not be delivered"

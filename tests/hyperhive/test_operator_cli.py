@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 import trio
@@ -38,18 +38,12 @@ def cli_error(state: Path, *args: str) -> str:
     return " ".join(result.stderr.split())  # rich wraps long sentences
 
 
-def as_agent(state: Path, name: str, *requests: wire.Request) -> list[object]:
+def as_agent(state: Path, name: str, *requests: wire.Request[Any]) -> list[object]:
     """Talk to the daemon on agent `name`'s own socket, as its harness would."""
-    replies = {
-        wire.Send: wire.Sent,
-        wire.Recv: wire.Messages,
-        wire.AckTurn: wire.Acked,
-        wire.RequeueInflight: wire.Requeued,
-    }
 
     async def talk() -> list[object]:
         async with open_client(StatePaths(state).agent_socket(name)) as client:
-            return [await client.call(r, replies[type(r)]) for r in requests]
+            return [await client.call(r) for r in requests]
 
     return trio.run(talk)
 

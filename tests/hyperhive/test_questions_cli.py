@@ -34,8 +34,8 @@ async def cli(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def helper_events(client: Client) -> list[wire.HelperEvent]:
-    reply = await client.call(wire.Recv(wait_seconds=10, max=8), wire.Messages)
-    await client.call(wire.AckTurn(), wire.Acked)
+    reply = await client.call(wire.Recv(wait_seconds=10, max=8))
+    await client.call(wire.AckTurn())
     return [wire.decode_helper_event(m.body) for m in reply.messages]
 
 
@@ -49,12 +49,12 @@ async def test_the_operator_lists_and_answers_questions(
         for name in ("alice", "bob"):
             assert (await cli(short_tmp, "register", name)).returncode == 0
         async with open_client(paths.agent_socket("alice")) as alice:
-            me = await alice.call(wire.Whoami(), wire.WhoamiReply)
+            me = await alice.call(wire.Whoami())
             assert (me.name, me.role, me.pronouns) == ("alice", "agent", "she/her")
 
             ask = wire.Ask(question="ship the release?", options=("yes", "no"), ttl_seconds=3600)
-            asked = await alice.call(ask, wire.Asked)
-            peer = await alice.call(wire.Ask(question="peer secret?", to="bob"), wire.Asked)
+            asked = await alice.call(ask)
+            peer = await alice.call(wire.Ask(question="peer secret?", to="bob"))
 
             table = await cli(short_tmp, "questions")
             assert table.returncode == 0, table.stderr
@@ -95,11 +95,10 @@ async def test_the_operator_sees_and_cancels_reminders(
         assert (await cli(short_tmp, "register", "alice")).returncode == 0
         async with open_client(paths.agent_socket("alice")) as alice:
             later = await alice.call(
-                wire.Remind(message="check the nightly build", delay_seconds=3600), wire.Scheduled
+                wire.Remind(message="check the nightly build", delay_seconds=3600)
             )
             now = await alice.call(
-                wire.Remind(message="right away", delay_seconds=0, file_path="notes/now.md"),
-                wire.Scheduled,
+                wire.Remind(message="right away", delay_seconds=0, file_path="notes/now.md")
             )
             assert await helper_events(alice) == [
                 wire.ReminderDue(
@@ -111,7 +110,7 @@ async def test_the_operator_sees_and_cancels_reminders(
             assert (paths.agent_state_dir("alice") / "notes" / "now.md").read_text() == (
                 "right away"
             )
-            assert (await alice.call(wire.Whoami(), wire.WhoamiReply)).pending_reminders == 1
+            assert (await alice.call(wire.Whoami())).pending_reminders == 1
 
             table = await cli(short_tmp, "reminders")
             assert table.returncode == 0, table.stderr
@@ -126,5 +125,5 @@ async def test_the_operator_sees_and_cancels_reminders(
             assert cancelled.returncode == 0, cancelled.stderr
             listed = json.loads((await cli(short_tmp, "reminders", "--json")).stdout)
             assert listed["reminders"] == []
-            ends = await alice.call(wire.GetLooseEnds(), wire.LooseEnds)
+            ends = await alice.call(wire.GetLooseEnds())
             assert ends.reminders == ()

@@ -85,18 +85,18 @@ async def _answers(paths: StatePaths) -> dict[str, str]:
     with trio.fail_after(30):
         for name in AGENTS:
             async with open_client(paths.agent_socket(name)) as client:
-                names[name] = (await client.call(wire.Whoami(), wire.WhoamiReply)).name
+                names[name] = (await client.call(wire.Whoami())).name
     return names
 
 
 async def _seq(paths: StatePaths) -> int:
     async with open_client(paths.admin_socket) as operator:
-        return (await operator.call(wire.History(limit=0), wire.HistoryReply)).seq
+        return (await operator.call(wire.History(limit=0))).seq
 
 
 async def _history(paths: StatePaths, after: int) -> list[wire.EventPayload]:
     async with open_client(paths.admin_socket) as operator:
-        reply = await operator.call(wire.History(limit=1000), wire.HistoryReply)
+        reply = await operator.call(wire.History(limit=1000))
     return [event.payload for event in reply.events if event.seq > after]
 
 

@@ -35,10 +35,10 @@ def _ok(state: Path, *args: str) -> str:
 
 async def _as_alice(paths: StatePaths) -> None:
     async with open_client(paths.agent_socket("alice")) as alice:
-        await alice.call(wire.Send(to="operator", body=MARKUP), wire.Sent)
-        await alice.call(wire.Send(to="operator", body=ESCAPES), wire.Sent)
-        await alice.call(wire.Ask(question=MARKUP, options=("[/a]", "[red]b")), wire.Asked)
-        await alice.call(wire.Remind(message=MARKUP, delay_seconds=600), wire.Scheduled)
+        await alice.call(wire.Send(to="operator", body=MARKUP))
+        await alice.call(wire.Send(to="operator", body=ESCAPES))
+        await alice.call(wire.Ask(question=MARKUP, options=("[/a]", "[red]b")))
+        await alice.call(wire.Remind(message=MARKUP, delay_seconds=600))
 
 
 def test_issue9_agent_markup_and_escapes_are_shown_literally(

@@ -35,7 +35,7 @@ async def test_top_shows_the_tree_and_new_messages_live(short_tmp: Path) -> None
         ):
             nursery.start_soon(run_top, hive.paths, console)
             async with hive.operator() as operator:
-                await operator.call(wire.Send(to="bob", body="watch this"), wire.Sent)
+                await operator.call(wire.Send(to="bob", body="watch this"))
             # A real terminal polls; so does this test, bounded by fail_after above.
             while "watch this" not in output.getvalue() or "broker" not in output.getvalue():
                 await trio.sleep(0.05)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -18,86 +17,14 @@ from hypothesis import strategies as st
 
 from hyperhive import wire
 from hyperhive.errors import BadRequest, LineTooLong, RemoteError
+from hyperhive.testing.wire_strategies import example, strategy_for
 
 GOLDEN = Path(__file__).parent / "golden" / "wire"
 REGENERATE = os.environ.get("HYPERHIVE_REGEN_GOLDEN") == "1"
 
-_SIMPLE: dict[Any, st.SearchStrategy[Any]] = {
-    str: st.text(max_size=20),
-    int: st.integers(min_value=-(2**53), max_value=2**53),
-    float: st.floats(allow_nan=False, allow_infinity=False),
-    bool: st.booleans(),
-}
-
-
-def strategy_for(kind: Any, depth: int = 0) -> st.SearchStrategy[Any]:
-    """A Hypothesis strategy for any wire type, built from its attrs fields."""
-    if kind in _SIMPLE:
-        return _SIMPLE[kind]
-    origin = typing.get_origin(kind)
-    if origin in (typing.Union, types.UnionType):
-        return st.one_of(*(strategy_for(arg, depth) for arg in typing.get_args(kind)))
-    if kind is type(None):
-        return st.none()
-    if origin is tuple:
-        if depth > 3:
-            return st.just(())
-        item = typing.get_args(kind)[0]
-        return st.lists(strategy_for(item, depth + 1), max_size=3).map(tuple)
-    hints = typing.get_type_hints(kind, vars(wire))
-    bounds = wire.field_bounds(kind) if kind in wire.REQUESTS.values() else {}
-    fields = {
-        f.name: bounded(hints[f.name], bounds[f.name])
-        if f.name in bounds
-        else strategy_for(hints[f.name], depth + 1)
-        for f in attrs.fields(kind)
-    }
-    return st.builds(kind, **fields)
-
-
-def bounded(kind: Any, bound: wire.Bound) -> st.SearchStrategy[Any]:
-    """Values of a request field inside its declared bound (None too, where it is optional)."""
-    optional = type(None) in typing.get_args(kind)
-    base = next((t for t in (int, float, str) if t is kind or t in typing.get_args(kind)), None)
-    values: st.SearchStrategy[Any]
-    if bound.low is not None and bound.high is not None:
-        if base is int:
-            values = st.integers(min_value=int(bound.low), max_value=int(bound.high))
-        else:
-            values = st.floats(min_value=bound.low, max_value=bound.high)
-    elif bound.items is not None:
-        item = st.text(max_size=min(20, bound.chars or 20))
-        values = st.lists(item, max_size=min(3, bound.items)).map(tuple)
-    else:
-        values = st.text(max_size=min(20, bound.chars or 20))
-    return st.one_of(st.none(), values) if optional else values
-
-
-REQUEST_TYPES = sorted(wire.REQUESTS.values(), key=lambda cls: cls.__name__)
-PAYLOAD_TYPES = [
-    wire.Empty,
-    wire.StatusReply,
-    wire.Sent,
-    wire.Messages,
-    wire.Acked,
-    wire.Requeued,
-    wire.Agents,
-    wire.InboxReply,
-    wire.DeadLetters,
-    wire.HistoryReply,
-    wire.Containers,
-    wire.Container,
-    wire.Tombstones,
-    wire.LogsReply,
-    wire.Asked,
-    wire.Resolved,
-    wire.Scheduled,
-    wire.WhoamiReply,
-    wire.LooseEnds,
-    wire.Cancelled,
-    wire.Questions,
-    wire.Reminders,
-]
+REQUEST_TYPES = sorted((c.request for c in wire.COMMANDS.values()), key=lambda c: c.__name__)
+# Every reply type is some command's: the table names them all.
+PAYLOAD_TYPES = sorted({c.reply for c in wire.COMMANDS.values()}, key=lambda c: c.__name__)
 
 
 @pytest.mark.parametrize("cls", REQUEST_TYPES, ids=lambda cls: cls.__name__)
@@ -167,7 +94,7 @@ _QUESTION = wire.Question(
 GOLDEN_CASES: dict[str, bytes] = {
     "request_send": wire.encode_request(wire.Send(to="bob", body="hi")),
     "request_recv": wire.encode_request(wire.Recv(wait_seconds=30.0, max=8)),
-    "request_status": wire.encode_request(wire.Status()),
+    "request_status": wire.encode_request(wire.GetStatus()),
     "response_error": wire.encode_error("unknown agent 'bob'"),
     "response_messages": wire.encode_response(
         wire.Messages((wire.Delivery(7, "alice", "bob", "hi", 1700000000.5, 2, True),))
@@ -268,6 +195,42 @@ def test_golden_lines_pin_the_format(name: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(GOLDEN_CASES[name])
     assert GOLDEN_CASES[name] == path.read_bytes()
+
+
+@pytest.mark.parametrize("cmd", sorted(wire.COMMANDS))
+def test_every_command_has_a_golden_request_and_reply(cmd: str) -> None:
+    """One fixture per command, derived from the table: a request line and its answer line."""
+    entry = wire.COMMANDS[cmd]
+    request, reply = example(entry.request), example(entry.reply)
+    lines = wire.encode_request(request) + wire.encode_response(reply)
+    path = GOLDEN / "commands" / f"{cmd}.jsonl"
+    if REGENERATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(lines)
+    assert lines == path.read_bytes(), f"{path} changed; review it and regenerate"
+    request_line, reply_line = lines.splitlines()
+    assert wire.decode_request(request_line) == request
+    assert wire.decode_reply(reply_line, request) == reply
+
+
+def test_no_golden_fixture_outlives_its_command() -> None:
+    fixtures = {path.stem for path in (GOLDEN / "commands").glob("*.jsonl")}
+    assert fixtures == set(wire.COMMANDS)
+
+
+def test_the_unions_match_their_tag_tables() -> None:
+    """The typing unions of events are the classes their tables register, no more, no less."""
+    assert set(typing.get_args(wire.EventPayload)) == set(wire.EVENTS.values())
+    assert set(typing.get_args(wire.HelperEvent)) == set(wire.HELPER_EVENTS.values())
+
+
+def test_every_command_is_exported_and_knows_its_reply() -> None:
+    for cmd, entry in wire.COMMANDS.items():
+        assert entry.request.__name__ in wire.__all__
+        assert getattr(wire, entry.request.__name__) is entry.request
+        assert wire.command_of(entry.request).cmd == cmd
+        assert wire.reply_type(example(entry.request)) is entry.reply
+    assert "attrs" not in wire.__all__
 
 
 def test_golden_request_in_the_originals_shape() -> None:

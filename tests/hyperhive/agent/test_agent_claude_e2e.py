@@ -130,7 +130,7 @@ def _kill_group(process: trio.Process, signum: signal.Signals) -> None:
 
 async def _send(hive: TestHive, to: str, body: str) -> int:
     async with hive.operator() as operator:
-        return (await operator.call(wire.Send(to=to, body=body), wire.Sent)).id
+        return (await operator.call(wire.Send(to=to, body=body))).id
 
 
 async def _inflight(hive: TestHive, name: str) -> list[wire.Delivery]:
@@ -164,7 +164,7 @@ async def test_a_tool_call_to_send_reaches_another_agents_inbox(short_tmp: Path)
             async with agent_process(hive, api, state):
                 await _send(hive, "alice", "please greet bob")
                 async with hive.agent("bob") as bob:
-                    got = await bob.call(wire.Recv(wait_seconds=60, max=5), wire.Messages)
+                    got = await bob.call(wire.Recv(wait_seconds=60, max=5))
                 await _until(lambda: _turns(state), "a turn row")
             assert [(m.sender, m.body) for m in got.messages] == [("alice", "hello bob!")]
             assert await _inflight(hive, "alice") == []  # the turn ended well: acked

@@ -72,7 +72,7 @@ class Agent:
     async def turn(self, hive: TestHive, body: str) -> LiveEvent:
         """Send `body` to the agent and wait for the turn that handles it to end."""
         async with hive.operator() as operator:
-            await operator.call(wire.Send(to="alice", body=body), wire.Sent)
+            await operator.call(wire.Send(to="alice", body=body))
         return await self.next("turn_ended")
 
 
@@ -120,7 +120,7 @@ async def test_a_cancel_interrupts_a_warm_turn_and_the_process_stays(short_tmp: 
             process = agent.runtime.process
             assert process is not None
             async with hive.operator() as operator:
-                await operator.call(wire.Send(to="alice", body="a long job"), wire.Sent)
+                await operator.call(wire.Send(to="alice", body="a long job"))
             await api.wait_for(lambda r: "long job" in r.last_user_text)
             assert agent.harness.cancel()
             interrupted = await agent.next("turn_ended")
@@ -154,7 +154,7 @@ async def test_a_warm_process_killed_mid_turn_is_replaced_and_the_turn_retried(
             process = agent.runtime.process
             assert process is not None
             async with hive.operator() as operator:
-                await operator.call(wire.Send(to="alice", body="a long job"), wire.Sent)
+                await operator.call(wire.Send(to="alice", body="a long job"))
             await api.wait_for(lambda r: "long job" in r.last_user_text)
             os.kill(process.pid, signal.SIGKILL)
             failed = await agent.next("turn_ended")

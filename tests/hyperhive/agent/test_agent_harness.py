@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 async def _send(hive: TestHive, to: str, body: str) -> int:
     async with hive.operator() as operator:
-        return (await operator.call(wire.Send(to=to, body=body), wire.Sent)).id
+        return (await operator.call(wire.Send(to=to, body=body))).id
 
 
 async def _inflight(hive: TestHive, name: str) -> list[wire.Delivery]:

@@ -1,6 +1,7 @@
-"""The `hive` MCP server as Claude runs it (`python -m hyperhive agent mcp`, stdio), driven by
-the official `mcp` SDK's client against a real hive: the SDK is the conformance test of the
-hand-written protocol code.
+"""The `hive` MCP server as Claude reaches it: `python -m hyperhive agent mcp` (the stdio relay)
+in front of the SDK server the harness hosts (`serve_mcp`), driven by the official `mcp` SDK's
+client against a real hive. Real sockets and processes on the real clock, each test bounded by
+`_TIMEOUT`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import trio
 from mcp import Client, StdioServerParameters
 
 from hyperhive import wire
-from hyperhive.agent.mcp_server import McpServer
+from hyperhive.agent.mcp_server import open_mcp_server
 from hyperhive.agent.tools import TOOLS, input_schema
 from hyperhive.testing import open_test_hive
 
@@ -32,15 +33,15 @@ _TIMEOUT = 30
 async def open_tools(
     socket: Path, role: str = "agent", mode: str = "auto"
 ) -> AsyncIterator[Client]:
-    """The SDK client connected to a `hyperhive agent mcp` process serving `socket`."""
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "hyperhive", "agent", "mcp"],
-        env={"HYPERHIVE_SOCKET": str(socket), "HYPERHIVE_ROLE": role},
-    )
+    """The SDK client, through a `hyperhive agent mcp` relay, on the tools of `socket`."""
     with trio.fail_after(_TIMEOUT):
-        async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
-            yield client
+        async with open_mcp_server(socket, manager=role == "manager") as mcp_socket:
+            params = StdioServerParameters(
+                command=sys.executable,
+                args=["-m", "hyperhive", "agent", "mcp", "--connect", str(mcp_socket)],
+            )
+            async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+                yield client
 
 
 AGENT_TOOLS = {
@@ -106,7 +107,7 @@ async def test_send_and_recv_go_through_the_broker_as_the_sockets_identity(
         assert "send failed" in text
         async with hive.agent("bob") as raw:
             # recv via the tool leaves the message in flight like any delivery.
-            assert (await raw.call(wire.AckTurn(), wire.Acked)).count == 1
+            assert (await raw.call(wire.AckTurn())).count == 1
 
 
 async def test_whoami_comes_from_the_socket_not_from_arguments(short_tmp: Path) -> None:
@@ -157,7 +158,7 @@ async def test_tools_the_daemon_does_not_have_yet_say_so_and_do_nothing(short_tm
             assert error
             assert "not available yet" in text or "carol" in text
         async with hive.operator() as operator:
-            assert (await operator.call(wire.ListAgents(), wire.Agents)).agents == ()
+            assert (await operator.call(wire.ListAgents())).agents == ()
 
 
 async def test_a_dead_socket_is_a_readable_tool_error(short_tmp: Path) -> None:
@@ -185,10 +186,10 @@ async def test_bad_arguments_and_unknown_tools_are_readable_errors(short_tmp: Pa
         assert result.is_error
 
 
-def test_starting_the_server_imports_no_framework() -> None:
+def test_starting_the_relay_imports_no_framework() -> None:
     """What Claude waits for before its first model request: the standard library only."""
     heavy = ["mcp", "pydantic", "trio", "anyio", "cattrs", "attrs", "typer", "hyperhive.wire"]
-    code = "import sys, hyperhive.agent.mcp_server\n" + (
+    code = "import sys, hyperhive.agent.mcp_relay\n" + (
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     done = subprocess.run(
@@ -197,33 +198,71 @@ def test_starting_the_server_imports_no_framework() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def test_the_protocol_answers_what_claude_asks_and_survives_garbage(tmp_path: Path) -> None:
-    out: list[dict[str, Any]] = []
-    server = McpServer(tmp_path / "none.sock", manager=False, write=out.append)
-    lines = [
-        b'{"jsonrpc":"2.0","id":"probe","method":"server/discover","params":{}}',
-        b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}',
-        b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
-        b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
-        b"not json at all",
-        b"[" * 100_000,
-        b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
-        b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"nope"}}',
-        b'{"jsonrpc":"2.0","id":4,"method":"initialize","params":{"protocolVersion":"1999-01-01"}}',
-        b'{"jsonrpc":"2.0","id":5}',
-    ]
-    for line in lines:
-        server.handle_line(line)
-    by_id = {json.dumps(m.get("id")): m for m in out}
-    assert by_id['"probe"']["error"]["code"] == -32601  # Claude falls back to initialize
-    assert by_id["0"]["result"]["protocolVersion"] == "2025-06-18"
-    assert by_id["0"]["result"]["capabilities"] == {"tools": {"listChanged": False}}
-    assert by_id["1"]["result"] == {}
-    assert [m["error"]["code"] for m in out if m.get("id") is None] == [-32700, -32700]
-    assert {t["name"] for t in by_id["2"]["result"]["tools"]} == AGENT_TOOLS
-    assert by_id["3"]["result"]["isError"] is True
-    assert by_id["4"]["result"]["protocolVersion"] == "2025-11-25"
-    assert by_id["5"]["error"]["code"] == -32600
+def test_the_relay_says_why_when_no_harness_listens(short_tmp: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hyperhive", "agent", "mcp", "--connect", str(short_tmp / "x")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input="",
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no hyperhive harness serves MCP" in done.stderr
+
+
+class _Raw:
+    """JSON-RPC lines straight onto the server's socket, as the relay would forward them."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.reader = wire.LineReader(stream, max_bytes=64 * wire.MAX_LINE_BYTES)
+        self.seen: list[dict[str, Any]] = []
+
+    async def send(self, *lines: bytes) -> None:
+        await self.stream.send_all(b"".join(line + b"\n" for line in lines))
+
+    async def answer(self, request_id: object) -> dict[str, Any]:
+        while True:
+            line = await self.reader.read_line()
+            assert line is not None, "the server closed the session"
+            message: dict[str, Any] = json.loads(line)
+            self.seen.append(message)
+            if message.get("id") == request_id:
+                return message
+
+
+_INIT = (
+    b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+    b'"capabilities":{},"clientInfo":{"name":"test","version":"1"}}}'
+)
+
+
+async def test_the_protocol_answers_what_claude_asks_and_survives_garbage(short_tmp: Path) -> None:
+    with trio.fail_after(_TIMEOUT):
+        async with open_mcp_server(short_tmp / "none.sock", manager=False) as path:
+            raw = _Raw(await trio.open_unix_socket(os.fspath(path)))
+            await raw.send(_INIT)
+            init = await raw.answer(0)
+            assert init["result"]["protocolVersion"] == "2025-06-18"
+            assert init["result"]["serverInfo"]["name"] == "hive"
+            assert "tools" in init["result"]["capabilities"]
+            await raw.send(
+                b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
+                b"not json at all",
+                b"[" * 100_000,
+                b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+                b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}',
+                b'{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"nope"}}',
+                b'{"jsonrpc":"2.0","id":4,"method":"no/such/method"}',
+            )
+            assert (await raw.answer(1))["result"] == {}
+            tools = (await raw.answer(2))["result"]["tools"]
+            assert {t["name"] for t in tools} == AGENT_TOOLS
+            assert (await raw.answer(3))["result"]["isError"] is True
+            assert (await raw.answer(4))["error"]["code"] == -32601
+            await raw.stream.aclose()
 
 
 def test_every_tool_schema_matches_its_declaration() -> None:
@@ -231,32 +270,40 @@ def test_every_tool_schema_matches_its_declaration() -> None:
         schema = input_schema(tool)
         assert set(schema["properties"]) == {p.name for p in tool.params}
         assert schema.get("required", []) == [p.name for p in tool.params if p.required]
-        assert tool.cmd in wire.REQUESTS or tool.manager_only, tool.name
+        assert tool.cmd in wire.COMMANDS, tool.name
+        assert wire.COMMANDS[tool.cmd].request is tool.request
 
 
 async def test_a_cancelled_call_is_cut_off_and_not_answered(short_tmp: Path) -> None:
     async with open_test_hive(short_tmp / "hive", agents=("alice",)) as hive:
-        out: list[dict[str, Any]] = []
-        server = McpServer(hive.paths.agent_socket("alice"), manager=False, write=out.append)
-        call = {"name": "recv", "arguments": {"wait_seconds": 120, "max": 1}}
-        server.handle_line(
-            json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": call}).encode()
-        )
-        server.handle_line(
-            json.dumps(
-                {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
-            ).encode()
-        )
         with trio.fail_after(_TIMEOUT):
-            while server._calls:
-                await trio.sleep(0.01)
-        assert out == []
-        # A later call on the same server still works.
-        server.handle_line(
-            b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"whoami"}}'
-        )
-        with trio.fail_after(_TIMEOUT):
-            while not out:
-                await trio.sleep(0.01)
-        assert "name: alice" in out[0]["result"]["content"][0]["text"]
+            async with open_mcp_server(hive.paths.agent_socket("alice"), manager=False) as path:
+                raw = _Raw(await trio.open_unix_socket(os.fspath(path)))
+                await raw.send(_INIT, b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+                await raw.answer(0)
+                call = {"name": "recv", "arguments": {"wait_seconds": 120, "max": 1}}
+                await raw.send(
+                    json.dumps(
+                        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": call}
+                    ).encode(),
+                    json.dumps(
+                        {
+                            "jsonrpc": "2.0",
+                            "method": "notifications/cancelled",
+                            "params": {"requestId": 7},
+                        }
+                    ).encode(),
+                    b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"whoami"}}',
+                )
+                # A later call on the same session still works; the cancelled one never answers.
+                whoami = await raw.answer(8)
+                assert "name: alice" in whoami["result"]["content"][0]["text"]
+                assert [m for m in raw.seen if m.get("id") == 7] == []
+                # Its parked recv was withdrawn: a message sent now waits for the next recv.
+                async with hive.operator() as operator:
+                    await operator.call(wire.Send(to="alice", body="for later"))
+                async with hive.agent("alice") as alice:
+                    got = await alice.call(wire.Recv(wait_seconds=5, max=5))
+                assert [d.body for d in got.messages] == ["for later"]
+                await raw.stream.aclose()
         assert os.path.exists(hive.paths.agent_socket("alice"))

@@ -104,7 +104,7 @@ async def test_the_harness_drives_a_command_runtime_end_to_end(short_tmp: Path) 
     with trio.fail_after(30):
         async with open_test_hive(short_tmp / "hive", agents=("alice",)) as hive:
             async with hive.operator() as operator:
-                await operator.call(wire.Send(to="alice", body="via a shell"), wire.Sent)
+                await operator.call(wire.Send(to="alice", body="via a shell"))
             state = short_tmp / "alice"
             async with open_test_harness(hive, "alice", state, runtime, clock) as (_, feed):
                 await next_event(feed, "acked", count=1)
@@ -115,8 +115,7 @@ async def test_the_harness_drives_a_command_runtime_end_to_end(short_tmp: Path) 
 
 
 def test_the_claude_command_line(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    config = mcp_config(settings, load_extra_mcp(None))
+    config = mcp_config(tmp_path / "mcp.sock", load_extra_mcp(None))
     argv = claude_argv(
         tmp_path / "claude",
         mcp=config,
@@ -138,8 +137,9 @@ def test_the_claude_command_line(tmp_path: Path) -> None:
     ]
     hive = json.loads(argv[8])["mcpServers"]["hive"]
     assert hive["command"] == sys.executable
-    assert hive["args"] == ["-m", "hyperhive", "agent", "mcp"]
-    assert hive["env"]["HYPERHIVE_SOCKET"] == str(tmp_path / "hive.sock")
+    # The relay to this harness's own MCP server: its tools use the harness's socket.
+    assert hive["args"] == ["-m", "hyperhive", "agent", "mcp", "--connect", f"{tmp_path}/mcp.sock"]
+    assert "env" not in hive
     assert argv[argv.index("--allowedTools") + 1] == "mcp__hive,mcp__matrix"
     assert "--strict-mcp-config" in argv
     assert argv[argv.index("--system-prompt-snapshot") + 1] == "off"
@@ -174,7 +174,7 @@ def test_extra_mcp_servers_are_merged(tmp_path: Path) -> None:
     )
     extra = load_extra_mcp(tmp_path)
     assert extra.allowed_tools == ("mcp__matrix__send_message", "mcp__matrix", "mcp__files")
-    config = mcp_config(_settings(tmp_path), extra)["mcpServers"]
+    config = mcp_config(tmp_path / "mcp.sock", extra)["mcpServers"]
     assert set(config) == {"hive", "matrix", "files"}
     assert config["matrix"] == {
         "type": "stdio",
@@ -290,7 +290,7 @@ async def test_the_operators_pronouns_reach_the_agents_prompt_and_match_whoami(
                 await trio.sleep(0.01)
             env = json.loads(report.read_text())["env"]
             async with hive.agent("alice") as alice:
-                me = await alice.call(wire.Whoami(), wire.WhoamiReply)
+                me = await alice.call(wire.Whoami())
     assert env["HYPERHIVE_OPERATOR_PRONOUNS"] == "she/her"
     for key, value in env.items():
         monkeypatch.setenv(key, value)

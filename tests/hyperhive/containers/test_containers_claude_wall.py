@@ -58,11 +58,9 @@ async def test_a_walled_agent_runs_claude_against_the_api_and_answers(short_tmp:
                 assert lifecycle is not None
                 await lifecycle.spawn("alice")
                 async with hive.operator() as operator:
-                    await operator.call(
-                        wire.Send(to="alice", body="please greet the operator"), wire.Sent
-                    )
+                    await operator.call(wire.Send(to="alice", body="please greet the operator"))
                     while True:
-                        inbox = await operator.call(wire.Inbox(), wire.InboxReply)
+                        inbox = await operator.call(wire.ReadInbox())
                         if inbox.messages:
                             break
                         await trio.sleep(0.2)

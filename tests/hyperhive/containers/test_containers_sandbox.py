@@ -105,7 +105,7 @@ async def test_the_bwrap_sandbox_holds(short_tmp: Path) -> None:
         # Its socket reaches the daemon, as itself.
         assert json.loads(str(report["socket"]))["ok"] is True
         async with hive.operator() as operator:
-            inbox = await operator.call(wire.Inbox(), wire.InboxReply)
+            inbox = await operator.call(wire.ReadInbox())
         assert [(m.sender, m.body) for m in inbox.messages] == [("alice", "hello from alice")]
 
         # State persists across a restart.

@@ -228,10 +228,10 @@ async def test_vacuum_removes_only_old_acked_rows_at_the_hourly_tick(
     from hyperhive.client import Client
 
     async def send(client: Client, to: str, body: str) -> None:
-        await client.call(wire.Send(to=to, body=body), wire.Sent)
+        await client.call(wire.Send(to=to, body=body))
 
     async def recv(client: Client) -> None:
-        await client.call(wire.Recv(max=32), wire.Messages)
+        await client.call(wire.Recv(max=32))
 
     wall = FakeWallClock()
     async with open_test_hive(short_tmp / "s", clock=wall, agents=("alice", "bob")) as hive:
@@ -240,11 +240,11 @@ async def test_vacuum_removes_only_old_acked_rows_at_the_hourly_tick(
         async with h.agent("alice") as alice, h.agent("bob") as bob:
             await send(alice, "bob", "old acked")
             await recv(bob)
-            await bob.call(wire.AckTurn(), wire.Acked)
+            await bob.call(wire.AckTurn())
             await send(alice, "bob", "old dead")
             for _ in range(6):
                 await recv(bob)
-                await bob.call(wire.RequeueInflight(), wire.Requeued)
+                await bob.call(wire.RequeueInflight())
             await send(alice, "bob", "old inflight")
             await recv(bob)
             await send(alice, "bob", "old pending")
@@ -254,7 +254,7 @@ async def test_vacuum_removes_only_old_acked_rows_at_the_hourly_tick(
             wall.advance(30 * DAY + 600)
             await send(bob, "alice", "recent acked")
             await recv(alice)
-            await alice.call(wire.AckTurn(), wire.Acked)
+            await alice.call(wire.AckTurn())
 
         before = rows(h.paths.broker_db)
         assert before["old acked"] == "acked"

@@ -37,7 +37,7 @@ async def hive(short_tmp: Path) -> AsyncIterator[TestHive]:
 
 
 async def send(client: Client, to: str, body: str) -> int:
-    return (await client.call(wire.Send(to=to, body=body), wire.Sent)).id
+    return (await client.call(wire.Send(to=to, body=body))).id
 
 
 async def read_until(feed: AsyncIterator[wire.Event], last_seq: int) -> list[wire.Event]:
@@ -64,11 +64,11 @@ async def test_subscribe_then_history_sees_every_event_exactly_once(
         feed = await feed_conn.subscribe()
         # This one lands in both the feed and the history: the overlap the seq dedupes.
         overlap = await send(alice, "bob", "between subscribe and history")
-        past = await query.call(wire.History(limit=1000), wire.HistoryReply)
+        past = await query.call(wire.History(limit=1000))
         for i in range(5):
             await send(bob, "alice", f"after history {i}")
-        await bob.call(wire.Recv(max=32), wire.Messages)
-        final = (await query.call(wire.History(limit=0), wire.HistoryReply)).seq
+        await bob.call(wire.Recv(max=32))
+        final = (await query.call(wire.History(limit=0))).seq
 
         frames = await read_until(feed, final)
 
@@ -109,7 +109,7 @@ async def test_a_subscriber_that_does_not_read_is_told_exactly_what_it_missed(
     async with hive.agent("alice") as alice, hive.agent("bob") as bob:
         for i in range(300):
             await send(alice, "bob", f"burst {i} " + "x" * 500)
-            await bob.call(wire.Recv(max=32), wire.Messages)
+            await bob.call(wire.Recv(max=32))
     # Rate-0 clock: had anything waited on the stalled subscribers (a send timeout, a full
     # queue), trio's clock would have jumped to that deadline.
     assert trio.current_time() == start

@@ -87,7 +87,7 @@ async def test_spawn_runs_the_agent_on_its_own_socket(short_tmp: Path) -> None:
         # The fake agent said hello on its own socket: the operator got it *from alice*.
         assert '"ok":true' in str(seen["socket"])
         async with hive.operator() as operator:
-            inbox = await operator.call(wire.Inbox(), wire.InboxReply)
+            inbox = await operator.call(wire.ReadInbox())
         assert [(m.sender, m.body) for m in inbox.messages] == [("alice", "hello from alice")]
         record = json.loads((hive.paths.agent_dir("alice") / "agent.json").read_text())
         assert record == {
@@ -234,7 +234,7 @@ async def test_destroy_keeps_a_tombstone_that_spawn_revives(short_tmp: Path) -> 
         assert (hive.paths.agent_state_dir("alice") / "probe-counter").read_text() == "1"
         with pytest.raises(RemoteError, match="unknown agent 'alice'"):
             async with hive.operator() as operator:
-                await operator.call(wire.Send(to="alice", body="hi"), wire.Sent)
+                await operator.call(wire.Send(to="alice", body="hi"))
         await lifecycle.spawn("alice")
         assert (await report(hive, "alice", starts=2))["starts"] == 2
         assert lifecycle.tombstones() == []
@@ -295,7 +295,7 @@ async def test_without_a_backend_agents_are_sockets_only(short_tmp: Path) -> Non
         (view,) = (await lifecycle_of(hive).views()).values()
         assert (view.name, view.state) == ("alice", "absent")
         async with hive.operator() as operator:
-            await operator.call(wire.UnregisterAgent(name="alice"), wire.Agents)
+            await operator.call(wire.UnregisterAgent(name="alice"))
         # Unregister is destroy: the socket goes, the state stays as a tombstone.
         assert not hive.paths.agent_socket_dir("alice").exists()
         assert [t.name for t in hive.daemon.registry.tombstones()] == ["alice"]
@@ -310,21 +310,21 @@ async def test_logs_show_what_the_agent_wrote(short_tmp: Path) -> None:
 
 async def test_the_admin_socket_drives_the_lifecycle(short_tmp: Path) -> None:
     async with _hive(short_tmp, FakeBackend()) as hive, hive.operator() as operator:
-        spawned = await operator.call(wire.Spawn(name="alice", network=False), wire.Container)
+        spawned = await operator.call(wire.Spawn(name="alice", network=False))
         assert (spawned.container.state, spawned.container.network) == ("running", False)
-        stopped = await operator.call(wire.StopAgent(name="alice"), wire.Container)
+        stopped = await operator.call(wire.StopAgent(name="alice"))
         assert stopped.container.state == "stopped"
-        listed = await operator.call(wire.ListContainers(), wire.Containers)
+        listed = await operator.call(wire.ListContainers())
         assert [v.name for v in listed.containers] == ["alice"]
         with pytest.raises(RemoteError, match="invalid agent name"):
-            await operator.call(wire.Spawn(name="Bad"), wire.Container)
+            await operator.call(wire.Spawn(name="Bad"))
         with pytest.raises(RemoteError, match="unknown agent 'nobody'"):
-            await operator.call(wire.StartAgent(name="nobody"), wire.Container)
-        await operator.call(wire.Destroy(name="alice"), wire.Empty)
-        tombs = await operator.call(wire.ListTombstones(), wire.Tombstones)
+            await operator.call(wire.StartAgent(name="nobody"))
+        await operator.call(wire.Destroy(name="alice"))
+        tombs = await operator.call(wire.ListTombstones())
         assert [t.name for t in tombs.tombstones] == ["alice"]
-        await operator.call(wire.PurgeTombstone(name="alice"), wire.Empty)
-        assert (await operator.call(wire.ListTombstones(), wire.Tombstones)).tombstones == ()
+        await operator.call(wire.PurgeTombstone(name="alice"))
+        assert (await operator.call(wire.ListTombstones())).tombstones == ()
 
 
 async def test_an_agent_socket_cannot_run_lifecycle_actions(short_tmp: Path) -> None:
@@ -332,7 +332,7 @@ async def test_an_agent_socket_cannot_run_lifecycle_actions(short_tmp: Path) -> 
         await lifecycle_of(hive).spawn("alice")
         async with hive.agent("alice") as agent:
             with pytest.raises(RemoteError, match="not available"):
-                await agent.call(wire.KillAgent(name="alice"), wire.Container)
+                await agent.call(wire.KillAgent(name="alice"))
         assert (await lifecycle_of(hive).view("alice")).state == "running"
 
 

@@ -57,18 +57,18 @@ async def settled() -> None:
 
 
 async def send(client: Client, to: str, body: str) -> int:
-    return (await client.call(wire.Send(to=to, body=body), wire.Sent)).id
+    return (await client.call(wire.Send(to=to, body=body))).id
 
 
 async def limit_events(hive: TestHive) -> list[wire.LimitHit]:
     async with hive.operator() as operator:
-        history = await operator.call(wire.History(limit=1000), wire.HistoryReply)
+        history = await operator.call(wire.History(limit=1000))
     return [e.payload for e in history.events if isinstance(e.payload, wire.LimitHit)]
 
 
 async def notes_of(hive: TestHive, name: str) -> tuple[str, ...]:
     async with hive.operator() as operator:
-        views = await operator.call(wire.ListContainers(), wire.Containers)
+        views = await operator.call(wire.ListContainers())
     (view,) = [v for v in views.containers if v.name == name]
     return view.notes
 
@@ -104,7 +104,7 @@ async def test_issue9_a_body_past_the_limit_is_refused_by_name(
             "hit limit max_body_bytes: a 1002-byte message was refused",
         )
         async with hive.agent("bob") as bob:
-            got = await bob.call(wire.Recv(max=32), wire.Messages)
+            got = await bob.call(wire.Recv(max=32))
         assert len(got.messages) == 1
 
 
@@ -142,10 +142,10 @@ async def test_issue9_a_full_inbox_refuses_and_tells_the_sender(
                 await send(alice, "bob", "one too many")
             await send(alice, "carol", "carol still gets mail")
             # Delivered but not acked still counts: the harness has not handled it yet.
-            assert len((await bob.call(wire.Recv(max=2), wire.Messages)).messages) == 2
+            assert len((await bob.call(wire.Recv(max=2))).messages) == 2
             with pytest.raises(RemoteError, match="inbox is full"):
                 await send(alice, "bob", "still too many")
-            await bob.call(wire.AckTurn(), wire.Acked)
+            await bob.call(wire.AckTurn())
             await send(alice, "bob", "room again")
             await send(alice, "bob", "and again")
         assert await notes_of(hive, "bob") == (
@@ -169,16 +169,16 @@ async def test_issue9_pending_reminders_and_open_questions_are_capped(
     async with small_hive(short_tmp, pending_reminders=3, open_questions=2) as hive:
         async with hive.agent("alice") as alice, hive.agent("bob") as bob:
             for _ in range(3):
-                await alice.call(wire.Remind(message="x", delay_seconds=600), wire.Scheduled)
+                await alice.call(wire.Remind(message="x", delay_seconds=600))
             with pytest.raises(RemoteError, match="you have 3 pending reminders"):
-                await alice.call(wire.Remind(message="x", delay_seconds=600), wire.Scheduled)
-            await bob.call(wire.Remind(message="x", delay_seconds=600), wire.Scheduled)
-            first = await alice.call(wire.Ask(question="one?"), wire.Asked)
-            await alice.call(wire.Ask(question="two?"), wire.Asked)
+                await alice.call(wire.Remind(message="x", delay_seconds=600))
+            await bob.call(wire.Remind(message="x", delay_seconds=600))
+            first = await alice.call(wire.Ask(question="one?"))
+            await alice.call(wire.Ask(question="two?"))
             with pytest.raises(RemoteError, match="you have 2 open questions"):
-                await alice.call(wire.Ask(question="three?"), wire.Asked)
-            await alice.call(wire.CancelLooseEnd(kind="question", id=first.id), wire.Cancelled)
-            await alice.call(wire.Ask(question="three?"), wire.Asked)
+                await alice.call(wire.Ask(question="three?"))
+            await alice.call(wire.CancelLooseEnd(kind="question", id=first.id))
+            await alice.call(wire.Ask(question="three?"))
         notes = await notes_of(hive, "alice")
         assert notes == (
             "hit limit open_questions: 2 questions open",
@@ -192,10 +192,10 @@ async def test_issue9_one_agent_cannot_starve_the_operators_question_list(
     async with small_hive(short_tmp, open_questions=200) as hive:
         async with hive.agent("alice") as alice, hive.agent("bob") as bob:
             for i in range(150):
-                await alice.call(wire.Ask(question=f"alice #{i}"), wire.Asked)
-            late = await bob.call(wire.Ask(question="bob, late"), wire.Asked)
+                await alice.call(wire.Ask(question=f"alice #{i}"))
+            late = await bob.call(wire.Ask(question="bob, late"))
         async with hive.operator() as operator:
-            listed = await operator.call(wire.ListQuestions(), wire.Questions)
+            listed = await operator.call(wire.ListQuestions())
     assert len(listed.questions) == 100
     assert late.id in [q.id for q in listed.questions]
     assert [q.id for q in listed.questions] == sorted(q.id for q in listed.questions)
@@ -230,11 +230,11 @@ async def test_issue9_connections_per_agent_are_capped(clock: MockClock, short_t
         await extra.aclose()
         # Other identities are not affected; closing one frees a place.
         async with hive.agent("bob") as bob:
-            await bob.call(wire.Whoami(), wire.WhoamiReply)
+            await bob.call(wire.Whoami())
         await held.pop().aclose()
         await settled()
         async with hive.agent("alice") as alice:
-            assert (await alice.call(wire.Whoami(), wire.WhoamiReply)).name == "alice"
+            assert (await alice.call(wire.Whoami())).name == "alice"
         for stream in held:
             await stream.aclose()
         assert await notes_of(hive, "alice") == (
@@ -295,7 +295,7 @@ async def test_issue9_a_closed_clients_parked_recv_is_released_at_once(
         assert trio.current_time() == start
         async with hive.agent("alice") as alice, hive.agent("bob") as bob:
             await send(alice, "bob", "for a live recv")
-            got = await bob.call(wire.Recv(max=32), wire.Messages)
+            got = await bob.call(wire.Recv(max=32))
         assert [d.body for d in got.messages] == ["for a live recv"]
 
 
@@ -309,7 +309,7 @@ async def test_issue9_events_keep_previews_and_a_history_reply_is_bounded(
             for i in range(200):
                 await send(alice, "bob", f"{i:03} " + "x" * 50_000)
         async with hive.operator() as operator:
-            history = await operator.call(wire.History(limit=1000), wire.HistoryReply)
+            history = await operator.call(wire.History(limit=1000))
             raw = await pipeline(hive.paths.admin_socket, [{"cmd": "history", "limit": 1000}])
     sent = [e.payload for e in history.events if isinstance(e.payload, wire.MessageSent)]
     assert sent, "the newest events are there"

@@ -75,7 +75,7 @@ async def hive(short_tmp: Path) -> AsyncIterator[TestHive]:
 
 
 async def _ends(client: Client) -> tuple[list[int], list[int]]:
-    ends = await client.call(wire.GetLooseEnds(), wire.LooseEnds)
+    ends = await client.call(wire.GetLooseEnds())
     assert ends.approvals == ()  # approvals arrive with a later issue
     return [q.id for q in ends.questions], [r.id for r in ends.reminders]
 
@@ -90,15 +90,11 @@ async def test_each_agent_sees_its_own_and_the_manager_sees_all(
         hive.manager() as manager,
         hive.operator() as operator,
     ):
-        to_operator = (await alice.call(wire.Ask(question="1"), wire.Asked)).id
-        alice_to_bob = (await alice.call(wire.Ask(question="2", to="bob"), wire.Asked)).id
-        bob_to_carol = (await bob.call(wire.Ask(question="3", to="carol"), wire.Asked)).id
-        alice_reminder = (
-            await alice.call(wire.Remind(message="a", delay_seconds=600), wire.Scheduled)
-        ).id
-        bob_reminder = (
-            await bob.call(wire.Remind(message="b", delay_seconds=900), wire.Scheduled)
-        ).id
+        to_operator = (await alice.call(wire.Ask(question="1"))).id
+        alice_to_bob = (await alice.call(wire.Ask(question="2", to="bob"))).id
+        bob_to_carol = (await bob.call(wire.Ask(question="3", to="carol"))).id
+        alice_reminder = (await alice.call(wire.Remind(message="a", delay_seconds=600))).id
+        bob_reminder = (await bob.call(wire.Remind(message="b", delay_seconds=900))).id
 
         assert await _ends(alice) == ([to_operator, alice_to_bob], [alice_reminder])
         assert await _ends(bob) == ([alice_to_bob, bob_to_carol], [bob_reminder])
@@ -107,7 +103,7 @@ async def test_each_agent_sees_its_own_and_the_manager_sees_all(
         assert await _ends(manager) == everything
         assert await _ends(operator) == everything
 
-        await bob.call(wire.Answer(id=alice_to_bob, answer="yes"), wire.Resolved)
+        await bob.call(wire.Answer(id=alice_to_bob, answer="yes"))
         await trio.sleep(700)  # alice's reminder is delivered
         assert await _ends(alice) == ([to_operator], [])
         assert await _ends(bob) == ([bob_to_carol], [bob_reminder])
@@ -117,20 +113,18 @@ async def test_a_failed_reminder_stays_a_loose_end_until_dismissed(
     hive: TestHive, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with hive.agent("alice") as alice, hive.agent("bob") as bob:
-        failing = await alice.call(
-            wire.Remind(message="x", delay_seconds=5, file_path="notes/x"), wire.Scheduled
-        )
+        failing = await alice.call(wire.Remind(message="x", delay_seconds=5, file_path="notes/x"))
         notes = hive.paths.agent_state_dir("alice") / "notes"
         notes.mkdir(parents=True)
         (notes / "x").mkdir()  # a directory where the file should go: the write fails
         await trio.sleep(10)
-        ends = await alice.call(wire.GetLooseEnds(), wire.LooseEnds)
+        ends = await alice.call(wire.GetLooseEnds())
         (row,) = ends.reminders
         assert (row.id, row.state) == (failing.id, "failed")
         assert row.failure == "could not write /state/notes/x: Is a directory"
         with pytest.raises(RemoteError, match="only alice or the manager"):
-            await bob.call(wire.CancelLooseEnd(kind="reminder", id=failing.id), wire.Cancelled)
-        await alice.call(wire.CancelLooseEnd(kind="reminder", id=failing.id), wire.Cancelled)
+            await bob.call(wire.CancelLooseEnd(kind="reminder", id=failing.id))
+        await alice.call(wire.CancelLooseEnd(kind="reminder", id=failing.id))
         assert await _ends(alice) == ([], [])
 
 
@@ -139,18 +133,18 @@ async def test_approvals_cannot_be_cancelled_here(
 ) -> None:
     async with hive.manager() as manager:
         with pytest.raises(RemoteError, match="approvals are not cancelled with cancel_loose_end"):
-            await manager.call(wire.CancelLooseEnd(kind="approval", id=1), wire.Cancelled)
+            await manager.call(wire.CancelLooseEnd(kind="approval", id=1))
 
 
 async def test_the_operator_may_cancel_any_loose_end(
     hive: TestHive, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with hive.agent("alice") as alice, hive.operator() as operator:
-        asked = await alice.call(wire.Ask(question="q", to="bob"), wire.Asked)
-        reminder = await alice.call(wire.Remind(message="m", delay_seconds=60), wire.Scheduled)
-        await operator.call(wire.CancelLooseEnd(kind="question", id=asked.id), wire.Cancelled)
-        await operator.call(wire.CancelLooseEnd(kind="reminder", id=reminder.id), wire.Cancelled)
-        reply = await alice.call(wire.Recv(wait_seconds=120, max=8), wire.Messages)
+        asked = await alice.call(wire.Ask(question="q", to="bob"))
+        reminder = await alice.call(wire.Remind(message="m", delay_seconds=60))
+        await operator.call(wire.CancelLooseEnd(kind="question", id=asked.id))
+        await operator.call(wire.CancelLooseEnd(kind="reminder", id=reminder.id))
+        reply = await alice.call(wire.Recv(wait_seconds=120, max=8))
         assert [wire.decode_helper_event(m.body) for m in reply.messages] == [
             wire.QuestionAnswered(asked.id, "q", "[cancelled by operator]", "operator")
         ]

@@ -53,24 +53,24 @@ async def inbox(client: Client, wait: float = 5.0, count: int = 1) -> list[wire.
     messages: list[wire.Delivery] = []
     while True:
         remaining = max(0.0, deadline - trio.current_time())
-        reply = await client.call(wire.Recv(wait_seconds=remaining, max=32), wire.Messages)
+        reply = await client.call(wire.Recv(wait_seconds=remaining, max=32))
         messages.extend(reply.messages)
         if len(messages) >= count or trio.current_time() >= deadline:
             break
-    await client.call(wire.AckTurn(), wire.Acked)
+    await client.call(wire.AckTurn())
     return messages
 
 
 async def reminders(hive: TestHive, **query: object) -> list[wire.Reminder]:
     async with hive.operator() as operator:
-        reply = await operator.call(wire.ListReminders(**query), wire.Reminders)  # type: ignore[arg-type]
+        reply = await operator.call(wire.ListReminders(**query))  # type: ignore[arg-type]
     return list(reply.reminders)
 
 
 async def event_payloads(hive: TestHive) -> list[wire.EventPayload]:
     await trio.testing.wait_all_tasks_blocked()
     async with hive.operator() as operator:
-        history = await operator.call(wire.History(limit=500), wire.HistoryReply)
+        history = await operator.call(wire.History(limit=500))
     return [event.payload for event in history.events]
 
 
@@ -80,7 +80,7 @@ async def test_a_reminder_set_for_three_days_fires_at_exactly_that_time(
     async with hive.agent("bob") as bob:
         start, set_at = trio.current_time(), wall.now()
         scheduled = await bob.call(
-            wire.Remind(message="check the deploy", delay_seconds=THREE_DAYS), wire.Scheduled
+            wire.Remind(message="check the deploy", delay_seconds=THREE_DAYS)
         )
         assert scheduled.due_at == set_at + THREE_DAYS
         await trio.sleep(THREE_DAYS - 1)
@@ -108,9 +108,7 @@ async def test_at_takes_a_wall_clock_time(
     async with hive.agent("bob") as bob:
         start = trio.current_time()
         when = datetime.datetime.fromtimestamp(wall.now() + 7200, tz=datetime.UTC)
-        scheduled = await bob.call(
-            wire.Remind(message="standup", at=when.isoformat()), wire.Scheduled
-        )
+        scheduled = await bob.call(wire.Remind(message="standup", at=when.isoformat()))
         (message,) = await inbox(bob, wait=7300)
         assert trio.current_time() == pytest.approx(start + 7200)
         assert wire.decode_helper_event(message.body) == wire.ReminderDue(scheduled.id, "standup")
@@ -121,8 +119,8 @@ async def test_a_sooner_reminder_wakes_the_scheduler_early(
 ) -> None:
     async with hive.agent("bob") as bob:
         start = trio.current_time()
-        await bob.call(wire.Remind(message="later", delay_seconds=THREE_DAYS), wire.Scheduled)
-        soon = await bob.call(wire.Remind(message="soon", delay_seconds=10), wire.Scheduled)
+        await bob.call(wire.Remind(message="later", delay_seconds=THREE_DAYS))
+        soon = await bob.call(wire.Remind(message="soon", delay_seconds=10))
         (message,) = await inbox(bob, wait=60)
         assert trio.current_time() == start + 10
         assert wire.decode_helper_event(message.body) == wire.ReminderDue(soon.id, "soon")
@@ -136,8 +134,8 @@ async def test_reminders_due_while_stopped_fire_on_start(
         open_test_hive(short_tmp, clock=wall, agents=("bob",), containers=QUIET) as hive,
         hive.agent("bob") as bob,
     ):
-        missed = await bob.call(wire.Remind(message="missed", delay_seconds=3600), wire.Scheduled)
-        later = await bob.call(wire.Remind(message="later", delay_seconds=3 * 3600), wire.Scheduled)
+        missed = await bob.call(wire.Remind(message="missed", delay_seconds=3600))
+        later = await bob.call(wire.Remind(message="later", delay_seconds=3 * 3600))
     wall.advance(2 * 3600)  # the daemon was down for two hours
     async with (
         open_test_hive(short_tmp, clock=wall, containers=QUIET) as hive,
@@ -159,12 +157,10 @@ async def test_file_path_writes_the_message_into_the_state_dir(
     long_text = "step 1: look at the logs\n" * 200
     async with hive.agent("bob") as bob:
         absolute = await bob.call(
-            wire.Remind(message=long_text, delay_seconds=60, file_path="/state/notes/todo.md"),
-            wire.Scheduled,
+            wire.Remind(message=long_text, delay_seconds=60, file_path="/state/notes/todo.md")
         )
         relative = await bob.call(
-            wire.Remind(message="short", delay_seconds=60, file_path="inbox/r.txt"),
-            wire.Scheduled,
+            wire.Remind(message="short", delay_seconds=60, file_path="inbox/r.txt")
         )
         messages = await inbox(bob, wait=120, count=2)
     events = [wire.decode_helper_event(m.body) for m in messages]
@@ -194,9 +190,7 @@ async def test_file_paths_that_escape_are_refused_up_front(
 ) -> None:
     async with hive.agent("bob") as bob:
         with pytest.raises(RemoteError, match=None) as caught:
-            await bob.call(
-                wire.Remind(message="x", delay_seconds=1, file_path=file_path), wire.Scheduled
-            )
+            await bob.call(wire.Remind(message="x", delay_seconds=1, file_path=file_path))
         assert says in str(caught.value)
     assert await reminders(hive) == []
 
@@ -211,11 +205,10 @@ async def test_a_symlink_out_of_the_state_dir_is_a_recorded_failure(
     (state / "notes").symlink_to(outside)  # what a hostile agent could do inside /state
     async with hive.agent("bob") as bob:
         scheduled = await bob.call(
-            wire.Remind(message="payload", delay_seconds=60, file_path="/state/notes/x.md"),
-            wire.Scheduled,
+            wire.Remind(message="payload", delay_seconds=60, file_path="/state/notes/x.md")
         )
         assert await inbox(bob, wait=120) == []
-        ends = await bob.call(wire.GetLooseEnds(), wire.LooseEnds)
+        ends = await bob.call(wire.GetLooseEnds())
     assert list(outside.iterdir()) == []
     (row,) = ends.reminders
     assert (row.id, row.state) == (scheduled.id, "failed")
@@ -229,9 +222,9 @@ async def test_an_owner_removed_before_the_due_time_is_a_recorded_failure(
     hive: TestHive, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with hive.agent("alice") as alice:
-        scheduled = await alice.call(wire.Remind(message="hi", delay_seconds=600), wire.Scheduled)
+        scheduled = await alice.call(wire.Remind(message="hi", delay_seconds=600))
     async with hive.operator() as operator:
-        await operator.call(wire.UnregisterAgent(name="alice"), wire.Agents)
+        await operator.call(wire.UnregisterAgent(name="alice"))
     await trio.sleep(601)
     (row,) = await reminders(hive, owner="alice")
     assert (row.id, row.state, row.fired_at) == (scheduled.id, "failed", row.due_at)
@@ -245,14 +238,14 @@ async def test_cancel_deletes_a_reminder_before_it_fires(
     hive: TestHive, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with hive.agent("alice") as alice, hive.agent("bob") as bob, hive.manager() as manager:
-        mine = await alice.call(wire.Remind(message="a", delay_seconds=100), wire.Scheduled)
-        other = await alice.call(wire.Remind(message="b", delay_seconds=100), wire.Scheduled)
+        mine = await alice.call(wire.Remind(message="a", delay_seconds=100))
+        other = await alice.call(wire.Remind(message="b", delay_seconds=100))
         with pytest.raises(RemoteError, match="belongs to alice; only alice or the manager"):
-            await bob.call(wire.CancelLooseEnd(kind="reminder", id=mine.id), wire.Cancelled)
-        await alice.call(wire.CancelLooseEnd(kind="reminder", id=mine.id), wire.Cancelled)
-        await manager.call(wire.CancelLooseEnd(kind="reminder", id=other.id), wire.Cancelled)
+            await bob.call(wire.CancelLooseEnd(kind="reminder", id=mine.id))
+        await alice.call(wire.CancelLooseEnd(kind="reminder", id=mine.id))
+        await manager.call(wire.CancelLooseEnd(kind="reminder", id=other.id))
         with pytest.raises(RemoteError, match=f"no reminder #{mine.id}"):
-            await alice.call(wire.CancelLooseEnd(kind="reminder", id=mine.id), wire.Cancelled)
+            await alice.call(wire.CancelLooseEnd(kind="reminder", id=mine.id))
         assert await inbox(alice, wait=300) == []
     cancelled = [p for p in await event_payloads(hive) if isinstance(p, wire.ReminderCancelled)]
     assert cancelled == [
@@ -265,10 +258,10 @@ async def test_a_delivered_reminder_cannot_be_cancelled(
     hive: TestHive, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with hive.agent("alice") as alice:
-        scheduled = await alice.call(wire.Remind(message="a", delay_seconds=5), wire.Scheduled)
+        scheduled = await alice.call(wire.Remind(message="a", delay_seconds=5))
         assert len(await inbox(alice, wait=10)) == 1
         with pytest.raises(RemoteError, match="already delivered"):
-            await alice.call(wire.CancelLooseEnd(kind="reminder", id=scheduled.id), wire.Cancelled)
+            await alice.call(wire.CancelLooseEnd(kind="reminder", id=scheduled.id))
 
 
 async def test_bad_reminders_say_what_is_wrong(
@@ -282,10 +275,10 @@ async def test_bad_reminders_say_what_is_wrong(
             (wire.Remind(message="  ", delay_seconds=1), "message is empty"),
         ]:
             with pytest.raises(RemoteError, match=None) as caught:
-                await alice.call(request, wire.Scheduled)
+                await alice.call(request)
             assert says in str(caught.value)
         with pytest.raises(RemoteError, match="unknown loose-end kind 'thing'"):
-            await alice.call(wire.CancelLooseEnd(kind="thing", id=1), wire.Cancelled)
+            await alice.call(wire.CancelLooseEnd(kind="thing", id=1))
 
 
 async def test_whoami_and_pending_counts(
@@ -295,11 +288,11 @@ async def test_whoami_and_pending_counts(
         hive.daemon.hive.operator_pronouns = "she/her"
         async with hive.agent("alice") as alice, hive.manager() as manager:
             for delay in (10, 20):
-                await alice.call(wire.Remind(message="x", delay_seconds=delay), wire.Scheduled)
-            me = await alice.call(wire.Whoami(), wire.WhoamiReply)
+                await alice.call(wire.Remind(message="x", delay_seconds=delay))
+            me = await alice.call(wire.Whoami())
             assert me == wire.WhoamiReply("alice", "agent", "she/her", me.hyperhive_version, 2)
-            boss = await manager.call(wire.Whoami(), wire.WhoamiReply)
+            boss = await manager.call(wire.Whoami())
             assert (boss.name, boss.role, boss.pending_reminders) == ("manager", "manager", 0)
             assert await hive.daemon.hive.pending_reminder_counts() == {"alice": 2}
             await inbox(alice, wait=15)
-            assert (await alice.call(wire.Whoami(), wire.WhoamiReply)).pending_reminders == 1
+            assert (await alice.call(wire.Whoami())).pending_reminders == 1

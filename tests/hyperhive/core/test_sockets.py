@@ -74,11 +74,11 @@ async def raw(path: Path) -> AsyncIterator[Raw]:
 
 
 async def send(client: Client, to: str, body: str) -> int:
-    return (await client.call(wire.Send(to=to, body=body), wire.Sent)).id
+    return (await client.call(wire.Send(to=to, body=body))).id
 
 
 async def recv(client: Client, *, max: int = 32, wait: float = 0.0) -> tuple[wire.Delivery, ...]:
-    reply = await client.call(wire.Recv(wait_seconds=wait, max=max), wire.Messages)
+    reply = await client.call(wire.Recv(wait_seconds=wait, max=max))
     return reply.messages
 
 
@@ -270,7 +270,7 @@ async def test_unacked_mail_comes_back_flagged_after_requeue(
         assert [d.attempt for d in await recv(bob)] == [1, 1]
 
         assert await recv(bob) == (), "leased mail is not handed out twice"
-        requeued = await bob.call(wire.RequeueInflight(), wire.Requeued)
+        requeued = await bob.call(wire.RequeueInflight())
         assert requeued.count == 2
         later = await send(alice, "bob", "three")
         again = await recv(bob)
@@ -289,9 +289,9 @@ async def test_ack_turn_acks_only_the_callers_deliveries(clock: MockClock, hive:
         await recv(bob)
         await recv(carol)
 
-        assert (await bob.call(wire.AckTurn(), wire.Acked)).count == 1
-        assert (await bob.call(wire.RequeueInflight(), wire.Requeued)).count == 0
-        assert (await carol.call(wire.RequeueInflight(), wire.Requeued)).count == 1
+        assert (await bob.call(wire.AckTurn())).count == 1
+        assert (await bob.call(wire.RequeueInflight())).count == 0
+        assert (await carol.call(wire.RequeueInflight())).count == 1
 
         assert await recv(bob) == ()
         assert [(d.id, d.redelivered) for d in await recv(carol)] == [(to_carol, True)]
@@ -308,18 +308,18 @@ async def test_a_message_is_dead_lettered_after_five_redeliveries(
             attempts = []
             for _ in range(6):
                 attempts += [d.attempt for d in await recv(bob)]
-                await bob.call(wire.RequeueInflight(), wire.Requeued)
+                await bob.call(wire.RequeueInflight())
             assert attempts == [1, 2, 3, 4, 5, 6]
             assert await recv(bob) == (), "a dead letter is not delivered"
 
         async with hive.operator() as admin:
-            letters = (await admin.call(wire.ListDeadLetters(), wire.DeadLetters)).letters
+            letters = (await admin.call(wire.ListDeadLetters())).letters
             assert [(x.id, x.sender, x.recipient, x.body, x.attempts) for x in letters] == [
                 (sent, "alice", "bob", "poison", 6)
             ]
-            mine = await admin.call(wire.ListDeadLetters(recipient="bob"), wire.DeadLetters)
+            mine = await admin.call(wire.ListDeadLetters(recipient="bob"))
             assert mine.letters == letters
-            others = await admin.call(wire.ListDeadLetters(recipient="carol"), wire.DeadLetters)
+            others = await admin.call(wire.ListDeadLetters(recipient="carol"))
             assert others.letters == ()
 
         with trio.fail_after(5):
@@ -337,7 +337,7 @@ async def test_a_replayed_dead_letter_is_delivered_again_even_to_a_parked_recv(
         sent = await send(alice, "bob", "second chance")
         for _ in range(6):
             await recv(bob)
-            await bob.call(wire.RequeueInflight(), wire.Requeued)
+            await bob.call(wire.RequeueInflight())
 
         woke: list[tuple[float, tuple[wire.Delivery, ...]]] = []
 
@@ -350,7 +350,7 @@ async def test_a_replayed_dead_letter_is_delivered_again_even_to_a_parked_recv(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(wait_for_mail)
             await trio.sleep(1)
-            replayed = await admin.call(wire.ReplayDead(id=sent), wire.Sent)
+            replayed = await admin.call(wire.ReplayDead(id=sent))
 
         assert replayed.id == sent
         (elapsed, got), *_ = woke
@@ -358,7 +358,7 @@ async def test_a_replayed_dead_letter_is_delivered_again_even_to_a_parked_recv(
             (sent, "second chance", 1, False)
         ]
         assert elapsed < 1.5, "a replay wakes a parked recv like a send does"
-        assert (await admin.call(wire.ListDeadLetters(), wire.DeadLetters)).letters == ()
+        assert (await admin.call(wire.ListDeadLetters())).letters == ()
 
 
 async def test_a_dropped_dead_letter_is_gone(clock: MockClock, hive: TestHive) -> None:
@@ -366,16 +366,16 @@ async def test_a_dropped_dead_letter_is_gone(clock: MockClock, hive: TestHive) -
         sent = await send(alice, "bob", "let it go")
         for _ in range(6):
             await recv(bob)
-            await bob.call(wire.RequeueInflight(), wire.Requeued)
+            await bob.call(wire.RequeueInflight())
 
-        await admin.call(wire.DropDead(id=sent), wire.Empty)
+        await admin.call(wire.DropDead(id=sent))
 
-        assert (await admin.call(wire.ListDeadLetters(), wire.DeadLetters)).letters == ()
+        assert (await admin.call(wire.ListDeadLetters())).letters == ()
         assert await recv(bob) == ()
         with pytest.raises(RemoteError, match=f"no dead letter with id {sent}"):
-            await admin.call(wire.DropDead(id=sent), wire.Empty)
+            await admin.call(wire.DropDead(id=sent))
         with pytest.raises(RemoteError, match=f"no dead letter with id {sent}"):
-            await admin.call(wire.ReplayDead(id=sent), wire.Sent)
+            await admin.call(wire.ReplayDead(id=sent))
 
 
 # --- refused sends ----------------------------------------------------------------------------
@@ -472,7 +472,7 @@ async def test_an_agent_cannot_read_another_agents_mail(clock: MockClock, hive: 
             await recv(bob)
             assert (await conn.ask({"cmd": "ack_turn", "name": "bob"}))["count"] == 0
             assert (await conn.ask({"cmd": "requeue_inflight", "name": "bob"}))["count"] == 0
-            assert (await bob.call(wire.RequeueInflight(), wire.Requeued)).count == 1
+            assert (await bob.call(wire.RequeueInflight())).count == 1
             assert [d.id for d in await recv(bob)] == [sent]
 
 
@@ -498,12 +498,12 @@ async def test_the_operator_sends_as_operator_and_reads_its_inbox(
 
         first = await send(alice, "operator", "done")
         second = await send(alice, "operator", "also this")
-        inbox = await operator.call(wire.Inbox(limit=10), wire.InboxReply)
+        inbox = await operator.call(wire.ReadInbox(limit=10))
         assert [(m.id, m.sender, m.body) for m in inbox.messages] == [
             (second, "alice", "also this"),
             (first, "alice", "done"),
         ]
-        newest = await operator.call(wire.Inbox(limit=1), wire.InboxReply)
+        newest = await operator.call(wire.ReadInbox(limit=1))
         assert [m.id for m in newest.messages] == [second]
         with pytest.raises(RemoteError, match="'recv' is not available to the operator"):
             await recv(operator)
@@ -582,7 +582,7 @@ async def test_register_opens_a_socket_and_unregister_closes_it(
 ) -> None:
     path = hive.paths.agent_socket("dave")
     async with hive.operator() as admin:
-        agents = await admin.call(wire.RegisterAgent(name="dave"), wire.Agents)
+        agents = await admin.call(wire.RegisterAgent(name="dave"))
         assert agents.agents == ("alice", "bob", "carol", "dave")
         assert path.is_socket()
         listeners = listeners_of(hive)
@@ -593,7 +593,7 @@ async def test_register_opens_a_socket_and_unregister_closes_it(
             assert [d.body for d in await recv(dave)] == ["welcome"]
             await send(alice, "dave", "left unread")
 
-            agents = await admin.call(wire.UnregisterAgent(name="dave"), wire.Agents)
+            agents = await admin.call(wire.UnregisterAgent(name="dave"))
             assert agents.agents == ("alice", "bob", "carol")
             assert not path.exists()
             listeners = listeners_of(hive)
@@ -604,10 +604,10 @@ async def test_register_opens_a_socket_and_unregister_closes_it(
                 await send(alice, "dave", "anyone there?")
 
         with pytest.raises(RemoteError, match="unknown agent 'dave'"):
-            await admin.call(wire.UnregisterAgent(name="dave"), wire.Agents)
+            await admin.call(wire.UnregisterAgent(name="dave"))
 
         # Coming back finds the mail that was left: unregistering keeps stored messages.
-        await admin.call(wire.RegisterAgent(name="dave"), wire.Agents)
+        await admin.call(wire.RegisterAgent(name="dave"))
         async with hive.agent("dave") as dave:
             assert [d.body for d in await recv(dave)] == ["left unread"]
 
@@ -616,8 +616,8 @@ async def test_register_opens_a_socket_and_unregister_closes_it(
 async def test_register_refuses_bad_names(clock: MockClock, hive: TestHive, name: str) -> None:
     async with hive.operator() as admin:
         with pytest.raises(RemoteError, match=r"agent name|reserved"):
-            await admin.call(wire.RegisterAgent(name=name), wire.Agents)
-        assert (await admin.call(wire.ListAgents(), wire.Agents)).agents == (
+            await admin.call(wire.RegisterAgent(name=name))
+        assert (await admin.call(wire.ListAgents())).agents == (
             "alice",
             "bob",
             "carol",
@@ -629,8 +629,8 @@ async def test_agents_get_their_sockets_back_after_a_restart(
 ) -> None:
     state = short_tmp / "s"
     async with open_test_hive(state, clock=FakeWallClock()) as hive, hive.operator() as admin:
-        await admin.call(wire.RegisterAgent(name="alice"), wire.Agents)
-        await admin.call(wire.RegisterAgent(name="bob"), wire.Agents)
+        await admin.call(wire.RegisterAgent(name="alice"))
+        await admin.call(wire.RegisterAgent(name="bob"))
         await send(admin, "bob", "kept across the restart")
     assert not (state / "agents" / "bob" / "run" / "hive.sock").exists()
 

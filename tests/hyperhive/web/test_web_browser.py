@@ -179,7 +179,7 @@ def test_agent_markup_shows_as_text_and_runs_nothing(
 
     async def send_as_alice() -> None:
         async with open_client(hive.state / "agents" / "alice" / "run" / "hive.sock") as alice:
-            await alice.call(wire.Send(to="operator", body=body), wire.Sent)
+            await alice.call(wire.Send(to="operator", body=body))
 
     trio.run(send_as_alice)
     inbox = page.locator("#inbox")  # type: ignore[attr-defined]
@@ -212,7 +212,7 @@ def test_a_file_path_in_a_message_opens_a_text_preview(
     async def send_as_alice() -> None:
         async with open_client(hive.state / "agents" / "alice" / "run" / "hive.sock") as alice:
             body = "the plan is in /state/notes/plan.md, see there"
-            await alice.call(wire.Send(to="operator", body=body), wire.Sent)
+            await alice.call(wire.Send(to="operator", body=body))
 
     trio.run(send_as_alice)
     flow = page.locator("#flow-live")  # type: ignore[attr-defined]

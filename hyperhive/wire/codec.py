@@ -1,0 +1,430 @@
+"""The one converter: encoding and decoding every wire type, and nothing else.
+
+``encode_*`` / ``decode_*`` are the only way in or out; nobody calls cattrs directly. A
+malformed line becomes a ``BadRequest`` whose text names the offending field, never a stray
+exception. Decoding is strict: no silent coercions (``5`` where a string belongs is refused),
+no NaN or infinity, and every request field is checked against its declared bound
+(`hyperhive.wire._bounds`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import cattrs
+import orjson
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.preconf.json import make_converter
+
+from hyperhive.errors import BadRequest, RemoteError
+from hyperhive.wire._bounds import (
+    MAX_LINE_BYTES,
+    MAX_NESTING,
+    PROTOCOL_VERSION,
+    Bound,
+    field_bounds,
+)
+from hyperhive.wire._table import COMMANDS, Request, reply_type
+from hyperhive.wire.commands import REQUESTS  # noqa: F401  (declares every command)
+from hyperhive.wire.events import EVENTS, Event, EventPayload
+from hyperhive.wire.helper_events import HELPER_EVENTS, HelperEvent
+from hyperhive.wire.rows import DeadLetter, Delivery, Message
+
+__all__ = [
+    "decode_event",
+    "decode_helper_event",
+    "decode_reply",
+    "decode_request",
+    "decode_response",
+    "encode_error",
+    "encode_event",
+    "encode_helper_event",
+    "encode_request",
+    "encode_response",
+    "encode_sent",
+    "from_json",
+    "request_from_fields",
+    "to_json",
+]
+
+R = TypeVar("R")
+_CMD_OF: Final = {entry.request: cmd for cmd, entry in COMMANDS.items()}
+
+_T = TypeVar("_T")
+_converter = make_converter()
+
+
+def _strict(kind: type[Any], *, reject: tuple[type[Any], ...] = ()) -> None:
+    """Refuse silent coercions: cattrs would turn 5 into "5" and "5" into 5."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, kind) or isinstance(value, reject):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    _converter.register_structure_hook(kind, structure)
+
+
+_strict(str)
+_strict(bool)
+_strict(int, reject=(bool,))
+
+
+def _structure_float(value: Any, _: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TypeError(f"expected number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        # Python's json reads NaN and Infinity, which no timeout or stamp can mean.
+        raise ValueError(f"expected a finite number, got {value}")
+    return float(value)
+
+
+_converter.register_structure_hook(float, _structure_float)
+_default_strings = _converter.get_structure_hook(tuple[str, ...])
+
+
+def _structure_strings(value: Any, cls: Any) -> tuple[str, ...]:
+    # cattrs would iterate a string into its characters: "ab" must not become ("a", "b").
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected array, got {type(value).__name__}")
+    result: tuple[str, ...] = _default_strings(value, cls)
+    return result
+
+
+_converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structure_strings)
+
+
+def _structure_payload(value: Any, _: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected object, got {type(value).__name__}")
+    kind = value.get("kind")
+    cls = EVENTS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event kind {value.get('kind')!r}")
+    return _converter.structure(value, cls)
+
+
+def _unstructure_payload(value: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = _converter.unstructure(value)
+    return {"kind": EVENTS.tag_of(type(value)), **fields}
+
+
+_converter.register_structure_hook(EventPayload, _structure_payload)
+
+
+def _event_unstructure(event: Event) -> dict[str, Any]:
+    return {"seq": event.seq, "at": event.at, **_unstructure_payload(event.payload)}
+
+
+def _event_structure(value: Any, _: Any) -> Event:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected object, got {type(value).__name__}")
+    return Event(
+        seq=_converter.structure(value.get("seq"), int),
+        at=_converter.structure(value.get("at"), float),
+        payload=_structure_payload(value, None),
+    )
+
+
+_converter.register_unstructure_hook(Event, _event_unstructure)
+_converter.register_structure_hook(Event, _event_structure)
+# Field names on the wire match the attribute names, except where Python keywords get in the way.
+_FROM, _TO = override(rename="from"), override(rename="to")
+for _row in (Message, Delivery, DeadLetter):
+    _converter.register_unstructure_hook(
+        _row, make_dict_unstructure_fn(_row, _converter, sender=_FROM, recipient=_TO)
+    )
+    _converter.register_structure_hook(
+        _row, make_dict_structure_fn(_row, _converter, sender=_FROM, recipient=_TO)
+    )
+
+
+def _out_of_bounds(value: Any, bound: Bound) -> str | None:
+    """What is wrong with a decoded field value, or None if it is inside its bound."""
+    if bound.low is not None and bound.high is not None:
+        if bound.low <= value <= bound.high:
+            return None
+        low, high = (_number_text(x) for x in (bound.low, bound.high))
+        return f"must be from {low} to {high}"
+    if isinstance(value, str):
+        return _text_problem(value, bound.chars)
+    if bound.items is not None and len(value) > bound.items:
+        return f"has more than {bound.items} items"
+    for item in value:
+        if problem := _text_problem(item, bound.chars):
+            return f"item {problem}"
+    return None
+
+
+def _number_text(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def _text_problem(text: str, chars: int | None) -> str | None:
+    if chars is not None and len(text) > chars:
+        return f"is longer than {chars} characters"
+    if not text.isascii():  # O(1) for ASCII, the common case
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return "is not valid unicode text (it holds a lone surrogate)"
+    return None
+
+
+def _bounded(cls: type[Any]) -> None:
+    """Check `cls`'s declared field bounds whenever it is decoded (not when code builds one)."""
+    checks = [(name, _checker(bound)) for name, bound in field_bounds(cls).items()]
+    if not checks:
+        return
+    base = _converter.get_structure_hook(cls)
+
+    def structure(value: Any, _: Any) -> Any:
+        obj = base(value, cls)
+        for name, check in checks:
+            field = getattr(obj, name)
+            if field is not None and (problem := check(field)):
+                raise ValueError(f"{name} {problem}")
+        return obj
+
+    _converter.register_structure_hook(cls, structure)
+
+
+def _checker(bound: Bound) -> Callable[[Any], str | None]:
+    """A fast check for one bound: the common, valid case costs a comparison or two."""
+    if bound.low is not None and bound.high is not None:
+        low, high = bound.low, bound.high
+        return lambda value: None if low <= value <= high else _out_of_bounds(value, bound)
+    if bound.items is None:
+        chars = bound.chars if bound.chars is not None else MAX_LINE_BYTES
+        return lambda text: (
+            None if len(text) <= chars and text.isascii() else _out_of_bounds(text, bound)
+        )
+    return lambda value: _out_of_bounds(value, bound)
+
+
+for _command in COMMANDS.values():
+    _bounded(_command.request)
+
+
+def _nested_within(obj: Any, limit: int) -> bool:
+    """Whether no list or object inside `obj` sits more than `limit` levels deep."""
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return False
+        for child in value.values() if isinstance(value, dict) else value:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return True
+
+
+def _json(obj: Any) -> bytes:
+    """Compact JSON as UTF-8 bytes.
+
+    orjson is several times faster than the stdlib encoder, which matters on the broker's hot
+    path (every recv answer). It refuses what JSON cannot carry faithfully (lone surrogates,
+    integers past 64 bits); the stdlib then encodes it with escapes, so nothing is refused that
+    the stdlib would take. Non-finite floats, which no wire type may carry (decoders refuse
+    them), come out as null rather than as JSON's invalid NaN.
+    """
+    try:
+        return orjson.dumps(obj)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _dumps(obj: Any) -> bytes:
+    return _json(obj) + b"\n"
+
+
+def _loads(line: bytes | str) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        # orjson is strict where the stdlib is lenient (lone surrogates, NaN); the stdlib's
+        # verdict and wording decide, so orjson only ever makes good input faster.
+        try:
+            obj = json.loads(line)
+        except RecursionError:
+            raise BadRequest(f"not valid JSON: nested more than {MAX_NESTING} levels") from None
+        except ValueError as exc:
+            # JSONDecodeError, invalid UTF-8, and integers past Python's 4300-digit limit.
+            if "integer string conversion" in str(exc):
+                raise BadRequest("not valid JSON: an integer with more than 4300 digits") from None
+            raise BadRequest(f"not valid JSON: {_clip(str(exc))}") from None
+    if not isinstance(obj, dict):
+        raise BadRequest(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _structure(obj: Any, cls: type[_T]) -> _T:
+    try:
+        return _converter.structure(obj, cls)
+    except cattrs.BaseValidationError as exc:
+        problems = "; ".join(cattrs.transform_error(exc, path=""))
+        raise BadRequest(f"bad {_name(cls)}: {problems}") from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BadRequest(f"bad {_name(cls)}: {exc}") from None
+
+
+def _name(cls: type[Any]) -> str:
+    if cls in _CMD_OF:
+        return _CMD_OF[cls]
+    return EVENTS.get_tag(cls) or HELPER_EVENTS.get_tag(cls) or cls.__name__
+
+
+def to_json(value: Any) -> Any:
+    """The plain-JSON form of any wire value (for HTTP bodies and tests)."""
+    return _converter.unstructure(value)
+
+
+def from_json(value: Any, cls: type[_T]) -> _T:
+    """A wire value of `cls` from its plain-JSON form (the inverse of `to_json`).
+
+    Raises:
+        BadRequest: `value` is not of that shape; the text says where.
+    """
+    return _structure(value, cls)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def encode_request(request: Request[Any]) -> bytes:
+    """One request line: ``{"cmd": ..., **fields}\\n``."""
+    return _dumps({"cmd": _CMD_OF[type(request)], **_converter.unstructure(request)})
+
+
+def decode_request(line: bytes | str) -> Request[Any]:
+    """Parse one request line.
+
+    Raises:
+        BadRequest: invalid JSON, no or unknown ``cmd``, or fields of the wrong type; the text
+            says which.
+    """
+    obj = _loads(line)
+    raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
+    # Fewer brackets than the bound cannot nest past it: the walk is skipped for nearly
+    # every request (a C count, not a Python walk, on the hot path).
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > MAX_NESTING and not _nested_within(obj, MAX_NESTING):
+        raise BadRequest(f"request nested more than {MAX_NESTING} levels; nothing was done")
+    cmd = obj.pop("cmd", None)
+    if not isinstance(cmd, str):
+        raise BadRequest('missing "cmd": every request is a JSON object with a "cmd" string')
+    entry = COMMANDS.get(cmd)
+    if entry is None:
+        known = ", ".join(sorted(COMMANDS))
+        raise BadRequest(f"unknown cmd {_clip(repr(cmd), 80)}; known commands: {known}")
+    request: Request[Any] = _structure(obj, entry.request)
+    return request
+
+
+def request_from_fields(cls: type[Request[R]], fields: Mapping[str, Any]) -> Request[R]:
+    """A request of `cls` from plain JSON values (an MCP tool's arguments), checked as strictly
+    as a decoded line: types, bounds and nesting.
+
+    Raises:
+        BadRequest: a field of the wrong type or outside its bound; the text says which.
+    """
+    obj = dict(fields)
+    if not _nested_within(obj, MAX_NESTING):
+        raise BadRequest(f"request nested more than {MAX_NESTING} levels; nothing was done")
+    request: Request[R] = _structure(obj, cls)
+    return request
+
+
+_OK_PREFIX: Final = f'{{"version":{PROTOCOL_VERSION},"ok":true,"error":null'.encode()
+
+
+def encode_response(payload: object | None = None) -> bytes:
+    """A success: the envelope with ``payload``'s fields flattened beside it."""
+    fields = {} if payload is None else _converter.unstructure(payload)
+    if not fields:
+        return _OK_PREFIX + b"}\n"
+    # The envelope is constant, so only the payload is serialised; its "{" becomes the ",".
+    return b"%s,%s\n" % (_OK_PREFIX, _json(fields)[1:])
+
+
+def encode_sent(message_id: int) -> bytes:
+    """The answer to a `send`: byte for byte `encode_response(Sent(message_id))`, faster.
+
+    Every message costs one of these, so it skips the converter and the JSON encoder.
+    """
+    return b'%s,"id":%d}\n' % (_OK_PREFIX, message_id)
+
+
+def encode_error(message: str) -> bytes:
+    """A failure the client can show as is."""
+    return _dumps({"version": PROTOCOL_VERSION, "ok": False, "error": message})
+
+
+def decode_reply(line: bytes | str, request: Request[R]) -> R:
+    """Parse the response line answering `request`, as its command's reply type.
+
+    Raises:
+        RemoteError: the daemon answered ``ok: false``.
+        BadRequest: the line is not a response of that shape.
+    """
+    return decode_response(line, reply_type(request))
+
+
+def decode_response(line: bytes | str, cls: type[_T]) -> _T:
+    """Parse a response line into ``cls``.
+
+    Raises:
+        RemoteError: the daemon answered ``ok: false``.
+        BadRequest: the line is not a response of that shape.
+    """
+    obj = _loads(line)
+    if not obj.get("ok", False):
+        raise RemoteError(str(obj.get("error") or "request failed"))
+    for key in ("version", "ok", "error"):
+        obj.pop(key, None)
+    return _structure(obj, cls)
+
+
+def encode_event(event: Event) -> bytes:
+    """One feed line for a subscriber."""
+    return _dumps(_converter.unstructure(event))
+
+
+def decode_event(line: bytes | str) -> Event:
+    """Parse one feed line."""
+    return _structure(_loads(line), Event)
+
+
+def encode_helper_event(event: HelperEvent) -> str:
+    """The message body for a helper event: ``{"event": tag, **fields}`` (one line of JSON)."""
+    fields = _converter.unstructure(event)
+    return json.dumps(
+        {"event": HELPER_EVENTS.tag_of(type(event)), **fields},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def decode_helper_event(body: str) -> HelperEvent:
+    """Parse a message body from `HELPER_SENDER`.
+
+    Raises:
+        BadRequest: not JSON, or no known ``event`` tag; the text says which.
+    """
+    obj = _loads(body)
+    tag = obj.pop("event", None)
+    cls = HELPER_EVENTS.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        known = ", ".join(sorted(HELPER_EVENTS))
+        raise BadRequest(f"unknown helper event {tag!r}; known events: {known}")
+    event: HelperEvent = _structure(obj, cls)
+    return event

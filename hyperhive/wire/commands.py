@@ -1,0 +1,427 @@
+"""The command table: every request the daemon's sockets take, each declared once.
+
+A command is one attrs class with its tag and its reply type::
+
+    @command("send", tool=agent_tool("Send a message to another agent ..."))
+    @attrs.frozen
+    class Send(Request[Sent]):
+        to: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+        body: str = attrs.field(metadata=text(MAX_LINE_BYTES))
+
+and everything else is derived from that declaration: the tag table (`COMMANDS`, `REQUESTS`),
+the decoder and its field bounds (`hyperhive.wire.codec`), ``client.call(Send(...))`` typed as
+returning `Sent`, the MCP tools an agent (``agent_tool``) or the manager (``manager_tool``)
+gets (`hyperhive.agent.tools`), the Hypothesis strategies and examples
+(`hyperhive.testing.wire_strategies`) and one golden fixture per command
+(``tests/hyperhive/golden/wire/commands/``). docs/conventions.md shows adding one.
+
+Tags are snake_case and stable: renaming a class never changes the wire. This module has no
+hand-kept ``__all__``: `hyperhive.wire` exports every command in `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from hyperhive.wire._bounds import (
+    ID,
+    MAX_ANSWER_CHARS,
+    MAX_LIMIT,
+    MAX_LINE_BYTES,
+    MAX_NAME_CHARS,
+    MAX_OPTION_CHARS,
+    MAX_OPTIONS,
+    MAX_PATH_CHARS,
+    MAX_QUESTION_CHARS,
+    MAX_SECONDS,
+    number,
+    text,
+)
+from hyperhive.wire._table import COMMANDS, Request, agent_tool, command, manager_tool
+from hyperhive.wire.replies import (
+    Acked,
+    Agents,
+    Asked,
+    Container,
+    Containers,
+    DeadLetters,
+    Empty,
+    HistoryReply,
+    InboxReply,
+    LogsReply,
+    LooseEndCancelled,
+    LooseEnds,
+    Messages,
+    Questions,
+    Reminders,
+    Requeued,
+    Resolved,
+    Scheduled,
+    Sent,
+    StatusReply,
+    Submitted,
+    Tombstones,
+    WhoamiReply,
+)
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+@command("status")
+@attrs.frozen
+class GetStatus(Request[StatusReply]):
+    """Admin: the live actor tree with each actor's statistics."""
+
+
+@command(
+    "send",
+    tool=agent_tool("Send a message to another agent by name, to `manager`, or to `operator`."),
+)
+@attrs.frozen
+class Send(Request[Sent]):
+    """Send ``body`` to agent ``to`` (or to ``operator``)."""
+
+    to: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+    body: str = attrs.field(metadata=text(MAX_LINE_BYTES))
+
+
+@command(
+    "recv",
+    tool=agent_tool(
+        "Read up to `max` messages from your inbox, waiting up to `wait_seconds` (at most "
+        '180) for the first one. Returns "(empty)" when nothing arrived.'
+    ),
+)
+@attrs.frozen
+class Recv(Request[Messages]):
+    """Long-poll for up to ``max`` messages, waiting at most ``wait_seconds`` for the first."""
+
+    wait_seconds: float = attrs.field(default=0.0, metadata=number(0, MAX_SECONDS))
+    max: int = attrs.field(default=1, metadata=number(1, MAX_LIMIT))
+
+
+@command("ack_turn")
+@attrs.frozen
+class AckTurn(Request[Acked]):
+    """Ack every message delivered to the caller and not yet acked (its turn ended well)."""
+
+
+@command("requeue_inflight")
+@attrs.frozen
+class RequeueInflight(Request[Requeued]):
+    """Put every unacked delivery back in the caller's inbox (a harness starting up)."""
+
+
+@command("register_agent")
+@attrs.frozen
+class RegisterAgent(Request[Agents]):
+    """Admin: make ``name`` a known agent with its own socket."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command("unregister_agent")
+@attrs.frozen
+class UnregisterAgent(Request[Agents]):
+    """Admin: forget ``name`` and close its socket; its state is kept as a tombstone and its
+    messages stay on disk."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command("list_agents")
+@attrs.frozen
+class ListAgents(Request[Agents]):
+    """Admin: the registered agents."""
+
+
+@command("inbox")
+@attrs.frozen
+class ReadInbox(Request[InboxReply]):
+    """Admin: the newest messages agents sent to the operator."""
+
+    limit: int = attrs.field(default=50, metadata=number(0, MAX_LIMIT))
+
+
+@command("dead_letters")
+@attrs.frozen
+class ListDeadLetters(Request[DeadLetters]):
+    """Admin: dead-lettered messages, optionally for one recipient."""
+
+    recipient: str | None = attrs.field(default=None, metadata=text(MAX_NAME_CHARS))
+
+
+@command("replay_dead")
+@attrs.frozen
+class ReplayDead(Request[Sent]):
+    """Admin: put a dead letter back in its recipient's inbox with a fresh attempt count."""
+
+    id: int = attrs.field(metadata=ID)
+
+
+@command("drop_dead")
+@attrs.frozen
+class DropDead(Request[Empty]):
+    """Admin: delete a dead letter for good."""
+
+    id: int = attrs.field(metadata=ID)
+
+
+@command("history")
+@attrs.frozen
+class History(Request[HistoryReply]):
+    """Dashboard events still in the hub's history, with the seq they are current to."""
+
+    limit: int = attrs.field(default=200, metadata=number(0, MAX_LIMIT))
+
+
+@command("subscribe")
+@attrs.frozen
+class SubscribeEvents(Request[Empty]):
+    """Turn this connection into a live feed of dashboard events, one per line."""
+
+
+@command(
+    "ask",
+    tool=agent_tool(
+        "Ask the operator (default) or agent `to` a question. The answer arrives later as a "
+        "hive event in your inbox. `options` suggests answers; `multi` allows several."
+    ),
+)
+@attrs.frozen
+class Ask(Request[Asked]):
+    """Ask the operator (``to`` unset or ``operator``) or agent ``to`` a question.
+
+    ``options`` are suggested answers (``multi``: more than one may be picked); with
+    ``ttl_seconds`` an unanswered question is answered by the watchdog when it runs out.
+    """
+
+    question: str = attrs.field(metadata=text(MAX_QUESTION_CHARS))
+    options: tuple[str, ...] = attrs.field(
+        default=(), metadata=text(MAX_OPTION_CHARS, items=MAX_OPTIONS)
+    )
+    multi: bool = False
+    ttl_seconds: float | None = attrs.field(default=None, metadata=number(0, MAX_SECONDS))
+    to: str | None = attrs.field(default=None, metadata=text(MAX_NAME_CHARS))
+
+
+@command("answer", tool=agent_tool("Answer question `id` that someone asked you."))
+@attrs.frozen
+class Answer(Request[Resolved]):
+    """Answer question ``id`` (the operator, or the agent it was asked of)."""
+
+    id: int = attrs.field(metadata=ID)
+    answer: str = attrs.field(metadata=text(MAX_ANSWER_CHARS))
+
+
+@command(
+    "remind",
+    tool=agent_tool(
+        "Remind yourself of `message` after `delay_seconds`, or at `at` (ISO 8601 with a "
+        "timezone). With `file_path`, the message is written to that file in your state "
+        "directory and the reminder points at it."
+    ),
+)
+@attrs.frozen
+class Remind(Request[Scheduled]):
+    """Remind the caller of ``message`` after ``delay_seconds`` or at ``at`` (ISO 8601 with a
+    timezone); with ``file_path`` the message is written there in the caller's state directory.
+    """
+
+    message: str = attrs.field(metadata=text(MAX_LINE_BYTES))
+    delay_seconds: float | None = attrs.field(default=None, metadata=number(0, MAX_SECONDS))
+    at: str | None = attrs.field(default=None, metadata=text(64))
+    file_path: str | None = attrs.field(default=None, metadata=text(MAX_PATH_CHARS))
+
+
+@command(
+    "whoami",
+    tool=agent_tool("Your name, role, the operator's pronouns and the hyperhive version."),
+)
+@attrs.frozen
+class Whoami(Request[WhoamiReply]):
+    """Who the caller is: name, role, the operator's pronouns, version, pending reminders."""
+
+
+@command(
+    "get_loose_ends",
+    tool=agent_tool(
+        "Your open questions, pending reminders and approvals (hive-wide for the manager)."
+    ),
+)
+@attrs.frozen
+class GetLooseEnds(Request[LooseEnds]):
+    """Open questions, pending reminders and approvals: the caller's, or hive-wide (manager)."""
+
+
+@command(
+    "cancel_loose_end",
+    tool=agent_tool("Cancel one of your loose ends: `kind` is `question` or `reminder`."),
+)
+@attrs.frozen
+class CancelLooseEnd(Request[LooseEndCancelled]):
+    """Cancel a loose end: ``kind`` is ``question`` or ``reminder``."""
+
+    kind: str = attrs.field(metadata=text(32))
+    id: int = attrs.field(metadata=ID)
+
+
+@command("questions")
+@attrs.frozen
+class ListQuestions(Request[Questions]):
+    """Admin: open questions to the operator, or (``answered``) the recently answered ones."""
+
+    answered: bool = False
+    limit: int = attrs.field(default=100, metadata=number(0, MAX_LIMIT))
+
+
+@command("reminders")
+@attrs.frozen
+class ListReminders(Request[Reminders]):
+    """Admin: pending and failed reminders (``delivered`` adds recent deliveries)."""
+
+    owner: str | None = attrs.field(default=None, metadata=text(MAX_NAME_CHARS))
+    delivered: bool = False
+    limit: int = attrs.field(default=200, metadata=number(0, MAX_LIMIT))
+
+
+@command("spawn")
+@attrs.frozen
+class Spawn(Request[Container]):
+    """Admin: create agent ``name``'s container and start it (``network`` false: no network)."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+    network: bool = True
+
+
+@command("start", tool=manager_tool("Start agent `name`'s container."))
+@attrs.frozen
+class StartAgent(Request[Container]):
+    """Admin: start agent ``name``'s container."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command("stop")
+@attrs.frozen
+class StopAgent(Request[Container]):
+    """Admin: stop agent ``name`` (SIGTERM, then SIGKILL after the grace period)."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command("restart", tool=manager_tool("Restart agent `name`'s container."))
+@attrs.frozen
+class RestartAgent(Request[Container]):
+    """Admin: stop, then start agent ``name``."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command("kill", tool=manager_tool("Stop agent `name`'s container now."))
+@attrs.frozen
+class KillAgent(Request[Container]):
+    """Admin: kill agent ``name`` at once (no grace period)."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command("rebuild", tool=manager_tool("Rebuild agent `name`'s container from its applied config."))
+@attrs.frozen
+class RebuildAgent(Request[Container]):
+    """Admin: re-apply agent ``name``'s container settings, restarting it if they need it."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command("destroy")
+@attrs.frozen
+class Destroy(Request[Empty]):
+    """Admin: remove agent ``name``'s container; its state stays as a tombstone unless
+    ``purge`` (which also purges an existing tombstone of that name). The manager is destroyed
+    only with ``force``."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+    purge: bool = False
+    force: bool = False
+
+
+@command("list_containers")
+@attrs.frozen
+class ListContainers(Request[Containers]):
+    """Admin: every agent's container view."""
+
+
+@command("tombstones")
+@attrs.frozen
+class ListTombstones(Request[Tombstones]):
+    """Admin: destroyed agents whose state was kept."""
+
+
+@command("purge_tombstone")
+@attrs.frozen
+class PurgeTombstone(Request[Empty]):
+    """Admin: delete a destroyed agent's kept state for good."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command("logs")
+@attrs.frozen
+class Logs(Request[LogsReply]):
+    """Admin: the last ``lines`` lines agent ``name``'s process wrote."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+    lines: int = attrs.field(default=200, metadata=number(0, MAX_LIMIT))
+
+
+# -- approvals (docs/approvals.md): declared for the manager's tools; no daemon surface handles
+# them until the approvals actor is wired in (issue 12), so they answer "not available".
+
+
+@command(
+    "request_spawn",
+    tool=manager_tool(
+        "Ask the operator to approve creating agent `name` (review its config first)."
+    ),
+)
+@attrs.frozen
+class RequestSpawn(Request[Submitted]):
+    """Manager: ask the operator to approve spawning agent ``name``."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command(
+    "request_init_config",
+    tool=manager_tool(
+        "Prepare a config repository for a new agent `name`, to edit before requesting a spawn."
+    ),
+)
+@attrs.frozen
+class RequestInitConfig(Request[Empty]):
+    """Manager: seed the config repos of a new agent ``name``."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+
+
+@command(
+    "request_apply_commit",
+    tool=manager_tool(
+        "Ask the operator to approve config commit `commit_ref` (hex sha) for `agent`."
+    ),
+)
+@attrs.frozen
+class RequestApplyCommit(Request[Submitted]):
+    """Manager: ask the operator to approve deploying ``commit_ref`` of ``agent``'s config."""
+
+    agent: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+    commit_ref: str = attrs.field(metadata=text(64))
+    description: str = attrs.field(default="", metadata=text(4000))
+
+
+# cmd -> request class, for readers that only need the tag table.
+REQUESTS: dict[str, type[Request[Any]]] = {cmd: c.request for cmd, c in COMMANDS.items()}

@@ -1,0 +1,199 @@
+"""Dashboard events (tag: ``kind``), each framed in an `Event` with its seq.
+
+Every state change the dashboard, the TUI or a ``subscribe`` client cares about is one of
+these. ``EVENTS`` is their tag table, filled by ``@EVENTS.tag`` where each class is declared.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from hyperhive.wire._tags import TagTable
+from hyperhive.wire.rows import ContainerView, Message, Question, Reminder
+
+__all__ = [
+    "EVENTS",
+    "AgentRegistered",
+    "AgentUnregistered",
+    "ContainerCrashed",
+    "ContainerRemoved",
+    "ContainerStateChanged",
+    "DiskQuotaExceeded",
+    "Event",
+    "EventGap",
+    "EventPayload",
+    "LimitHit",
+    "MessageDeadLettered",
+    "MessageDelivered",
+    "MessageSent",
+    "QuestionAdded",
+    "QuestionResolved",
+    "ReminderCancelled",
+    "ReminderFailed",
+    "ReminderFired",
+    "ReminderSet",
+]
+
+EVENTS = TagTable("event")
+
+
+@EVENTS.tag("sent")
+@attrs.frozen
+class MessageSent:
+    """A message was stored. In events the body is a preview (docs/limits.md): when it was
+    clipped, ``body_bytes`` is the whole body's size in UTF-8 bytes."""
+
+    message: Message
+    body_bytes: int | None = None
+
+
+@EVENTS.tag("delivered")
+@attrs.frozen
+class MessageDelivered:
+    id: int
+    recipient: str
+    attempt: int
+
+
+@EVENTS.tag("dead_lettered")
+@attrs.frozen
+class MessageDeadLettered:
+    id: int
+    recipient: str
+    attempts: int
+
+
+@EVENTS.tag("agent_registered")
+@attrs.frozen
+class AgentRegistered:
+    name: str
+
+
+@EVENTS.tag("agent_unregistered")
+@attrs.frozen
+class AgentUnregistered:
+    name: str
+
+
+@EVENTS.tag("gap")
+@attrs.frozen
+class EventGap:
+    """A subscriber fell behind and missed the events ``first_seq..last_seq`` (inclusive)."""
+
+    first_seq: int
+    last_seq: int
+
+
+@EVENTS.tag("question_added")
+@attrs.frozen
+class QuestionAdded:
+    """Any new question; the operator's queue is the ones with ``target == "operator"``."""
+
+    question: Question
+
+
+@EVENTS.tag("question_resolved")
+@attrs.frozen
+class QuestionResolved:
+    question: Question
+
+
+@EVENTS.tag("reminder_set")
+@attrs.frozen
+class ReminderSet:
+    reminder: Reminder
+
+
+@EVENTS.tag("reminder_fired")
+@attrs.frozen
+class ReminderFired:
+    reminder: Reminder
+
+
+@EVENTS.tag("reminder_failed")
+@attrs.frozen
+class ReminderFailed:
+    reminder: Reminder
+
+
+@EVENTS.tag("reminder_cancelled")
+@attrs.frozen
+class ReminderCancelled:
+    id: int
+    owner: str
+    by: str
+
+
+@EVENTS.tag("container_state_changed")
+@attrs.frozen
+class ContainerStateChanged:
+    """An agent's container view changed (or appeared); the whole new row."""
+
+    container: ContainerView
+
+
+@EVENTS.tag("container_removed")
+@attrs.frozen
+class ContainerRemoved:
+    name: str
+
+
+@EVENTS.tag("disk_quota_exceeded")
+@attrs.frozen
+class DiskQuotaExceeded:
+    """An agent's state directory grew past its soft disk quota (raised once per crossing)."""
+
+    name: str
+    disk_bytes: int
+    disk_quota: int
+
+
+@EVENTS.tag("limit_hit")
+@attrs.frozen
+class LimitHit:
+    """Agent ``agent`` ran into limit ``limit`` (a `Limits` field, docs/limits.md); ``detail``
+    says how. Published at most once a minute per agent and limit."""
+
+    agent: str
+    limit: str
+    detail: str
+
+
+@EVENTS.tag("container_crashed")
+@attrs.frozen
+class ContainerCrashed:
+    """An agent stopped without an operator action (also sent to the manager's inbox)."""
+
+    name: str
+    exit_code: int | None
+    detail: str
+
+
+EventPayload = (
+    MessageSent
+    | MessageDelivered
+    | MessageDeadLettered
+    | AgentRegistered
+    | AgentUnregistered
+    | EventGap
+    | QuestionAdded
+    | QuestionResolved
+    | ReminderSet
+    | ReminderFired
+    | ReminderFailed
+    | ReminderCancelled
+    | ContainerStateChanged
+    | ContainerRemoved
+    | ContainerCrashed
+    | DiskQuotaExceeded
+    | LimitHit
+)
+
+
+@attrs.frozen
+class Event:
+    """One frame of the dashboard stream: a per-process monotonic ``seq``, a wall-clock stamp."""
+
+    seq: int
+    at: float
+    payload: EventPayload

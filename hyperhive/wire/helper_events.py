@@ -1,0 +1,75 @@
+"""Helper events (tag: ``event``): what the hive itself tells an agent.
+
+Each is the JSON body of an ordinary broker message from `HELPER_SENDER`, so it is durable and
+leased like any message; the agent harness renders it into its wake prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+from hyperhive.wire._tags import TagTable
+
+__all__ = [
+    "HELPER_EVENTS",
+    "HELPER_SENDER",
+    "ContainerCrash",
+    "HelperEvent",
+    "QuestionAnswered",
+    "QuestionAsked",
+    "ReminderDue",
+]
+
+HELPER_EVENTS = TagTable("helper event")
+HELPER_SENDER: Final = "hive"
+
+
+@HELPER_EVENTS.tag("question_asked")
+@attrs.frozen
+class QuestionAsked:
+    """Agent ``asker`` asks you question ``id``; reply with ``answer(id, ...)``."""
+
+    id: int
+    asker: str
+    question: str
+    options: tuple[str, ...] = ()
+    multi: bool = False
+
+
+@HELPER_EVENTS.tag("question_answered")
+@attrs.frozen
+class QuestionAnswered:
+    """Your question ``id`` was answered by ``answerer`` (``operator``, a peer, ``ttl-watchdog``
+    or whoever cancelled it)."""
+
+    id: int
+    question: str
+    answer: str
+    answerer: str
+
+
+@HELPER_EVENTS.tag("reminder_due")
+@attrs.frozen
+class ReminderDue:
+    """Your reminder ``id`` is due. With ``file_path`` the message is a pointer to that file
+    (a path inside your container), which holds the reminder's text."""
+
+    id: int
+    message: str
+    file_path: str | None = None
+
+
+@HELPER_EVENTS.tag("container_crash")
+@attrs.frozen
+class ContainerCrash:
+    """Agent ``name`` stopped without an operator action (exit status ``exit_code``, 128+N for
+    signal N; None when unknown). ``detail`` is the tail of what it wrote, or systemd's reason."""
+
+    name: str
+    exit_code: int | None
+    detail: str
+
+
+HelperEvent = QuestionAsked | QuestionAnswered | ReminderDue | ContainerCrash

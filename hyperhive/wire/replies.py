@@ -1,0 +1,210 @@
+"""Response payloads: what a successful answer carries, flattened beside the envelope.
+
+``{"version": 1, "ok": true, "error": null, ...payload fields}``: each class here is the payload
+of one or more commands (`hyperhive.wire.commands` names which).
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from hyperhive.wire.events import Event
+from hyperhive.wire.rows import (
+    ContainerView,
+    DeadLetter,
+    Delivery,
+    LooseApproval,
+    Message,
+    Question,
+    Reminder,
+    Tombstone,
+)
+
+__all__ = [
+    "Acked",
+    "ActorInfo",
+    "Agents",
+    "Asked",
+    "Container",
+    "Containers",
+    "DeadLetters",
+    "Empty",
+    "HistoryReply",
+    "InboxReply",
+    "LogsReply",
+    "LooseEndCancelled",
+    "LooseEnds",
+    "Messages",
+    "Questions",
+    "Reminders",
+    "Requeued",
+    "Resolved",
+    "Scheduled",
+    "Sent",
+    "StatusReply",
+    "Submitted",
+    "Tombstones",
+    "WhoamiReply",
+]
+
+
+@attrs.frozen
+class Empty:
+    """A success with nothing to say."""
+
+
+@attrs.frozen
+class ActorInfo:
+    """One node of the actor tree as ``status`` reports it.
+
+    An actor reports its queue (``queue_depth`` of ``queue_capacity``: its mailbox, or what
+    it waits on, such as a listener's open connections), when it last took a message
+    (``last_message_at``, wall-clock seconds; None before the first), the last error it met
+    and its own ``counters`` (parked waiters, due timers, requests answered, ...).
+    """
+
+    id: str
+    kind: str  # "supervisor" | "actor"
+    state: str
+    restarts: int
+    last_error: str | None = None
+    queue_depth: int | None = None
+    queue_capacity: int | None = None
+    strategy: str | None = None
+    children: tuple[ActorInfo, ...] = ()
+    last_message_at: float | None = None
+    counters: dict[str, int] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class StatusReply:
+    pid: int
+    state_dir: str
+    uptime_seconds: float
+    tree: ActorInfo
+
+
+@attrs.frozen
+class Sent:
+    id: int
+
+
+@attrs.frozen
+class Messages:
+    messages: tuple[Delivery, ...]
+
+
+@attrs.frozen
+class Acked:
+    count: int
+
+
+@attrs.frozen
+class Requeued:
+    count: int
+
+
+@attrs.frozen
+class Agents:
+    agents: tuple[str, ...]
+
+
+@attrs.frozen
+class InboxReply:
+    messages: tuple[Message, ...]
+
+
+@attrs.frozen
+class DeadLetters:
+    letters: tuple[DeadLetter, ...]
+
+
+@attrs.frozen
+class HistoryReply:
+    """The newest remembered events, oldest first, and the seq they are current to.
+
+    ``dropped`` counts older events left out to keep the reply within its byte bound."""
+
+    seq: int
+    events: tuple[Event, ...]
+    dropped: int = 0
+
+
+@attrs.frozen
+class Asked:
+    id: int
+
+
+@attrs.frozen
+class Resolved:
+    """The question as it stands after an answer."""
+
+    question: Question
+
+
+@attrs.frozen
+class Scheduled:
+    id: int
+    due_at: float
+
+
+@attrs.frozen
+class WhoamiReply:
+    """``pronouns`` are the operator's (``--operator-pronouns``), as the system prompt uses."""
+
+    name: str
+    role: str
+    pronouns: str
+    hyperhive_version: str
+    pending_reminders: int
+
+
+@attrs.frozen
+class LooseEnds:
+    questions: tuple[Question, ...]
+    reminders: tuple[Reminder, ...]
+    approvals: tuple[LooseApproval, ...] = ()
+
+
+@attrs.frozen
+class LooseEndCancelled:
+    kind: str
+    id: int
+
+
+@attrs.frozen
+class Questions:
+    questions: tuple[Question, ...]
+
+
+@attrs.frozen
+class Reminders:
+    reminders: tuple[Reminder, ...]
+
+
+@attrs.frozen
+class Containers:
+    containers: tuple[ContainerView, ...]
+
+
+@attrs.frozen
+class Container:
+    container: ContainerView
+
+
+@attrs.frozen
+class Tombstones:
+    tombstones: tuple[Tombstone, ...]
+
+
+@attrs.frozen
+class LogsReply:
+    name: str
+    text: str
+
+
+@attrs.frozen
+class Submitted:
+    """An approval request was stored as approval ``id`` (docs/approvals.md)."""
+
+    id: int

@@ -1,0 +1,158 @@
+"""Stored rows: what the stores hand out and the wire carries, one attrs class each.
+
+The same classes describe the sqlite rows (``Message``, ``Delivery``, ``DeadLetter``,
+``Question``, ``Reminder``) and their JSON form, so a row and its wire shape cannot drift
+apart. On the wire ``sender`` and ``recipient`` are spelled ``from`` and ``to``.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = [
+    "ContainerView",
+    "DeadLetter",
+    "Delivery",
+    "LooseApproval",
+    "Message",
+    "Question",
+    "Reminder",
+    "Tombstone",
+]
+
+
+@attrs.frozen
+class Message:
+    """A message as stored: who sent it to whom, and when (wall-clock unix seconds)."""
+
+    id: int
+    sender: str
+    recipient: str
+    body: str
+    sent_at: float
+
+
+@attrs.frozen
+class Delivery:
+    """A message handed to its recipient; in flight until the recipient's turn is acked.
+
+    ``attempt`` counts deliveries of this row (1 on the first); ``redelivered`` is true when an
+    earlier delivery was never acked (the harness restarted mid-turn).
+    """
+
+    id: int
+    sender: str
+    recipient: str
+    body: str
+    sent_at: float
+    attempt: int
+    redelivered: bool
+
+
+@attrs.frozen
+class DeadLetter:
+    """A message parked after too many unacked deliveries, waiting for the operator."""
+
+    id: int
+    sender: str
+    recipient: str
+    body: str
+    sent_at: float
+    attempts: int
+    dead_at: float
+
+
+@attrs.frozen
+class Question:
+    """A question as stored (docs/questions.md). ``target`` is ``operator`` or an agent name.
+
+    Open while ``answered_at`` is None; ``answerer`` is ``operator``, the answering agent's name,
+    ``ttl-watchdog``, or whoever cancelled it. Times are wall-clock unix seconds.
+    """
+
+    id: int
+    asker: str
+    target: str
+    question: str
+    options: tuple[str, ...]
+    multi: bool
+    asked_at: float
+    expires_at: float | None = None
+    answer: str | None = None
+    answerer: str | None = None
+    answered_at: float | None = None
+
+
+@attrs.frozen
+class Reminder:
+    """A reminder as stored (docs/reminders.md).
+
+    ``state`` is ``pending``, ``delivered`` or ``failed``; ``fired_at`` is when it was delivered
+    or failed, and ``failure`` says why a failed one never reached its owner.
+    """
+
+    id: int
+    owner: str
+    message: str
+    created_at: float
+    due_at: float
+    state: str
+    file_path: str | None = None
+    fired_at: float | None = None
+    failure: str | None = None
+
+
+@attrs.frozen
+class LooseApproval:
+    """An approval awaiting the operator, as loose ends list it.
+
+    Approvals arrive with a later issue; until then the ``approvals`` section of `LooseEnds` is
+    always empty and this shape is a placeholder the approvals work may extend.
+    """
+
+    id: int
+    agent: str
+    summary: str
+    submitted_at: float
+
+
+@attrs.frozen
+class ContainerView:
+    """One agent's container as the dashboard, `hyperhive list` and the manager see it.
+
+    ``state`` is the backend's (absent, stopped, starting, running, stopping, crashed, unknown);
+    ``transient`` names an operator action in flight (spawning, starting, stopping, restarting,
+    killing, rebuilding, destroying); ``wanted`` is ``running`` or ``stopped``. The flags come
+    from the harness's sentinel files in the agent's state directory (docs/containers.md);
+    ``notes`` says why any of those files was ignored, and which limits the agent hit lately.
+    """
+
+    name: str
+    role: str
+    state: str
+    wanted: str
+    network: bool
+    transient: str | None = None
+    web_port: int | None = None
+    exit_code: int | None = None
+    detail: str = ""
+    needs_login: bool = False
+    rate_limited: bool = False
+    model: str | None = None
+    deployed_sha: str | None = None
+    pending_reminders: int = 0
+    disk_bytes: int | None = None  # the state directory's use (a lower bound past 200k files)
+    disk_quota: int | None = None  # the soft quota it is held against
+    # What the operator should know about this agent: files in its directory that were ignored
+    # (and why), limits it hit lately (docs/limits.md).
+    notes: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Tombstone:
+    """A destroyed agent whose state directory was kept; purge removes it for good."""
+
+    name: str
+    role: str
+    destroyed_at: float
+    web_port: int | None = None
