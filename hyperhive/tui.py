@@ -71,10 +71,10 @@ def status_table(status: wire.StatusReply) -> Table:
         title=Text(f"hyperhive · pid {status.pid} · up {_duration(status.uptime_seconds)}"),
         caption=literal(status.state_dir),
     )
-    for column in ("actor", "kind", "state", "restarts", "queue"):
-        table.add_column(
-            column, justify="right" if column in {"restarts", "queue"} else "left", no_wrap=True
-        )
+    right = {"restarts", "queue", "last activity"}
+    for column in ("actor", "kind", "state", "restarts", "queue", "last activity"):
+        table.add_column(column, justify="right" if column in right else "left", no_wrap=True)
+    table.add_column("counters", overflow="fold")
     table.add_column("last error", overflow="fold")
     for depth, node in _walk(status.tree, 0):
         table.add_row(
@@ -82,10 +82,31 @@ def status_table(status: wire.StatusReply) -> Table:
             literal(node.kind if node.strategy is None else node.strategy),
             literal(node.state, _STATE_STYLE.get(node.state, "")),
             Text(str(node.restarts)),
-            Text("" if node.queue_depth is None else f"{node.queue_depth}/{node.queue_capacity}"),
+            Text(_queue(node)),
+            Text(_ago(status.at, node)),
+            literal(" ".join(f"{k}={v}" for k, v in sorted(node.counters.items()))),
             literal(node.last_error, "red"),
         )
     return table
+
+
+def _queue(node: wire.ActorInfo) -> str:
+    if node.queue_depth is None:
+        return ""
+    capacity = "∞" if node.queue_capacity is None else str(node.queue_capacity)
+    return f"{node.queue_depth}/{capacity}"
+
+
+def _ago(now: float, node: wire.ActorInfo) -> str:
+    """When the actor last took a message, as "3s ago"; "-" before its first."""
+    if node.kind == "supervisor":
+        return ""
+    if node.last_message_at is None:
+        return "-"
+    seconds = max(0.0, now - node.last_message_at)
+    if seconds < 1:
+        return "now"
+    return f"{_duration(seconds)} ago" if seconds >= 60 else f"{int(seconds)}s ago"
 
 
 def _walk(node: wire.ActorInfo, depth: int) -> Iterator[tuple[int, wire.ActorInfo]]:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from hyperhive import wire
 from hyperhive.agent import login, prompts
 from hyperhive.agent.claude_process import HIVE_SERVER, ClaudeProcess, Limits
 from hyperhive.agent.mcp_server import open_mcp_socket, serve_mcp
@@ -233,7 +234,7 @@ class ClaudeRuntime:
     _idle_since: float = attrs.field(default=0.0, init=False)
     _busy: bool = attrs.field(default=False, init=False)
     _warm_start: bool | None = attrs.field(default=None, init=False)
-    _publish: Publish = attrs.field(default=lambda kind, data: None, init=False)
+    _publish: Publish = attrs.field(default=lambda payload: None, init=False)
 
     @property
     def process(self) -> ClaudeProcess | None:
@@ -304,7 +305,7 @@ class ClaudeRuntime:
         self._warm_start = None
         outcome, detail, again = await self._attempt(request, control, tracker, fresh=fresh)
         if again and not control.interrupt.is_set():
-            publish("note", {"text": f"{detail}; retrying in a fresh session"})
+            publish(wire.Note(f"{detail}; retrying in a fresh session"))
             retry = attrs.evolve(request, compact_first=False)
             outcome, detail, _ = await self._attempt(retry, control, tracker, fresh=True)
         return TurnReport(outcome, tracker, detail, warm=self._warm_start)
@@ -347,7 +348,7 @@ class ClaudeRuntime:
     ) -> Result | None:
         publish = self._publish
         if claude.has_conversation and (request.compact_first or request.prompt is None):
-            publish("note", {"text": "compacting the conversation"})
+            publish(wire.Note("compacting the conversation"))
             result = await claude.ask("/compact", control)
             if request.prompt is None or result is None or control.interrupt.is_set():
                 return result
@@ -359,7 +360,7 @@ class ClaudeRuntime:
         if control.interrupt.is_set():
             return result
         before = tracker.compactions
-        publish("note", {"text": "prompt too long: compacting, then retrying the turn"})
+        publish(wire.Note("prompt too long: compacting, then retrying the turn"))
         compact = await claude.ask("/compact", control)
         if compact is None or tracker.compactions == before:
             return result  # nothing to compact: the caller starts a fresh session
@@ -408,8 +409,7 @@ class ClaudeRuntime:
             return f"its hive tools are {claude.hive_status}"
         if request.model != claude.model:
             if request.model and await claude.control("set_model", model=request.model):
-                event = {"action": "model", "pid": claude.pid, "model": request.model}
-                self._publish("claude", event)
+                self._publish(wire.ClaudeChanged("model", claude.pid, model=request.model))
                 claude.model = request.model
                 return None
             return f"the model changed to {request.model or 'the default'}"
@@ -442,10 +442,7 @@ class ClaudeRuntime:
         )
         claude.start(self._nursery)
         self._current = claude
-        self._publish(
-            "claude",
-            {"action": "started", "pid": claude.pid, "resume": resume, "model": model},
-        )
+        self._publish(wire.ClaudeChanged("started", claude.pid, resume=resume, model=model))
         return claude
 
     async def _drop(self, reason: str, *, kill: bool = False) -> None:
@@ -459,15 +456,14 @@ class ClaudeRuntime:
             with trio.CancelScope(shield=True):
                 code = await (claude.kill() if kill else claude.close())
         self._publish(
-            "claude",
-            {
-                "action": "stopped",
-                "pid": claude.pid,
-                "reason": reason,
-                "turns": claude.turns,
-                "age_seconds": round(age, 1),
-                "exit": code,
-            },
+            wire.ClaudeChanged(
+                "stopped",
+                claude.pid,
+                reason=reason,
+                turns=claude.turns,
+                age_seconds=round(age, 1),
+                exit=code,
+            )
         )
 
     async def _after_turn(self, request: TurnRequest) -> None:

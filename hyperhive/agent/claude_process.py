@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from hyperhive import wire
 from hyperhive.agent.runtime import read_lines, stop_process
 from hyperhive.agent.stream import (
     ControlResponse,
@@ -149,7 +150,7 @@ class ClaudeProcess:
         self.last_line_at = trio.current_time()
         try:
             for obj in parse_line(line):
-                self._publish("stream", obj)
+                self._publish(wire.StreamLine(obj))
                 for event in decode(obj):
                     self._observe(event)
         except Exception:  # the parser never raises; a bug here must not end the harness
@@ -181,7 +182,7 @@ class ClaudeProcess:
         def on_line(line: bytes) -> None:
             text = line.decode("utf-8", "replace")
             self.stderr_tail = [*self.stderr_tail[-(_STDERR_TAIL - 1) :], text]
-            self._publish("stderr", {"line": text})
+            self._publish(wire.StderrLine(text))
 
         await read_lines(self.process.stderr, on_line, max_bytes=1024 * 1024)
 
@@ -261,7 +262,7 @@ class ClaudeProcess:
             self.wedged = f"claude did not answer within {limits.answer_timeout:.0f}s"
         else:
             self.wedged = f"claude stopped answering (no output for {limits.stall_timeout:.0f}s)"
-        self._publish("note", {"text": f"{self.wedged}: killing it (pid {self.pid})"})
+        self._publish(wire.Note(f"{self.wedged}: killing it (pid {self.pid})"))
         await self.kill()
 
     async def control(self, subtype: str, **fields: Any) -> bool:

@@ -1,6 +1,7 @@
 """The agent's events bus: every stream event and harness note, live and in a sqlite history.
 
-`open_event_bus` yields an `EventBus`. `publish` never blocks: it stamps the event with the
+`open_event_bus` yields an `EventBus`. `publish` takes a typed live event (the host <-> harness
+contract, `hyperhive.wire.harness`) and never blocks: it stamps the event with the
 next ``seq`` (monotonic across restarts, taken from the history on open) and the wall clock,
 hands it to every live subscriber, and queues it for the history writer, which commits what
 is queued in one transaction (group commit) on a worker thread. The agent's web page reads
@@ -32,6 +33,7 @@ import attrs
 import outcome
 import trio
 
+from hyperhive import wire
 from hyperhive.errors import StoreError
 
 if TYPE_CHECKING:
@@ -164,10 +166,34 @@ class _DbThread:
         self._jobs.put(None)
 
 
+class _InlineDb:
+    """The history's connection on the trio thread, each job run right there: for tests under
+    an autojump clock, which no worker thread may outrun (`open_event_bus(own_thread=False)`)."""
+
+    def __init__(self) -> None:
+        self.conn: sqlite3.Connection | None = None
+
+    async def run(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        await trio.lowlevel.checkpoint()
+        if self.conn is None:
+            raise sqlite3.ProgrammingError("the history is closed")
+        return fn(self.conn)
+
+    async def open(self, path: Path) -> int:
+        await trio.lowlevel.checkpoint()
+        self.conn, next_seq = _open(path, check_same_thread=True)
+        return next_seq
+
+    def stop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 class EventBus:
     """See the module docstring. Build it with `open_event_bus`."""
 
-    def __init__(self, db: _DbThread | None, clock: WallClock, next_seq: int) -> None:
+    def __init__(self, db: _DbThread | _InlineDb | None, clock: WallClock, next_seq: int) -> None:
         self._db = db
         self._clock = clock
         self._seq = next_seq
@@ -179,8 +205,9 @@ class EventBus:
         self._written_seq = 0
         self._progress = trio.Event()
 
-    def publish(self, kind: str, data: Mapping[str, Any]) -> LiveEvent:
-        """Stamp, fan out and queue one event. Never blocks."""
+    def publish(self, payload: wire.LiveEventPayload) -> LiveEvent:
+        """Stamp, fan out and queue one event (a `hyperhive.wire.harness` type). Never blocks."""
+        kind, data = wire.encode_live_event(payload)
         event = LiveEvent(self._seq, self._clock.now(), kind, data)
         self._seq += 1
         self._subscribers = [s for s in self._subscribers if s._offer(event)]
@@ -195,7 +222,7 @@ class EventBus:
     def note(self, text: str) -> LiveEvent:
         """A line of harness commentary (shown on the agent's page and logged)."""
         _log.info("%s", text)
-        return self.publish("note", {"text": text})
+        return self.publish(wire.Note(text))
 
     def subscribe(self, capacity: int = 1024) -> Subscription:
         """A feed of every event published from now on."""
@@ -292,10 +319,10 @@ def _loads(text: str) -> Any:
         return {"undecodable": True}
 
 
-def _open(path: Path) -> tuple[sqlite3.Connection, int]:
+def _open(path: Path, *, check_same_thread: bool = True) -> tuple[sqlite3.Connection, int]:
     try:
         # check_same_thread stays on: only the owner thread may touch it (`_DbThread`).
-        conn = sqlite3.connect(path, isolation_level=None)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
@@ -307,13 +334,20 @@ def _open(path: Path) -> tuple[sqlite3.Connection, int]:
 
 
 @contextlib.asynccontextmanager
-async def open_event_bus(path: Path | None, clock: WallClock) -> AsyncIterator[EventBus]:
+async def open_event_bus(
+    path: Path | None, clock: WallClock, *, own_thread: bool = True
+) -> AsyncIterator[EventBus]:
     """An events bus writing its history to `path` (None: live feed only).
+
+    With `own_thread` (the harness) the history's connection lives on a thread of its own;
+    without it (tests under an autojump clock) on the trio thread, every call inline.
 
     Resource handling: on exit, what is queued is written (bounded by 5 s), subscribers' feeds
     end and the database is closed.
     """
-    db = None if path is None else _DbThread(f"events-db:{path.name}")
+    db: _DbThread | _InlineDb | None = None
+    if path is not None:
+        db = _DbThread(f"events-db:{path.name}") if own_thread else _InlineDb()
     try:
         next_seq = 1 if db is None or path is None else await db.open(path)
         bus = EventBus(db, clock, next_seq)

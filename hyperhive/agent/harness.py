@@ -22,7 +22,7 @@ import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 import trio
@@ -34,6 +34,7 @@ from hyperhive.agent.stream import Outcome
 from hyperhive.agent.turn_stats import TurnStatsRow, TurnStatsStore
 from hyperhive.agent.wake import build_wake_prompt, wake_reason
 from hyperhive.client import Client, open_client
+from hyperhive.core.offload import Offload, to_thread
 from hyperhive.errors import HyperhiveError, StoreError
 
 if TYPE_CHECKING:
@@ -92,8 +93,10 @@ class Harness:
         options: HarnessOptions = HarnessOptions(),
         login_check: LoginCheck | None = None,
         login_watch: LoginWatch | None = None,
+        offload: Offload = to_thread,
     ) -> None:
         self.settings = settings
+        self._offload = offload
         self.paths = settings.paths
         self.runner = runner
         self.bus = bus
@@ -150,7 +153,7 @@ class Harness:
                 self.paths.model.unlink(missing_ok=True)
         except OSError as exc:
             self.bus.note(f"cannot persist the model choice: {exc}")
-        self.bus.publish("model", {"model": self.model})
+        self.bus.publish(wire.ModelChosen(self.model))
 
     def login_changed(self) -> None:
         """Credentials were entered: probe again now instead of at the next poll."""
@@ -197,7 +200,7 @@ class Harness:
         if not self._requeued:
             requeued = await client.call(wire.RequeueInflight())
             self._requeued = True
-            self.bus.publish("started", {"requeued": requeued.count, "agent": self.settings.name})
+            self.bus.publish(wire.HarnessStarted(requeued.count, self.settings.name))
             if requeued.count:
                 self.bus.note(f"{requeued.count} message(s) from before the restart are back")
         if self._ack_owed:
@@ -257,14 +260,9 @@ class Harness:
         started_at, started = self.clock.now(), trio.current_time()
         self._set_state(TurnState.RUNNING if request.prompt else TurnState.COMPACTING)
         self.bus.publish(
-            "turn_started",
-            {
-                "wake_from": wake_from,
-                "messages": messages,
-                "model": request.model,
-                "fresh_session": request.fresh_session,
-                "compact_first": request.compact_first,
-            },
+            wire.TurnStarted(
+                wake_from, messages, request.model, request.fresh_session, request.compact_first
+            )
         )
         try:
             report = await self.runner.run_turn(request, control, self.bus.publish)
@@ -310,7 +308,7 @@ class Harness:
         self._ack_owed = False
         self._held.clear()
         self._shown.clear()
-        self.bus.publish("acked", {"count": acked.count})
+        self.bus.publish(wire.TurnAcked(acked.count))
 
     async def _compact_only(self) -> None:
         report = await self._run(TurnRequest(None, model=self.model), "compact", 0)
@@ -336,9 +334,7 @@ class Harness:
         self._retry_at = trio.current_time() + wait
         self._write_sentinel(now, resets_at, now + wait, report.detail)
         self._set_state(TurnState.RATE_LIMITED)
-        self.bus.publish(
-            "rate_limited", {"resets_at": resets_at, "retry_in": wait, "detail": report.detail}
-        )
+        self.bus.publish(wire.RateLimited(resets_at, wait, report.detail))
 
     def _back_off(self, report: TurnReport) -> None:
         wait = min(
@@ -372,7 +368,7 @@ class Harness:
         if self.paths.rate_limited.exists():
             with contextlib.suppress(OSError):
                 self.paths.rate_limited.unlink()
-            self.bus.publish("rate_limit_cleared", {})
+            self.bus.publish(wire.RateLimitCleared())
 
     # -- login ----------------------------------------------------------------------------------
 
@@ -384,11 +380,11 @@ class Harness:
             if state.logged_in:
                 if self.paths.needs_login.exists():
                     self.paths.needs_login.unlink(missing_ok=True)
-                    self.bus.publish("logged_in", {"method": state.method})
+                    self.bus.publish(wire.LoggedIn(state.method))
                 return
             if self.state is not TurnState.NEEDS_LOGIN:
                 self._set_state(TurnState.NEEDS_LOGIN)
-                self.bus.publish("needs_login", {"detail": state.detail})
+                self.bus.publish(wire.NeedsLogin(state.detail))
                 try:
                     self.paths.needs_login.write_text(state.detail + "\n")
                 except OSError as exc:
@@ -433,7 +429,7 @@ class Harness:
     def _set_state(self, state: TurnState) -> None:
         if state is not self.state:
             self.state = state
-            self.bus.publish("state", {"state": state.value})
+            self.bus.publish(wire.StateChanged(state.value))
 
     async def _record(
         self, report: TurnReport, wake_from: str, messages: int, started_at: float, ended_at: float
@@ -462,28 +458,22 @@ class Harness:
             session_id=tracker.session_id,
             loose_ends=loose_ends,
         )
-        summary: dict[str, Any] = {
-            "outcome": report.outcome.value,
-            "detail": report.detail,
-            "duration_ms": row.duration_ms,
-            "ctx": tracker.ctx_tokens,
-            "cost_usd": tracker.cost_usd,
-            "tool_calls": row.tool_calls,
-            "model": row.model,
-            "warm": report.warm,
-        }
-        self.bus.publish("turn_ended", summary)
         self.bus.publish(
-            "usage",
-            {
-                "ctx": tracker.ctx_tokens,
-                "cost_usd": tracker.cost_usd,
-                "context_window": tracker.context_window,
-            },
+            wire.TurnEnded(
+                outcome=report.outcome.value,
+                detail=report.detail,
+                duration_ms=row.duration_ms,
+                ctx=tracker.ctx_tokens,
+                cost_usd=tracker.cost_usd,
+                tool_calls=dict(row.tool_calls),
+                model=row.model,
+                warm=report.warm,
+            )
         )
+        self.bus.publish(wire.Usage(tracker.ctx_tokens, tracker.cost_usd, tracker.context_window))
         if self.stats is not None:
             try:
-                await trio.to_thread.run_sync(self.stats.record, row)
+                await self._offload(self.stats.record, row)
             except StoreError as exc:
                 _log.warning("%s", exc)
 

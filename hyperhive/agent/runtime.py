@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 import trio
@@ -35,7 +35,7 @@ __all__ = [
     "stop_process",
 ]
 
-Publish = Callable[[str, Mapping[str, Any]], object]
+Publish = Callable[[wire.LiveEventPayload], object]
 LineHandler = Callable[[bytes], object]
 EXIT_RATE_LIMITED: Final = 75  # EX_TEMPFAIL: a command runtime's way to say "rate limited"
 _STOP_GRACE: Final = 5.0
@@ -177,7 +177,7 @@ class CommandRuntime:
                 nursery.start_soon(self._watch_interrupt, control, process, nursery.cancel_scope)
                 await read_lines(
                     process.stdout,
-                    lambda line: publish("output", {"line": line.decode("utf-8", "replace")}),
+                    lambda line: publish(wire.OutputLine(line.decode("utf-8", "replace"))),
                     max_bytes=1024 * 1024,
                 )
                 code = await process.wait()

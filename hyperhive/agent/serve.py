@@ -17,6 +17,7 @@ from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck, LoginWa
 from hyperhive.agent.runtime import CommandRuntime, TurnRunner
 from hyperhive.agent.turn_stats import TurnStatsStore
 from hyperhive.clock import SystemClock
+from hyperhive.core.offload import Offload, to_thread
 from hyperhive.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -65,15 +66,22 @@ async def open_harness(
     options: HarnessOptions | None = None,
     login_check: LoginCheck | None = None,
     login_watch: LoginWatch | None = None,
+    offload: Offload = to_thread,
+    history_thread: bool = True,
 ) -> AsyncIterator[tuple[Harness, EventBus]]:
     """A harness wired to its events bus and turn-stats store (not yet running).
+
+    `offload` is how the turn-stats store is reached and `history_thread` whether the events
+    history has a thread of its own; tests pass `hyperhive.testing.inline` and False, so no
+    task ever waits on a thread and an autojump clock is exact.
 
     Resource handling: on exit the events bus is flushed and closed and the turn-stats store
     closed; run the harness inside the block.
     """
-    stats = await trio.to_thread.run_sync(TurnStatsStore, settings.paths.turn_stats_db)
+    stats = await offload(TurnStatsStore, settings.paths.turn_stats_db)
     try:
-        async with open_event_bus(settings.paths.events_db, clock) as bus:
+        history = settings.paths.events_db
+        async with open_event_bus(history, clock, own_thread=history_thread) as bus:
             harness = Harness(
                 settings,
                 runner,
@@ -83,6 +91,7 @@ async def open_harness(
                 options=options or HarnessOptions(),
                 login_check=login_check,
                 login_watch=login_watch,
+                offload=offload,
             )
             yield harness, bus
     finally:

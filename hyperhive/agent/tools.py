@@ -182,7 +182,7 @@ def _param(field: attrs.Attribute[Any], hint: Any) -> Param:
 
 def _tool(command: wire.Command) -> Tool:
     assert command.tool is not None
-    hints = typing.get_type_hints(command.request, vars(wire))
+    hints = typing.get_type_hints(command.request)
     fields = attrs.fields(typing.cast("type[Any]", command.request))
     params = tuple(_param(f, hints[f.name]) for f in fields)
     return Tool(

@@ -20,7 +20,14 @@ the recipient's unhandled messages (`inbox_messages`, counted in memory: pending
 loaded from the store at start). A refused item gets `LimitReached` naming the limit; the
 `LimitLog` tells the operator.
 
-Accepts: `SendMessages`, `Receive`, `AckTurn`, `RequeueInflight`, `Release`, `Operate`.
+The operator's reads and writes are typed messages too (`ReadInbox`, `ListDeadLetters`,
+`ReplayDead`, `DropDead`, `Vacuum`), each in its own transaction after the batch; a replayed
+dead letter wakes only its own recipient's parked recvs. Surfaces reach the broker through
+`hyperhive.core.messages.MessagesHandle`; store calls leave the trio thread through the
+injected `Offload`.
+
+Accepts: `SendMessages`, `Receive`, `Ack`, `Requeue`, `Release`, `ReadInbox`,
+`ReadRecent`, `ReadInflight`, `ListDeadLetters`, `ReplayDead`, `DropDead`, `Vacuum`.
 Emits (to the event hub): `MessageSent`, `MessageDelivered`, `MessageDeadLettered`.
 """
 
@@ -35,9 +42,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import attrs
 import trio
 
+from actors import ActorStatistics
 from hyperhive import wire
 from hyperhive.core.broker_store import BrokerStore
-from hyperhive.core.events import publish_nowait
 from hyperhive.core.limits import UNLIMITED_SENDERS, LimitLog, Limits, TokenBucket
 from hyperhive.errors import BadRequest, HyperhiveError, LimitReached, UnknownAgent
 
@@ -45,21 +52,28 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from actors import Inbox, Mailbox, Reply
+    from actors import Mailbox, Reply
     from hyperhive.clock import WallClock
-    from hyperhive.core.events import HubMsg
+    from hyperhive.core.events import EventsHandle
+    from hyperhive.core.offload import Offload
 
 __all__ = [
     "MAX_RECV",
     "MAX_WAIT_SECONDS",
     "OPERATOR",
-    "AckTurn",
+    "Ack",
     "Broker",
     "BrokerMsg",
-    "Operate",
+    "DropDead",
+    "ListDeadLetters",
+    "ReadInbox",
+    "ReadInflight",
+    "ReadRecent",
     "Receive",
-    "RequeueInflight",
+    "ReplayDead",
+    "Requeue",
     "SendMessages",
+    "Vacuum",
 ]
 
 LOGGER = logging.getLogger("hyperhive.broker")
@@ -98,13 +112,17 @@ class Receive:
 
 
 @attrs.frozen
-class AckTurn:
+class Ack:
+    """Ack everything delivered to `recipient` and not yet acked (its turn ended well)."""
+
     recipient: str
     reply: Reply[int]
 
 
 @attrs.frozen
-class RequeueInflight:
+class Requeue:
+    """Put `recipient`'s unacked deliveries back, to be redelivered flagged."""
+
     recipient: str
     reply: Reply[int]
 
@@ -119,14 +137,65 @@ class Release:
 
 
 @attrs.frozen
-class Operate:
-    """Run `action(store)` on the worker thread, in its own transaction (admin reads/writes)."""
+class ReadInbox:
+    """The newest `limit` messages to the operator, newest first."""
 
-    action: Callable[[BrokerStore], Any]
-    reply: Reply[Any]
+    limit: int
+    reply: Reply[list[wire.Message]]
 
 
-BrokerMsg: TypeAlias = SendMessages | Receive | AckTurn | RequeueInflight | Release | Operate
+@attrs.frozen
+class ReadRecent:
+    """The newest `limit` messages between anyone, newest first (the dashboard's flow)."""
+
+    limit: int
+    reply: Reply[list[wire.Message]]
+
+
+@attrs.frozen
+class ReadInflight:
+    """`recipient`'s delivered, unacked messages, oldest first (diagnostics)."""
+
+    recipient: str
+    reply: Reply[list[wire.Delivery]]
+
+
+@attrs.frozen
+class ListDeadLetters:
+    """Dead letters, oldest first, for one recipient or (None) all."""
+
+    recipient: str | None
+    reply: Reply[list[wire.DeadLetter]]
+
+
+@attrs.frozen
+class ReplayDead:
+    """Make dead letter `id` pending again with a fresh attempt count."""
+
+    id: int
+    reply: Reply[wire.Message]
+
+
+@attrs.frozen
+class DropDead:
+    """Delete dead letter `id` for good."""
+
+    id: int
+    reply: Reply[None]
+
+
+@attrs.frozen
+class Vacuum:
+    """Delete messages acked more than `older_than` seconds ago; answers how many went."""
+
+    older_than: float
+    reply: Reply[int]
+
+
+_Admin: TypeAlias = (
+    ReadInbox | ReadRecent | ReadInflight | ListDeadLetters | ReplayDead | DropDead | Vacuum
+)
+BrokerMsg: TypeAlias = SendMessages | Receive | Ack | Requeue | Release | _Admin
 
 
 @attrs.define
@@ -149,11 +218,11 @@ class _Batch:
 
     sends: list[tuple[str, str, str]] = attrs.Factory(list)  # (sender, recipient, body)
     send_requests: list[_SendRequest] = attrs.Factory(list)
-    acks: list[AckTurn] = attrs.Factory(list)
-    requeues: list[RequeueInflight] = attrs.Factory(list)
+    acks: list[Ack] = attrs.Factory(list)
+    requeues: list[Requeue] = attrs.Factory(list)
     releases: list[Release] = attrs.Factory(list)
     pops: list[Receive] = attrs.Factory(list)
-    operations: list[Operate] = attrs.Factory(list)
+    admin: list[_Admin] = attrs.Factory(list)
 
 
 @attrs.define
@@ -169,38 +238,46 @@ class Broker:
     """Owns the message store; see the module docstring for the batching and long-poll rules.
 
     Args:
-        inbox: the actor's mailbox receive end.
+        mailbox: the actor's mailbox.
         path: the sqlite file.
         clock: wall clock for row stamps.
-        to_hub: where message events go (never blocks the broker).
+        offload: how store calls leave the trio thread.
+        events: where message events go (never blocks the broker).
         known: whether a recipient name exists; sends to anyone else are refused.
+        limits, limit_log: the bounds and who hit them (docs/limits.md).
         max_redeliveries: unacked deliveries allowed before a message is dead-lettered.
     """
 
     def __init__(
         self,
-        inbox: Inbox[BrokerMsg],
+        mailbox: Mailbox[BrokerMsg],
         *,
         path: Path,
         clock: WallClock,
-        to_hub: Mailbox[HubMsg],
+        offload: Offload,
+        events: EventsHandle,
         known: Callable[[str], bool],
+        limits: Limits,
+        limit_log: LimitLog,
         max_redeliveries: int = 5,
-        limits: Limits | None = None,
-        limit_log: LimitLog | None = None,
     ) -> None:
-        self._inbox = inbox
+        self._mailbox = mailbox
+        self._inbox = mailbox.inbox
         self._path = path
         self._clock = clock
+        self._offload = offload
         # The store stamps rows with this, read on the worker thread; it is set from the wall
         # clock in the actor's own task before each hop, since a WallClock need not be
         # thread-safe (FakeWallClock reads trio's clock, which a worker thread cannot).
         self._stamp = clock.now()
-        self._to_hub = to_hub
+        self._events = events
         self._known = known
         self._max_redeliveries = max_redeliveries
-        self._limits = limits or Limits()
+        self._limits = limits
         self._limit_log = limit_log
+        self._last_error: str | None = None
+        self._stored = 0
+        self._delivered = 0
         # Parked receives per recipient, oldest first (dicts keep insertion order).
         self._waiters: dict[str, dict[int, _Waiter]] = {}
         self._parked_count = 0
@@ -210,15 +287,25 @@ class Broker:
         self._tiebreak = itertools.count()
         self._deadlines_changed = trio.Event()
 
+    def statistics(self) -> ActorStatistics:
+        """Queue, last message, last error; parked recvs, messages stored and delivered."""
+        return ActorStatistics.of(
+            self._mailbox.statistics(),
+            last_error=self._last_error,
+            parked=self._parked_count,
+            stored=self._stored,
+            delivered=self._delivered,
+        )
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the store, serve batches until asked to stop, close the store.
 
         Cancellation: a batch cancelled mid-commit is either committed or rolled back by
         sqlite; its callers get `ActorStopped`/`ActorCrashed` from their mailbox either way.
         """
-        store = await trio.to_thread.run_sync(self._open)
+        store = await self._offload(self._open)
         try:
-            self._unacked = Counter(await trio.to_thread.run_sync(store.unacked_counts))
+            self._unacked = Counter(await self._offload(store.unacked_counts))
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._expire_waiters)
                 task_status.started()
@@ -261,14 +348,18 @@ class Broker:
             case Receive():
                 if not msg.reply.abandoned:
                     batch.pops.append(msg)
-            case AckTurn():
+            case Ack():
                 batch.acks.append(msg)
-            case RequeueInflight():
+            case Requeue():
                 batch.requeues.append(msg)
             case Release():
                 batch.releases.append(msg)
-            case Operate():
-                batch.operations.append(msg)
+            case ReadInbox() | ReadRecent() | ReadInflight() | ListDeadLetters():
+                batch.admin.append(msg)
+            case ReplayDead() | DropDead():
+                batch.admin.append(msg)
+            case Vacuum():
+                batch.admin.append(msg)
 
     def _refuse_send(
         self, sender: str, recipient: str, body: str, now: float
@@ -316,8 +407,7 @@ class Broker:
         return None
 
     def _hit(self, agent: str, limit: str, detail: str) -> None:
-        if self._limit_log is not None:
-            self._limit_log.hit(agent, limit, detail)
+        self._limit_log.hit(agent, limit, detail)
 
     async def _run_batch(self, store: BrokerStore, batch: _Batch) -> None:
         # Parked waiters came first, so they pop before receives that arrived in this batch.
@@ -325,25 +415,51 @@ class Broker:
         if batch.send_requests or batch.acks or batch.requeues or batch.releases or batch.pops:
             try:
                 self._stamp = self._clock.now()
-                outcome = await trio.to_thread.run_sync(_apply, store, batch)
+                outcome = await self._offload(_apply, store, batch)
             except Exception as exc:
+                self._last_error = repr(exc)
                 _fail_all(batch, exc)
                 raise
             self._answer(batch, outcome)
-        for operation in batch.operations:
-            await self._operate(store, operation)
-        if batch.operations:
-            # An admin write (a replayed dead letter) changes what is unhandled; re-count.
-            self._unacked = Counter(await trio.to_thread.run_sync(store.unacked_counts))
-        if batch.operations and self._waiters:
-            # An admin write (a replayed dead letter) can give a parked waiter mail; a pop
-            # that finds nothing leaves the waiter parked. Admin operations are rare.
-            await self._run_batch(store, _Batch(pops=list(self._parked())))
+        replayed: list[str] = []
+        for admin in batch.admin:
+            recipient = await self._on_admin(store, admin)
+            if recipient is not None:
+                replayed.append(recipient)
+        wake = [r for recipient in replayed for r in self._live_waiters(recipient, 1)]
+        if wake:
+            # A replayed dead letter is mail for its recipient only: one pop, one waiter.
+            await self._run_batch(store, _Batch(pops=wake))
 
-    def _parked(self) -> Iterator[Receive]:
-        """Every parked receive whose caller is still there, in FIFO order per recipient."""
-        for recipient in list(self._waiters):
-            yield from self._live_waiters(recipient, len(self._waiters.get(recipient, ())))
+    async def _on_admin(self, store: BrokerStore, msg: _Admin) -> str | None:
+        """One operator read or write in its own transaction; returns the recipient of a
+        replayed dead letter (who may have a parked recv to wake)."""
+        self._stamp = self._clock.now()
+        try:
+            match msg:
+                case ReadInbox(limit=limit):
+                    msg.reply.send(await self._offload(store.recent_for, OPERATOR, max(0, limit)))
+                case ReadRecent(limit=limit):
+                    msg.reply.send(await self._offload(store.recent, max(0, limit)))
+                case ReadInflight(recipient=recipient):
+                    msg.reply.send(await self._offload(store.inflight, recipient))
+                case ListDeadLetters(recipient=recipient):
+                    msg.reply.send(await self._offload(store.dead_letters, recipient))
+                case ReplayDead(id=id):
+                    message = await self._offload(store.replay_dead, id)
+                    self._unacked[message.recipient] += 1
+                    msg.reply.send(message)
+                    return message.recipient
+                case DropDead(id=id):
+                    await self._offload(store.drop_dead, id)
+                    msg.reply.send(None)
+                case Vacuum(older_than=older_than):
+                    msg.reply.send(await self._offload(store.vacuum, older_than))
+        except Exception as exc:
+            # A refused admin request (no such dead letter) or a store error fails that call.
+            self._last_error = repr(exc)
+            msg.reply.fail(exc)
+        return None
 
     def _wake_parked(self, batch: _Batch) -> Iterator[Receive]:
         """Pops for parked waiters whose recipient gets mail in this batch, in FIFO order: at
@@ -375,6 +491,7 @@ class Broker:
         for request in batch.send_requests:
             results = [next(stored) if r is None else r for r in request.results]
             request.msg.reply.send(results)
+        self._stored += len(outcome.stored)
         events.extend(wire.MessageSent(message) for message in outcome.stored)
         for ack, count in zip(batch.acks, outcome.acked, strict=True):
             self._handled(ack.recipient, count)
@@ -386,9 +503,10 @@ class Broker:
         for release, count in zip(batch.releases, outcome.released, strict=True):
             release.reply.send(count)
         for receive, deliveries in zip(batch.pops, outcome.popped, strict=True):
+            self._delivered += len(deliveries)
             events.extend(wire.MessageDelivered(d.id, d.recipient, d.attempt) for d in deliveries)
             self._settle_receive(receive, deliveries)
-        publish_nowait(self._to_hub, events)
+        self._events.publish(*events)
 
     def _handled(self, recipient: str, count: int) -> None:
         if count and recipient in self._unacked:
@@ -460,15 +578,6 @@ class Broker:
                 waiter.receive.reply.send(())
                 self._unpark(waiter.receive)
 
-    async def _operate(self, store: BrokerStore, operation: Operate) -> None:
-        try:
-            self._stamp = self._clock.now()
-            result = await trio.to_thread.run_sync(operation.action, store)
-        except Exception as exc:
-            operation.reply.fail(exc)
-        else:
-            operation.reply.send(result)
-
 
 def _apply(store: BrokerStore, batch: _Batch) -> _Outcome:
     """The worker-thread half: one transaction for the whole batch."""
@@ -494,29 +603,3 @@ def _fail_all(batch: _Batch, exc: Exception) -> None:
     replies += [msg.reply for msg in batch.pops]
     for reply in replies:
         reply.fail(exc)
-
-
-# Retention of acked messages (the seeds' hourly vacuum of acked > 30 days).
-VACUUM_INTERVAL = 3600.0
-RETENTION_SECONDS = 30 * 86400.0
-
-
-async def serve_vacuum(
-    operate: Callable[[Callable[[BrokerStore], int]], Any],
-    *,
-    interval: float = VACUUM_INTERVAL,
-    retention: float = RETENTION_SECONDS,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Every `interval` seconds, delete messages acked more than `retention` seconds ago.
-
-    Unacked, inflight and dead rows are never touched. Runs on trio's clock without drift.
-    """
-    task_status.started()
-    next_run = trio.current_time() + interval
-    while True:
-        await trio.sleep_until(next_run)
-        removed = await operate(lambda store: store.vacuum(retention))
-        if removed:
-            LOGGER.info("vacuum removed %d acked message(s) older than %ds", removed, retention)
-        next_run += interval

@@ -1,6 +1,7 @@
-"""`hyperhive serve`: the root supervisor, its actors, and a clean shutdown.
+"""`hyperhive serve`: the composition root, the tree it builds, and a clean shutdown.
 
-The tree is drawn in `Daemon`'s docstring and in docs/architecture.md.
+`build_tree` is the one place the daemon is put together; the tree is drawn in its docstring
+and in docs/architecture.md.
 
 `run_daemon` holds the state directory's lock for its whole life, starts the tree, and stops
 it in reverse order when asked (SIGINT/SIGTERM in `run_daemon`). A restart storm past the root's
@@ -13,32 +14,37 @@ import logging
 import os
 import resource
 import signal
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
+import attrs
 import trio
 
-from actors import ChildSpec, Mailbox, Restart, Supervisor
-from hyperhive import wire
+from actors import ChildSpec, Mailbox, Supervisor, SupervisorStatistics
 from hyperhive.clock import SystemClock, WallClock
 from hyperhive.containers.settings import ContainerSettings, make_backend
 from hyperhive.core import broker, events, questions, reminders
-from hyperhive.core.container_actors import ContainerActors
-from hyperhive.core.hive import Hive
+from hyperhive.core.agents import AgentsActor, AgentsHandle, AgentsMsg, snapshot_of
+from hyperhive.core.crash_watch import CrashWatch
+from hyperhive.core.handles import Handles, StatusView
 from hyperhive.core.limits import LimitLog, Limits
-from hyperhive.core.listener import Dispatch, Identity, serve_unix_socket
+from hyperhive.core.listener import Identity, ListenerStats, serve_unix_socket
 from hyperhive.core.lock import hold_state_lock
+from hyperhive.core.messages import BrokerVacuum, MessagesHandle, VacuumTick
+from hyperhive.core.offload import Offload, to_thread
 from hyperhive.core.registry import MANAGER, AgentRegistry
+from hyperhive.core.rescanner import Rescanner, RescannerMsg, request_rescan
 from hyperhive.core.surfaces import Surfaces
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Sequence
     from pathlib import Path
 
     from hyperhive.config import StatePaths
     from hyperhive.containers.base import ContainerBackend
 
-__all__ = ["Daemon", "raise_open_file_limit", "run_daemon"]
+__all__ = ["ExtraChild", "Tree", "build_tree", "raise_open_file_limit", "run_daemon"]
 
 LOGGER = logging.getLogger("hyperhive.daemon")
 # Past this after a stop request, whatever is still running is cancelled outright: "a few
@@ -48,10 +54,51 @@ OPERATOR = Identity("operator", "operator")
 MANAGER_IDENTITY = Identity("manager", MANAGER)
 # The operator's pronouns, as agents are told them (whoami, the system prompts).
 DEFAULT_PRONOUNS = "they/them"
+# A surface over the whole tree (the dashboard, the demo), built from the handles.
+ExtraChild = Callable[[Handles], ChildSpec]
+# Past the agents' own grace: SIGKILL and reaping take well under this.
+_KILL_ALLOWANCE = 6.0
 
 
-class Daemon:
-    """Builds the supervision tree for one state directory.
+@attrs.frozen
+class Tree:
+    """The running daemon as one value: its root supervisor, the handles its surfaces use, and
+    the actors a test may watch. Built by `build_tree` in one pass; nothing is set later."""
+
+    paths: StatePaths
+    root: Supervisor
+    handles: Handles
+    agents: AgentsActor
+    hub: events.EventHub
+    rescanner: Rescanner
+    crash_watch: CrashWatch | None
+    backend: ContainerBackend | None
+    limit_log: LimitLog
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the tree until `request_stop`; returns once everything stopped in order.
+
+        Cancellation: cancelling this skips the ordered stop and cancels every actor at once.
+        """
+        await self.root.run(task_status=task_status)
+
+    def request_stop(self) -> None:
+        """Ask the tree to stop in reverse order (safe from any task; idempotent)."""
+        self.root.request_stop()
+
+
+async def build_tree(
+    paths: StatePaths,
+    *,
+    clock: WallClock,
+    offload: Offload,
+    settings: ContainerSettings,
+    backend: ContainerBackend | None,
+    limits: Limits,
+    operator_pronouns: str = DEFAULT_PRONOUNS,
+    extra_children: Sequence[ExtraChild] = (),
+) -> Tree:
+    """Build the whole supervision tree (mailboxes, actors, supervisors, handles) in one pass.
 
     The tree::
 
@@ -65,190 +112,264 @@ class Daemon:
         ├── crash-watch     unrequested agent exits -> the manager's inbox (only with a backend)
         ├── rescanner       the container view, diffed into dashboard events
         ├── listeners       (one_for_one, dynamic) admin socket, manager socket, one per agent
-        ├── agents          start-up: ensure the manager, start agents; on stop: stop them first
+        ├── agents          the agents actor: records, lifecycle actions, agent sockets
         └── (extra)         `extra_children`: the dashboard, the demo (hyperhive/web/launch.py)
 
-    Order matters: listeners start after the actors (nothing is accepted before the broker can
-    answer) and stop before them (no request arrives while the broker closes its store). The
-    agents start after their sockets exist and are stopped while their sockets still answer.
-    `extra_children` build more children from the daemon (the dashboard, the demo), placed
-    last. `containers` decides whether there is a backend (`ContainerSettings.backend`; `backend`
-    overrides it, for tests); without one, agents are sockets only (docs/containers.md).
+    Order matters: listeners start after the store actors (nothing is accepted before the
+    broker can answer) and stop before them (no request arrives while the broker closes its
+    store). The agents actor comes last: it opens the agents' sockets once the listeners
+    supervisor runs, and on stop it stops the agents while their sockets still answer.
+    `extra_children` are surfaces over the whole tree (the dashboard, the demo): each is built
+    from the handles and placed last, so it finds every actor serving and is stopped first.
+    Mailboxes come first, so every handle and actor is built with what it needs; the one
+    late-bound reference is `StatusView.tree`, the root's own statistics.
     """
+    paths.ensure()
+    registry = await offload(AgentRegistry, paths)
+    to_hub: Mailbox[events.HubMsg] = Mailbox("events", size=1024)
+    to_broker: Mailbox[broker.BrokerMsg] = Mailbox("broker", size=4096)
+    to_vacuum: Mailbox[VacuumTick] = Mailbox("broker-vacuum", size=4)
+    to_questions: Mailbox[questions.QuestionsMsg] = Mailbox("questions", size=256)
+    to_reminders: Mailbox[reminders.RemindersMsg] = Mailbox("reminders", size=256)
+    to_rescanner: Mailbox[RescannerMsg] = Mailbox("rescanner", size=256)
+    to_agents: Mailbox[AgentsMsg] = Mailbox("agents", size=256)
 
-    def __init__(
-        self,
-        paths: StatePaths,
-        *,
-        clock: WallClock | None = None,
-        operator_pronouns: str = DEFAULT_PRONOUNS,
-        containers: ContainerSettings | None = None,
-        backend: ContainerBackend | None = None,
-        limits: Limits | None = None,
-        extra_children: Sequence[Callable[[Daemon], ChildSpec]] = (),
-    ) -> None:
-        self.paths = paths
-        self.limits = limits or Limits()
-        self.clock = clock or SystemClock()
-        self.registry = AgentRegistry(paths)
-        to_hub: Mailbox[events.HubMsg] = Mailbox("events", size=1024)
-        to_broker: Mailbox[broker.BrokerMsg] = Mailbox("broker", size=4096)
-        to_questions: Mailbox[questions.QuestionsMsg] = Mailbox("questions", size=256)
-        to_reminders: Mailbox[reminders.RemindersMsg] = Mailbox("reminders", size=256)
-        self.hive = Hive(
-            paths=paths,
-            clock=self.clock,
-            started_at=self.clock.now(),
-            registry=self.registry,
-            to_broker=to_broker,
-            to_hub=to_hub,
-            to_questions=to_questions,
-            to_reminders=to_reminders,
-            operator_pronouns=operator_pronouns,
-            limits=self.limits,
-        )
-        self.limit_log = self.hive.limit_log = LimitLog(self.hive.publish)
-        self.surfaces = Surfaces(self.hive)
-        self.hub = events.EventHub(
-            to_hub.inbox,
-            self.clock,
-            history=self.limits.history_events,
-            preview_chars=self.limits.preview_chars,
-            reply_bytes=self.limits.history_reply_bytes,
-        )
-        settings = containers or ContainerSettings(backend="none", ensure_manager=False)
-        if backend is None and containers is not None:
-            backend = make_backend(containers, paths)
-        LOGGER.info("containers: %s", backend.kind if backend else "none (agents are sockets only)")
-        self.containers = ContainerActors(self.hive, backend, settings)
-        self.hive.lifecycle = self.containers.lifecycle
-        self.listeners = Supervisor(
-            "listeners",
-            [self._listener(OPERATOR, self.surfaces.operator, paths.admin_socket)]
-            + [self._listener(MANAGER_IDENTITY, self.surfaces.agent, paths.manager_socket)]
-            + [self.agent_listener(name) for name in self.registry.names()],
-            intensity=10,
-            period=10.0,
-        )
-        self.root = Supervisor(
-            "root",
-            [
-                ChildSpec("events", self.hub.run, mailbox=to_hub, shutdown_timeout=1.0),
-                ChildSpec("broker", self._run_broker, mailbox=to_broker, shutdown_timeout=5.0),
-                ChildSpec(
-                    "broker-vacuum",
-                    partial(broker.serve_vacuum, self.hive.operate),
-                    shutdown_timeout=0.0,
-                ),
-                ChildSpec(
-                    "questions", self._run_questions, mailbox=to_questions, shutdown_timeout=5.0
-                ),
-                ChildSpec(
-                    "reminders", self._run_reminders, mailbox=to_reminders, shutdown_timeout=5.0
-                ),
-                *self.containers.before_listeners(),
-                ChildSpec.for_supervisor(self.listeners, shutdown_timeout=5.0),
-                *self.containers.after_listeners(),
-                # Surfaces over the whole tree (the dashboard, the demo): started last, so
-                # they find every actor serving, and stopped first.
-                *(make(self) for make in extra_children),
-            ],
-            # Small at the top: intensities multiply down the tree (OTP's tuning guidance).
-            intensity=3,
-            period=60.0,
-        )
-        self.hive.root = self.root
-        self.hive.listeners = self.listeners
-        self.hive.agent_listener = self.agent_listener
+    # Who the agents are is known before any actor runs: the broker reads it for the first
+    # message, whichever actor sends it.
+    autostarted = trio.Event()
+    agents_handle = AgentsHandle(to_agents, snapshot_of(registry), autostarted)
+    event_handle = events.EventsHandle(to_hub)
+    messages = MessagesHandle(to_broker)
+    limit_log = LimitLog(event_handle.publish)
+    root: Supervisor  # assigned once below; status reads it only while the tree runs
 
-    async def _run_broker(self, *, task_status: trio.TaskStatus[None]) -> None:
-        actor = broker.Broker(
-            self.hive.to_broker.inbox,
-            path=self.paths.broker_db,
-            clock=self.clock,
-            to_hub=self.hive.to_hub,
-            known=self.registry.is_recipient,
-            limits=self.limits,
-            limit_log=self.limit_log,
-        )
-        await actor.run(task_status=task_status)
+    def tree_statistics() -> SupervisorStatistics:
+        return root.statistics()
 
-    async def _run_questions(self, *, task_status: trio.TaskStatus[None]) -> None:
-        actor = questions.QuestionDesk(
-            self.hive.to_questions.inbox,
-            path=self.paths.questions_db,
-            clock=self.clock,
-            send=partial(self.hive.send, wire.HELPER_SENDER),
-            known=self.registry.is_recipient,
-            to_hub=self.hive.to_hub,
-            limits=self.limits,
-            limit_log=self.limit_log,
-        )
-        await actor.run(task_status=task_status)
+    handles = Handles(
+        messages=messages,
+        events=event_handle,
+        questions=questions.QuestionsHandle(to_questions),
+        reminders=reminders.RemindersHandle(to_reminders),
+        agents=agents_handle,
+        status=StatusView(paths, clock, clock.now(), tree_statistics),
+        limits=limits,
+        operator_pronouns=operator_pronouns,
+    )
+    surfaces = Surfaces(handles)
 
-    async def _run_reminders(self, *, task_status: trio.TaskStatus[None]) -> None:
-        actor = reminders.ReminderScheduler(
-            self.hive.to_reminders.inbox,
-            path=self.paths.reminders_db,
-            clock=self.clock,
-            send=partial(self.hive.send, wire.HELPER_SENDER),
-            known=self.registry.is_recipient,
-            state_dir=self.paths.agent_state_dir,
-            to_hub=self.hive.to_hub,
-            limits=self.limits,
-            limit_log=self.limit_log,
-        )
-        await actor.run(task_status=task_status)
-
-    def agent_listener(self, name: str) -> ChildSpec:
-        """The listener child for agent `name`'s own socket."""
-        self.paths.agent_socket_dir(name).mkdir(parents=True, exist_ok=True, mode=0o700)
-        identity = Identity("agent", name)
-        return self._listener(identity, self.surfaces.agent, self.paths.agent_socket(name))
-
-    def _listener(self, identity: Identity, dispatch: Dispatch, path: Path) -> ChildSpec:
+    def listener(identity: Identity, path: Path) -> ChildSpec:
         # The operator's own socket is not capped; every agent's (and the manager's) is.
-        cap = None if identity.role == "operator" else self.limits.connections
+        operator = identity.role == "operator"
+        stats = ListenerStats(
+            None if operator else limits.connections,
+            partial(limit_log.hit, identity.name, "connections"),
+        )
+        start = partial(
+            serve_unix_socket,
+            surfaces.dispatch,
+            path,
+            identity,
+            send_many=surfaces.send_many,
+            # An agent socket's directory admits only that agent's group (the bwrap backend
+            # sets it up); the admin socket stays the daemon user's alone.
+            mode=0o600 if operator else 0o660,
+            stats=stats,
+            offload=offload,
+        )
+        child_id = "admin-socket" if operator else f"{identity.name}-socket"
+        return ChildSpec(child_id, start, shutdown_timeout=0.0, report=stats.statistics)
 
-        async def start(*, task_status: trio.TaskStatus[Path]) -> None:
-            await serve_unix_socket(
-                dispatch,
-                path,
-                identity,
-                send_many=self.surfaces.send_many,
-                # An agent socket's directory admits only that agent's group (the bwrap
-                # backend sets it up); the admin socket stays the daemon user's alone.
-                mode=0o600 if identity.role == "operator" else 0o660,
-                max_connections=cap,
-                on_limit=partial(self.limit_log.hit, identity.name, "connections"),
-                task_status=task_status,
-            )
+    def agent_listener(name: str) -> ChildSpec:
+        return listener(Identity("agent", name), paths.agent_socket(name))
 
-        child_id = "admin-socket" if identity.role == "operator" else f"{identity.name}-socket"
-        return ChildSpec(child_id, start, restart=Restart.PERMANENT, shutdown_timeout=0.0)
+    listeners = Supervisor(
+        "listeners",
+        [
+            listener(OPERATOR, paths.admin_socket),
+            listener(MANAGER_IDENTITY, paths.manager_socket),
+        ],
+        intensity=10,
+        period=10.0,
+    )
+    hub = events.EventHub(
+        to_hub,
+        clock,
+        history=limits.history_events,
+        preview_chars=limits.preview_chars,
+        reply_bytes=limits.history_reply_bytes,
+    )
+    known = agents_handle.is_recipient
+    the_broker = broker.Broker(
+        to_broker,
+        path=paths.broker_db,
+        clock=clock,
+        offload=offload,
+        events=event_handle,
+        known=known,
+        limits=limits,
+        limit_log=limit_log,
+    )
+    vacuum = BrokerVacuum(to_vacuum, messages)
+    desk = questions.QuestionDesk(
+        to_questions,
+        path=paths.questions_db,
+        clock=clock,
+        offload=offload,
+        messages=messages,
+        known=known,
+        events=event_handle,
+        limits=limits,
+        limit_log=limit_log,
+    )
+    scheduler = reminders.ReminderScheduler(
+        to_reminders,
+        path=paths.reminders_db,
+        clock=clock,
+        offload=offload,
+        messages=messages,
+        known=known,
+        state_dir=paths.agent_state_dir,
+        events=event_handle,
+        limits=limits,
+        limit_log=limit_log,
+    )
+    rescanner = Rescanner(
+        to_rescanner,
+        build=agents_handle.views,
+        publish=event_handle.publish,
+        interval=settings.rescan_interval if backend is not None else None,
+    )
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the tree until `request_stop`; returns once everything stopped in order.
+    def changed(name: str) -> None:
+        request_rescan(to_rescanner, name)
 
-        Cancellation: cancelling this skips the ordered stop and cancels every actor at once.
-        """
-        self.paths.ensure()
-        await self.root.run(task_status=task_status)
-
-    def request_stop(self) -> None:
-        """Ask the tree to stop in reverse order (safe from any task; idempotent)."""
-        self.root.request_stop()
+    agents = AgentsActor(
+        to_agents,
+        registry=registry,
+        paths=paths,
+        clock=clock,
+        offload=offload,
+        backend=backend,
+        settings=settings,
+        listeners=listeners,
+        listener_for=agent_listener,
+        events=event_handle,
+        reminders=handles.reminders,
+        limit_log=limit_log,
+        on_change=changed,
+        publish_snapshot=agents_handle.publish,
+        operator_pronouns=operator_pronouns,
+        autostarted=autostarted,
+    )
+    crash_watch = (
+        CrashWatch(
+            backend.exits(),
+            transient=agents_handle.transient_now,
+            messages=messages,
+            events=event_handle,
+            on_change=changed,
+        )
+        if backend is not None
+        else None
+    )
+    container_children = []
+    if backend is not None and crash_watch is not None:
+        container_children = [
+            ChildSpec(
+                "containers",
+                backend.run,
+                on_stop=backend.request_stop,
+                shutdown_timeout=settings.shutdown_grace + _KILL_ALLOWANCE,
+                report=crash_watch.statistics,
+            ),
+            ChildSpec(
+                "crash-watch",
+                crash_watch.run,
+                shutdown_timeout=0.0,
+                report=crash_watch.statistics,
+            ),
+        ]
+    root = Supervisor(
+        "root",
+        [
+            ChildSpec(
+                "events", hub.run, mailbox=to_hub, shutdown_timeout=1.0, report=hub.statistics
+            ),
+            ChildSpec(
+                "broker",
+                the_broker.run,
+                mailbox=to_broker,
+                shutdown_timeout=5.0,
+                report=the_broker.statistics,
+            ),
+            ChildSpec(
+                "broker-vacuum",
+                vacuum.run,
+                mailbox=to_vacuum,
+                shutdown_timeout=1.0,
+                report=vacuum.statistics,
+            ),
+            ChildSpec(
+                "questions",
+                desk.run,
+                mailbox=to_questions,
+                shutdown_timeout=5.0,
+                report=desk.statistics,
+            ),
+            ChildSpec(
+                "reminders",
+                scheduler.run,
+                mailbox=to_reminders,
+                shutdown_timeout=5.0,
+                report=scheduler.statistics,
+            ),
+            *container_children,
+            ChildSpec(
+                "rescanner",
+                rescanner.run,
+                mailbox=to_rescanner,
+                shutdown_timeout=1.0,
+                report=rescanner.statistics,
+            ),
+            ChildSpec.for_supervisor(listeners, shutdown_timeout=5.0),
+            ChildSpec(
+                "agents",
+                agents.run,
+                mailbox=to_agents,
+                shutdown_timeout=settings.shutdown_grace + _KILL_ALLOWANCE,
+                report=agents.statistics,
+            ),
+            # Surfaces over the whole tree (the dashboard, the demo): started last, so they
+            # find every actor serving, and stopped first.
+            *(make(handles) for make in extra_children),
+        ],
+        # Small at the top: intensities multiply down the tree (OTP's tuning guidance).
+        intensity=3,
+        period=60.0,
+    )
+    return Tree(
+        paths=paths,
+        root=root,
+        handles=handles,
+        agents=agents,
+        hub=hub,
+        rescanner=rescanner,
+        crash_watch=crash_watch,
+        backend=backend,
+        limit_log=limit_log,
+    )
 
 
 async def run_daemon(
     paths: StatePaths,
     *,
-    on_ready: Callable[[Daemon], None] | None = None,
+    on_ready: Callable[[Tree], None] | None = None,
     signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
     operator_pronouns: str = DEFAULT_PRONOUNS,
     containers: ContainerSettings | None = None,
     limits: Limits | None = None,
-    extra_children: Sequence[Callable[[Daemon], ChildSpec]] = (),
+    extra_children: Sequence[ExtraChild] = (),
 ) -> None:
     """The whole of `hyperhive serve`: lock, run, stop on a signal within SHUTDOWN_DEADLINE.
 
@@ -259,20 +380,26 @@ async def run_daemon(
     """
     paths.ensure()
     raise_open_file_limit()
+    settings = containers or ContainerSettings(backend="none", ensure_manager=False)
+    backend = make_backend(containers, paths) if containers is not None else None
+    LOGGER.info("containers: %s", backend.kind if backend else "none (agents are sockets only)")
     with hold_state_lock(paths.lock), trio.open_signal_receiver(*signals) as received:
-        daemon = Daemon(
+        tree = await build_tree(
             paths,
+            clock=SystemClock(),
+            offload=to_thread,
+            settings=settings,
+            backend=backend,
+            limits=limits or Limits(),
             operator_pronouns=operator_pronouns,
-            containers=containers,
-            limits=limits,
             extra_children=extra_children,
         )
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signal, received, daemon, nursery.cancel_scope)
-            await nursery.start(_run_then_cancel, daemon, nursery.cancel_scope)
+            nursery.start_soon(_stop_on_signal, received, tree, nursery.cancel_scope)
+            await nursery.start(_run_then_cancel, tree, nursery.cancel_scope)
             LOGGER.info("hyperhive serving %s (pid %d)", paths.root, os.getpid())
             if on_ready:
-                on_ready(daemon)
+                on_ready(tree)
         LOGGER.info("hyperhive stopped")
 
 
@@ -295,7 +422,7 @@ def raise_open_file_limit() -> tuple[int, int]:
 
 
 async def _run_then_cancel(
-    daemon: Daemon,
+    daemon: Tree,
     scope: trio.CancelScope,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -305,7 +432,7 @@ async def _run_then_cancel(
 
 
 async def _stop_on_signal(
-    received: AsyncIterator[int], daemon: Daemon, scope: trio.CancelScope
+    received: AsyncIterator[int], daemon: Tree, scope: trio.CancelScope
 ) -> None:
     async for signum in received:
         if scope.deadline == float("inf"):

@@ -12,33 +12,45 @@ A slow subscriber never slows the hive: each has a bounded queue, and when it is
 drops events for that subscriber only and later hands it an `EventGap(first_seq, last_seq)`
 marker in their place.
 
-Accepts: `Publish`, `Subscribe`, `Unsubscribe`, `ReadHistory`.
+Surfaces and actors reach it through `EventsHandle`.
+
+Accepts: `Publish`, `AddSubscriber`, `RemoveSubscriber`, `ReadHistory`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 import trio
 
-from actors import Mailbox, MailboxFull, Reply
+from actors import ActorStatistics, Mailbox, MailboxFull, Reply
 from hyperhive import wire
 from hyperhive.core.event_log import EventLog, SubscriberQueue
 from hyperhive.errors import InternalError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+    from collections.abc import AsyncGenerator, Sequence
 
     from hyperhive.clock import WallClock
 
-__all__ = ["EventHub", "HubMsg", "Publish", "Subscriber", "preview", "publish_nowait"]
+__all__ = [
+    "CALL_TIMEOUT",
+    "EventHub",
+    "EventsHandle",
+    "HubMsg",
+    "Publish",
+    "Subscriber",
+    "preview",
+]
 
 LOGGER = logging.getLogger("hyperhive.events")
 # Per-subscriber backlog before it starts missing events. A browser tab that is asleep should
 # cost the hive a bounded amount of memory, not an ever-growing queue.
 SUBSCRIBER_CAPACITY = 1024
+CALL_TIMEOUT = 30.0
 
 
 @attrs.frozen
@@ -81,13 +93,13 @@ class Subscriber:
 
 
 @attrs.frozen
-class Subscribe:
+class AddSubscriber:
     reply: Reply[Subscriber]
     capacity: int = SUBSCRIBER_CAPACITY
 
 
 @attrs.frozen
-class Unsubscribe:
+class RemoveSubscriber:
     subscriber: Subscriber
 
 
@@ -97,17 +109,39 @@ class ReadHistory:
     reply: Reply[wire.HistoryReply]
 
 
-HubMsg: TypeAlias = Publish | Subscribe | Unsubscribe | ReadHistory
+HubMsg: TypeAlias = Publish | AddSubscriber | RemoveSubscriber | ReadHistory
 
 
-def publish_nowait(to_hub: Mailbox[HubMsg], payloads: Sequence[wire.EventPayload]) -> None:
-    """Publish without ever blocking the caller; a full hub mailbox drops (and logs) the batch."""
-    if not payloads:
-        return
-    try:
-        to_hub.cast_nowait(Publish(payloads))
-    except MailboxFull:
-        LOGGER.warning("event hub is full; dropped %d event(s)", len(payloads))
+class EventsHandle:
+    """What surfaces and actors hold to reach the hub."""
+
+    def __init__(self, mailbox: Mailbox[HubMsg]) -> None:
+        self._mailbox = mailbox
+
+    def publish(self, *payloads: wire.EventPayload) -> None:
+        """Publish without ever blocking; a full hub mailbox drops (and logs) the batch."""
+        if not payloads:
+            return
+        try:
+            self._mailbox.cast_nowait(Publish(payloads))
+        except MailboxFull:
+            LOGGER.warning("event hub is full; dropped %d event(s)", len(payloads))
+
+    async def history(self, limit: int) -> wire.HistoryReply:
+        """The hub's remembered events and the seq they are current to."""
+        return await self._mailbox.call(
+            lambda reply: ReadHistory(limit, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def subscribe(self) -> Subscriber:
+        """A live feed of every event from now on."""
+        return await self._mailbox.call(AddSubscriber, timeout=CALL_TIMEOUT)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        """Stop feeding `subscriber` (never blocks)."""
+        # A full hub will drop the subscriber's events anyway; it is collected on a later try.
+        with contextlib.suppress(MailboxFull):
+            self._mailbox.cast_nowait(RemoveSubscriber(subscriber))
 
 
 def preview(payload: wire.EventPayload, chars: int) -> wire.EventPayload:
@@ -174,14 +208,16 @@ class EventHub:
 
     def __init__(
         self,
-        inbox: AsyncIterator[HubMsg],
+        mailbox: Mailbox[HubMsg],
         clock: WallClock,
         *,
         history: int = 1000,
         preview_chars: int = 500,
         reply_bytes: int = 1024 * 1024,
     ):
-        self._inbox = inbox
+        self._mailbox = mailbox
+        self._inbox = mailbox.inbox
+        self._last_error: str | None = None
         self._clock = clock
         self._log = EventLog(history=history)
         self._subscribers: set[Subscriber] = set()
@@ -193,25 +229,35 @@ class EventHub:
         """The last seq handed out."""
         return self._log.seq
 
+    def statistics(self) -> ActorStatistics:
+        """Queue, last message, last error; the last seq and the live subscribers."""
+        return ActorStatistics.of(
+            self._mailbox.statistics(),
+            last_error=self._last_error,
+            seq=self._log.seq,
+            subscribers=len(self._subscribers),
+        )
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve the hub until the supervisor asks it to stop."""
         task_status.started()
         async for msg in self._inbox:
             try:
                 self._dispatch(msg)
-            except Exception:
+            except Exception as exc:
                 # A bug met on one message: its caller is told, the hub keeps its stream.
+                self._last_error = repr(exc)
                 LOGGER.exception("event hub failed on %s", type(msg).__name__)
-                if isinstance(msg, Subscribe | ReadHistory):
+                if isinstance(msg, AddSubscriber | ReadHistory):
                     msg.reply.fail(InternalError())
 
     def _dispatch(self, msg: HubMsg) -> None:
         match msg:
             case Publish():
                 self._on_publish(msg)
-            case Subscribe():
+            case AddSubscriber():
                 self._on_subscribe(msg)
-            case Unsubscribe():
+            case RemoveSubscriber():
                 self._subscribers.discard(msg.subscriber)
             case ReadHistory():
                 self._on_read_history(msg)
@@ -228,7 +274,7 @@ class EventHub:
             for subscriber in self._subscribers:
                 subscriber.offer(event)
 
-    def _on_subscribe(self, msg: Subscribe) -> None:
+    def _on_subscribe(self, msg: AddSubscriber) -> None:
         subscriber = Subscriber(msg.capacity)
         self._subscribers.add(subscriber)
         msg.reply.send(subscriber)

@@ -18,6 +18,7 @@ import logging
 import os
 import select
 import shutil
+import socket as stdlib_socket
 import stat
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -26,15 +27,24 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 import trio
 
+from actors import ActorStatistics
 from hyperhive import wire
 from hyperhive.config import check_socket_path
+from hyperhive.core.offload import Offload, to_thread
 from hyperhive.errors import ConfigError, HyperhiveError, InternalError, WireError
 
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import NoReturn
 
-__all__ = ["Connection", "Dispatch", "Identity", "serve_requests", "serve_unix_socket"]
+__all__ = [
+    "Connection",
+    "Dispatch",
+    "Identity",
+    "ListenerStats",
+    "serve_requests",
+    "serve_unix_socket",
+]
 
 LOGGER = logging.getLogger("hyperhive.listener")
 # How long one response write may take before the client is deemed gone. A client that stops
@@ -143,7 +153,10 @@ SendMany = Callable[[Connection, list[wire.Send]], Awaitable[list[bytes]]]
 
 
 async def serve_requests(
-    conn: Connection, dispatch: Dispatch, send_many: SendMany | None = None
+    conn: Connection,
+    dispatch: Dispatch,
+    send_many: SendMany | None = None,
+    stats: ListenerStats | None = None,
 ) -> None:
     """Answer requests on one connection, in order, until the client closes it.
 
@@ -164,6 +177,8 @@ async def serve_requests(
         if line is None:
             return
         requests = [_decode(item) for item in [line, *conn.buffered_lines()]]
+        if stats is not None:
+            stats.took(len(requests))
         answers = await _answer_all(conn, dispatch, send_many, requests)
         if answers:
             await conn.send(b"".join(answers))
@@ -236,8 +251,8 @@ async def serve_unix_socket(
     *,
     send_many: SendMany | None = None,
     mode: int = 0o600,
-    max_connections: int | None = None,
-    on_limit: Callable[[str], None] = lambda detail: None,
+    stats: ListenerStats | None = None,
+    offload: Offload = to_thread,
     task_status: trio.TaskStatus[Path] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Serve `identity`'s requests on a unix socket at `path`; never returns.
@@ -252,13 +267,14 @@ async def serve_unix_socket(
     Error handling: errors inside one connection are logged with the identity and end only that
     connection; EMFILE-style accept errors are retried after 100 ms (trio's policy).
 
-    Limits: past `max_connections` open connections, a new one gets one `ok:false` line naming
-    the limit and is closed at once (`on_limit` is told), so one identity cannot use up the
-    daemon's descriptors.
+    Limits: past `stats.limit` open connections, a new one gets one `ok:false` line naming
+    the limit and is closed at once (`stats.on_limit` is told), so one identity cannot use up
+    the daemon's descriptors. `stats` also counts what the listener served (its
+    ``statistics()``).
 
     Cancellation: cancelling stops accepting and cancels every open connection.
     """
-    listener = await _bind(path, mode)
+    listener = await _bind(path, mode, offload)
     try:
         async with trio.open_nursery() as nursery:
             task_status.started(path)
@@ -267,7 +283,7 @@ async def serve_unix_socket(
                 identity=identity,
                 dispatch=dispatch,
                 send_many=send_many,
-                gate=_Gate(max_connections, on_limit),
+                gate=stats if stats is not None else ListenerStats(),
             )
             await trio.serve_listeners(handle, [listener], handler_nursery=nursery)
     finally:
@@ -275,7 +291,7 @@ async def serve_unix_socket(
     raise AssertionError("unreachable")  # pragma: no cover - serve_listeners never returns
 
 
-async def _bind(path: Path, mode: int) -> trio.SocketListener:
+async def _bind(path: Path, mode: int, offload: Offload) -> trio.SocketListener:
     """Listen on `path`, replacing whatever is there (the daemon owns its socket paths).
 
     An agent's socket directory is the agent's to write: it may have left a file, a
@@ -287,11 +303,14 @@ async def _bind(path: Path, mode: int) -> trio.SocketListener:
     """
     check_socket_path(path)
     for attempt in range(_BIND_ATTEMPTS):
-        await trio.to_thread.run_sync(replace_path, path)
-        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        await offload(replace_path, path)
+        # A stdlib socket bound through the offload: trio binds a unix socket in a thread of
+        # its own, which a test's autojump clock would not wait for.
+        raw = stdlib_socket.socket(stdlib_socket.AF_UNIX, stdlib_socket.SOCK_STREAM)
+        sock = trio.socket.from_stdlib_socket(raw)
         try:
             os.fchmod(sock.fileno(), mode)
-            await sock.bind(os.fspath(path))
+            await offload(raw.bind, os.fspath(path))
             _set_mode_exactly(path, mode)
             sock.listen(256)
         except OSError as exc:
@@ -346,12 +365,32 @@ def _unlink_socket(path: Path) -> None:
 
 
 @attrs.define
-class _Gate:
-    """Counts one listener's open connections against its cap."""
+class ListenerStats:
+    """One listener's connections against its cap, and what it served.
 
-    limit: int | None
-    on_limit: Callable[[str], None]
+    ``statistics()`` is the listener's: its "queue" is its open connections (of `limit`),
+    its last message the last request line it read.
+    """
+
+    limit: int | None = None
+    on_limit: Callable[[str], None] = lambda detail: None
     open: int = 0
+    requests: int = 0
+    refused: int = 0
+    last_request_at: float | None = None
+
+    def took(self, count: int) -> None:
+        self.requests += count
+        self.last_request_at = trio.current_time()
+
+    def statistics(self) -> ActorStatistics:
+        return ActorStatistics(
+            self.open,
+            self.limit,
+            self.last_request_at,
+            None,
+            {"requests": self.requests, "refused_connections": self.refused},
+        )
 
 
 async def _handle(
@@ -360,9 +399,10 @@ async def _handle(
     identity: Identity,
     dispatch: Dispatch,
     send_many: SendMany | None,
-    gate: _Gate,
+    gate: ListenerStats,
 ) -> None:
     if gate.limit is not None and gate.open >= gate.limit:
+        gate.refused += 1
         gate.on_limit(f"more than {gate.limit} connections at once")
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             with trio.move_on_after(1.0):
@@ -377,7 +417,8 @@ async def _handle(
     gate.open += 1
     try:
         async with trio.open_nursery() as nursery:
-            await serve_requests(Connection(stream, identity, nursery), dispatch, send_many)
+            conn = Connection(stream, identity, nursery)
+            await serve_requests(conn, dispatch, send_many, gate)
     except Exception as exc:
         if _is_disconnect(exc):
             LOGGER.debug("client of %s went away", identity)

@@ -13,29 +13,32 @@ The rules (docs/questions.md), as plain functions tested without trio:
 - Whatever settles a question, the asker gets a `wire.QuestionAnswered` helper event in its
   inbox; a peer target gets a `wire.QuestionAsked` helper event when asked.
 
-`QuestionDesk` is the actor that owns the `QuestionStore`.
+`QuestionDesk` is the actor that owns the `QuestionStore`, in one task with no lock: the ttl
+watchdog is a `Ticker` posting `ExpiryTick` into its mailbox, and telling an agent goes through
+its outbox, drained by its sender task, which posts `Told` back. The desk never waits on the
+broker while it holds its state: an ask of a peer is answered when `Told` says the peer has it.
+Surfaces reach it through `QuestionsHandle`.
 
 Accepts: `AskQuestion`, `AnswerQuestion`, `CancelQuestion`, `ListOpenQuestions`,
-`ListOperatorQuestions`.
+`ListOperatorQuestions` (and its own `ExpiryTick`, `Told`).
 Emits (to the event hub): `QuestionAdded`, `QuestionResolved`. Sends helper events through
 the broker as `wire.HELPER_SENDER`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
 import attrs
 import trio
 
-from actors import ActorError
+from actors import ActorError, ActorStatistics, MailboxFull, Reply
 from hyperhive import wire
-from hyperhive.core.events import publish_nowait
-from hyperhive.core.limits import Limits
 from hyperhive.core.question_store import QuestionStore
-from hyperhive.core.reminders import DueLoop, due
+from hyperhive.core.timers import Outbox, Ticker, due
 from hyperhive.errors import (
     BadRequest,
     HyperhiveError,
@@ -47,14 +50,16 @@ from hyperhive.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from actors import Inbox, Mailbox, Reply
+    from actors import Mailbox
     from hyperhive.clock import WallClock
-    from hyperhive.core.events import HubMsg
-    from hyperhive.core.limits import LimitLog
+    from hyperhive.core.events import EventsHandle
+    from hyperhive.core.limits import LimitLog, Limits
     from hyperhive.core.listener import Identity
+    from hyperhive.core.messages import MessagesHandle
+    from hyperhive.core.offload import Offload
 
 __all__ = [
     "MAX_TTL_SECONDS",
@@ -63,10 +68,13 @@ __all__ = [
     "AnswerQuestion",
     "AskQuestion",
     "CancelQuestion",
+    "ExpiryTick",
     "ListOpenQuestions",
     "ListOperatorQuestions",
     "QuestionDesk",
+    "QuestionsHandle",
     "QuestionsMsg",
+    "Told",
     "answer_refusal",
     "cancel_refusal",
     "cancelled_answer",
@@ -77,13 +85,14 @@ __all__ = [
 ]
 
 LOGGER = logging.getLogger("hyperhive.questions")
-_R = TypeVar("_R")
+CALL_TIMEOUT: Final = 30.0
 OPERATOR: Final = "operator"
 WATCHDOG: Final = "ttl-watchdog"
 MAX_TTL_SECONDS: Final = 30 * 86400.0
 MAX_OPTIONS: Final = wire.MAX_OPTIONS
 # Answered questions are kept this long for `hyperhive questions --answered`, then deleted.
 RETENTION_SECONDS: Final = 30 * 86400.0
+VACUUM_INTERVAL: Final = 86400.0
 
 # --------------------------------------------------------------------------------------------
 # The rules
@@ -246,68 +255,134 @@ class ListOperatorQuestions:
     reply: Reply[list[wire.Question]]
 
 
+@attrs.frozen
+class ExpiryTick:
+    """The desk's own timer: a ttl ran out, or the daily vacuum is due."""
+
+
+@attrs.frozen(eq=False)
+class _Notice:
+    """A helper event to deliver: the target of a new question, or the asker of a settled one.
+
+    ``reply`` is the asker's, for a question of a peer: it is answered once the peer has it.
+    """
+
+    kind: Literal["asked", "answered"]
+    question: wire.Question
+    recipient: str
+    body: str
+    reply: Reply[wire.Question] | None = None
+
+
+@attrs.frozen
+class Told:
+    """The sender's report: `notice` was stored in its recipient's inbox, or `error` why not."""
+
+    notice: _Notice
+    error: Exception | None
+
+
 QuestionsMsg: TypeAlias = (
-    AskQuestion | AnswerQuestion | CancelQuestion | ListOpenQuestions | ListOperatorQuestions
+    AskQuestion
+    | AnswerQuestion
+    | CancelQuestion
+    | ListOpenQuestions
+    | ListOperatorQuestions
+    | ExpiryTick
+    | Told
 )
 
 
+def _asked_notice(question: wire.Question, reply: Reply[wire.Question]) -> _Notice:
+    event = wire.QuestionAsked(
+        question.id, question.asker, question.question, question.options, question.multi
+    )
+    body = wire.encode_helper_event(event)
+    return _Notice("asked", question, question.target, body, reply)
+
+
+def _answered_notice(question: wire.Question) -> _Notice:
+    assert question.answer is not None
+    assert question.answerer is not None
+    event = wire.QuestionAnswered(
+        question.id, question.question, question.answer, question.answerer
+    )
+    return _Notice("answered", question, question.asker, wire.encode_helper_event(event))
+
+
 class QuestionDesk:
-    """Owns the question store; runs the ttl watchdog.
+    """Owns the question store; its ttl watchdog and sender post back into its mailbox.
 
     Args:
-        inbox: the actor's mailbox receive end.
+        mailbox: the actor's mailbox.
         path: the sqlite file.
         clock: wall clock for stamps and ttl deadlines.
-        send: ``send(recipient, body)`` stores a helper-event message from `wire.HELPER_SENDER`
-            (the broker through `Hive.send`).
+        offload: how store calls leave the trio thread.
+        messages: the broker, for helper events from `wire.HELPER_SENDER`.
         known: whether a name is an agent (or the manager) a question can be asked of.
-        to_hub: where dashboard events go.
-
-    The watchdog sleeps on trio's clock until the nearest ttl runs out (re-reading the wall
-    clock at least hourly) and is woken early when a nearer one is asked. Store access is
-    serialised by a lock, since the watchdog and the inbox loop share the store.
+        events: where dashboard events go.
+        limits, limit_log: the bounds and who hit them (docs/limits.md).
     """
 
     def __init__(
         self,
-        inbox: Inbox[QuestionsMsg],
+        mailbox: Mailbox[QuestionsMsg],
         *,
         path: Path,
         clock: WallClock,
-        send: Callable[[str, str], Awaitable[object]],
+        offload: Offload,
+        messages: MessagesHandle,
         known: Callable[[str], bool],
-        to_hub: Mailbox[HubMsg],
-        limits: Limits | None = None,
-        limit_log: LimitLog | None = None,
+        events: EventsHandle,
+        limits: Limits,
+        limit_log: LimitLog,
     ) -> None:
-        self._inbox = inbox
-        self._limits = limits or Limits()
-        self._limit_log = limit_log
+        self._mailbox = mailbox
         self._path = path
         self._clock = clock
-        self._send = send
+        self._offload = offload
+        self._messages = messages
         self._known = known
-        self._to_hub = to_hub
+        self._events = events
+        self._limits = limits
+        self._limit_log = limit_log
         self._expiries: dict[int, float] = {}
-        self._loop = DueLoop(clock.now)
+        self._next_vacuum = 0.0
+        self._outbox: Outbox[_Notice] = Outbox()
+        self._waiting = 0  # asks of a peer, answered once the peer has the question
+        self._ticker = Ticker(self._tick, clock.now)
+        self._last_error: str | None = None
+
+    def statistics(self) -> ActorStatistics:
+        """Queue, last message, last error; ttl timers, helper events to send, parked asks."""
+        return ActorStatistics.of(
+            self._mailbox.statistics(),
+            last_error=self._last_error,
+            due_timers=len(self._expiries),
+            outbox=len(self._outbox),
+            waiting_asks=self._waiting,
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Open the store, serve requests and the watchdog until asked to stop, close the store.
+        """Open the store, serve until asked to stop, close the store.
 
-        Cancellation: a request cancelled between storing an answer and telling the asker is
-        told on the next start (the row is not marked notified).
+        Answers that were never delivered (the daemon stopped first) are sent again on start;
+        ttls that ran out meanwhile expire at once.
         """
-        store = await trio.to_thread.run_sync(self._open)
-        self._lock = trio.Lock()
+        store = await self._offload(self._open)
         try:
-            open_questions = await self._db(store.open_questions)
+            open_questions = await self._offload(store.open_questions)
             self._expiries = {q.id: q.expires_at for q in open_questions if q.expires_at}
+            for question in await self._offload(store.unnotified):
+                self._outbox.put(_answered_notice(question))
+            self._next_vacuum = self._clock.now()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._watch, store)
+                nursery.start_soon(self._ticker.run)
+                nursery.start_soon(self._send_forever)
+                self._schedule()
                 task_status.started()
-                async for msg in self._inbox:
-                    async with self._lock:
-                        await self._dispatch(store, msg)
+                async for msg in self._mailbox.inbox:
+                    await self._dispatch(store, msg)
                 nursery.cancel_scope.cancel()
         finally:
             store.close()
@@ -315,39 +390,54 @@ class QuestionDesk:
     def _open(self) -> QuestionStore:
         return QuestionStore(self._path, now=self._clock.now)
 
-    async def _db(self, fn: Callable[..., _R], *args: object) -> _R:
-        return await trio.to_thread.run_sync(fn, *args)
+    def _tick(self) -> None:
+        with contextlib.suppress(MailboxFull):  # a full mailbox: the next tick comes anyway
+            self._mailbox.cast_nowait(ExpiryTick())
+
+    def _schedule(self) -> None:
+        self._ticker.due_at(min([self._next_vacuum, *self._expiries.values()]))
 
     async def _dispatch(self, store: QuestionStore, msg: QuestionsMsg) -> None:
         try:
             match msg:
                 case AskQuestion():
-                    msg.reply.send(await self._on_ask(store, msg))
+                    await self._on_ask(store, msg)
                 case AnswerQuestion():
                     msg.reply.send(await self._on_answer(store, msg))
                 case CancelQuestion():
                     msg.reply.send(await self._on_cancel(store, msg))
                 case ListOpenQuestions(involving=involving):
-                    questions = await self._db(lambda: store.open_questions(involving=involving))
+                    questions = await self._offload(
+                        lambda: store.open_questions(involving=involving)
+                    )
                     msg.reply.send(questions)
                 case ListOperatorQuestions():
                     msg.reply.send(await self._on_list_operator(store, msg))
+                case ExpiryTick():
+                    await self._on_tick(store)
+                case Told():
+                    await self._on_told(store, msg)
         except (HyperhiveError, ActorError) as exc:
-            # Refusals, store errors and a broker that did not answer fail this call only.
-            msg.reply.fail(exc)
-        except Exception:
+            # Refusals and store errors fail this call only.
+            if not isinstance(msg, ExpiryTick | Told):
+                msg.reply.fail(exc)
+            else:
+                self._last_error = repr(exc)
+                LOGGER.warning("questions: %s", exc)
+        except Exception as exc:
             # A bug, met on one request: that caller is told, the actor keeps serving (a
             # client's input must never count against the supervisor's restart intensity).
+            self._last_error = repr(exc)
             LOGGER.exception("question request %s failed", type(msg).__name__)
-            msg.reply.fail(InternalError())
+            if not isinstance(msg, ExpiryTick | Told):
+                msg.reply.fail(InternalError())
 
-    async def _on_ask(self, store: QuestionStore, msg: AskQuestion) -> wire.Question:
+    async def _on_ask(self, store: QuestionStore, msg: AskQuestion) -> None:
         request = msg.request
         target = validate_ask(msg.asker, request, self._known)
         cap = self._limits.open_questions
-        if msg.asker != OPERATOR and await self._db(store.open_count, msg.asker) >= cap:
-            if self._limit_log is not None:
-                self._limit_log.hit(msg.asker, "open_questions", f"{cap} questions open")
+        if msg.asker != OPERATOR and await self._offload(store.open_count, msg.asker) >= cap:
+            self._limit_log.hit(msg.asker, "open_questions", f"{cap} questions open")
             raise LimitReached(
                 f"you have {cap} open questions (the open_questions limit); nothing was asked. "
                 "Cancel some with cancel_loose_end, or wait for answers"
@@ -355,7 +445,7 @@ class QuestionDesk:
         expires_at = None
         if request.ttl_seconds is not None:
             expires_at = self._clock.now() + request.ttl_seconds
-        question = await self._db(
+        question = await self._offload(
             lambda: store.add(
                 asker=msg.asker,
                 target=target,
@@ -366,23 +456,18 @@ class QuestionDesk:
             )
         )
         if target != OPERATOR:
-            await self._tell_target(store, question)
-        if expires_at is not None:
-            self._expiries[question.id] = expires_at
-            self._loop.poke()
-        publish_nowait(self._to_hub, [wire.QuestionAdded(question)])
-        return question
+            # Asked once the target has it in its inbox (`Told`): the desk does not wait.
+            self._waiting += 1
+            self._outbox.put(_asked_notice(question, msg.reply))
+            return
+        self._asked(question)
+        msg.reply.send(question)
 
-    async def _tell_target(self, store: QuestionStore, question: wire.Question) -> None:
-        event = wire.QuestionAsked(
-            question.id, question.asker, question.question, question.options, question.multi
-        )
-        try:
-            await self._send(question.target, wire.encode_helper_event(event))
-        except Exception:
-            # Nobody was asked, so nobody could ever answer: forget the row, report the error.
-            await self._db(store.delete, question.id)
-            raise
+    def _asked(self, question: wire.Question) -> None:
+        if question.expires_at is not None:
+            self._expiries[question.id] = question.expires_at
+            self._schedule()
+        self._events.publish(wire.QuestionAdded(question))
 
     async def _on_answer(self, store: QuestionStore, msg: AnswerQuestion) -> wire.Question:
         validate_answer(msg.answer)
@@ -401,12 +486,12 @@ class QuestionDesk:
         self, store: QuestionStore, msg: ListOperatorQuestions
     ) -> list[wire.Question]:
         if msg.answered:
-            return await self._db(store.answered, OPERATOR, msg.limit)
-        questions = await self._db(lambda: store.open_questions(target=OPERATOR))
+            return await self._offload(store.answered, OPERATOR, msg.limit)
+        questions = await self._offload(lambda: store.open_questions(target=OPERATOR))
         return fair_share(questions, max(0, msg.limit))
 
     async def _get(self, store: QuestionStore, id: int) -> wire.Question:
-        question = await self._db(store.get, id)
+        question = await self._offload(store.get, id)
         if question is None:
             raise NotFound(f"no question #{id}; see your loose ends for the open ones")
         return question
@@ -414,58 +499,99 @@ class QuestionDesk:
     async def _resolve(
         self, store: QuestionStore, question: wire.Question, answer: str, answerer: str
     ) -> wire.Question:
-        resolved = await self._db(store.resolve, question.id, answer, answerer)
+        resolved = await self._offload(store.resolve, question.id, answer, answerer)
         if resolved is None:
             raise NotAllowed(f"question #{question.id} is already answered")
         self._expiries.pop(question.id, None)
-        publish_nowait(self._to_hub, [wire.QuestionResolved(resolved)])
-        await self._notify(store, resolved)
+        self._schedule()
+        self._events.publish(wire.QuestionResolved(resolved))
+        self._outbox.put(_answered_notice(resolved))
         return resolved
 
-    async def _notify(self, store: QuestionStore, question: wire.Question) -> None:
-        """Tell the asker; record that it was told, or why it never can be."""
-        assert question.answer is not None
-        assert question.answerer is not None
-        event = wire.QuestionAnswered(
-            question.id, question.question, question.answer, question.answerer
-        )
-        try:
-            await self._send(question.asker, wire.encode_helper_event(event))
-        except UnknownAgent as exc:
-            error = str(exc)
-            LOGGER.warning("answer to question #%d not delivered: %s", question.id, error)
-            await self._db(lambda: store.mark_notified(question.id, error=error))
-        except Exception:
-            # Left unmarked, so the next start delivers it.
-            LOGGER.exception("answer to question #%d not delivered yet", question.id)
-        else:
-            await self._db(store.mark_notified, question.id)
-
-    # -- the watchdog ------------------------------------------------------------------------
-
-    async def _watch(self, store: QuestionStore) -> None:
-        async with self._lock:
-            for question in await self._db(store.unnotified):
-                await self._notify(store, question)
-
-        async def vacuum() -> None:
-            async with self._lock:
-                await self._db(store.vacuum, RETENTION_SECONDS)
-
-        async def expire() -> None:
-            async with self._lock:
-                await self._expire(store)
-
-        await self._loop.run(lambda: self._expiries, vacuum=vacuum, on_wake=expire)
-
-    async def _expire(self, store: QuestionStore) -> None:
-        for id in due(self._expiries, self._clock.now()):
+    async def _on_tick(self, store: QuestionStore) -> None:
+        now = self._clock.now()
+        if now >= self._next_vacuum:
+            self._next_vacuum = now + VACUUM_INTERVAL
+            await self._offload(store.vacuum, RETENTION_SECONDS)
+        for id in due(self._expiries, now):
             self._expiries.pop(id, None)
-            question = await self._db(store.get, id)
+            question = await self._offload(store.get, id)
             if question is None or question.answered_at is not None:
                 continue
             LOGGER.info("question #%d from %s expired unanswered", id, question.asker)
-            resolved = await self._db(store.resolve, id, expiry_answer(question), WATCHDOG)
+            resolved = await self._offload(store.resolve, id, expiry_answer(question), WATCHDOG)
             if resolved is not None:
-                publish_nowait(self._to_hub, [wire.QuestionResolved(resolved)])
-                await self._notify(store, resolved)
+                self._events.publish(wire.QuestionResolved(resolved))
+                self._outbox.put(_answered_notice(resolved))
+        self._schedule()
+
+    async def _on_told(self, store: QuestionStore, msg: Told) -> None:
+        notice, error = msg.notice, msg.error
+        question = notice.question
+        if notice.kind == "asked":
+            assert notice.reply is not None
+            self._waiting -= 1
+            if error is None:
+                self._asked(question)
+                notice.reply.send(question)
+                return
+            # Nobody was asked, so nobody could ever answer: forget the row, report the error.
+            await self._offload(store.delete, question.id)
+            notice.reply.fail(error)
+            return
+        if error is None:
+            await self._offload(store.mark_notified, question.id)
+        elif isinstance(error, UnknownAgent):
+            LOGGER.warning("answer to question #%d not delivered: %s", question.id, error)
+            await self._offload(lambda: store.mark_notified(question.id, error=str(error)))
+        else:
+            # Left unmarked, so the next start delivers it.
+            LOGGER.warning("answer to question #%d not delivered yet: %s", question.id, error)
+
+    async def _send_forever(self) -> None:
+        """The sender: deliver each notice through the broker, report back with `Told`."""
+        while True:
+            notice = await self._outbox.take()
+            error: Exception | None = None
+            try:
+                await self._messages.send(wire.HELPER_SENDER, notice.recipient, notice.body)
+            except (HyperhiveError, ActorError) as exc:
+                error = exc
+            await self._mailbox.cast(Told(notice, error))
+
+
+class QuestionsHandle:
+    """What surfaces hold to reach the question desk."""
+
+    def __init__(self, mailbox: Mailbox[QuestionsMsg]) -> None:
+        self._mailbox = mailbox
+
+    async def ask(self, asker: str, request: wire.Ask) -> wire.Question:
+        """Store `asker`'s question; a peer target is told before this returns."""
+        return await self._mailbox.call(
+            lambda reply: AskQuestion(asker, request, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def answer(self, by: Identity, id: int, answer: str) -> wire.Question:
+        """Answer question `id` as `by` (refused unless `by` may); the asker is told."""
+        return await self._mailbox.call(
+            lambda reply: AnswerQuestion(id, answer, by, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def cancel(self, by: Identity, id: int) -> wire.Question:
+        """Answer question `id` with ``[cancelled by <name>]`` (asker, manager, operator)."""
+        return await self._mailbox.call(
+            lambda reply: CancelQuestion(id, by, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def open_questions(self, involving: str | None) -> list[wire.Question]:
+        """Open questions asked by or of `involving` (all of them when None)."""
+        return await self._mailbox.call(
+            lambda reply: ListOpenQuestions(involving, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def operator_questions(self, *, answered: bool, limit: int) -> list[wire.Question]:
+        """The operator's open questions, or its recently answered ones. Never peer questions."""
+        return await self._mailbox.call(
+            lambda reply: ListOperatorQuestions(answered, limit, reply), timeout=CALL_TIMEOUT
+        )

@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 
     from hyperhive.config import StatePaths
 
-__all__ = ["MANAGER", "RESERVED", "AgentRecord", "AgentRegistry", "validate_name"]
+__all__ = [
+    "MANAGER",
+    "RESERVED",
+    "AgentRecord",
+    "AgentRegistry",
+    "remove_tree",
+    "validate_name",
+]
 
 MANAGER: Final = "manager"
 RESERVED: Final = frozenset({"operator", MANAGER, "root", "hive"})
@@ -98,9 +105,12 @@ def validate_name(name: str) -> str:
 
 
 class AgentRegistry:
-    """The registered agents, loaded from disk once and kept in memory.
+    """The registered agents and their records, loaded from disk once and kept in memory.
 
-    Only the daemon's own task mutates it (from the admin surface), so it needs no lock.
+    Plain blocking code: the agents actor (`hyperhive.core.agents`) owns the one registry and
+    calls it through its `Offload`, one call at a time, so it needs no lock. Records are read
+    from disk when the registry is made and written through on every change; nothing re-reads
+    an `agent.json` afterwards.
     """
 
     def __init__(self, paths: StatePaths) -> None:
@@ -110,10 +120,23 @@ class AgentRegistry:
             for entry in paths.agents_dir.glob(f"*/{_MARKER}")
             if _NAME.fullmatch(entry.parent.name) and entry.parent.name not in RESERVED
         }
+        self._records: dict[str, AgentRecord] = {}
         # A destroyed manager takes no mail, like any destroyed agent, until it has a record
         # again. Cached: `is_recipient` runs for every message.
         manager = paths.agent_dir(MANAGER)
         self._manager_retired = (manager / _TOMBSTONE).exists() and not (manager / _MARKER).exists()
+        self._manager_has_record = (manager / _MARKER).exists()
+        for name in [*self._names, *([MANAGER] if self._manager_has_record else [])]:
+            data = _read_json(paths.agent_dir(name) / _MARKER)
+            record = AgentRecord.from_json(name, data)
+            self._records[name] = (
+                attrs.evolve(record, role="manager") if name == MANAGER else record
+            )
+
+    @property
+    def manager_retired(self) -> bool:
+        """Whether the manager was destroyed (and takes no mail until it has a record again)."""
+        return self._manager_retired
 
     def names(self) -> list[str]:
         """Registered agent names, sorted."""
@@ -139,18 +162,18 @@ class AgentRegistry:
             return False
         home = self._paths.agent_dir(name)
         self._paths.agent_socket_dir(name).mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_json(home / _MARKER, attrs.asdict(record or AgentRecord(name)))
+        record = record or AgentRecord(name)
+        _write_json(home / _MARKER, attrs.asdict(record))
         (home / _TOMBSTONE).unlink(missing_ok=True)
         self._names.add(name)
+        self._records[name] = record
         return True
 
     # -- records ------------------------------------------------------------------------------
 
     def has_record(self, name: str) -> bool:
         """Whether `name` is a registered agent, or the manager once it has a record."""
-        return name in self._names or (
-            name == MANAGER and (self._paths.agent_dir(MANAGER) / _MARKER).exists()
-        )
+        return name in self._names or (name == MANAGER and self._manager_has_record)
 
     def record(self, name: str) -> AgentRecord:
         """The agent's (or the manager's) record.
@@ -160,8 +183,7 @@ class AgentRegistry:
         """
         if not self.has_record(name):
             raise UnknownAgent(f"unknown agent {name!r}")
-        record = AgentRecord.from_json(name, _read_json(self._paths.agent_dir(name) / _MARKER))
-        return attrs.evolve(record, role="manager") if name == MANAGER else record
+        return self._records[name]
 
     def records(self) -> list[AgentRecord]:
         """Every agent's record, then the manager's if it has one."""
@@ -175,9 +197,11 @@ class AgentRegistry:
         home = self._paths.agent_dir(record.name)
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_json(home / _MARKER, attrs.asdict(record))
+        self._records[record.name] = record
         if record.name == MANAGER:
             (home / _TOMBSTONE).unlink(missing_ok=True)
             self._manager_retired = False
+            self._manager_has_record = True
 
     # -- tombstones ---------------------------------------------------------------------------
 
@@ -185,6 +209,7 @@ class AgentRegistry:
         """Forget the agent but keep its state and config as a tombstone."""
         record = self.record(name)
         self._names.discard(name)
+        self._records.pop(name, None)
         home = self._paths.agent_dir(name)
         tombstone = wire.Tombstone(name, record.role, destroyed_at, record.web_port)
         _write_json(home / _TOMBSTONE, wire.to_json(tombstone))
@@ -192,6 +217,7 @@ class AgentRegistry:
         shutil.rmtree(self._paths.agent_socket_dir(name), ignore_errors=True)
         if name == MANAGER:
             self._manager_retired = True
+            self._manager_has_record = False
         return tombstone
 
     def tombstones(self) -> list[wire.Tombstone]:
@@ -216,6 +242,10 @@ class AgentRegistry:
             )
         return found
 
+    def has_tombstone(self, name: str) -> bool:
+        """Whether a destroyed agent of that name left its state behind."""
+        return bool(_NAME.fullmatch(name)) and (self._paths.agent_dir(name) / _TOMBSTONE).exists()
+
     def purge(self, name: str) -> None:
         """Delete a tombstone (the agent's kept state) for good.
 
@@ -223,11 +253,20 @@ class AgentRegistry:
             Conflict: `name` is a live agent (destroy it first).
             UnknownAgent: there is no tombstone of that name.
         """
+        self.purgeable(name)
+        remove_tree(self._paths.agent_dir(name))
+
+    def purgeable(self, name: str) -> None:
+        """Check that `name` is a tombstone that may be purged (raises as `purge` does)."""
         if not _NAME.fullmatch(name):
             raise InvalidName(f"invalid agent name {name!r}")
         if self.has_record(name):
             raise Conflict(f"{name!r} is a live agent; destroy it first (`hyperhive destroy`)")
-        home = self._paths.agent_dir(name)
-        if not (home / _TOMBSTONE).exists():
+        if not self.has_tombstone(name):
             raise UnknownAgent(f"there is no tombstone of {name!r}")
-        shutil.rmtree(home)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a destroyed agent's directory (symlinks inside are removed, never followed).
+    Blocking, and slow for a big state directory: run it in a thread."""
+    shutil.rmtree(path)

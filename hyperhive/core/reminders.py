@@ -21,30 +21,34 @@ The rules (docs/reminders.md):
 
 The schedule decisions are plain functions (`due_at_for`, `due`, `sleep_seconds`,
 `container_relative`); `write_state_file` is the one piece of file I/O; `ReminderScheduler` is
-the actor that owns the `ReminderStore`.
+the actor that owns the `ReminderStore`, in one task with no lock: its `Ticker` posts
+`DueTick` into its mailbox when the soonest reminder is due, and each due reminder goes to its
+outbox, whose sender task writes the file, stores the inbox message through the broker and
+posts `Delivered` back. Surfaces reach it through `RemindersHandle`.
 
-Accepts: `ScheduleReminder`, `CancelReminder`, `ListReminders`, `CountPending`.
+Accepts: `ScheduleReminder`, `CancelReminder`, `ListReminders`, `CountPending` (and its own
+`DueTick`, `Delivered`).
 Emits (to the event hub): `ReminderSet`, `ReminderFired`, `ReminderFailed`,
 `ReminderCancelled`. Sends `ReminderDue` helper events through the broker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import math
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 import trio
 
-from actors import ActorError
+from actors import ActorError, ActorStatistics, MailboxFull, Reply
 from hyperhive import wire
 from hyperhive.core.agent_files import UnsafeFile, write_file
-from hyperhive.core.events import publish_nowait
-from hyperhive.core.limits import Limits
 from hyperhive.core.reminder_store import ReminderStore
+from hyperhive.core.timers import MAX_SLEEP, Outbox, Ticker, due, sleep_seconds
 from hyperhive.errors import (
     BadRequest,
     HyperhiveError,
@@ -56,23 +60,28 @@ from hyperhive.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Callable
     from pathlib import Path
 
-    from actors import Inbox, Mailbox, Reply
+    from actors import Mailbox
     from hyperhive.clock import WallClock
-    from hyperhive.core.events import HubMsg
-    from hyperhive.core.limits import LimitLog
+    from hyperhive.core.events import EventsHandle
+    from hyperhive.core.limits import LimitLog, Limits
     from hyperhive.core.listener import Identity
+    from hyperhive.core.messages import MessagesHandle
+    from hyperhive.core.offload import Offload
 
 __all__ = [
     "MAX_DELAY_SECONDS",
+    "MAX_SLEEP",
     "STATE_MOUNT",
     "CancelReminder",
     "CountPending",
-    "DueLoop",
+    "Delivered",
+    "DueTick",
     "ListReminders",
     "ReminderScheduler",
+    "RemindersHandle",
     "RemindersMsg",
     "ScheduleReminder",
     "cancel_refusal",
@@ -85,14 +94,12 @@ __all__ = [
 ]
 
 LOGGER = logging.getLogger("hyperhive.reminders")
-_R = TypeVar("_R")
+CALL_TIMEOUT: Final = 30.0
 STATE_MOUNT: Final = "/state"
 MAX_DELAY_SECONDS: Final = 5 * 366 * 86400.0
-# The scheduler re-reads the wall clock at least this often: trio's clock stops while the host
-# is suspended, so one long sleep could fire a reminder late by the time spent suspended.
-MAX_SLEEP: Final = 3600.0
 RETRY_SECONDS: Final = 60.0
 RETENTION_SECONDS: Final = 30 * 86400.0
+_INTERNAL: Final = "internal error (logged); the reminder could not be delivered"
 VACUUM_INTERVAL: Final = 86400.0
 
 # --------------------------------------------------------------------------------------------
@@ -128,56 +135,6 @@ def due_at_for(now: float, *, delay_seconds: float | None, at: str | None) -> fl
     if due_at - now > MAX_DELAY_SECONDS:
         raise BadRequest(f"at={at!r} is more than five years away; pick a nearer time")
     return due_at
-
-
-def due(schedule: Mapping[int, float], now: float) -> list[int]:
-    """The ids whose time has come, earliest first (ties by id)."""
-    return [id for at, id in sorted((at, id) for id, at in schedule.items()) if at <= now]
-
-
-def sleep_seconds(next_at: float | None, now: float, max_sleep: float) -> float:
-    """How long to sleep before the next due time: never negative, at most ``max_sleep``,
-    forever (``inf``) when nothing is scheduled."""
-    if next_at is None:
-        return math.inf
-    return min(max(0.0, next_at - now), max_sleep)
-
-
-class DueLoop:
-    """The loop behind the reminder scheduler and the question watchdog.
-
-    Sleeps on trio's clock until the soonest of some wall-clock due times (at most `MAX_SLEEP`,
-    then it re-reads the wall clock) or until `poke` says the times changed, then calls
-    ``on_wake``; runs ``vacuum`` at start and then once per `VACUUM_INTERVAL`. ``on_wake`` and
-    ``vacuum`` take whatever lock they need themselves.
-    """
-
-    def __init__(self, now: Callable[[], float]) -> None:
-        self._now = now
-        self._poked = trio.Event()
-
-    def poke(self) -> None:
-        """Wake the sleeping loop early: a sooner due time may have been added."""
-        self._poked.set()
-
-    async def run(
-        self,
-        times: Callable[[], Mapping[int, float]],
-        *,
-        vacuum: Callable[[], Awaitable[object]],
-        on_wake: Callable[[], Awaitable[object]],
-    ) -> NoReturn:
-        """Loop until cancelled; ``times()`` is read afresh before every sleep."""
-        next_vacuum = trio.current_time()
-        while True:
-            if trio.current_time() >= next_vacuum:
-                await vacuum()
-                next_vacuum = trio.current_time() + VACUUM_INTERVAL
-            self._poked = trio.Event()
-            wait = sleep_seconds(min(times().values(), default=None), self._now(), MAX_SLEEP)
-            with trio.move_on_after(wait):
-                await self._poked.wait()
-            await on_wake()
 
 
 def container_relative(file_path: str) -> PurePosixPath:
@@ -275,51 +232,82 @@ class CountPending:
     reply: Reply[dict[str, int]]
 
 
-RemindersMsg: TypeAlias = ScheduleReminder | CancelReminder | ListReminders | CountPending
+@attrs.frozen
+class DueTick:
+    """The scheduler's own timer: the soonest reminder (or the daily vacuum) is due."""
+
+
+@attrs.frozen
+class Delivered:
+    """The sender's report on reminder `id`: delivered (`failure` None), failed for good, or
+    to be tried again later (`retry`)."""
+
+    id: int
+    failure: str | None = None
+    retry: bool = False
+
+
+RemindersMsg: TypeAlias = (
+    ScheduleReminder | CancelReminder | ListReminders | CountPending | DueTick | Delivered
+)
 
 
 class ReminderScheduler:
     """Owns the reminder store and delivers reminders when they come due.
 
     Args:
-        inbox: the actor's mailbox receive end.
+        mailbox: the actor's mailbox.
         path: the sqlite file.
         clock: wall clock for due times and stamps.
-        send: ``send(recipient, body)`` stores a helper-event message from `wire.HELPER_SENDER`.
+        offload: how store calls and file writes leave the trio thread.
+        messages: the broker, for `ReminderDue` helper events from `wire.HELPER_SENDER`.
         known: whether an owner still exists (is registered).
         state_dir: the host state directory of an owner (`StatePaths.agent_state_dir`).
-        to_hub: where dashboard events go.
+        events: where dashboard events go.
+        limits, limit_log: the bounds and who hit them (docs/limits.md).
 
-    The schedule (id → due time) is kept in memory, loaded from the store on start. One task
-    sleeps on trio's clock until the soonest due time (at most `MAX_SLEEP`, then it re-reads
-    the wall clock) and is woken early when a sooner reminder is set. Store access is
-    serialised by a lock, since that task and the inbox loop share the store.
+    The schedule (id -> due time) is kept in memory, loaded from the store on start.
     """
 
     def __init__(
         self,
-        inbox: Inbox[RemindersMsg],
+        mailbox: Mailbox[RemindersMsg],
         *,
         path: Path,
         clock: WallClock,
-        send: Callable[[str, str], Awaitable[object]],
+        offload: Offload,
+        messages: MessagesHandle,
         known: Callable[[str], bool],
         state_dir: Callable[[str], Path],
-        to_hub: Mailbox[HubMsg],
-        limits: Limits | None = None,
-        limit_log: LimitLog | None = None,
+        events: EventsHandle,
+        limits: Limits,
+        limit_log: LimitLog,
     ) -> None:
-        self._inbox = inbox
-        self._limits = limits or Limits()
-        self._limit_log = limit_log
+        self._mailbox = mailbox
         self._path = path
         self._clock = clock
-        self._send = send
+        self._offload = offload
+        self._messages = messages
         self._known = known
         self._state_dir = state_dir
-        self._to_hub = to_hub
+        self._events = events
+        self._limits = limits
+        self._limit_log = limit_log
         self._schedule: dict[int, float] = {}
-        self._loop = DueLoop(clock.now)
+        self._in_flight: set[int] = set()
+        self._next_vacuum = 0.0
+        self._outbox: Outbox[wire.Reminder] = Outbox()
+        self._ticker = Ticker(self._tick, clock.now)
+        self._last_error: str | None = None
+
+    def statistics(self) -> ActorStatistics:
+        """Queue, last message, last error; due timers and deliveries in flight."""
+        return ActorStatistics.of(
+            self._mailbox.statistics(),
+            last_error=self._last_error,
+            due_timers=len(self._schedule),
+            delivering=len(self._in_flight),
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Open the store, load the schedule, serve until asked to stop, close the store.
@@ -329,16 +317,17 @@ class ReminderScheduler:
         Cancellation: a delivery cancelled after its inbox message was stored but before the
         row was marked is delivered again on the next start (at least once).
         """
-        store = await trio.to_thread.run_sync(self._open)
-        self._lock = trio.Lock()
+        store = await self._offload(self._open)
         try:
-            self._schedule = {r.id: r.due_at for r in await self._db(store.pending)}
+            self._schedule = {r.id: r.due_at for r in await self._offload(store.pending)}
+            self._next_vacuum = self._clock.now()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._serve_schedule, store)
+                nursery.start_soon(self._ticker.run)
+                nursery.start_soon(self._send_forever)
+                self._reschedule()
                 task_status.started()
-                async for msg in self._inbox:
-                    async with self._lock:
-                        await self._dispatch(store, msg)
+                async for msg in self._mailbox.inbox:
+                    await self._dispatch(store, msg)
                 nursery.cancel_scope.cancel()
         finally:
             store.close()
@@ -346,8 +335,13 @@ class ReminderScheduler:
     def _open(self) -> ReminderStore:
         return ReminderStore(self._path, now=self._clock.now)
 
-    async def _db(self, fn: Callable[..., _R], *args: object) -> _R:
-        return await trio.to_thread.run_sync(fn, *args)
+    def _tick(self) -> None:
+        with contextlib.suppress(MailboxFull):  # a full mailbox: the next tick comes anyway
+            self._mailbox.cast_nowait(DueTick())
+
+    def _reschedule(self) -> None:
+        waiting = [at for id, at in self._schedule.items() if id not in self._in_flight]
+        self._ticker.due_at(min([self._next_vacuum, *waiting]))
 
     async def _dispatch(self, store: ReminderStore, msg: RemindersMsg) -> None:
         try:
@@ -357,20 +351,30 @@ class ReminderScheduler:
                 case CancelReminder():
                     msg.reply.send(await self._on_cancel(store, msg))
                 case ListReminders(owner=owner, delivered=delivered, limit=limit):
-                    reminders = await self._db(
+                    reminders = await self._offload(
                         lambda: store.listing(owner=owner, delivered=delivered, limit=limit)
                     )
                     msg.reply.send(reminders)
                 case CountPending():
-                    msg.reply.send(await self._db(store.pending_counts))
+                    msg.reply.send(await self._offload(store.pending_counts))
+                case DueTick():
+                    await self._on_tick(store)
+                case Delivered():
+                    await self._on_delivered(store, msg)
         except (HyperhiveError, ActorError) as exc:
-            # Refusals, store errors and a broker that did not answer fail this call only.
-            msg.reply.fail(exc)
-        except Exception:
+            # Refusals and store errors fail this call only.
+            if isinstance(msg, DueTick | Delivered):
+                self._last_error = repr(exc)
+                LOGGER.warning("reminders: %s", exc)
+            else:
+                msg.reply.fail(exc)
+        except Exception as exc:
             # A bug, met on one request: that caller is told, the actor keeps serving (a
             # client's input must never count against the supervisor's restart intensity).
+            self._last_error = repr(exc)
             LOGGER.exception("reminder request %s failed", type(msg).__name__)
-            msg.reply.fail(InternalError())
+            if not isinstance(msg, DueTick | Delivered):
+                msg.reply.fail(InternalError())
 
     async def _on_schedule(self, store: ReminderStore, msg: ScheduleReminder) -> wire.Reminder:
         request = msg.request
@@ -390,79 +394,99 @@ class ReminderScheduler:
         if request.file_path is not None:
             container_relative(request.file_path)  # refuse a bad path now, not at the due time
         cap = self._limits.pending_reminders
-        if await self._db(store.pending_count, msg.owner) >= cap:
-            if self._limit_log is not None:
-                self._limit_log.hit(msg.owner, "pending_reminders", f"{cap} reminders pending")
+        if await self._offload(store.pending_count, msg.owner) >= cap:
+            self._limit_log.hit(msg.owner, "pending_reminders", f"{cap} reminders pending")
             raise LimitReached(
                 f"you have {cap} pending reminders (the pending_reminders limit); nothing was "
                 "scheduled. Cancel some with cancel_loose_end first"
             )
-        reminder = await self._db(store.add, msg.owner, request.message, due_at, request.file_path)
+        reminder = await self._offload(
+            store.add, msg.owner, request.message, due_at, request.file_path
+        )
         self._schedule[reminder.id] = due_at
-        self._loop.poke()
-        publish_nowait(self._to_hub, [wire.ReminderSet(reminder)])
+        self._reschedule()
+        self._events.publish(wire.ReminderSet(reminder))
         return reminder
 
     async def _on_cancel(self, store: ReminderStore, msg: CancelReminder) -> wire.Reminder:
-        reminder = await self._db(store.get, msg.id)
+        reminder = await self._offload(store.get, msg.id)
         if reminder is None:
             raise NotFound(f"no reminder #{msg.id}; see your loose ends for the pending ones")
         if refusal := cancel_refusal(reminder, msg.by):
             raise NotAllowed(refusal)
         if reminder.state == "delivered":
             raise NotFound(f"reminder #{msg.id} was already delivered; nothing to cancel")
-        deleted = await self._db(store.delete_undelivered, msg.id)
+        deleted = await self._offload(store.delete_undelivered, msg.id)
         if deleted is None:
             raise NotFound(f"reminder #{msg.id} was already delivered; nothing to cancel")
         self._schedule.pop(msg.id, None)
-        publish_nowait(self._to_hub, [wire.ReminderCancelled(msg.id, deleted.owner, msg.by.name)])
+        self._reschedule()
+        self._events.publish(wire.ReminderCancelled(msg.id, deleted.owner, msg.by.name))
         return deleted
 
     # -- the schedule ------------------------------------------------------------------------
 
-    async def _serve_schedule(self, store: ReminderStore) -> None:
-        async def vacuum() -> None:
-            async with self._lock:
-                await self._db(store.vacuum, RETENTION_SECONDS)
+    async def _on_tick(self, store: ReminderStore) -> None:
+        now = self._clock.now()
+        if now >= self._next_vacuum:
+            self._next_vacuum = now + VACUUM_INTERVAL
+            await self._offload(store.vacuum, RETENTION_SECONDS)
+        waiting = {id: at for id, at in self._schedule.items() if id not in self._in_flight}
+        for id in due(waiting, now):
+            reminder = await self._offload(store.get, id)
+            if reminder is None or reminder.state != "pending":
+                self._schedule.pop(id, None)  # cancelled meanwhile
+                continue
+            self._in_flight.add(id)
+            self._outbox.put(reminder)
+        self._reschedule()
 
-        async def fire_due() -> None:
-            for id in due(self._schedule, self._clock.now()):
-                await self._fire(store, id)
+    async def _on_delivered(self, store: ReminderStore, msg: Delivered) -> None:
+        self._in_flight.discard(msg.id)
+        if msg.retry:
+            if msg.id in self._schedule:  # not cancelled meanwhile
+                self._schedule[msg.id] = self._clock.now() + RETRY_SECONDS
+        else:
+            self._schedule.pop(msg.id, None)
+            if msg.failure is None:
+                self._publish(await self._offload(store.mark_delivered, msg.id), wire.ReminderFired)
+            else:
+                marked = await self._offload(store.mark_failed, msg.id, msg.failure)
+                self._publish(marked, wire.ReminderFailed)
+        self._reschedule()
 
-        await self._loop.run(lambda: self._schedule, vacuum=vacuum, on_wake=fire_due)
+    async def _send_forever(self) -> None:
+        """The sender: write each due reminder's file, store its inbox message, report back.
 
-    async def _fire(self, store: ReminderStore, id: int) -> None:
-        """Deliver reminder `id`. The lock is held only around store calls: writing the file
-        into the agent's directory and sending through the broker happen without it, so a slow
-        disk or a busy broker never stalls `remind`, `whoami` or loose ends for anyone."""
-        async with self._lock:
-            reminder = await self._db(store.get, id)
-        if reminder is None or reminder.state != "pending":
-            self._schedule.pop(id, None)  # cancelled meanwhile
-            return
+        Writing into the agent's directory and sending through the broker happen here, never
+        in the actor's own task, so a slow disk or a busy broker never stalls `remind`,
+        `whoami` or loose ends for anyone.
+        """
+        while True:
+            reminder = await self._outbox.take()
+            await self._mailbox.cast(await self._deliver(reminder))
+
+    async def _deliver(self, reminder: wire.Reminder) -> Delivered:
+        id = reminder.id
         try:
             event = await self._prepare(reminder)
-            await self._send(reminder.owner, wire.encode_helper_event(event))
+            await self._messages.send(
+                wire.HELPER_SENDER, reminder.owner, wire.encode_helper_event(event)
+            )
         except (BadRequest, UnknownAgent) as exc:
             LOGGER.warning("reminder #%d for %s failed: %s", id, reminder.owner, exc)
-            failure: str | None = str(exc)
+            return Delivered(id, failure=str(exc))
         except (HyperhiveError, ActorError) as exc:
             # The broker did not answer, or the owner's inbox is full: try again later.
             LOGGER.warning("reminder #%d not delivered yet (%s); retrying", id, exc)
-            self._schedule[id] = self._clock.now() + RETRY_SECONDS
-            return
+            return Delivered(id, retry=True)
         except Exception:
             # A bug: retrying would only repeat it every minute, forever. Fail it, once.
             LOGGER.exception("reminder #%d for %s hit an internal error", id, reminder.owner)
-            failure = "internal error (logged); the reminder could not be delivered"
-        else:
-            failure = None
-        async with self._lock:
-            if failure is None:
-                self._publish(await self._db(store.mark_delivered, id), wire.ReminderFired)
-            else:
-                self._publish(await self._db(store.mark_failed, id, failure), wire.ReminderFailed)
-        self._schedule.pop(id, None)
+            return Delivered(
+                id, failure="internal error (logged); the reminder could not be delivered"
+            )
+        return Delivered(id)
 
     async def _prepare(self, reminder: wire.Reminder) -> wire.ReminderDue:
         """The helper event for a due reminder, writing its file first if it has one."""
@@ -475,9 +499,7 @@ class ReminderScheduler:
             return wire.ReminderDue(reminder.id, reminder.message)
         relative = container_relative(reminder.file_path)
         state_dir = self._state_dir(reminder.owner)
-        size = await trio.to_thread.run_sync(
-            write_state_file, state_dir, relative, reminder.message
-        )
+        size = await self._offload(write_state_file, state_dir, relative, reminder.message)
         return wire.ReminderDue(
             reminder.id, pointer_line(reminder.id, relative, size), f"{STATE_MOUNT}/{relative}"
         )
@@ -488,4 +510,35 @@ class ReminderScheduler:
         event: type[wire.ReminderFired] | type[wire.ReminderFailed],
     ) -> None:
         if reminder is not None:
-            publish_nowait(self._to_hub, [event(reminder)])
+            self._events.publish(event(reminder))
+
+
+class RemindersHandle:
+    """What surfaces hold to reach the reminder scheduler."""
+
+    def __init__(self, mailbox: Mailbox[RemindersMsg]) -> None:
+        self._mailbox = mailbox
+
+    async def remind(self, owner: str, request: wire.Remind) -> wire.Reminder:
+        """Schedule a reminder for `owner`; returns the stored row with its due time."""
+        return await self._mailbox.call(
+            lambda reply: ScheduleReminder(owner, request, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def cancel(self, by: Identity, id: int) -> wire.Reminder:
+        """Cancel (or dismiss, when it failed) reminder `id` as `by`."""
+        return await self._mailbox.call(
+            lambda reply: CancelReminder(id, by, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def listing(
+        self, *, owner: str | None = None, delivered: bool = False, limit: int = 200
+    ) -> list[wire.Reminder]:
+        """Pending and failed reminders (and delivered ones if asked), one owner's or all."""
+        return await self._mailbox.call(
+            lambda reply: ListReminders(owner, delivered, limit, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def pending_counts(self) -> dict[str, int]:
+        """Pending reminders per owner (the dashboard's per-agent count); absent means 0."""
+        return await self._mailbox.call(CountPending, timeout=CALL_TIMEOUT)

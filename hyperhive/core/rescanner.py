@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TypeAlias
 import attrs
 import trio
 
-from actors import MailboxFull
+from actors import ActorStatistics, MailboxFull
 from hyperhive import wire
 from hyperhive.core.container_view import diff_views, quota_crossings
 
@@ -71,6 +71,17 @@ class Rescanner:
         self._publish = publish
         self._interval = interval
         self.last: dict[str, wire.ContainerView] = {}
+        self._passes = 0
+        self._last_error: str | None = None
+
+    def statistics(self) -> ActorStatistics:
+        """Queue, last message, last error; rescans done and rows known."""
+        return ActorStatistics.of(
+            self._mailbox.statistics(),
+            last_error=self._last_error,
+            passes=self._passes,
+            rows=len(self.last),
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -84,7 +95,8 @@ class Rescanner:
                     case Rescan():
                         try:
                             await self._on_rescan(msg)
-                        except Exception:
+                        except Exception as exc:
+                            self._last_error = repr(exc)
                             # One bad pass (a bug, an agent's odd directory) is logged and the
                             # next pass tries again; the view must never take the daemon down.
                             LOGGER.exception("rescan failed; the next one tries again")
@@ -110,6 +122,7 @@ class Rescanner:
 
     async def rescan(self, names: Sequence[str] | None) -> None:
         """Rebuild `names` (all when None), publish the differences."""
+        self._passes += 1
         snapshot = await self._build(names)
         if names is None:
             new = snapshot

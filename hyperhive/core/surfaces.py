@@ -1,8 +1,10 @@
-"""What each identity may ask for, on the socket that identifies it.
+"""What each identity may ask for, on the socket that identifies it: one handler per command.
 
-Three dispatchers, one per kind of socket. The identity comes from the listener that accepted
-the connection (`Connection.identity`), never from the request: an agent's `send` is always
-from that agent, and nothing on an agent socket reaches operator or manager powers.
+`HANDLERS` maps each command of the wire table to the roles that may send it and the function
+that answers it with the command's reply type (mypy checks the pairing). The identity comes
+from the listener that accepted the connection (`Connection.identity`), never from the request:
+an agent's `send` is always from that agent, and nothing on an agent socket reaches operator
+powers.
 
 - operator (the admin socket): status, send as `operator`, the operator inbox, agent
   registration, the lifecycle actions (spawn ... destroy, list, logs), dead letters, event
@@ -11,30 +13,58 @@ from that agent, and nothing on an agent socket reaches operator or manager powe
 - manager (its own socket): the agent commands as `manager`, with hive-wide loose ends;
 - agent (one socket each): send, recv, ack_turn, requeue_inflight, ask, answer, remind, whoami,
   get_loose_ends, cancel_loose_end as itself.
+
+A command with no handler for a role (today the manager's approval requests, issue 12) is
+refused with "not available to ..."; a test checks that every command is either handled or
+listed in `NOT_YET`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
 from hyperhive import wire
-from hyperhive.core import lifecycle
 from hyperhive.errors import HyperhiveError, NotAllowed, UnknownAgent, WireError
 
 if TYPE_CHECKING:
-    from hyperhive.core.hive import Hive
+    from hyperhive.core.handles import Handles
     from hyperhive.core.listener import Connection
 
-__all__ = ["Surfaces"]
+__all__ = ["HANDLERS", "NOT_YET", "Surfaces"]
+
+R = TypeVar("R")
+_Handler = Callable[["Handles", "Connection", Any], Awaitable[Any]]
+OPERATOR: Final = frozenset({"operator"})
+AGENTS: Final = frozenset({"agent", "manager"})
+EVERYONE: Final = OPERATOR | AGENTS
+HANDLERS: Final[dict[type[wire.Request[Any]], tuple[frozenset[str], _Handler]]] = {}
+# Declared in the table for the manager's tools; their actor arrives with issue 12.
+NOT_YET: Final = frozenset({wire.RequestSpawn, wire.RequestInitConfig, wire.RequestApplyCommit})
+
+
+def handles(
+    command: type[wire.Request[R]], roles: frozenset[str]
+) -> Callable[[Callable[[Handles, Connection, Any], Awaitable[R | None]]], _Handler]:
+    """Register the decorated function as `command`'s handler for `roles`. It returns the
+    command's reply, or None when it wrote its answer itself (a subscription)."""
+
+    def register(fn: Callable[[Handles, Connection, Any], Awaitable[R | None]]) -> _Handler:
+        if command in HANDLERS:
+            raise ValueError(f"{command.__name__} has a handler already")
+        HANDLERS[command] = (roles, fn)
+        return fn
+
+    return register
 
 
 class Surfaces:
-    """The per-identity request handlers; each returns the encoded response line."""
+    """The dispatchers the listeners call; each returns the encoded response line."""
 
-    def __init__(self, hive: Hive) -> None:
+    def __init__(self, hive: Handles) -> None:
         self._hive = hive
 
     async def send_many(self, conn: Connection, sends: list[wire.Send]) -> list[bytes]:
@@ -43,7 +73,8 @@ class Surfaces:
         The listener hands over every `send` (a run of them when the client pipelined), so they
         share one broker commit; a refused send gets its own error line.
         """
-        results = await self._hive.send_many(conn.identity.name, [(s.to, s.body) for s in sends])
+        items = [(s.to, s.body) for s in sends]
+        results = await self._hive.messages.send_many(conn.identity.name, items)
         return [
             wire.encode_error(str(result))
             if isinstance(result, HyperhiveError)
@@ -51,148 +82,120 @@ class Surfaces:
             for result in results
         ]
 
-    async def agent(self, conn: Connection, request: wire.Request[Any]) -> bytes | None:
-        """Requests on an agent's (or the manager's) own socket, as that identity."""
-        me = conn.identity.name
-        hive = self._hive
-        match request:
-            case wire.Ask():
-                question = await hive.ask(me, request)
-                return wire.encode_response(wire.Asked(question.id))
-            case wire.Answer(id=id, answer=answer):
-                question = await hive.answer(conn.identity, id, answer)
-                return wire.encode_response(wire.Resolved(question))
-            case wire.Remind():
-                reminder = await hive.remind(me, request)
-                return wire.encode_response(wire.Scheduled(reminder.id, reminder.due_at))
-            case wire.Whoami():
-                return wire.encode_response(await hive.whoami(conn.identity))
-            case wire.GetLooseEnds():
-                return wire.encode_response(await hive.loose_ends(conn.identity))
-            case wire.CancelLooseEnd(kind=kind, id=id):
-                await hive.cancel_loose_end(conn.identity, kind, id)
-                return wire.encode_response(wire.LooseEndCancelled(kind, id))
-            case wire.Recv(wait_seconds=wait, max=max):
-                deliveries = await self._recv_while_connected(conn, max, wait)
-                return (
-                    None if deliveries is None else wire.encode_response(wire.Messages(deliveries))
-                )
-            case wire.AckTurn():
-                return wire.encode_response(wire.Acked(await hive.ack_turn(me)))
-            case wire.RequeueInflight():
-                return wire.encode_response(wire.Requeued(await hive.requeue_inflight(me)))
-        raise NotAllowed(f"{_cmd(request)!r} is not available to {conn.identity}")
+    async def dispatch(self, conn: Connection, request: wire.Request[Any]) -> bytes | None:
+        """Answer `request` as the connection's identity, or refuse it if that may not."""
+        entry = HANDLERS.get(type(request))
+        if entry is None or conn.identity.role not in entry[0]:
+            cmd = wire.command_of(request).cmd
+            raise NotAllowed(f"{cmd!r} is not available to {_who(conn)}")
+        reply = await entry[1](self._hive, conn, request)
+        return None if reply is None else wire.encode_response(reply)
 
-    async def _recv_while_connected(
-        self, conn: Connection, max: int, wait: float
-    ) -> tuple[wire.Delivery, ...] | None:
-        """Long-poll for the caller, withdrawing if its client disconnects meanwhile.
+    # The listeners take one dispatcher per socket; identity decides inside.
+    agent = dispatch
+    operator = dispatch
 
-        A parked recv whose client is gone must not be handed mail: the broker checks the
-        connection before it wakes a parked waiter, and deliveries that raced a disconnect are
-        released back to pending, uncounted. Returns None when there is nobody to answer.
-        """
-        me = conn.identity.name
-        watcher = _HangupWatcher(conn)
-        with trio.CancelScope() as scope:
-            watcher.scope = scope
-            try:
-                deliveries = await self._hive.recv(
-                    me,
-                    max=max,
-                    wait_seconds=wait,
-                    alive=lambda: not conn.is_closed(),
-                    on_park=watcher.start,
-                )
-            finally:
-                await watcher.stop()
-        if scope.cancelled_caught:
-            return None  # the client hung up; the cancelled call gave back what it was handed
-        return await self._hand_over(conn, deliveries)
 
-    async def _hand_over(
-        self, conn: Connection, deliveries: tuple[wire.Delivery, ...]
-    ) -> tuple[wire.Delivery, ...] | None:
-        """`deliveries` for the caller, or None (and back to the broker) if it left meanwhile."""
-        if deliveries and conn.is_closed():
-            await self._hive.release(conn.identity.name, deliveries)
-            return None
-        return deliveries
+def _who(conn: Connection) -> str:
+    return "the operator" if conn.identity.role == "operator" else str(conn.identity)
 
-    async def operator(self, conn: Connection, request: wire.Request[Any]) -> bytes | None:
-        """Requests on the host admin socket, as the operator."""
-        hive = self._hive
-        match request:
-            case wire.GetStatus():
-                return wire.encode_response(hive.status())
-            case wire.ReadInbox(limit=limit):
-                messages = await hive.operate(lambda s: s.recent_for("operator", max(0, limit)))
-                return wire.encode_response(wire.InboxReply(tuple(messages)))
-            case wire.RegisterAgent(name=name):
-                await hive.register_agent(name)
-                return wire.encode_response(wire.Agents(tuple(hive.registry.names())))
-            case wire.UnregisterAgent(name=name):
-                # = destroy: stops its container too, if it has one; its state is kept as a
-                # tombstone (as its help says) and its stored messages stay.
-                assert hive.lifecycle is not None
-                if name not in hive.registry:
-                    raise UnknownAgent(f"unknown agent {name!r}")
-                await hive.lifecycle.destroy(name)
-                return wire.encode_response(wire.Agents(tuple(hive.registry.names())))
-            case wire.ListAgents():
-                return wire.encode_response(wire.Agents(tuple(hive.registry.names())))
-            case wire.ListDeadLetters(recipient=recipient):
-                letters = await hive.operate(lambda s: s.dead_letters(recipient))
-                return wire.encode_response(wire.DeadLetters(tuple(letters)))
-            case wire.ReplayDead(id=id):
-                message = await hive.operate(lambda s: s.replay_dead(id))
-                return wire.encode_response(wire.Sent(message.id))
-            case wire.DropDead(id=id):
-                await hive.operate(lambda s: s.drop_dead(id))
-                return wire.encode_response(wire.Empty())
-            case wire.History(limit=limit):
-                return wire.encode_response(await hive.history(max(0, limit)))
-            case wire.ListQuestions(answered=answered, limit=limit):
-                questions = await hive.operator_questions(answered=answered, limit=limit)
-                return wire.encode_response(wire.Questions(tuple(questions)))
-            case wire.Answer(id=id, answer=answer):
-                question = await hive.answer(conn.identity, id, answer)
-                return wire.encode_response(wire.Resolved(question))
-            case wire.ListReminders(owner=owner, delivered=delivered, limit=limit):
-                reminders = await hive.list_reminders(owner=owner, delivered=delivered, limit=limit)
-                return wire.encode_response(wire.Reminders(tuple(reminders)))
-            case wire.GetLooseEnds():
-                return wire.encode_response(await hive.loose_ends(conn.identity))
-            case wire.CancelLooseEnd(kind=kind, id=id):
-                await hive.cancel_loose_end(conn.identity, kind, id)
-                return wire.encode_response(wire.LooseEndCancelled(kind, id))
-            case wire.SubscribeEvents():
-                await self._feed(conn)
-                return None
-        if hive.lifecycle is not None:
-            response = await lifecycle.answer_request(hive.lifecycle, request)
-            if response is not None:
-                return response
-        raise NotAllowed(f"{_cmd(request)!r} is not available to the operator")
 
-    async def _feed(self, conn: Connection) -> None:
-        """Stream events to `conn` until it closes its end."""
-        subscriber = await self._hive.subscribe()
+# -- every identity -----------------------------------------------------------------------------
+
+
+@handles(wire.Send, EVERYONE)
+async def _send(hive: Handles, conn: Connection, request: wire.Send) -> wire.Sent:
+    # The listener batches sends through `Surfaces.send_many`; this answers a lone one.
+    message = await hive.messages.send(conn.identity.name, request.to, request.body)
+    return wire.Sent(message.id)
+
+
+@handles(wire.Answer, EVERYONE)
+async def _answer(hive: Handles, conn: Connection, request: wire.Answer) -> wire.Resolved:
+    question = await hive.questions.answer(conn.identity, request.id, request.answer)
+    return wire.Resolved(question)
+
+
+@handles(wire.GetLooseEnds, EVERYONE)
+async def _loose_ends(
+    hive: Handles, conn: Connection, request: wire.GetLooseEnds
+) -> wire.LooseEnds:
+    return await hive.loose_ends(conn.identity)
+
+
+@handles(wire.CancelLooseEnd, EVERYONE)
+async def _cancel(
+    hive: Handles, conn: Connection, request: wire.CancelLooseEnd
+) -> wire.LooseEndCancelled:
+    await hive.cancel_loose_end(conn.identity, request.kind, request.id)
+    return wire.LooseEndCancelled(request.kind, request.id)
+
+
+# -- agents (and the manager), as themselves ---------------------------------------------------
+
+
+@handles(wire.Ask, AGENTS)
+async def _ask(hive: Handles, conn: Connection, request: wire.Ask) -> wire.Asked:
+    question = await hive.questions.ask(conn.identity.name, request)
+    return wire.Asked(question.id)
+
+
+@handles(wire.Remind, AGENTS)
+async def _remind(hive: Handles, conn: Connection, request: wire.Remind) -> wire.Scheduled:
+    reminder = await hive.reminders.remind(conn.identity.name, request)
+    return wire.Scheduled(reminder.id, reminder.due_at)
+
+
+@handles(wire.Whoami, AGENTS)
+async def _whoami(hive: Handles, conn: Connection, request: wire.Whoami) -> wire.WhoamiReply:
+    return await hive.whoami(conn.identity)
+
+
+@handles(wire.Recv, AGENTS)
+async def _recv(hive: Handles, conn: Connection, request: wire.Recv) -> wire.Messages | None:
+    deliveries = await _recv_while_connected(hive, conn, request.max, request.wait_seconds)
+    return None if deliveries is None else wire.Messages(deliveries)
+
+
+@handles(wire.AckTurn, AGENTS)
+async def _ack(hive: Handles, conn: Connection, request: wire.AckTurn) -> wire.Acked:
+    return wire.Acked(await hive.messages.ack_turn(conn.identity.name))
+
+
+@handles(wire.RequeueInflight, AGENTS)
+async def _requeue(hive: Handles, conn: Connection, request: wire.RequeueInflight) -> wire.Requeued:
+    return wire.Requeued(await hive.messages.requeue_inflight(conn.identity.name))
+
+
+async def _recv_while_connected(
+    hive: Handles, conn: Connection, max: int, wait: float
+) -> tuple[wire.Delivery, ...] | None:
+    """Long-poll for the caller, withdrawing if its client disconnects meanwhile.
+
+    A parked recv whose client is gone must not be handed mail: the broker checks the
+    connection before it wakes a parked waiter, and deliveries that raced a disconnect are
+    released back to pending, uncounted. Returns None when there is nobody to answer.
+    """
+    me = conn.identity.name
+    watcher = _HangupWatcher(conn)
+    with trio.CancelScope() as scope:
+        watcher.scope = scope
         try:
-            await conn.send(wire.encode_response(wire.Empty()))
-            async with (
-                trio.open_nursery() as nursery,
-                contextlib.aclosing(subscriber.batches()) as batches,
-            ):
-                nursery.start_soon(_cancel_on_eof, conn, nursery.cancel_scope)
-                # A subscriber that left (or stopped reading for SEND_TIMEOUT) ends its own
-                # feed; that is not an error worth a traceback.
-                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    async for batch in batches:
-                        await conn.send(b"".join(wire.encode_event(event) for event in batch))
-                nursery.cancel_scope.cancel(reason="subscriber went away")
+            deliveries = await hive.messages.recv(
+                me,
+                max=max,
+                wait_seconds=wait,
+                alive=lambda: not conn.is_closed(),
+                on_park=watcher.start,
+            )
         finally:
-            self._hive.unsubscribe(subscriber)
+            await watcher.stop()
+    if scope.cancelled_caught:
+        return None  # the client hung up; the cancelled call gave back what it was handed
+    if deliveries and conn.is_closed():
+        await hive.messages.release(me, deliveries)
+        return None
+    return deliveries
 
 
 class _HangupWatcher:
@@ -242,6 +245,84 @@ class _HangupWatcher:
                 await self._done.wait()
 
 
+# -- the operator -----------------------------------------------------------------------------
+
+
+@handles(wire.GetStatus, OPERATOR)
+async def _status(hive: Handles, conn: Connection, request: wire.GetStatus) -> wire.StatusReply:
+    return hive.status.status()
+
+
+@handles(wire.ReadInbox, OPERATOR)
+async def _inbox(hive: Handles, conn: Connection, request: wire.ReadInbox) -> wire.InboxReply:
+    return wire.InboxReply(tuple(await hive.messages.operator_inbox(max(0, request.limit))))
+
+
+@handles(wire.RegisterAgent, OPERATOR)
+async def _register(hive: Handles, conn: Connection, request: wire.RegisterAgent) -> wire.Agents:
+    await hive.agents.register(request.name)
+    return wire.Agents(tuple(hive.agents.names()))
+
+
+@handles(wire.UnregisterAgent, OPERATOR)
+async def _unregister(
+    hive: Handles, conn: Connection, request: wire.UnregisterAgent
+) -> wire.Agents:
+    # = destroy: stops its container too, if it has one; its state is kept as a tombstone (as
+    # its help says) and its stored messages stay.
+    if request.name not in hive.agents.names():
+        raise UnknownAgent(f"unknown agent {request.name!r}")
+    await hive.agents.act("destroy", request.name)
+    return wire.Agents(tuple(hive.agents.names()))
+
+
+@handles(wire.ListAgents, OPERATOR)
+async def _agents(hive: Handles, conn: Connection, request: wire.ListAgents) -> wire.Agents:
+    return wire.Agents(tuple(hive.agents.names()))
+
+
+@handles(wire.ListDeadLetters, OPERATOR)
+async def _dead(hive: Handles, conn: Connection, request: wire.ListDeadLetters) -> wire.DeadLetters:
+    return wire.DeadLetters(tuple(await hive.messages.dead_letters(request.recipient)))
+
+
+@handles(wire.ReplayDead, OPERATOR)
+async def _replay(hive: Handles, conn: Connection, request: wire.ReplayDead) -> wire.Sent:
+    return wire.Sent((await hive.messages.replay_dead(request.id)).id)
+
+
+@handles(wire.DropDead, OPERATOR)
+async def _drop(hive: Handles, conn: Connection, request: wire.DropDead) -> wire.Empty:
+    await hive.messages.drop_dead(request.id)
+    return wire.Empty()
+
+
+@handles(wire.History, OPERATOR)
+async def _history(hive: Handles, conn: Connection, request: wire.History) -> wire.HistoryReply:
+    return await hive.events.history(max(0, request.limit))
+
+
+@handles(wire.SubscribeEvents, OPERATOR)
+async def _subscribe(hive: Handles, conn: Connection, request: wire.SubscribeEvents) -> None:
+    """Stream events to `conn` until it closes its end."""
+    subscriber = await hive.events.subscribe()
+    try:
+        await conn.send(wire.encode_response(wire.Empty()))
+        async with (
+            trio.open_nursery() as nursery,
+            contextlib.aclosing(subscriber.batches()) as batches,
+        ):
+            nursery.start_soon(_cancel_on_eof, conn, nursery.cancel_scope)
+            # A subscriber that left (or stopped reading for SEND_TIMEOUT) ends its own feed;
+            # that is not an error worth a traceback.
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                async for batch in batches:
+                    await conn.send(b"".join(wire.encode_event(event) for event in batch))
+            nursery.cancel_scope.cancel(reason="subscriber went away")
+    finally:
+        hive.events.unsubscribe(subscriber)
+
+
 async def _cancel_on_eof(conn: Connection, scope: trio.CancelScope) -> None:
     # A subscribed connection takes no more requests: whatever it sends is read and ignored.
     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
@@ -254,5 +335,92 @@ async def _cancel_on_eof(conn: Connection, scope: trio.CancelScope) -> None:
     scope.cancel(reason="subscriber closed its connection")
 
 
-def _cmd(request: wire.Request[Any]) -> str:
-    return wire.command_of(request).cmd
+@handles(wire.ListQuestions, OPERATOR)
+async def _questions(
+    hive: Handles, conn: Connection, request: wire.ListQuestions
+) -> wire.Questions:
+    found = await hive.questions.operator_questions(answered=request.answered, limit=request.limit)
+    return wire.Questions(tuple(found))
+
+
+@handles(wire.ListReminders, OPERATOR)
+async def _reminders(
+    hive: Handles, conn: Connection, request: wire.ListReminders
+) -> wire.Reminders:
+    found = await hive.reminders.listing(
+        owner=request.owner, delivered=request.delivered, limit=request.limit
+    )
+    return wire.Reminders(tuple(found))
+
+
+# -- the operator's lifecycle actions (hyperhive.core.agents) ---------------------------------
+
+
+async def _container(hive: Handles, name: str) -> wire.Container:
+    return wire.Container(await hive.agents.view(name))
+
+
+@handles(wire.Spawn, OPERATOR)
+async def _spawn(hive: Handles, conn: Connection, request: wire.Spawn) -> wire.Container:
+    await hive.agents.act("spawn", request.name, network=request.network)
+    return await _container(hive, request.name)
+
+
+@handles(wire.StartAgent, OPERATOR)
+async def _start(hive: Handles, conn: Connection, request: wire.StartAgent) -> wire.Container:
+    await hive.agents.act("start", request.name)
+    return await _container(hive, request.name)
+
+
+@handles(wire.StopAgent, OPERATOR)
+async def _stop(hive: Handles, conn: Connection, request: wire.StopAgent) -> wire.Container:
+    await hive.agents.act("stop", request.name)
+    return await _container(hive, request.name)
+
+
+@handles(wire.RestartAgent, OPERATOR)
+async def _restart(hive: Handles, conn: Connection, request: wire.RestartAgent) -> wire.Container:
+    await hive.agents.act("restart", request.name)
+    return await _container(hive, request.name)
+
+
+@handles(wire.KillAgent, OPERATOR)
+async def _kill(hive: Handles, conn: Connection, request: wire.KillAgent) -> wire.Container:
+    await hive.agents.act("kill", request.name)
+    return await _container(hive, request.name)
+
+
+@handles(wire.RebuildAgent, OPERATOR)
+async def _rebuild(hive: Handles, conn: Connection, request: wire.RebuildAgent) -> wire.Container:
+    await hive.agents.act("rebuild", request.name)
+    return await _container(hive, request.name)
+
+
+@handles(wire.Destroy, OPERATOR)
+async def _destroy(hive: Handles, conn: Connection, request: wire.Destroy) -> wire.Empty:
+    await hive.agents.act("destroy", request.name, purge=request.purge, force=request.force)
+    return wire.Empty()
+
+
+@handles(wire.ListContainers, OPERATOR)
+async def _list(hive: Handles, conn: Connection, request: wire.ListContainers) -> wire.Containers:
+    views = await hive.agents.views()
+    return wire.Containers(tuple(view for _, view in sorted(views.items())))
+
+
+@handles(wire.ListTombstones, OPERATOR)
+async def _tombstones(
+    hive: Handles, conn: Connection, request: wire.ListTombstones
+) -> wire.Tombstones:
+    return wire.Tombstones(tuple(await hive.agents.tombstones()))
+
+
+@handles(wire.PurgeTombstone, OPERATOR)
+async def _purge(hive: Handles, conn: Connection, request: wire.PurgeTombstone) -> wire.Empty:
+    await hive.agents.act("purge", request.name)
+    return wire.Empty()
+
+
+@handles(wire.Logs, OPERATOR)
+async def _logs(hive: Handles, conn: Connection, request: wire.Logs) -> wire.LogsReply:
+    return wire.LogsReply(request.name, await hive.agents.logs(request.name, lines=request.lines))

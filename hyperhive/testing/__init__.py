@@ -6,15 +6,16 @@ a hive without a real host behind it.
 
 from __future__ import annotations
 
-from hyperhive.testing.clock import FakeWallClock, thread_aware_autojump_clock
+from hyperhive.testing.clock import FakeWallClock
 from hyperhive.testing.hive import TestHive, open_test_hive
+from hyperhive.testing.offload import inline
 from hyperhive.testing.process import DaemonProcess, run_cli
 
 __all__ = [
     "DaemonProcess",
     "FakeWallClock",
     "TestHive",
+    "inline",
     "open_test_hive",
     "run_cli",
-    "thread_aware_autojump_clock",
 ]

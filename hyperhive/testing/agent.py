@@ -9,6 +9,7 @@ import trio
 
 from hyperhive.agent.serve import open_harness
 from hyperhive.agent.settings import AgentSettings, Role
+from hyperhive.testing.offload import inline
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -47,10 +48,17 @@ async def open_test_harness(
     Resource handling: on exit the harness is cancelled (as a kill would stop it: nothing is
     acked that was not acked already), the events bus and turn stats are closed.
     """
-    await trio.Path(state).mkdir(parents=True, exist_ok=True)
+    await inline(lambda: state.mkdir(parents=True, exist_ok=True))
     settings = agent_settings(hive, state, name)
     wired = open_harness(
-        settings, runner, clock, options=options, login_check=login_check, login_watch=login_watch
+        settings,
+        runner,
+        clock,
+        options=options,
+        login_check=login_check,
+        login_watch=login_watch,
+        offload=inline,
+        history_thread=False,
     )
     async with wired as (harness, bus):
         feed = bus.subscribe(capacity=100_000)

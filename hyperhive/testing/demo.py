@@ -43,7 +43,7 @@ from hyperhive.testing.model_api import ApiRequest, Reply, Text, ToolCall
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from hyperhive.core.daemon import Daemon
+    from hyperhive.core.handles import Handles
 
 __all__ = [
     "DEMO_AGENTS",
@@ -197,20 +197,18 @@ def demo_reply(me: str, request: ApiRequest) -> Reply:
     return Text("done." if calls else "nothing to do.")
 
 
-def demo_child(daemon: Daemon) -> ChildSpec:
+def demo_child(hive: Handles) -> ChildSpec:
     """The daemon child that spawns the demo agents once the daemon has started its agents."""
 
     async def run(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        await daemon.containers.autostarted.wait()
-        lifecycle = daemon.hive.lifecycle
-        assert lifecycle is not None
+        await hive.agents.wait_autostarted()
         for name in DEMO_AGENTS:
-            if daemon.registry.has_record(name):
+            if hive.agents.has_record(name):
                 continue
             try:
-                await lifecycle.spawn(name)
-                await daemon.hive.send("operator", name, KICKOFF[name])
+                await hive.agents.spawn(name)
+                await hive.messages.send("operator", name, KICKOFF[name])
             except HyperhiveError as exc:
                 LOGGER.error("demo: could not spawn %s: %s", name, exc)
         LOGGER.info("demo hive ready: %s and the manager", ", ".join(DEMO_AGENTS))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from hyperhive import wire
 from hyperhive.agent.runtime import TurnControl, TurnReport, TurnRequest
 from hyperhive.agent.stream import Outcome, TurnTracker, Usage
 
@@ -51,7 +52,7 @@ class ScriptedRunner:
         self.requests.append(request)
         self.started.set()
         self.started = trio.Event()
-        publish("stream", {"type": "scripted", "prompt": request.prompt})
+        publish(wire.StreamLine({"type": "scripted", "prompt": request.prompt}))
         await trio.lowlevel.checkpoint()
         step = self._steps.popleft() if self._steps else self.ok
         return await step(request, control)

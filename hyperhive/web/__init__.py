@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from actors import ChildSpec
-    from hyperhive.core.daemon import Daemon
+    from hyperhive.core.handles import Handles
 
 __all__ = [
     "DEFAULT_BIND",
@@ -42,7 +42,7 @@ DEFAULT_BIND = "127.0.0.1:7000"
 
 def dashboard_child(
     bind: Bind, *, token: str | None = None, on_bound: Callable[[Dashboard], None] | None = None
-) -> Callable[[Daemon], ChildSpec]:
+) -> Callable[[Handles], ChildSpec]:
     """A daemon child factory: binds `bind` (when the daemon is built) and serves the app.
 
     Raises (from the factory):
@@ -50,10 +50,10 @@ def dashboard_child(
     """
     check_bind(bind, token)
 
-    def make(daemon: Daemon) -> ChildSpec:
+    def make(handles: Handles) -> ChildSpec:
         sock = bind_dashboard(bind)
         bound = Bind(bind.host, sock.getsockname()[1])  # port 0: the one the kernel picked
-        dashboard = Dashboard(DashboardOps(daemon.hive), WebSettings(bound, token), sock)
+        dashboard = Dashboard(DashboardOps(handles), WebSettings(bound, token), sock)
         if on_bound is not None:
             on_bound(dashboard)
         return dashboard.child()

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from actors import ChildSpec
     from hyperhive.containers.settings import ContainerSettings
-    from hyperhive.core.daemon import Daemon
+    from hyperhive.core.handles import Handles
 
 __all__ = ["ENV_TOKEN", "read_token", "serve_children"]
 
@@ -52,13 +52,13 @@ def serve_children(
     token_file: Path | None,
     demo: bool,
     say: Callable[[str], None],
-) -> tuple[ContainerSettings, list[Callable[[Daemon], ChildSpec]]]:
+) -> tuple[ContainerSettings, list[Callable[[Handles], ChildSpec]]]:
     """The container settings and extra children `serve` runs with.
 
     Raises:
         ConfigError: a bad `--dashboard`, or a non-loopback one without a token.
     """
-    children: list[Callable[[Daemon], ChildSpec]] = []
+    children: list[Callable[[Handles], ChildSpec]] = []
     if dashboard is not None:
         bind = parse_bind(dashboard)
         token = read_token(token_file)

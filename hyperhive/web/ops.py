@@ -14,7 +14,8 @@ daemon has no approval flow yet.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol
+import typing
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import trio
@@ -24,12 +25,12 @@ from hyperhive import wire  # noqa: TC001
 from hyperhive.core.agent_files import read_capped
 from hyperhive.core.listener import Identity
 from hyperhive.core.reminders import container_relative
-from hyperhive.errors import ContainerError, HyperhiveError, NotFound
+from hyperhive.errors import ContainerError, HyperhiveError, NotFound, UnknownAgent
 
 if TYPE_CHECKING:
     from hyperhive.core.events import Subscriber
-    from hyperhive.core.hive import Hive
-    from hyperhive.core.lifecycle import Lifecycle
+    from hyperhive.core.handles import Handles
+    from hyperhive.core.lifecycle import Verb
 
 __all__ = [
     "LIFECYCLE_ACTIONS",
@@ -120,48 +121,50 @@ class Snapshot:
 class DashboardOps:
     """The dashboard's view of one running hive (see the module docstring)."""
 
-    def __init__(self, hive: Hive, approvals: ApprovalDesk | None = None) -> None:
+    def __init__(self, hive: Handles, approvals: ApprovalDesk | None = None) -> None:
         self._hive = hive
         self.approvals: ApprovalDesk = approvals or NoApprovals()
         # Seqs restart with each daemon process; `boot` tells a reconnecting page which one.
-        self.boot = f"{hive.started_at:.6f}".replace(".", "")
+        self.boot = f"{hive.status.started_at:.6f}".replace(".", "")
 
     # -- reads --------------------------------------------------------------------------------
 
     async def snapshot(self) -> Snapshot:
         """The first paint. The seq is read first, so every later event is newer than it."""
-        seq = (await self._hive.history(0)).seq
-        lifecycle = self._hive.lifecycle
-        views = await lifecycle.views() if lifecycle is not None else {}
+        hive = self._hive
+        seq = (await hive.events.history(0)).seq
+        views = await hive.agents.views()
         return Snapshot(
             boot=self.boot,
             seq=seq,
             containers=tuple(view for _, view in sorted(views.items())),
-            tombstones=tuple(lifecycle.tombstones() if lifecycle is not None else ()),
-            questions=tuple(await self._hive.operator_questions(answered=False, limit=_QUESTIONS)),
-            inbox=tuple(await self._hive.operate(lambda s: s.recent_for("operator", _INBOX))),
-            dead_letters=tuple(await self._hive.operate(lambda s: s.dead_letters(None))),
+            tombstones=tuple(await hive.agents.tombstones()),
+            questions=tuple(
+                await hive.questions.operator_questions(answered=False, limit=_QUESTIONS)
+            ),
+            inbox=tuple(await hive.messages.operator_inbox(_INBOX)),
+            dead_letters=tuple(await hive.messages.dead_letters(None)),
             approvals=tuple(await self.approvals.open()),
-            agents=tuple(self._hive.registry.names()),
-            operator_pronouns=self._hive.operator_pronouns,
+            agents=tuple(hive.agents.names()),
+            operator_pronouns=hive.operator_pronouns,
         )
 
     async def history(self, limit: int) -> wire.HistoryReply:
         """The hub's remembered events, and the seq they are current to."""
-        return await self._hive.history(limit)
+        return await self._hive.events.history(limit)
 
     async def recent_messages(self, limit: int = _MESSAGES) -> list[wire.Message]:
         """The newest messages from the durable store (they outlive a daemon restart)."""
-        return await self._hive.operate(lambda s: s.recent(min(limit, _MESSAGES)))
+        return await self._hive.messages.recent(min(limit, _MESSAGES))
 
     async def subscribe(self) -> Subscriber:
-        return await self._hive.subscribe()
+        return await self._hive.events.subscribe()
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._hive.unsubscribe(subscriber)
+        self._hive.events.unsubscribe(subscriber)
 
     async def logs(self, name: str, lines: int) -> str:
-        return await self._lifecycle().logs(name, lines=lines)
+        return await self._hive.agents.logs(name, lines=lines)
 
     async def read_file(self, agent: str, path: str) -> tuple[str, bytes]:
         """A file in `agent`'s state directory, as the agent names it (``/state/x.md``).
@@ -173,9 +176,10 @@ class DashboardOps:
         Raises:
             UnknownAgent, BadRequest, NotFound, UnsafeFile (a HyperhiveError each).
         """
-        self._hive.registry.record(agent)  # UnknownAgent for a name that is not one
+        if not self._hive.agents.has_record(agent):
+            raise UnknownAgent(f"unknown agent {agent!r}")
         relative = container_relative(path)
-        root = self._hive.paths.agent_state_dir(agent)
+        root = self._hive.status.paths.agent_state_dir(agent)
         data = await trio.to_thread.run_sync(
             lambda: read_capped(root, relative, MAX_FILE_PREVIEW, shown_as="/state")
         )
@@ -186,10 +190,10 @@ class DashboardOps:
     # -- actions ------------------------------------------------------------------------------
 
     async def send(self, to: str, body: str) -> wire.Message:
-        return await self._hive.send(OPERATOR.name, to, body)
+        return await self._hive.messages.send(OPERATOR.name, to, body)
 
     async def answer_question(self, id: int, answer: str) -> wire.Question:
-        return await self._hive.answer(OPERATOR, id, answer)
+        return await self._hive.questions.answer(OPERATOR, id, answer)
 
     async def cancel_question(self, id: int) -> None:
         await self._hive.cancel_loose_end(OPERATOR, "question", id)
@@ -202,21 +206,17 @@ class DashboardOps:
 
     async def lifecycle(self, action: str, name: str) -> wire.ContainerView | None:
         """Run lifecycle `action` (one of `LIFECYCLE_ACTIONS`) on `name`; its row after."""
-        lifecycle = self._lifecycle()
-        method: Any = getattr(lifecycle, action)
-        await method(name)
-        return None if action == "destroy" else await lifecycle.view(name)
+        if action not in LIFECYCLE_ACTIONS:
+            raise HyperhiveError(f"unknown action {action!r}")
+        agents = self._hive.agents
+        await agents.act(typing.cast("Verb", action), name)
+        return None if action == "destroy" else await agents.view(name)
 
     async def purge_tombstone(self, name: str) -> None:
-        await self._lifecycle().purge_tombstone(name)
+        await self._hive.agents.purge_tombstone(name)
 
     async def replay_dead(self, id: int) -> wire.Message:
-        return await self._hive.operate(lambda s: s.replay_dead(id))
+        return await self._hive.messages.replay_dead(id)
 
     async def drop_dead(self, id: int) -> None:
-        await self._hive.operate(lambda s: s.drop_dead(id))
-
-    def _lifecycle(self) -> Lifecycle:
-        if self._hive.lifecycle is None:
-            raise HyperhiveError("this daemon has no lifecycle actions")
-        return self._hive.lifecycle
+        await self._hive.messages.drop_dead(id)

@@ -30,6 +30,7 @@ from hyperhive.wire._bounds import (
 from hyperhive.wire._table import COMMANDS, Request, reply_type
 from hyperhive.wire.commands import REQUESTS  # noqa: F401  (declares every command)
 from hyperhive.wire.events import EVENTS, Event, EventPayload
+from hyperhive.wire.harness import LIVE_EVENTS, LiveEventPayload, StreamLine
 from hyperhive.wire.helper_events import HELPER_EVENTS, HelperEvent
 from hyperhive.wire.rows import DeadLetter, Delivery, Message
 
@@ -42,6 +43,7 @@ __all__ = [
     "encode_error",
     "encode_event",
     "encode_helper_event",
+    "encode_live_event",
     "encode_request",
     "encode_response",
     "encode_sent",
@@ -428,3 +430,15 @@ def decode_helper_event(body: str) -> HelperEvent:
         raise BadRequest(f"unknown helper event {tag!r}; known events: {known}")
     event: HelperEvent = _structure(obj, cls)
     return event
+
+
+def encode_live_event(payload: LiveEventPayload) -> tuple[str, dict[str, Any]]:
+    """A harness live event as the events bus keeps it: its ``kind`` tag and its data.
+
+    A `StreamLine` is claude's own object, kept as it printed it.
+    """
+    kind = LIVE_EVENTS.tag_of(type(payload))
+    if isinstance(payload, StreamLine):
+        return kind, payload.data
+    data: dict[str, Any] = _converter.unstructure(payload)
+    return kind, data

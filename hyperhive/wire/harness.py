@@ -3,11 +3,19 @@
 The daemon starts each agent's harness (`hyperhive agent serve`) with these environment
 variables and reads the sentinel files the harness writes into the agent's state directory.
 Both sides name them from here, so neither can drift from the other.
+
+The harness's live events (tag: ``kind``) are typed here too: what its events bus publishes
+and keeps, and what the agent's page reads (``{"seq", "at", "kind", "data"}``). `LIVE_EVENTS`
+is their tag table.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+import attrs
+
+from hyperhive.wire._tags import TagTable
 
 __all__ = [
     "DEPLOYED_SHA",
@@ -18,10 +26,28 @@ __all__ = [
     "ENV_SOCKET",
     "ENV_STATE",
     "ENV_WEB_PORT",
+    "LIVE_EVENTS",
     "MODEL_FILE",
     "NEEDS_LOGIN",
     "RATE_LIMITED",
     "SOCKET_NAME",
+    "ClaudeChanged",
+    "HarnessStarted",
+    "LiveEventPayload",
+    "LoggedIn",
+    "ModelChosen",
+    "NeedsLogin",
+    "Note",
+    "OutputLine",
+    "RateLimitCleared",
+    "RateLimited",
+    "StateChanged",
+    "StderrLine",
+    "StreamLine",
+    "TurnAcked",
+    "TurnEnded",
+    "TurnStarted",
+    "Usage",
 ]
 
 # -- environment (set by the container backend, read by `hyperhive.agent.settings`) ----------
@@ -42,3 +68,164 @@ RATE_LIMITED: Final = "hyperhive-rate-limited"  # present while it waits out a r
 MODEL_FILE: Final = "hyperhive-model"  # the model chosen on the agent's page
 # Written by the config flow in the agent's host directory when it deploys a commit.
 DEPLOYED_SHA: Final = "deployed-sha"
+
+
+# -- the harness's live events (agent/events.py publishes them) -------------------------------
+
+LIVE_EVENTS = TagTable("live event")
+
+
+@LIVE_EVENTS.tag("note")
+@attrs.frozen
+class Note:
+    """A line of harness commentary (shown on the agent's page and logged)."""
+
+    text: str
+
+
+@LIVE_EVENTS.tag("started")
+@attrs.frozen
+class HarnessStarted:
+    """The harness connected and put back `requeued` messages a previous run left in flight."""
+
+    requeued: int
+    agent: str
+
+
+@LIVE_EVENTS.tag("state")
+@attrs.frozen
+class StateChanged:
+    """idle, running, compacting, rate_limited, backing_off, needs_login, disconnected."""
+
+    state: str
+
+
+@LIVE_EVENTS.tag("turn_started")
+@attrs.frozen
+class TurnStarted:
+    wake_from: str
+    messages: int
+    model: str | None
+    fresh_session: bool
+    compact_first: bool
+
+
+@LIVE_EVENTS.tag("turn_ended")
+@attrs.frozen
+class TurnEnded:
+    outcome: str
+    detail: str
+    duration_ms: int
+    ctx: int | None
+    cost_usd: float | None
+    tool_calls: dict[str, int]
+    model: str | None
+    warm: bool | None
+
+
+@LIVE_EVENTS.tag("usage")
+@attrs.frozen
+class Usage:
+    ctx: int | None
+    cost_usd: float | None
+    context_window: int | None
+
+
+@LIVE_EVENTS.tag("acked")
+@attrs.frozen
+class TurnAcked:
+    """The turn's messages were acked."""
+
+    count: int
+
+
+@LIVE_EVENTS.tag("model")
+@attrs.frozen
+class ModelChosen:
+    """The model from the next turn on (None: the runtime's default)."""
+
+    model: str | None
+
+
+@LIVE_EVENTS.tag("rate_limited")
+@attrs.frozen
+class RateLimited:
+    resets_at: float | None
+    retry_in: float
+    detail: str
+
+
+@LIVE_EVENTS.tag("rate_limit_cleared")
+@attrs.frozen
+class RateLimitCleared:
+    pass
+
+
+@LIVE_EVENTS.tag("needs_login")
+@attrs.frozen
+class NeedsLogin:
+    detail: str
+
+
+@LIVE_EVENTS.tag("logged_in")
+@attrs.frozen
+class LoggedIn:
+    method: str
+
+
+@LIVE_EVENTS.tag("claude")
+@attrs.frozen
+class ClaudeChanged:
+    """A Claude process `action`: ``started`` (with resume, model), ``stopped`` (reason,
+    turns, age_seconds, exit) or ``model`` (changed in place)."""
+
+    action: str
+    pid: int
+    resume: str | None = None
+    model: str | None = None
+    reason: str | None = None
+    turns: int | None = None
+    age_seconds: float | None = None
+    exit: int | None = None
+
+
+@LIVE_EVENTS.tag("stream")
+@attrs.frozen
+class StreamLine:
+    """One stream-json line of claude's, as it printed it (agent-produced: data, never markup)."""
+
+    data: dict[str, Any]
+
+
+@LIVE_EVENTS.tag("stderr")
+@attrs.frozen
+class StderrLine:
+    line: str
+
+
+@LIVE_EVENTS.tag("output")
+@attrs.frozen
+class OutputLine:
+    """A line the command runtime's process wrote."""
+
+    line: str
+
+
+LiveEventPayload = (
+    Note
+    | HarnessStarted
+    | StateChanged
+    | TurnStarted
+    | TurnEnded
+    | Usage
+    | TurnAcked
+    | ModelChosen
+    | RateLimited
+    | RateLimitCleared
+    | NeedsLogin
+    | LoggedIn
+    | ClaudeChanged
+    | StreamLine
+    | StderrLine
+    | OutputLine
+)

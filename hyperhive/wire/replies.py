@@ -78,10 +78,13 @@ class ActorInfo:
 
 @attrs.frozen
 class StatusReply:
+    """The actor tree; ``at`` is when it was read (wall-clock seconds), for "how long ago"."""
+
     pid: int
     state_dir: str
     uptime_seconds: float
     tree: ActorInfo
+    at: float = 0.0
 
 
 @attrs.frozen

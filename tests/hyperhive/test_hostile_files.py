@@ -210,19 +210,21 @@ async def test_issue9_a_failing_rescan_never_restarts_the_rescanner(
 ) -> None:
     # On main a link to /dev/zero made each rescan raise MemoryError; four crashes in 60 s
     # exceeded the root's intensity and the daemon exited.
-    from hyperhive.core.lifecycle import Lifecycle
-
-    async def failing_views(self: Lifecycle, names: object = None) -> dict[str, object]:
+    async def failing_views(names: object = None) -> dict[str, object]:
         raise MemoryError("what an unbounded read of /dev/zero raised")
 
     async with open_test_hive(short_tmp / "s", clock=FakeWallClock(), agents=("alice",)) as hive:
-        monkeypatch.setattr(Lifecycle, "views", failing_views)
-        rescanner = hive.daemon.containers.to_rescanner
+        # Every pass of the rescanner fails the way the unbounded read did.
+        monkeypatch.setattr(hive.tree.rescanner, "_build", failing_views)
+        rescanner = hive.tree.rescanner._mailbox
         for _ in range(6):
             rescanner.cast_nowait(Rescan())
             await trio.testing.wait_all_tasks_blocked()
-        status = hive.daemon.hive.status()
+        status = hive.handles.status.status()
         restarts = {
             node.id: node.restarts for node in status.tree.children if node.id == "rescanner"
         }
         assert restarts == {"rescanner": 0}
+        (row,) = [node for node in status.tree.children if node.id == "rescanner"]
+        assert row.last_error is not None
+        assert "MemoryError" in row.last_error

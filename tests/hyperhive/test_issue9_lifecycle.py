@@ -22,7 +22,6 @@ from hyperhive.testing import (
     FakeWallClock,
     open_test_hive,
     run_cli,
-    thread_aware_autojump_clock,
 )
 from hyperhive.testing.conformance import PROBE_COMMAND
 
@@ -116,7 +115,8 @@ def test_issue9_unregister_keeps_the_agents_state(short_tmp: Path) -> None:
 
 @pytest.fixture
 def clock() -> trio.testing.MockClock:
-    return thread_aware_autojump_clock()
+    # Plain autojump: the test hive runs its stores inline, so virtual time is exact.
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 async def test_issue9_a_bug_in_reminder_delivery_fails_it_once(

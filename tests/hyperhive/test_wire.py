@@ -222,6 +222,14 @@ def test_the_unions_match_their_tag_tables() -> None:
     """The typing unions of events are the classes their tables register, no more, no less."""
     assert set(typing.get_args(wire.EventPayload)) == set(wire.EVENTS.values())
     assert set(typing.get_args(wire.HelperEvent)) == set(wire.HELPER_EVENTS.values())
+    assert set(typing.get_args(wire.LiveEventPayload)) == set(wire.LIVE_EVENTS.values())
+
+
+@given(payload=strategy_for(wire.LiveEventPayload))
+def test_every_live_event_has_its_tag_and_plain_json_data(payload: wire.LiveEventPayload) -> None:
+    kind, data = wire.encode_live_event(payload)
+    assert wire.LIVE_EVENTS[kind] is type(payload)
+    assert json.loads(json.dumps(data)) == data
 
 
 def test_every_command_is_exported_and_knows_its_reply() -> None:

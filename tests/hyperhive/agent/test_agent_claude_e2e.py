@@ -134,7 +134,7 @@ async def _send(hive: TestHive, to: str, body: str) -> int:
 
 
 async def _inflight(hive: TestHive, name: str) -> list[wire.Delivery]:
-    return await hive.daemon.hive.operate(lambda store: store.inflight(name))
+    return await hive.handles.messages.inflight(name)
 
 
 def _turns(state: Path) -> list[dict[str, object]]:

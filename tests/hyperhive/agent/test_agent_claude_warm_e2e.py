@@ -102,7 +102,7 @@ def _claude_events(agent: Agent) -> list[dict[str, Any]]:
 
 
 async def _inflight(hive: TestHive) -> list[int]:
-    return [d.id for d in await hive.daemon.hive.operate(lambda store: store.inflight("alice"))]
+    return [d.id for d in await hive.handles.messages.inflight("alice")]
 
 
 async def test_a_cancel_interrupts_a_warm_turn_and_the_process_stays(short_tmp: Path) -> None:

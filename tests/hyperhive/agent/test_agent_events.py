@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from hyperhive import wire
 from hyperhive.agent.events import KEEP_SECONDS, open_event_bus
 from hyperhive.testing import FakeWallClock
 
@@ -19,14 +20,14 @@ async def test_events_reach_subscribers_and_the_history_in_order(tmp_path: Path)
     path = tmp_path / "events.sqlite"
     async with open_event_bus(path, clock) as bus:
         feed = bus.subscribe()
-        bus.publish("stream", {"type": "system", "subtype": "init"})
+        bus.publish(wire.StreamLine({"type": "system", "subtype": "init"}))
         bus.note("hello")
         received = [await feed._receive.receive(), await feed._receive.receive()]
         assert [e.kind for e in received] == ["stream", "note"]
         assert [e.seq for e in received] == [1, 2]
     async with open_event_bus(path, clock) as bus:
         # A restarted harness continues the sequence and still has the history.
-        assert bus.publish("note", {"text": "again"}).seq == 3
+        assert bus.publish(wire.Note("again")).seq == 3
         await bus.flush()
     async with open_event_bus(path, clock) as bus:
         history = await bus.history(10)
@@ -40,9 +41,9 @@ async def test_a_subscriber_that_falls_behind_is_cut_off_not_waited_for(tmp_path
     async with open_event_bus(None, FakeWallClock()) as bus:
         slow = bus.subscribe(capacity=2)
         for n in range(5):
-            bus.publish("note", {"n": n})
-        seen = [event.data["n"] async for event in slow]
-        assert seen == [0, 1]
+            bus.publish(wire.Note(str(n)))
+        seen = [event.data["text"] async for event in slow]
+        assert seen == ["0", "1"]
         assert slow.lagged
 
 
@@ -83,7 +84,7 @@ async def test_the_history_connection_is_only_ever_used_by_one_thread(tmp_path: 
                 nursery.start_soon(reader)
             nursery.start_soon(sweeper)
             for n in range(2000):
-                bus.publish("note", {"n": n})
+                bus.publish(wire.Note(str(n)))
                 if n % 100 == 0:
                     await trio.sleep(0)
         await bus.flush()
@@ -99,7 +100,7 @@ async def test_an_event_too_deep_to_encode_is_kept_as_a_marker(tmp_path: Path) -
         node = deep
         for _ in range(50_000):
             node["x"] = node = {}
-        bus.publish("stream", deep)
+        bus.publish(wire.StreamLine(deep))
         bus.note("still writing")
         await bus.flush()
         kinds = [(e.kind, e.data) for e in await bus.history()]

@@ -1,7 +1,8 @@
 """The turn loop against a real hive (real sockets, real broker) with a scripted runtime.
 
-Everything here runs on a mock clock that jumps when the run is idle (`hive_clock`, see
-conftest.py): backoffs and rate-limit waits take no real time. The real-Claude versions of the
+Everything here runs on trio's plain autojump clock (`hive_clock`, see conftest.py): the hive
+and the harness reach their stores inline, so backoffs and rate-limit waits take no real time
+and every wait is exact. The real-Claude versions of the
 key paths are in test_agent_claude_e2e.py.
 """
 
@@ -35,7 +36,7 @@ async def _send(hive: TestHive, to: str, body: str) -> int:
 
 
 async def _inflight(hive: TestHive, name: str) -> list[wire.Delivery]:
-    return await hive.daemon.hive.operate(lambda store: store.inflight(name))
+    return await hive.handles.messages.inflight(name)
 
 
 def _turn_rows(state: Path) -> list[tuple[object, ...]]:

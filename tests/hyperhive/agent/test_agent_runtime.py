@@ -43,7 +43,7 @@ def _settings(tmp_path: Path, role: Role = Role.AGENT) -> AgentSettings:
 
 def _collect() -> tuple[list[tuple[str, Mapping[str, Any]]], Any]:
     seen: list[tuple[str, Mapping[str, Any]]] = []
-    return seen, lambda kind, data: seen.append((kind, data))
+    return seen, lambda payload: seen.append(wire.encode_live_event(payload))
 
 
 # -- the command runtime ----------------------------------------------------------------------
@@ -80,8 +80,9 @@ async def test_a_command_is_stopped_when_the_turn_is_interrupted() -> None:
     control = TurnControl()
     seen: list[str] = []
 
-    def publish(kind: str, data: Mapping[str, Any]) -> None:
-        seen.append(data["line"])
+    def publish(payload: wire.LiveEventPayload) -> None:
+        assert isinstance(payload, wire.OutputLine)
+        seen.append(payload.line)
         control.interrupt.set()
 
     with trio.fail_after(20):
@@ -281,10 +282,13 @@ async def test_the_operators_pronouns_reach_the_agents_prompt_and_match_whoami(
     backend = FakeBackend()
     settings = ContainerSettings(ensure_manager=False, stop_grace=2.0, shutdown_grace=1.0)
     with trio.fail_after(30):
-        async with open_test_hive(short_tmp / "hive", backend=backend, containers=settings) as hive:
-            hive.daemon.hive.operator_pronouns = "she/her"  # what `serve --operator-pronouns` sets
-            assert hive.daemon.hive.lifecycle is not None
-            await hive.daemon.hive.lifecycle.spawn("alice")
+        async with open_test_hive(
+            short_tmp / "hive",
+            backend=backend,
+            containers=settings,
+            operator_pronouns="she/her",  # what `serve --operator-pronouns` sets
+        ) as hive:
+            await hive.handles.agents.spawn("alice")
             report = hive.paths.agent_state_dir("alice") / "probe-report.json"
             while not report.exists():
                 await trio.sleep(0.01)

@@ -54,7 +54,7 @@ async def test_a_walled_agent_runs_claude_against_the_api_and_answers(short_tmp:
                 shutdown_grace=3.0,
             )
             async with open_test_hive(short_tmp / "hive", containers=settings) as hive:
-                lifecycle = hive.daemon.hive.lifecycle
+                lifecycle = hive.handles.agents
                 assert lifecycle is not None
                 await lifecycle.spawn("alice")
                 async with hive.operator() as operator:

@@ -237,7 +237,7 @@ def test_disk_use_counts_blocks_without_following_links(tmp_path: Path) -> None:
 async def test_an_agent_past_its_soft_quota_raises_one_operator_event(short_tmp: Path) -> None:
     settings = ContainerSettings(ensure_manager=False, disk_quota=1 << 20)
     async with open_test_hive(short_tmp, backend=FakeBackend(), containers=settings) as hive:
-        lifecycle = hive.daemon.hive.lifecycle
+        lifecycle = hive.handles.agents
         assert lifecycle is not None
         await lifecycle.spawn("alice")
         published: list[wire.EventPayload] = []
@@ -254,7 +254,7 @@ async def test_an_agent_past_its_soft_quota_raises_one_operator_event(short_tmp:
         assert not [p for p in published if isinstance(p, wire.DiskQuotaExceeded)]
         state = hive.paths.agent_state_dir("alice")
         (state / "big").write_bytes(os.urandom(2 << 20))
-        lifecycle._disk = disk.DiskMeter(refresh=0)  # measure afresh for this test
+        hive.tree.agents._disk = disk.DiskMeter(refresh=0)  # measure afresh for this test
         await rescanner.rescan(["alice"])
         await rescanner.rescan(["alice"])  # still over: no second event
         over = [p for p in published if isinstance(p, wire.DiskQuotaExceeded)]

@@ -73,10 +73,10 @@ async def test_the_bwrap_sandbox_holds(short_tmp: Path) -> None:
     ]
     (config / "probe-hidden.json").write_text(json.dumps(hidden))
     async with open_test_hive(paths_root, containers=settings("bwrap")) as hive:
-        lifecycle = hive.daemon.hive.lifecycle
+        lifecycle = hive.handles.agents
         assert lifecycle is not None
-        assert lifecycle.backend is not None
-        assert lifecycle.backend.kind == "bwrap"
+        assert hive.tree.backend is not None
+        assert hive.tree.backend.kind == "bwrap"
         await lifecycle.spawn("alice")
         state = hive.paths.agent_state_dir("alice")
         report = await wait_report(state, starts=1)
@@ -117,13 +117,13 @@ async def test_the_bwrap_sandbox_holds(short_tmp: Path) -> None:
 @needs_bwrap
 async def test_an_agent_without_network_still_reaches_its_socket(short_tmp: Path) -> None:
     async with open_test_hive(short_tmp, containers=settings("bwrap")) as hive:
-        lifecycle = hive.daemon.hive.lifecycle
+        lifecycle = hive.handles.agents
         assert lifecycle is not None
         await lifecycle.spawn("alice", network=False)
         report = await wait_report(hive.paths.agent_state_dir("alice"), starts=1)
         assert json.loads(str(report["socket"]))["ok"] is True
         code = "import socket; print(socket.if_nameindex())"
-        backend = lifecycle.backend
+        backend = hive.tree.backend
         assert backend is not None
         with trio.fail_after(20):
             result = await backend.exec("alice", [sys.executable, "-S", "-c", code])
@@ -135,14 +135,14 @@ async def test_a_crash_reaches_the_manager_within_two_seconds(
     short_tmp: Path, backend: str
 ) -> None:
     async with open_test_hive(short_tmp, containers=settings(backend)) as hive:
-        lifecycle = hive.daemon.hive.lifecycle
+        lifecycle = hive.handles.agents
         assert lifecycle is not None
         await lifecycle.spawn("alice")
         state = hive.paths.agent_state_dir("alice")
         await wait_report(state, starts=1)
         crashed_at = trio.current_time()
         _command(state, "exit 3")
-        deliveries = await hive.daemon.hive.recv("manager", wait_seconds=2.0)
+        deliveries = await hive.handles.messages.recv("manager", wait_seconds=2.0)
         assert trio.current_time() - crashed_at < 2.0
         (delivery,) = deliveries
         event = wire.decode_helper_event(delivery.body)
@@ -157,7 +157,7 @@ async def test_stopping_an_agent_that_ignores_sigterm_ends_in_the_kill(
     short_tmp: Path, backend: str
 ) -> None:
     async with open_test_hive(short_tmp, containers=settings(backend)) as hive:
-        lifecycle = hive.daemon.hive.lifecycle
+        lifecycle = hive.handles.agents
         assert lifecycle is not None
         await lifecycle.spawn("alice")
         await wait_report(hive.paths.agent_state_dir("alice"), starts=1)
@@ -168,7 +168,7 @@ async def test_stopping_an_agent_that_ignores_sigterm_ends_in_the_kill(
         assert trio.current_time() - started >= 2.0  # the grace period was given
         view = await lifecycle.view("alice")
         assert (view.state, view.exit_code) == ("stopped", 137)
-        assert await hive.daemon.hive.recv("manager") == ()  # a stop is no crash
+        assert await hive.handles.messages.recv("manager") == ()  # a stop is no crash
 
 
 def test_the_bwrap_command_line_is_pinned(tmp_path: Path) -> None:

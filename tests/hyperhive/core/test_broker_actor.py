@@ -15,26 +15,24 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.testing
 from trio.testing import MockClock
 
 from actors import Mailbox
 from hyperhive import wire
 from hyperhive.core import broker, events
 from hyperhive.core.broker_store import BrokerStore
+from hyperhive.core.limits import LimitLog, Limits
 from hyperhive.errors import BadRequest, HyperhiveError, UnknownAgent
-from hyperhive.testing import FakeWallClock, TestHive, open_test_hive, thread_aware_autojump_clock
+from hyperhive.testing import FakeWallClock, TestHive, inline, open_test_hive
 
 AGENTS = frozenset({"alice", "bob", "operator", "manager"})
 
 
 @pytest.fixture
 def clock() -> MockClock:
-    # The broker commits on a worker thread, and while it does every trio task is blocked: a
-    # plain autojump clock would leap to the next deadline (a call's 30 s timeout, a parked
-    # recv's wait) in the middle of an fsync, and a busy machine makes fsyncs slow (issue 9).
-    # This one holds still while any worker thread runs, so virtual time only moves when the
-    # whole hive is idle: waits measure honestly however slow the disk is.
-    return thread_aware_autojump_clock()
+    # Plain autojump: the test hive runs its stores inline, so virtual time is exact.
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 class TracedStore(BrokerStore):
@@ -93,13 +91,17 @@ async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     to_broker: Mailbox[broker.BrokerMsg] = Mailbox("broker", size=4096)
     to_hub: Mailbox[events.HubMsg] = Mailbox("events", size=1024)
     wall = FakeWallClock()
-    hub = events.EventHub(to_hub.inbox, wall)
+    hub = events.EventHub(to_hub, wall)
+    hub_handle = events.EventsHandle(to_hub)
     actor = broker.Broker(
-        to_broker.inbox,
+        to_broker,
         path=tmp_path / "broker.sqlite",
         clock=wall,
-        to_hub=to_hub,
+        offload=inline,
+        events=hub_handle,
         known=AGENTS.__contains__,
+        limits=Limits(),
+        limit_log=LimitLog(hub_handle.publish),
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
@@ -182,7 +184,7 @@ async def test_sends_and_deliveries_are_published_to_the_hub(
     clock: MockClock, harness: Harness
 ) -> None:
     subscriber: events.Subscriber = await harness.to_hub.call(
-        lambda reply: events.Subscribe(reply), timeout=5
+        lambda reply: events.AddSubscriber(reply), timeout=5
     )
     (message,) = await harness.send("alice", ("bob", "hello"))
     (delivery,) = await harness.recv("bob")
@@ -277,5 +279,5 @@ async def test_vacuum_removes_only_old_acked_rows_at_the_hourly_tick(
             "old inflight": "inflight",
             "old pending": "pending",
         }
-        tree = h.daemon.hive.status().tree
+        tree = h.handles.status.status().tree
         assert [c.restarts for c in tree.children if c.id == "broker-vacuum"] == [0]

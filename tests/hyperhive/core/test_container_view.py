@@ -94,16 +94,33 @@ def test_web_ports_are_stable_hashes_inside_the_range() -> None:
 def test_records_tolerate_old_and_broken_files(tmp_path: Path) -> None:
     paths = StatePaths(tmp_path)
     paths.ensure()
-    registry = AgentRegistry(paths)
-    registry.register("alice")
+    AgentRegistry(paths).register("alice")
+
+    def loaded() -> AgentRecord:
+        # Records are read once, when the registry loads (a daemon start), and cached.
+        return AgentRegistry(paths).record("alice")
+
     (paths.agent_dir("alice") / "agent.json").write_text('{"name": "alice"}\n')
-    assert registry.record("alice") == AgentRecord("alice")
+    assert loaded() == AgentRecord("alice")
     (paths.agent_dir("alice") / "agent.json").write_text("not json")
-    assert registry.record("alice") == AgentRecord("alice")
+    assert loaded() == AgentRecord("alice")
     (paths.agent_dir("alice") / "agent.json").write_text(
         '{"role": "root", "network": "no", "wanted": "stopped", "web_port": true}'
     )
-    assert registry.record("alice") == AgentRecord("alice", wanted="stopped")
+    assert loaded() == AgentRecord("alice", wanted="stopped")
+
+
+def test_a_record_is_read_once_and_written_through(tmp_path: Path) -> None:
+    paths = StatePaths(tmp_path)
+    paths.ensure()
+    registry = AgentRegistry(paths)
+    registry.register("alice")
+    marker = paths.agent_dir("alice") / "agent.json"
+    marker.write_text("not json")  # nothing re-reads it while the daemon runs
+    assert registry.record("alice") == AgentRecord("alice")
+    registry.save(AgentRecord("alice", wanted="stopped"))
+    assert registry.record("alice").wanted == "stopped"
+    assert AgentRegistry(paths).record("alice").wanted == "stopped"
 
 
 def test_tombstones_are_listed_and_purged(tmp_path: Path) -> None:

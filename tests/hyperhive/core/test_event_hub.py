@@ -17,17 +17,13 @@ from trio.testing import MockClock
 from hyperhive import wire
 from hyperhive.client import Client
 from hyperhive.core import events
-from hyperhive.testing import FakeWallClock, TestHive, open_test_hive, thread_aware_autojump_clock
+from hyperhive.testing import FakeWallClock, TestHive, open_test_hive
 
 
 @pytest.fixture
 def clock() -> MockClock:
-    # The broker commits on a worker thread, and while it does every trio task is blocked: a
-    # plain autojump clock would leap to the next deadline (a call's 30 s timeout, a parked
-    # recv's wait) in the middle of an fsync, and a busy machine makes fsyncs slow (issue 9).
-    # This one holds still while any worker thread runs, so virtual time only moves when the
-    # whole hive is idle: waits measure honestly however slow the disk is.
-    return thread_aware_autojump_clock()
+    # Plain autojump: the test hive runs its stores inline, so virtual time is exact.
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 @pytest.fixture
@@ -96,11 +92,11 @@ async def test_subscribe_then_history_sees_every_event_exactly_once(
 async def test_a_subscriber_that_does_not_read_is_told_exactly_what_it_missed(
     clock: MockClock, hive: TestHive, caplog: pytest.LogCaptureFixture
 ) -> None:
-    daemon_hive = hive.daemon.hive
-    stalled: events.Subscriber = await daemon_hive.to_hub.call(
-        lambda reply: events.Subscribe(reply, capacity=4), timeout=5
+    to_hub = hive.tree.hub._mailbox
+    stalled: events.Subscriber = await to_hub.call(
+        lambda reply: events.AddSubscriber(reply, capacity=4), timeout=5
     )
-    first = hive.daemon.hub.seq + 1
+    first = hive.tree.hub.seq + 1
     # A second, real client that subscribes over the socket and then never reads a byte.
     idle = await trio.open_unix_socket(os.fspath(hive.paths.admin_socket))
     await idle.send_all(b'{"cmd":"subscribe"}\n')
@@ -114,7 +110,7 @@ async def test_a_subscriber_that_does_not_read_is_told_exactly_what_it_missed(
     # queue), trio's clock would have jumped to that deadline.
     assert trio.current_time() == start
     await trio.testing.wait_all_tasks_blocked()
-    last = hive.daemon.hub.seq
+    last = hive.tree.hub.seq
     assert last - first + 1 == 600
 
     taken = stalled.queue.take()
@@ -122,7 +118,7 @@ async def test_a_subscriber_that_does_not_read_is_told_exactly_what_it_missed(
     assert taken[4] == wire.Event(last, taken[4].at, wire.EventGap(first + 4, last))
     assert len(taken) == 5
     await idle.aclose()
-    daemon_hive.unsubscribe(stalled)
+    hive.handles.events.unsubscribe(stalled)
     await trio.testing.wait_all_tasks_blocked()
     # A subscriber leaving is not an error worth a traceback in the daemon's log.
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
@@ -133,7 +129,7 @@ async def test_a_slow_socket_subscriber_gets_a_gap_frame_and_then_the_live_strea
 ) -> None:
     async with hive.operator() as conn:
         feed = await conn.subscribe()
-        first = hive.daemon.hub.seq + 1
+        first = hive.tree.hub.seq + 1
         # Far more than the subscriber's queue (1024) plus what the socket buffers: the client
         # reads nothing while 4000 sends are pipelined and committed.
         lines = b"".join(
@@ -149,7 +145,7 @@ async def test_a_slow_socket_subscriber_gets_a_gap_frame_and_then_the_live_strea
                 line = await reader.read_line()
                 assert line is not None
                 assert json.loads(line)["ok"] is True
-        last = hive.daemon.hub.seq
+        last = hive.tree.hub.seq
         assert last - first + 1 == 4000
 
         frames = await read_until(feed, last)

@@ -16,20 +16,21 @@ from hyperhive.containers.settings import ContainerSettings
 from hyperhive.core import ports
 from hyperhive.core.rescanner import Rescanner
 from hyperhive.errors import Conflict, ContainerError, InvalidName, RemoteError, UnknownAgent
-from hyperhive.testing import FakeWallClock, open_test_hive, thread_aware_autojump_clock
+from hyperhive.testing import FakeWallClock, open_test_hive
 from hyperhive.testing.fake_containers import FakeAgent, FakeBackend
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from hyperhive.core.lifecycle import Lifecycle
+    from hyperhive.core.agents import AgentsHandle
     from hyperhive.testing import TestHive
 
 
 @pytest.fixture
 def clock() -> trio.testing.MockClock:
-    return thread_aware_autojump_clock()
+    # Plain autojump: the test hive runs its stores inline, so virtual time is exact.
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 SETTINGS = ContainerSettings(ensure_manager=False, stop_grace=2.0, shutdown_grace=1.0)
@@ -50,13 +51,13 @@ class _Published(list[wire.EventPayload]):
         self.extend(payloads)
 
 
-def lifecycle_of(hive: TestHive) -> Lifecycle:
-    assert hive.daemon.hive.lifecycle is not None
-    return hive.daemon.hive.lifecycle
+def lifecycle_of(hive: TestHive) -> AgentsHandle:
+    """The lifecycle verbs, as every surface reaches them: the agents actor's handle."""
+    return hive.handles.agents
 
 
 async def manager_inbox(hive: TestHive, wait: float = 0.0) -> list[wire.HelperEvent]:
-    deliveries = await hive.daemon.hive.recv("manager", max=32, wait_seconds=wait)
+    deliveries = await hive.handles.messages.recv("manager", max=32, wait_seconds=wait)
     return [wire.decode_helper_event(d.body) for d in deliveries if d.sender == "hive"]
 
 
@@ -145,8 +146,8 @@ async def test_stop_is_remembered_and_is_no_crash(short_tmp: Path) -> None:
         assert (view.state, view.wanted) == ("stopped", "stopped")
         await trio.testing.wait_all_tasks_blocked()
         assert await manager_inbox(hive) == []
-        assert hive.daemon.containers.crash_watch is not None
-        assert hive.daemon.containers.crash_watch.reported == 0
+        assert hive.tree.crash_watch is not None
+        assert hive.tree.crash_watch.reported == 0
 
 
 async def test_a_crash_reaches_the_manager_and_the_dashboard(short_tmp: Path) -> None:
@@ -156,7 +157,7 @@ async def test_a_crash_reaches_the_manager_and_the_dashboard(short_tmp: Path) ->
         await backend.crash("alice", 3)
         (event,) = await manager_inbox(hive, wait=2.0)
         assert event == wire.ContainerCrash("alice", 3, "crash hook: exit 3")
-        history = await hive.daemon.hive.history(100)
+        history = await hive.handles.events.history(100)
         crashed = [
             e.payload for e in history.events if isinstance(e.payload, wire.ContainerCrashed)
         ]
@@ -228,8 +229,8 @@ async def test_destroy_keeps_a_tombstone_that_spawn_revives(short_tmp: Path) -> 
         await report(hive, "alice")
         await lifecycle.destroy("alice")
         assert not hive.paths.agent_socket(hive.paths.agent_dir("alice").name).exists()
-        assert "alice" not in hive.daemon.registry.names()
-        (tombstone,) = lifecycle.tombstones()
+        assert "alice" not in hive.handles.agents.names()
+        (tombstone,) = await lifecycle.tombstones()
         assert (tombstone.name, tombstone.role) == ("alice", "agent")
         assert (hive.paths.agent_state_dir("alice") / "probe-counter").read_text() == "1"
         with pytest.raises(RemoteError, match="unknown agent 'alice'"):
@@ -237,7 +238,7 @@ async def test_destroy_keeps_a_tombstone_that_spawn_revives(short_tmp: Path) -> 
                 await operator.call(wire.Send(to="alice", body="hi"))
         await lifecycle.spawn("alice")
         assert (await report(hive, "alice", starts=2))["starts"] == 2
-        assert lifecycle.tombstones() == []
+        assert await lifecycle.tombstones() == []
 
 
 async def test_destroy_purge_removes_everything(short_tmp: Path) -> None:
@@ -265,7 +266,7 @@ async def test_a_new_daemon_starts_what_should_run_and_creates_the_manager(
     backend = FakeBackend()
     with_manager = ContainerSettings(ensure_manager=True, stop_grace=2.0, shutdown_grace=1.0)
     async with _hive(short_tmp, backend, with_manager) as hive:
-        await hive.daemon.containers.autostarted.wait()
+        await hive.tree.agents.autostarted.wait()
         lifecycle = lifecycle_of(hive)
         assert (await lifecycle.view("alice")).state == "running"
         assert (await lifecycle.view("bob")).state == "stopped"
@@ -276,7 +277,7 @@ async def test_a_new_daemon_starts_what_should_run_and_creates_the_manager(
         assert isinstance(env, dict)
         assert env["HYPERHIVE_ROLE"] == "manager"
         assert env["HYPERHIVE_SOCKET"] == str(hive.paths.manager_socket)
-        assert "manager" not in hive.daemon.registry.names()
+        assert "manager" not in hive.handles.agents.names()
 
 
 async def test_the_shutdown_stops_agents_without_changing_what_they_want(short_tmp: Path) -> None:
@@ -298,7 +299,7 @@ async def test_without_a_backend_agents_are_sockets_only(short_tmp: Path) -> Non
             await operator.call(wire.UnregisterAgent(name="alice"))
         # Unregister is destroy: the socket goes, the state stays as a tombstone.
         assert not hive.paths.agent_socket_dir("alice").exists()
-        assert [t.name for t in hive.daemon.registry.tombstones()] == ["alice"]
+        assert [t.name for t in (await hive.handles.agents.tombstones())] == ["alice"]
 
 
 async def test_logs_show_what_the_agent_wrote(short_tmp: Path) -> None:
@@ -382,7 +383,7 @@ async def test_the_dashboard_sees_an_agent_come_up(short_tmp: Path) -> None:
         await lifecycle_of(hive).spawn("alice")
         with trio.fail_after(30):
             while True:
-                history = await hive.daemon.hive.history(1000)
+                history = await hive.handles.events.history(1000)
                 states = [
                     (e.payload.container.state, e.payload.container.transient)
                     for e in history.events

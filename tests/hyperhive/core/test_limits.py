@@ -26,12 +26,13 @@ from hyperhive.core.daemon import raise_open_file_limit
 from hyperhive.core.limits import LimitLog, Limits, TokenBucket
 from hyperhive.core.questions import fair_share
 from hyperhive.errors import ConfigError, RemoteError
-from hyperhive.testing import FakeWallClock, TestHive, open_test_hive, thread_aware_autojump_clock
+from hyperhive.testing import FakeWallClock, TestHive, open_test_hive
 
 
 @pytest.fixture
 def clock() -> MockClock:
-    return thread_aware_autojump_clock()
+    # Plain autojump: the test hive runs its stores inline, so virtual time is exact.
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 @contextlib.asynccontextmanager
@@ -322,7 +323,7 @@ async def test_issue9_events_keep_previews_and_a_history_reply_is_bounded(
     events = json.dumps(raw[0]["events"], separators=(",", ":"), ensure_ascii=False)
     assert len(events.encode()) < 20_000
     # What the hub keeps in memory is the preview, not 10 MB of bodies.
-    kept = [p for _, _, p in hive.daemon.hub._log._events if isinstance(p, wire.MessageSent)]
+    kept = [p for _, _, p in hive.tree.hub._log._events if isinstance(p, wire.MessageSent)]
     assert max(len(p.message.body) for p in kept) == 100
 
 

@@ -12,7 +12,7 @@ from hyperhive import wire
 from hyperhive.core import loose_ends
 from hyperhive.core.listener import Identity
 from hyperhive.errors import BadRequest, RemoteError
-from hyperhive.testing import FakeWallClock, open_test_hive, thread_aware_autojump_clock
+from hyperhive.testing import FakeWallClock, open_test_hive
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -59,12 +59,6 @@ def test_cancel_kind_names_what_it_accepts() -> None:
 
 
 # -- in a live hive ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    """pytest-trio's fixture, held still while a sqlite call runs in a worker thread."""
-    return thread_aware_autojump_clock()
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Questions through a running hive, on its real sockets, as agents and the operator use them.
 
-Every test runs under `autojump_clock` (overridden here by `thread_aware_autojump_clock`, which
-holds still while a sqlite call runs in a worker thread; see its docstring), with a
-`FakeWallClock` moving alongside. pytest-trio only uses a clock the test itself requests.
+Every test runs under trio's plain `autojump_clock`, with a `FakeWallClock` moving alongside:
+the test hive runs its stores inline (`hyperhive.testing.inline`), so the clock jumps only
+when the whole hive is idle and every wait is exact. pytest-trio only uses a clock the test
+itself requests.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import trio.testing
 
 from hyperhive import wire
 from hyperhive.errors import RemoteError
-from hyperhive.testing import FakeWallClock, open_test_hive, thread_aware_autojump_clock
+from hyperhive.testing import FakeWallClock, open_test_hive
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -23,12 +24,6 @@ if TYPE_CHECKING:
 
     from hyperhive.client import Client
     from hyperhive.testing import TestHive
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    """pytest-trio's fixture, held still while a sqlite call runs in a worker thread."""
-    return thread_aware_autojump_clock()
 
 
 @pytest.fixture

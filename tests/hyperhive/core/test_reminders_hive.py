@@ -1,8 +1,9 @@
 """Reminders through a running hive, on its real sockets, in virtual time.
 
-Every test runs under `autojump_clock` (overridden here by `thread_aware_autojump_clock`, which
-holds still while a sqlite call runs in a worker thread; see its docstring), with a
-`FakeWallClock` moving alongside. pytest-trio only uses a clock the test itself requests.
+Every test runs under trio's plain `autojump_clock`, with a `FakeWallClock` moving alongside:
+the test hive runs its stores inline (`hyperhive.testing.inline`), so the clock jumps only
+when the whole hive is idle and every wait is exact. pytest-trio only uses a clock the test
+itself requests.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import trio.testing
 from hyperhive import wire
 from hyperhive.containers.settings import ContainerSettings
 from hyperhive.errors import RemoteError
-from hyperhive.testing import FakeWallClock, open_test_hive, thread_aware_autojump_clock
+from hyperhive.testing import FakeWallClock, open_test_hive
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -30,12 +31,6 @@ THREE_DAYS = 3 * 86400.0
 # The container rescanner polls every 10 s of virtual time at a few ms of real time per pass;
 # over days of virtual time that would cost minutes. Nothing here needs it, so it runs weekly.
 QUIET = ContainerSettings(backend="none", ensure_manager=False, rescan_interval=7 * 86400.0)
-
-
-@pytest.fixture
-def autojump_clock() -> trio.testing.MockClock:
-    """pytest-trio's fixture, held still while a sqlite call runs in a worker thread."""
-    return thread_aware_autojump_clock()
 
 
 @pytest.fixture
@@ -284,15 +279,19 @@ async def test_bad_reminders_say_what_is_wrong(
 async def test_whoami_and_pending_counts(
     short_tmp: Path, wall: FakeWallClock, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with open_test_hive(short_tmp, clock=wall, agents=("alice",), containers=QUIET) as hive:
-        hive.daemon.hive.operator_pronouns = "she/her"
-        async with hive.agent("alice") as alice, hive.manager() as manager:
-            for delay in (10, 20):
-                await alice.call(wire.Remind(message="x", delay_seconds=delay))
-            me = await alice.call(wire.Whoami())
-            assert me == wire.WhoamiReply("alice", "agent", "she/her", me.hyperhive_version, 2)
-            boss = await manager.call(wire.Whoami())
-            assert (boss.name, boss.role, boss.pending_reminders) == ("manager", "manager", 0)
-            assert await hive.daemon.hive.pending_reminder_counts() == {"alice": 2}
-            await inbox(alice, wait=15)
-            assert (await alice.call(wire.Whoami())).pending_reminders == 1
+    async with (
+        open_test_hive(
+            short_tmp, clock=wall, agents=("alice",), containers=QUIET, operator_pronouns="she/her"
+        ) as hive,
+        hive.agent("alice") as alice,
+        hive.manager() as manager,
+    ):
+        for delay in (10, 20):
+            await alice.call(wire.Remind(message="x", delay_seconds=delay))
+        me = await alice.call(wire.Whoami())
+        assert me == wire.WhoamiReply("alice", "agent", "she/her", me.hyperhive_version, 2)
+        boss = await manager.call(wire.Whoami())
+        assert (boss.name, boss.role, boss.pending_reminders) == ("manager", "manager", 0)
+        assert await hive.handles.reminders.pending_counts() == {"alice": 2}
+        await inbox(alice, wait=15)
+        assert (await alice.call(wire.Whoami())).pending_reminders == 1

@@ -24,19 +24,15 @@ from trio.testing import MockClock
 from hyperhive import wire
 from hyperhive.client import Client
 from hyperhive.errors import RemoteError
-from hyperhive.testing import FakeWallClock, TestHive, open_test_hive, thread_aware_autojump_clock
+from hyperhive.testing import FakeWallClock, TestHive, open_test_hive
 
 MiB = 1024 * 1024
 
 
 @pytest.fixture
 def clock() -> MockClock:
-    # The broker commits on a worker thread, and while it does every trio task is blocked: a
-    # plain autojump clock would leap to the next deadline (a call's 30 s timeout, a parked
-    # recv's wait) in the middle of an fsync, and a busy machine makes fsyncs slow (issue 9).
-    # This one holds still while any worker thread runs, so virtual time only moves when the
-    # whole hive is idle: waits measure honestly however slow the disk is.
-    return thread_aware_autojump_clock()
+    # Plain autojump: the test hive runs its stores inline, so virtual time is exact.
+    return trio.testing.MockClock(autojump_threshold=0)
 
 
 @pytest.fixture
@@ -88,7 +84,7 @@ def tree_nodes(node: wire.ActorInfo) -> list[wire.ActorInfo]:
 
 def listeners_of(hive: TestHive) -> wire.ActorInfo:
     """The `listeners` supervisor as `status` shows it."""
-    (listeners,) = [n for n in tree_nodes(hive.daemon.hive.status().tree) if n.id == "listeners"]
+    (listeners,) = [n for n in tree_nodes(hive.handles.status.status().tree) if n.id == "listeners"]
     return listeners
 
 
@@ -164,7 +160,7 @@ async def test_recv_refuses_a_nan_wait(clock: MockClock, hive: TestHive) -> None
         async with hive.agent("alice") as alice, hive.agent("bob") as bob:
             await send(alice, "bob", "after nan")
             assert [d.body for d in await recv(bob)] == ["after nan"]
-        assert all(n.restarts == 0 for n in tree_nodes(hive.daemon.hive.status().tree))
+        assert all(n.restarts == 0 for n in tree_nodes(hive.handles.status.status().tree))
 
 
 async def test_a_blocked_recv_returns_the_moment_mail_lands(
@@ -454,7 +450,7 @@ async def test_agent_and_manager_sockets_refuse_operator_commands(
                 "ok": False,
                 "error": f"{request['cmd']!r} is not available to {socket}",
             }
-        assert hive.daemon.registry.names() == ["alice", "bob", "carol"]
+        assert hive.handles.agents.names() == ["alice", "bob", "carol"]
         # The connection is still a plain request/response connection (not a feed).
         assert (await conn.ask({"cmd": "recv"}))["ok"] is True
 
@@ -568,7 +564,7 @@ async def test_bad_input_gets_a_clear_answer_and_everyone_keeps_being_served(
         assert [d.body for d in await recv(bob)] == ["after", "after", "still working"]
         assert [d.body for d in await recv(carol)] == ["not lost to a closed client"]
 
-    tree = hive.daemon.hive.status().tree
+    tree = hive.handles.status.status().tree
     assert [(n.id, n.restarts) for n in tree_nodes(tree) if n.restarts] == []
     assert {n.state for n in tree_nodes(tree)} == {"running"}
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
@@ -635,7 +631,7 @@ async def test_agents_get_their_sockets_back_after_a_restart(
     assert not (state / "agents" / "bob" / "run" / "hive.sock").exists()
 
     async with open_test_hive(state, clock=FakeWallClock()) as hive, hive.agent("bob") as bob:
-        assert hive.daemon.registry.names() == ["alice", "bob"]
+        assert hive.handles.agents.names() == ["alice", "bob"]
         assert [d.body for d in await recv(bob)] == ["kept across the restart"]
         listeners = listeners_of(hive)
         assert {"alice-socket", "bob-socket"} <= {child.id for child in listeners.children}

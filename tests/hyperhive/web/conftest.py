@@ -11,9 +11,8 @@ import attrs
 import pytest
 import trio
 
-from hyperhive.config import StatePaths
 from hyperhive.containers.settings import ContainerSettings
-from hyperhive.core.daemon import Daemon
+from hyperhive.testing import TestHive, open_test_hive
 from hyperhive.testing.fake_containers import FakeBackend
 from hyperhive.web import Bind, dashboard_child
 
@@ -36,7 +35,7 @@ class Reply:
 
 @attrs.define
 class Web:
-    daemon: Daemon
+    hive: TestHive
     dashboard: Dashboard
     backend: FakeBackend
 
@@ -145,17 +144,12 @@ async def open_web(
         bound.append(dashboard)
 
     make = dashboard_child(Bind("127.0.0.1", 0), token=token, on_bound=keep)
-    daemon = Daemon(
-        StatePaths(state_dir), containers=settings, backend=backend, extra_children=[make]
-    )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(daemon.run)
+    async with open_test_hive(
+        state_dir, containers=settings, backend=backend, extra_children=[make]
+    ) as hive:
         for name in agents:
-            await daemon.hive.lifecycle.spawn(name)  # type: ignore[union-attr]
-        try:
-            yield Web(daemon, bound[0], backend)
-        finally:
-            daemon.request_stop()
+            await hive.handles.agents.spawn(name)
+        yield Web(hive, bound[0], backend)
 
 
 @pytest.fixture

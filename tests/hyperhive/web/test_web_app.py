@@ -65,9 +65,9 @@ async def test_a_cross_origin_post_is_refused_and_changes_nothing(web: Web) -> N
         await web.post("/kill/alice", same_origin=False, headers={"Origin": "null"}),
     ]
     assert [r.status for r in refused] == [403] * 5
-    messages = await web.daemon.hive.operate(lambda s: s.recent(10))
+    messages = await web.hive.handles.messages.recent(10)
     assert [m.body for m in messages if m.recipient == "alice"] == []
-    assert (await web.daemon.hive.lifecycle.view("alice")).state == "running"  # type: ignore[union-attr]
+    assert (await web.hive.handles.agents.view("alice")).state == "running"
     origin_only = await web.post(
         "/op-send", {"to": "alice", "body": "x"}, same_origin=False, headers={"Origin": web.origin}
     )
@@ -99,9 +99,9 @@ async def test_a_form_post_is_refused(web: Web) -> None:
 
 
 async def test_answer_and_cancel_questions_through_the_question_desk(web: Web) -> None:
-    hive = web.daemon.hive
-    first = await hive.ask("alice", wire.Ask(question="colour?", options=("red", "blue")))
-    second = await hive.ask("alice", wire.Ask(question="size?"))
+    hive = web.hive.handles
+    first = await hive.questions.ask("alice", wire.Ask(question="colour?", options=("red", "blue")))
+    second = await hive.questions.ask("alice", wire.Ask(question="size?"))
     state = (await web.get("/api/state")).json()["state"]
     assert [q["id"] for q in state["questions"]] == [first.id, second.id]
     answered = await web.post(f"/answer-question/{first.id}", {"answer": "blue"})
@@ -110,8 +110,8 @@ async def test_answer_and_cancel_questions_through_the_question_desk(web: Web) -
     assert again.status in (403, 404, 409)
     assert "already" in again.json()["error"]
     assert (await web.post(f"/cancel-question/{second.id}")).status == 200
-    assert (await hive.operator_questions(answered=False, limit=10)) == []
-    inbox = await hive.operate(lambda s: s.recent_for("alice", 10))
+    assert (await hive.questions.operator_questions(answered=False, limit=10)) == []
+    inbox = [m for m in await hive.messages.recent(50) if m.recipient == "alice"]
     assert any('"answer":"blue"' in m.body for m in inbox)
 
 
@@ -132,16 +132,13 @@ async def test_lifecycle_actions_are_the_lifecycle_s(web: Web) -> None:
 
 
 async def test_dead_letters_replay_and_drop(web: Web) -> None:
-    hive = web.daemon.hive
-    await hive.send("operator", "alice", "one")
-    await hive.send("operator", "alice", "two")
-
-    def kill_both(store):  # type: ignore[no-untyped-def]
-        store._conn.execute(
-            "UPDATE messages SET dead_at = 1, attempts = 5 WHERE recipient = 'alice'"
-        )
-
-    await hive.operate(kill_both)
+    messages = web.hive.handles.messages
+    await messages.send("operator", "alice", "one")
+    await messages.send("operator", "alice", "two")
+    # Delivered and never acked, six times over: past the redeliveries, both are dead letters.
+    for _ in range(6):
+        await messages.recv("alice", max=32)
+        await messages.requeue_inflight("alice")
     letters = (await web.get("/api/state")).json()["state"]["dead_letters"]
     assert len(letters) == 2
     replayed = await web.post(f"/dead-letter/{letters[0]['id']}/replay")
@@ -287,7 +284,7 @@ async def test_http_without_host_is_refused(web: Web) -> None:
 
 
 async def test_file_preview_reads_the_agent_s_state_safely(web: Web) -> None:
-    state = web.daemon.paths.agent_state_dir("alice")
+    state = web.hive.paths.agent_state_dir("alice")
     (state / "notes").mkdir(parents=True, exist_ok=True)
     (state / "notes" / "plan.md").write_text("# plan\n<script>x</script>\n")
     (state / "notes" / "secret.md").symlink_to("/etc/shadow")

@@ -66,7 +66,7 @@ async def test_a_stream_says_hello_then_every_event_with_its_seq(web: Web) -> No
         assert hello["resumed"] is False
         boot = hello["boot"]
         assert event_id == f"{boot}.{hello['seq']}"
-        await web.daemon.hive.send("operator", "alice", "live one")
+        await web.hive.handles.messages.send("operator", "alice", "live one")
         while True:
             event_id, event = await stream.frame()
             if event["kind"] == "sent" and event["message"]["body"] == "live one":
@@ -82,7 +82,7 @@ async def test_a_reconnect_resumes_after_its_last_event_id(web: Web) -> None:
         _, hello = await stream.frame()
         await stream.aclose()
         boot, seq = hello["boot"], hello["seq"]
-        await web.daemon.hive.send("operator", "alice", "while away")
+        await web.hive.handles.messages.send("operator", "alice", "while away")
         resumed = await Stream.open(web, f"{boot}.{seq}")
         _, hello2 = await resumed.frame()
         assert hello2["resumed"] is True
@@ -111,7 +111,9 @@ async def test_a_resume_older_than_the_history_gets_a_gap(web: Web) -> None:
         _, hello = await stream.frame()
         await stream.aclose()
         # The hub remembers 1000 events; push the resume point out of them.
-        await web.daemon.hive.send_many("operator", [("alice", f"m{i}") for i in range(1100)])
+        await web.hive.handles.messages.send_many(
+            "operator", [("alice", f"m{i}") for i in range(1100)]
+        )
         resumed = await Stream.open(web, f"{hello['boot']}.{hello['seq']}")
         await resumed.frame()  # hello
         _, first = await resumed.frame()

@@ -1,0 +1,798 @@
+"""The agents actor: the one owner of who the agents are and what is being done to them.
+
+It owns the registry (records, tombstones), the transient action per agent, the set of agents
+the backend was told about in this daemon's life, and each agent's socket listener. Every
+lifecycle verb (spawn, start, stop, restart, kill, rebuild, destroy, purge) reaches it as an
+`Act`; the rules are `hyperhive.core.lifecycle.plan`, the actor does the steps:
+
+- bookkeeping (the record, the wanted state, the tombstone) in its own task, its file writes
+  through the injected `Offload`;
+- the backend and the socket in a child task per action, keyed by the agent's name: a slow
+  stop of one agent never blocks another, and a second action on the same agent is refused
+  (`Conflict`) until the child reports `ActionDone` (a kill goes through regardless);
+- views (the container rows) in child tasks too, from a snapshot, since they wait on the
+  backend, the agents' files and the reminder scheduler.
+
+After every change it publishes an `AgentsSnapshot` (names, recipients, transient actions),
+which the broker reads for every message without a call. Crash watch asks instead
+(`ReadTransient`), so an exit is judged in order with the action steps before it.
+On start it opens every registered agent's socket, then starts what should run; on stop it
+stops the agents first, while their sockets still answer (it is the tree's last child).
+
+Surfaces reach it through `AgentsHandle`.
+
+Accepts: `Register`, `Act`, `ReadViews`, `ReadLogs`, `ReadTombstones`, `ReadTransient`, and
+its children's `ActionDone`. Emits: `AgentRegistered`, `AgentUnregistered` (hub); asks the
+rescanner to look again after every step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+import attrs
+import trio
+
+from actors import ActorError, ActorStatistics, Reply
+from hyperhive import wire
+from hyperhive.containers.base import AgentSpec, AgentState, AgentStatus
+from hyperhive.containers.disk import DiskMeter
+from hyperhive.containers.sandbox import load_sandbox_settings
+from hyperhive.core import container_view, ports
+from hyperhive.core.lifecycle import MAX_LOG_LINES, TRANSIENT, Plan, Step, Verb, plan
+from hyperhive.core.registry import MANAGER, AgentRecord, AgentRegistry, remove_tree, validate_name
+from hyperhive.errors import (
+    ConfigError,
+    ContainerError,
+    HyperhiveError,
+    InternalError,
+    UnknownAgent,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from actors import ChildSpec, Mailbox, Supervisor
+    from hyperhive.clock import WallClock
+    from hyperhive.config import StatePaths
+    from hyperhive.containers.base import ContainerBackend
+    from hyperhive.containers.settings import ContainerSettings
+    from hyperhive.core.events import EventsHandle
+    from hyperhive.core.limits import LimitLog
+    from hyperhive.core.offload import Offload
+    from hyperhive.core.reminders import RemindersHandle
+
+__all__ = [
+    "Act",
+    "ActionDone",
+    "AgentsActor",
+    "AgentsHandle",
+    "AgentsMsg",
+    "AgentsSnapshot",
+    "ReadLogs",
+    "ReadTombstones",
+    "ReadTransient",
+    "ReadViews",
+    "Register",
+    "snapshot_of",
+]
+
+LOGGER = logging.getLogger("hyperhive.lifecycle")
+CALL_TIMEOUT: Final = 30.0
+# An action waits out the agent's stop grace and the backend's own work; give it room.
+ACTION_TIMEOUT: Final = 300.0
+_LIVE: Final = (AgentState.RUNNING, AgentState.STARTING)
+_LIVE_STATES: Final = tuple(state.value for state in _LIVE)
+
+
+@attrs.frozen
+class AgentsSnapshot:
+    """What the actor publishes after every change; reading it never blocks."""
+
+    names: frozenset[str] = frozenset()
+    manager_retired: bool = False
+    transient: Mapping[str, str] = attrs.field(factory=dict)
+    with_record: frozenset[str] = frozenset()  # the names, and the manager once it has one
+
+    def is_recipient(self, name: str) -> bool:
+        """Whether a message to `name` has somewhere to go (an agent, the manager unless it
+        was destroyed, the operator)."""
+        if name == MANAGER:
+            return not self.manager_retired
+        return name in self.names or name == "operator"
+
+
+def snapshot_of(
+    registry: AgentRegistry, transient: Mapping[str, str] | None = None
+) -> AgentsSnapshot:
+    """The snapshot of `registry` (the one the tree starts with, before the actor runs)."""
+    names = frozenset(registry.names())
+    manager = frozenset({MANAGER}) if registry.has_record(MANAGER) else frozenset()
+    return AgentsSnapshot(names, registry.manager_retired, dict(transient or {}), names | manager)
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Register:
+    """Make `name` a known agent with its own socket (no container); False if it was one."""
+
+    name: str
+    reply: Reply[bool]
+
+
+@attrs.frozen
+class Act:
+    """Run lifecycle `verb` on agent `name`; answered once it is done."""
+
+    verb: Verb
+    name: str
+    reply: Reply[None]
+    network: bool = True
+    purge: bool = False
+    force: bool = False
+    status: str | None = None  # autostart: the backend's state of the agent, just read
+
+
+@attrs.frozen
+class ReadViews:
+    """The container rows of `names` (every agent and the manager when None)."""
+
+    names: tuple[str, ...] | None
+    reply: Reply[dict[str, wire.ContainerView]]
+
+
+@attrs.frozen
+class ReadLogs:
+    name: str
+    lines: int
+    reply: Reply[str]
+
+
+@attrs.frozen
+class ReadTombstones:
+    reply: Reply[list[wire.Tombstone]]
+
+
+@attrs.frozen
+class ReadTransient:
+    """The action in flight on `name` now, in the order of the actor's mailbox: an exit that
+    came after an action's last step is judged after that action's `ActionDone`."""
+
+    name: str
+    reply: Reply[str | None]
+
+
+@attrs.frozen
+class ActionDone:
+    """A child's report: the backend and socket steps of `act` ran up to step `upto` of its
+    plan, an actor's own step or the end (`error`: until one failed). `created`: the backend
+    now knows the agent."""
+
+    act: Act
+    plan: Plan
+    error: Exception | None
+    created: bool
+    upto: int
+    record: AgentRecord
+
+
+AgentsMsg: TypeAlias = (
+    Register | Act | ReadViews | ReadLogs | ReadTombstones | ReadTransient | ActionDone
+)
+
+
+class AgentsActor:
+    """See the module docstring.
+
+    Args:
+        mailbox: the actor's mailbox.
+        registry: the agents as loaded at start (`AgentRegistry`, blocking: used via `offload`).
+        paths: the state directory.
+        clock: wall clock for tombstones.
+        offload: how file work leaves the trio thread.
+        backend: the container backend (None: agents are sockets only).
+        settings: the container settings (grace periods, web ports, the harness command).
+        listeners: the supervisor of the socket listeners; `listener_for` builds an agent's.
+        events: where registration events go; reminders: pending counts for the rows.
+        limit_log: notes for the rows; on_change: ask the rescanner to look at an agent.
+        operator_pronouns: passed to every agent's harness (whoami must agree with it).
+    """
+
+    def __init__(
+        self,
+        mailbox: Mailbox[AgentsMsg],
+        *,
+        registry: AgentRegistry,
+        paths: StatePaths,
+        clock: WallClock,
+        offload: Offload,
+        backend: ContainerBackend | None,
+        settings: ContainerSettings,
+        listeners: Supervisor,
+        listener_for: Callable[[str], ChildSpec],
+        events: EventsHandle,
+        reminders: RemindersHandle,
+        limit_log: LimitLog,
+        on_change: Callable[[str], None],
+        publish_snapshot: Callable[[AgentsSnapshot], None],
+        operator_pronouns: str,
+        autostarted: trio.Event,
+    ) -> None:
+        ports.check_range(settings.web_ports)
+        self._mailbox = mailbox
+        self._registry = registry
+        self._paths = paths
+        self._clock = clock
+        self._offload = offload
+        self._backend = backend
+        self._settings = settings
+        self._listeners = listeners
+        self._listener_for = listener_for
+        self._events = events
+        self._reminders = reminders
+        self._limit_log = limit_log
+        self._on_change = on_change
+        self._publish_snapshot = publish_snapshot
+        self._pronouns = operator_pronouns
+        self._transient: dict[str, str] = {}
+        self._created: set[str] = set()
+        self._disk = DiskMeter()
+        self._views_lock = trio.Lock()  # the disk meter is one cache: one view pass at a time
+        self._nursery: trio.Nursery | None = None
+        self._last_error: str | None = None
+        self._actions = 0
+        self.autostarted = autostarted  # set once start-up has started what should run
+
+    def statistics(self) -> ActorStatistics:
+        """Queue, last message, last error; agents, actions in flight, actions done."""
+        return ActorStatistics.of(
+            self._mailbox.statistics(),
+            last_error=self._last_error,
+            agents=len(self._registry.names()),
+            busy=len(self._transient),
+            actions=self._actions,
+        )
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open every agent's socket, start what should run, serve; on stop, stop the agents.
+
+        Cancellation: actions in flight are cancelled with the actor; the agents it started
+        are left to the backend's own shutdown.
+        """
+        self._publish()
+        for name in self._registry.names():
+            await self._open_socket(name)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._autostart)
+            task_status.started()
+            async for msg in self._mailbox.inbox:
+                await self._dispatch(msg)
+            await self._shutdown_agents()
+            nursery.cancel_scope.cancel()
+        self._nursery = None
+
+    async def _dispatch(self, msg: AgentsMsg) -> None:
+        try:
+            match msg:
+                case Register():
+                    await self._on_register(msg)
+                case Act():
+                    await self._on_act(msg)
+                case ReadViews(names=names):
+                    self._spawn(self._answer_views, self._records_of(names), msg.reply)
+                case ReadLogs():
+                    record = self._record(msg.name)
+                    if record is None:
+                        raise UnknownAgent(f"unknown agent {msg.name!r}")
+                    self._spawn(self._answer_logs, record, msg)
+                case ReadTombstones():
+                    msg.reply.send(await self._offload(self._registry.tombstones))
+                case ReadTransient(name=name):
+                    msg.reply.send(self._transient.get(name))
+                case ActionDone():
+                    await self._on_done(msg)
+        except HyperhiveError as exc:
+            self._refuse(msg, exc)
+        except Exception as exc:
+            # A bug met on one request: that caller is told, the actor keeps serving.
+            self._last_error = repr(exc)
+            LOGGER.exception("agents: %s failed", type(msg).__name__)
+            self._refuse(msg, InternalError())
+
+    def _refuse(self, msg: AgentsMsg, exc: Exception) -> None:
+        match msg:
+            case ActionDone():
+                self._finish(msg.act, msg.plan)
+                msg.act.reply.fail(exc)
+            case _:
+                msg.reply.fail(exc)
+
+    def _spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        assert self._nursery is not None, "only while run() serves"
+        self._nursery.start_soon(fn, *args)
+
+    def _publish(self) -> None:
+        self._publish_snapshot(snapshot_of(self._registry, self._transient))
+
+    # -- registration -------------------------------------------------------------------------
+
+    async def _on_register(self, msg: Register) -> None:
+        validate_name(msg.name)
+        created = await self._offload(self._registry.register, msg.name, None)
+        if not created:
+            msg.reply.send(False)
+            return
+        self._publish()
+        self._spawn(self._open_and_answer, msg.name, msg.reply)
+
+    async def _open_and_answer(self, name: str, reply: Reply[bool]) -> None:
+        try:
+            await self._open_socket(name)
+        except Exception as exc:
+            reply.fail(exc)
+        else:
+            self._events.publish(wire.AgentRegistered(name))
+            reply.send(True)
+
+    async def _open_socket(self, name: str) -> None:
+        if name != MANAGER:
+            await self._offload(self._make_socket_dir, name)
+            await self._listeners.start_child(self._listener_for(name))
+
+    def _make_socket_dir(self, name: str) -> None:
+        self._paths.agent_socket_dir(name).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- actions ------------------------------------------------------------------------------
+
+    async def _on_act(self, act: Act) -> None:
+        name = act.name
+        if act.verb == "spawn":
+            validate_name(name)
+        if act.verb == "purge":
+            await self._offload(self._registry.purgeable, name)
+        record = self._record(name)
+        if act.verb == "autostart" and name == MANAGER and record is None:
+            record = await self._manager_record()
+        tombstone = record is None and await self._offload(self._registry.has_tombstone, name)
+        decided = plan(
+            record,
+            act.status,
+            self._transient.get(name),
+            act.verb,
+            name=name,
+            created=name in self._created,
+            purge=act.purge,
+            force=act.force,
+            tombstone=tombstone,
+        )
+        if decided.steps != (Step.PURGE,) and act.verb not in ("destroy", "purge"):
+            self._need_backend()
+        record = await self._before(act, decided, record)
+        if (
+            act.verb == "autostart"
+            and Step.START not in decided.steps
+            and act.status in _LIVE_STATES
+        ):
+            LOGGER.info("adopted running agent %s", name)
+        if not decided.alongside:
+            self._transient[name] = decided.transient or TRANSIENT[act.verb]
+            self._publish()
+        self._on_change(name)
+        self._actions += 1
+        self._spawn(self._perform, act, decided, record, name in self._created)
+
+    async def _manager_record(self) -> AgentRecord:
+        """The manager's record, made now (autostart with `ensure_manager`)."""
+        port = ports.web_port(MANAGER, self._settings.web_ports)
+        record = AgentRecord(MANAGER, role="manager", web_port=port)
+        await self._offload(self._registry.save, record)
+        self._publish()
+        LOGGER.info("created the manager agent (web port %d)", port)
+        return record
+
+    def _records_of(self, names: Sequence[str] | None) -> dict[str, AgentRecord]:
+        registry = self._registry
+        wanted = [r.name for r in registry.records()] if names is None else list(names)
+        return {n: registry.record(n) for n in wanted if registry.has_record(n)}
+
+    def _record(self, name: str) -> AgentRecord | None:
+        return self._registry.record(name) if self._registry.has_record(name) else None
+
+    async def _before(self, act: Act, decided: Plan, record: AgentRecord | None) -> AgentRecord:
+        """The actor's own steps that come before the backend's: the record."""
+        registry = self._registry
+        name = act.name
+        if Step.REGISTER in decided.steps:
+            taken = [(r.name, r.web_port) for r in registry.records()]
+            port = ports.check_spawn(name, self._settings.web_ports, taken)
+            record = AgentRecord(name, network=act.network, web_port=port)
+            await self._offload(registry.register, name, record)
+            self._publish()
+        elif record is None:
+            return AgentRecord(name)  # a tombstone to purge: nothing else is read
+        if Step.WANT_RUNNING in decided.steps and record.wanted != "running":
+            record = attrs.evolve(record, wanted="running")
+            await self._offload(registry.save, record)
+        if Step.WANT_STOPPED in decided.steps and record.wanted != "stopped":
+            record = attrs.evolve(record, wanted="stopped")
+            await self._offload(registry.save, record)
+        if Step.UPDATE in decided.steps:
+            port = ports.web_port(name, self._settings.web_ports)
+            if port != record.web_port:
+                if name != MANAGER:
+                    taken = [(r.name, r.web_port) for r in registry.records()]
+                    ports.check_spawn(name, self._settings.web_ports, taken)
+                record = attrs.evolve(record, web_port=port)
+                await self._offload(registry.save, record)
+        return record
+
+    async def _perform(
+        self, act: Act, decided: Plan, record: AgentRecord, created: bool, start: int = 0
+    ) -> None:
+        """A child task of one action: its backend and socket steps from `start` up to the
+        next of the actor's own (RETIRE) or the end, then `ActionDone`."""
+        error: Exception | None = None
+        upto = start
+        try:
+            with trio.fail_after(ACTION_TIMEOUT):
+                while upto < len(decided.steps) and decided.steps[upto] is not Step.RETIRE:
+                    created = await self._step(decided.steps[upto], record, created) or created
+                    upto += 1
+        except trio.TooSlowError:
+            error = ContainerError(f"{act.verb} of {act.name} took longer than {ACTION_TIMEOUT}s")
+        except Exception as exc:
+            error = exc
+        await self._mailbox.cast(ActionDone(act, decided, error, created, upto, record))
+
+    async def _step(self, step: Step, record: AgentRecord, created: bool) -> bool:
+        """One backend or socket step; True once the backend knows the agent."""
+        name = record.name
+        backend = self._backend
+        grace = self._settings.stop_grace
+        match step:
+            case Step.REGISTER:
+                await self._open_socket(name)
+                self._events.publish(wire.AgentRegistered(name))
+            case Step.CREATE:
+                await self._need_backend().create(self.spec_for(record))
+                return True
+            case Step.START:
+                await self._need_backend().start(name)
+            case Step.STOP:
+                await self._need_backend().stop(name, grace=grace)
+            case Step.KILL:
+                await self._need_backend().stop(name, grace=0.0)
+            case Step.UPDATE:
+                backend = self._need_backend()
+                outcome = await backend.update(self.spec_for(record))
+                live = (await backend.status(name)).state in _LIVE
+                if live and outcome == "restart-required":
+                    await backend.stop(name, grace=grace)
+                return True
+            case Step.START_IF_WANTED:
+                backend = self._need_backend()
+                if record.wanted == "running" and (await backend.status(name)).state not in _LIVE:
+                    await backend.start(name)
+            case Step.DESTROY:
+                if backend is not None:
+                    await backend.destroy(name)
+            case Step.CLOSE_SOCKET:
+                if name != MANAGER:
+                    with contextlib.suppress(KeyError):
+                        await self._listeners.terminate_child(self._listener_for(name).id)
+                    self._events.publish(wire.AgentUnregistered(name))
+            case Step.PURGE:
+                # After RETIRE (the actor's) for a live agent: the files are the child's here.
+                await self._offload(remove_tree, self._paths.agent_dir(name))
+            case Step.WANT_RUNNING | Step.WANT_STOPPED | Step.RETIRE:
+                pass  # the actor's own (`_before`, `_on_done`)
+        return False
+
+    async def _on_done(self, done: ActionDone) -> None:
+        act, decided = done.act, done.plan
+        name = act.name
+        if done.created:
+            self._created.add(name)
+        steps = decided.steps
+        if done.error is None and done.upto < len(steps) and steps[done.upto] is Step.RETIRE:
+            self._created.discard(name)
+            await self._offload(lambda: self._registry.retire(name, destroyed_at=self._clock.now()))
+            self._publish()
+            if done.upto + 1 < len(steps):  # purge: the files are a child's to delete
+                self._spawn(self._perform, act, decided, done.record, False, done.upto + 1)
+                return
+        if done.error is None and Step.DESTROY in steps:
+            LOGGER.info("destroyed %s%s", name, " and purged its state" if act.purge else "")
+        self._finish(act, decided)
+        if done.error is not None:
+            act.reply.fail(done.error)
+        else:
+            act.reply.send(None)
+
+    def _finish(self, act: Act, decided: Plan) -> None:
+        if not decided.alongside:
+            self._transient.pop(act.name, None)
+        self._publish()
+        self._on_change(act.name)
+
+    def _need_backend(self) -> ContainerBackend:
+        if self._backend is None:
+            raise ContainerError(
+                "this daemon runs no containers (hyperhive serve --backend none); "
+                "restart it with --backend bwrap, process or nixos"
+            )
+        return self._backend
+
+    def spec_for(self, record: AgentRecord) -> AgentSpec:
+        """The backend spec of an agent, from its record and the daemon's settings."""
+        paths = self._paths
+        name = record.name
+        return AgentSpec(
+            name=name,
+            role=record.role,
+            state_dir=paths.agent_state_dir(name),
+            config_dir=paths.agent_config_dir(name),
+            socket_dir=paths.container_socket_dir(name),
+            log_path=paths.agent_log(name),
+            argv=self._settings.agent_command,
+            # The harness fills the operator's pronouns into the system prompt; whoami answers
+            # from the daemon's own value, so the two must be the same one.
+            env={**self._settings.env, wire.ENV_OPERATOR_PRONOUNS: self._pronouns},
+            network=record.network,
+            web_port=record.web_port,
+            settings_file=paths.agent_dir(name) / "sandbox.json",
+        )
+
+    # -- start-up and shutdown ----------------------------------------------------------------
+
+    async def _autostart(self) -> None:
+        """Rescan the backend, ensure the manager, start what should run: an `Act` per agent.
+        Never raises: an agent that cannot start is logged and shows as crashed; the others
+        are served."""
+        backend = self._backend
+        try:
+            if backend is None:
+                return
+            try:
+                await backend.rescan()
+            except HyperhiveError as exc:
+                LOGGER.error("start-up rescan failed: %s", exc)
+            names = self._registry.names()
+            if self._settings.ensure_manager or self._registry.has_record(MANAGER):
+                names.append(MANAGER)
+            for name in names:
+                await self._autostart_one(backend, name)
+        finally:
+            self.autostarted.set()
+
+    async def _autostart_one(self, backend: ContainerBackend, name: str) -> None:
+        try:
+            status = (await backend.status(name)).state.value
+            await self._mailbox.call(
+                lambda reply: Act("autostart", name, reply, status=status),
+                timeout=ACTION_TIMEOUT + CALL_TIMEOUT,
+            )
+        except (HyperhiveError, ActorError) as exc:
+            # Not the message itself: it may carry the agent's own output (secrets included).
+            LOGGER.error(
+                "could not start %s at start-up (%s); see `hyperhive logs %s`",
+                name,
+                type(exc).__name__,
+                name,
+            )
+
+    async def _shutdown_agents(self) -> None:
+        """Stop every agent this daemon runs, without changing what it wants (the next
+        daemon starts them again). Containers that outlive the daemon (nixos) stay."""
+        backend = self._backend
+        if backend is None or backend.outlives_daemon:
+            return
+
+        async def stop(name: str) -> None:
+            try:
+                await backend.stop(name, grace=self._settings.shutdown_grace)
+            except HyperhiveError as exc:
+                LOGGER.warning("could not stop %s at shutdown: %s", name, exc)
+
+        async with trio.open_nursery() as nursery:
+            for name in sorted(self._created):
+                nursery.start_soon(stop, name)
+
+    # -- views and logs (child tasks: they wait on the backend and on files) ------------------
+
+    async def _answer_views(
+        self, records: Mapping[str, AgentRecord], reply: Reply[dict[str, wire.ContainerView]]
+    ) -> None:
+        try:
+            reply.send(await self._views(records))
+        except Exception as exc:
+            if not isinstance(exc, HyperhiveError):
+                LOGGER.exception("building the container view failed")
+                exc = InternalError()
+            reply.fail(exc)
+
+    async def _views(self, records: Mapping[str, AgentRecord]) -> dict[str, wire.ContainerView]:
+        transient = dict(self._transient)
+        counts = await self._pending_reminders()
+        views = {}
+        async with self._views_lock:
+            for name, record in records.items():
+                views[name] = container_view.build_view(
+                    record,
+                    await self._status(name),
+                    transient=transient.get(name),
+                    flags=await self._offload(self._flags, name, trio.current_time()),
+                    pending_reminders=counts.get(name, 0),
+                    notes=self._limit_log.notes(name),
+                )
+        return views
+
+    def _flags(self, name: str, now: float) -> container_view.AgentFlags:
+        """The row's file-backed parts, disk use and quota included (blocking: a thread)."""
+        paths = self._paths
+        flags = container_view.read_flags(paths.agent_state_dir(name), paths.agent_dir(name))
+        usage = self._disk.usage(paths.agent_state_dir(name), now)
+        try:
+            quota = load_sandbox_settings(paths.agent_dir(name) / "sandbox.json").disk_quota
+        except ConfigError:
+            quota = None  # the start reports the broken file; the row keeps the default
+        return attrs.evolve(
+            flags,
+            disk_bytes=usage.bytes if usage is not None else None,
+            disk_quota=quota or self._settings.disk_quota,
+        )
+
+    async def _status(self, name: str) -> AgentStatus | None:
+        if self._backend is None:
+            return None
+        try:
+            return await self._backend.status(name)
+        except HyperhiveError as exc:
+            return AgentStatus(name, AgentState.UNKNOWN, detail=str(exc))
+
+    async def _pending_reminders(self) -> dict[str, int]:
+        with trio.move_on_after(2.0):
+            try:
+                return await self._reminders.pending_counts()
+            except (HyperhiveError, ActorError):
+                return {}
+        return {}
+
+    async def _answer_logs(self, record: AgentRecord, msg: ReadLogs) -> None:
+        try:
+            backend = self._need_backend()
+            await backend.create(self.spec_for(record))  # idempotent: the backend knows the log
+            lines = max(0, min(msg.lines, MAX_LOG_LINES))
+            msg.reply.send(await backend.logs(msg.name, lines=lines))
+        except Exception as exc:
+            msg.reply.fail(exc if isinstance(exc, HyperhiveError) else InternalError())
+
+
+class AgentsHandle:
+    """What surfaces hold to reach the agents actor, and its published snapshot."""
+
+    def __init__(
+        self, mailbox: Mailbox[AgentsMsg], snapshot: AgentsSnapshot, autostarted: trio.Event
+    ) -> None:
+        self._mailbox = mailbox
+        self._snapshot = snapshot
+        self._autostarted = autostarted
+
+    # The snapshot: published by the actor (its only writer), read by anyone, never blocks.
+
+    def publish(self, snapshot: AgentsSnapshot) -> None:
+        """The actor's: replace the snapshot readers see."""
+        self._snapshot = snapshot
+
+    @property
+    def snapshot(self) -> AgentsSnapshot:
+        return self._snapshot
+
+    def names(self) -> list[str]:
+        """Registered agent names, sorted."""
+        return sorted(self._snapshot.names)
+
+    def has_record(self, name: str) -> bool:
+        """Whether `name` is a registered agent, or the manager once it has a record."""
+        return name in self._snapshot.with_record
+
+    async def wait_autostarted(self) -> None:
+        """Return once start-up has started the agents that should run (the demo waits)."""
+        await self._autostarted.wait()
+
+    def is_recipient(self, name: str) -> bool:
+        return self._snapshot.is_recipient(name)
+
+    def transient(self, name: str) -> str | None:
+        """The action in flight on `name`, if any, as last published (never blocks)."""
+        return self._snapshot.transient.get(name)
+
+    async def transient_now(self, name: str) -> str | None:
+        """The action in flight on `name`, asked of the actor: crash watch's question, answered
+        after every action step that came before it."""
+        return await self._mailbox.call(
+            lambda reply: ReadTransient(name, reply), timeout=CALL_TIMEOUT
+        )
+
+    # Calls.
+
+    async def register(self, name: str) -> bool:
+        """Register `name` with its socket (no container); False if it already was one."""
+        return await self._mailbox.call(lambda reply: Register(name, reply), timeout=CALL_TIMEOUT)
+
+    async def act(
+        self,
+        verb: Verb,
+        name: str,
+        *,
+        network: bool = True,
+        purge: bool = False,
+        force: bool = False,
+    ) -> None:
+        """Run lifecycle `verb` on `name`; returns once it is done (refusals raise)."""
+        await self._mailbox.call(
+            lambda reply: Act(verb, name, reply, network=network, purge=purge, force=force),
+            timeout=ACTION_TIMEOUT + CALL_TIMEOUT,
+        )
+
+    async def spawn(self, name: str, *, network: bool = True) -> None:
+        """Create agent `name` (record, directories, socket, container) and start it."""
+        await self.act("spawn", name, network=network)
+
+    async def start(self, name: str) -> None:
+        """Start `name` and remember that it should run."""
+        await self.act("start", name)
+
+    async def stop(self, name: str) -> None:
+        """Stop `name` (SIGTERM, the grace period, SIGKILL); remember that it is stopped."""
+        await self.act("stop", name)
+
+    async def restart(self, name: str) -> None:
+        await self.act("restart", name)
+
+    async def kill(self, name: str) -> None:
+        """Kill `name` at once, even while another action (a slow stop) is in flight."""
+        await self.act("kill", name)
+
+    async def rebuild(self, name: str) -> None:
+        """Re-apply `name`'s settings; restart it if the backend needs that."""
+        await self.act("rebuild", name)
+
+    async def destroy(self, name: str, *, purge: bool = False, force: bool = False) -> None:
+        """Remove `name`'s container and socket; keep its state as a tombstone unless `purge`."""
+        await self.act("destroy", name, purge=purge, force=force)
+
+    async def purge_tombstone(self, name: str) -> None:
+        """Delete a destroyed agent's kept state for good."""
+        await self.act("purge", name)
+
+    async def views(self, names: Sequence[str] | None = None) -> dict[str, wire.ContainerView]:
+        """The container rows of `names` (every agent and the manager when None)."""
+        wanted = None if names is None else tuple(names)
+        return await self._mailbox.call(
+            lambda reply: ReadViews(wanted, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def view(self, name: str) -> wire.ContainerView:
+        """One agent's row (UnknownAgent if there is none)."""
+        views = await self.views([name])
+        if name not in views:
+            raise UnknownAgent(f"unknown agent {name!r}")
+        return views[name]
+
+    async def logs(self, name: str, *, lines: int) -> str:
+        """The last `lines` lines `name`'s process wrote."""
+        return await self._mailbox.call(
+            lambda reply: ReadLogs(name, lines, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def tombstones(self) -> list[wire.Tombstone]:
+        """Destroyed agents whose state was kept."""
+        return await self._mailbox.call(ReadTombstones, timeout=CALL_TIMEOUT)

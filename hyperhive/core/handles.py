@@ -1,0 +1,135 @@
+"""The hive as its surfaces see it: one small typed handle per actor, built with the tree.
+
+Surfaces (the sockets, the dashboard, the TUI, the MCP tools) hold a `Handles` and call its
+handles; the handles send typed messages to the actors' mailboxes, so nothing outside an actor
+touches its state. The few actions that gather from more than one actor (whoami, loose ends)
+are here too, so no two surfaces answer them differently.
+
+- ``messages``: the broker (`hyperhive.core.messages.MessagesHandle`);
+- ``events``: the event hub (`hyperhive.core.events.EventsHandle`);
+- ``questions``, ``reminders``: the question desk and the reminder scheduler;
+- ``agents``: the agents actor, and its published snapshot (`hyperhive.core.agents`);
+- ``status``: the live actor tree (`StatusView`).
+
+A later actor (approvals, issue 12) adds one handle here and one child in
+`hyperhive.core.daemon.build_tree`; mypy then says which surface still lacks it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from actors import ChildStatistics, SupervisorStatistics
+from hyperhive import __version__, wire
+from hyperhive.core import loose_ends
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hyperhive.clock import WallClock
+    from hyperhive.config import StatePaths
+    from hyperhive.core.agents import AgentsHandle
+    from hyperhive.core.events import EventsHandle
+    from hyperhive.core.limits import Limits
+    from hyperhive.core.listener import Identity
+    from hyperhive.core.messages import MessagesHandle
+    from hyperhive.core.questions import QuestionsHandle
+    from hyperhive.core.reminders import RemindersHandle
+
+__all__ = ["Handles", "StatusView", "actor_info"]
+
+
+@attrs.frozen
+class StatusView:
+    """The live actor tree with every actor's statistics (`status`, `hyperhive top`).
+
+    `tree` reads the root supervisor's statistics; it is the root of the tree this view is
+    part of, so `build_tree` hands it the root's bound method once the root exists.
+    """
+
+    paths: StatePaths
+    clock: WallClock
+    started_at: float
+    tree: Callable[[], SupervisorStatistics]
+
+    def status(self) -> wire.StatusReply:
+        now_wall, now_trio = self.clock.now(), trio.current_time()
+        return wire.StatusReply(
+            pid=os.getpid(),
+            state_dir=str(self.paths.root),
+            uptime_seconds=max(0.0, now_wall - self.started_at),
+            tree=actor_info(self.tree(), lambda at: now_wall - (now_trio - at)),
+            at=now_wall,
+        )
+
+
+@attrs.frozen
+class Handles:
+    """Every handle a surface may use (see the module docstring)."""
+
+    messages: MessagesHandle
+    events: EventsHandle
+    questions: QuestionsHandle
+    reminders: RemindersHandle
+    agents: AgentsHandle
+    status: StatusView
+    limits: Limits
+    operator_pronouns: str
+
+    async def whoami(self, who: Identity) -> wire.WhoamiReply:
+        """The caller's name and role, the operator's pronouns, the version, its reminders."""
+        counts = await self.reminders.pending_counts()
+        return wire.WhoamiReply(
+            name=who.name,
+            role=who.role,
+            pronouns=self.operator_pronouns,
+            hyperhive_version=__version__,
+            pending_reminders=counts.get(who.name, 0),
+        )
+
+    async def loose_ends(self, who: Identity) -> wire.LooseEnds:
+        """`who`'s open questions and pending or failed reminders; hive-wide for the manager."""
+        name = loose_ends.scope(who)
+        open_questions = await self.questions.open_questions(name)
+        undelivered = await self.reminders.listing(owner=name, limit=1000)
+        return loose_ends.assemble(open_questions, undelivered)
+
+    async def cancel_loose_end(self, by: Identity, kind: str, id: int) -> None:
+        """Cancel a question (answered `[cancelled by <name>]`) or an undelivered reminder."""
+        if loose_ends.cancel_kind(kind) == "question":
+            await self.questions.cancel(by, id)
+        else:
+            await self.reminders.cancel(by, id)
+
+
+def actor_info(
+    stats: ChildStatistics | SupervisorStatistics,
+    wall: Callable[[float], float] = lambda at: at,
+) -> wire.ActorInfo:
+    """The wire form of an actors statistics snapshot (recursively for supervisors); `wall`
+    turns trio times into wall-clock stamps."""
+    if isinstance(stats, SupervisorStatistics):
+        return wire.ActorInfo(
+            id=stats.id,
+            kind="supervisor",
+            state=stats.state,
+            restarts=stats.restarts,
+            last_error=stats.last_error,
+            strategy=stats.strategy,
+            children=tuple(actor_info(child, wall) for child in stats.children),
+        )
+    return wire.ActorInfo(
+        id=stats.id,
+        kind="actor",
+        state=stats.state,
+        restarts=stats.restarts,
+        last_error=stats.last_error,
+        queue_depth=stats.queue_depth,
+        queue_capacity=stats.queue_capacity,
+        last_message_at=None if stats.last_message_at is None else wall(stats.last_message_at),
+        counters=dict(stats.counters),
+    )
