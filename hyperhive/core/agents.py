@@ -37,14 +37,12 @@ import trio
 
 from actors import ActorError, ActorStatistics, Reply
 from hyperhive import wire
-from hyperhive.containers.base import AgentSpec, AgentState, AgentStatus
-from hyperhive.containers.disk import DiskMeter
-from hyperhive.containers.sandbox import load_sandbox_settings
-from hyperhive.core import container_view, ports
+from hyperhive.containers.base import AgentSpec, AgentState
+from hyperhive.core import ports
+from hyperhive.core.agent_views import ViewBuilder
 from hyperhive.core.lifecycle import MAX_LOG_LINES, TRANSIENT, Plan, Step, Verb, plan
 from hyperhive.core.registry import MANAGER, AgentRecord, AgentRegistry, remove_tree, validate_name
 from hyperhive.errors import (
-    ConfigError,
     ContainerError,
     HyperhiveError,
     InternalError,
@@ -240,8 +238,14 @@ class AgentsActor:
         self._pronouns = operator_pronouns
         self._transient: dict[str, str] = {}
         self._created: set[str] = set()
-        self._disk = DiskMeter()
-        self._views_lock = trio.Lock()  # the disk meter is one cache: one view pass at a time
+        self._views = ViewBuilder(
+            paths=paths,
+            settings=settings,
+            backend=backend,
+            offload=offload,
+            reminders=reminders,
+            limit_log=limit_log,
+        )
         self._nursery: trio.Nursery | None = None
         self._last_error: str | None = None
         self._actions = 0
@@ -286,7 +290,8 @@ class AgentsActor:
                 case Act():
                     await self._on_act(msg)
                 case ReadViews(names=names):
-                    self._spawn(self._answer_views, self._records_of(names), msg.reply)
+                    records, transient = self._records_of(names), dict(self._transient)
+                    self._spawn(self._answer_views, records, transient, msg.reply)
                 case ReadLogs():
                     record = self._record(msg.name)
                     if record is None:
@@ -608,62 +613,18 @@ class AgentsActor:
     # -- views and logs (child tasks: they wait on the backend and on files) ------------------
 
     async def _answer_views(
-        self, records: Mapping[str, AgentRecord], reply: Reply[dict[str, wire.ContainerView]]
+        self,
+        records: Mapping[str, AgentRecord],
+        transient: Mapping[str, str],
+        reply: Reply[dict[str, wire.ContainerView]],
     ) -> None:
         try:
-            reply.send(await self._views(records))
+            reply.send(await self._views.views(records, transient))
         except Exception as exc:
             if not isinstance(exc, HyperhiveError):
                 LOGGER.exception("building the container view failed")
                 exc = InternalError()
             reply.fail(exc)
-
-    async def _views(self, records: Mapping[str, AgentRecord]) -> dict[str, wire.ContainerView]:
-        transient = dict(self._transient)
-        counts = await self._pending_reminders()
-        views = {}
-        async with self._views_lock:
-            for name, record in records.items():
-                views[name] = container_view.build_view(
-                    record,
-                    await self._status(name),
-                    transient=transient.get(name),
-                    flags=await self._offload(self._flags, name, trio.current_time()),
-                    pending_reminders=counts.get(name, 0),
-                    notes=self._limit_log.notes(name),
-                )
-        return views
-
-    def _flags(self, name: str, now: float) -> container_view.AgentFlags:
-        """The row's file-backed parts, disk use and quota included (blocking: a thread)."""
-        paths = self._paths
-        flags = container_view.read_flags(paths.agent_state_dir(name), paths.agent_dir(name))
-        usage = self._disk.usage(paths.agent_state_dir(name), now)
-        try:
-            quota = load_sandbox_settings(paths.agent_dir(name) / "sandbox.json").disk_quota
-        except ConfigError:
-            quota = None  # the start reports the broken file; the row keeps the default
-        return attrs.evolve(
-            flags,
-            disk_bytes=usage.bytes if usage is not None else None,
-            disk_quota=quota or self._settings.disk_quota,
-        )
-
-    async def _status(self, name: str) -> AgentStatus | None:
-        if self._backend is None:
-            return None
-        try:
-            return await self._backend.status(name)
-        except HyperhiveError as exc:
-            return AgentStatus(name, AgentState.UNKNOWN, detail=str(exc))
-
-    async def _pending_reminders(self) -> dict[str, int]:
-        with trio.move_on_after(2.0):
-            try:
-                return await self._reminders.pending_counts()
-            except (HyperhiveError, ActorError):
-                return {}
-        return {}
 
     async def _answer_logs(self, record: AgentRecord, msg: ReadLogs) -> None:
         try:

@@ -91,10 +91,6 @@ class Surfaces:
         reply = await entry[1](self._hive, conn, request)
         return None if reply is None else wire.encode_response(reply)
 
-    # The listeners take one dispatcher per socket; identity decides inside.
-    agent = dispatch
-    operator = dispatch
-
 
 def _who(conn: Connection) -> str:
     return "the operator" if conn.identity.role == "operator" else str(conn.identity)

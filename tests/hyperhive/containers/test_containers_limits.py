@@ -254,7 +254,7 @@ async def test_an_agent_past_its_soft_quota_raises_one_operator_event(short_tmp:
         assert not [p for p in published if isinstance(p, wire.DiskQuotaExceeded)]
         state = hive.paths.agent_state_dir("alice")
         (state / "big").write_bytes(os.urandom(2 << 20))
-        hive.tree.agents._disk = disk.DiskMeter(refresh=0)  # measure afresh for this test
+        hive.tree.agents._views.disk = disk.DiskMeter(refresh=0)  # measure afresh for this test
         await rescanner.rescan(["alice"])
         await rescanner.rescan(["alice"])  # still over: no second event
         over = [p for p in published if isinstance(p, wire.DiskQuotaExceeded)]

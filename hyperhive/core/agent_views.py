@@ -1,0 +1,108 @@
+"""The container rows of the agents (`wire.ContainerView`), for the agents actor's views.
+
+A row joins the agent's record, the backend's status, the action in flight, the agent's own
+small files and disk use (`hyperhive.core.container_view`), its pending reminders and the
+limits it hit lately. Building one waits on the backend, the reminder scheduler and blocking
+file reads (through the `Offload`), so the agents actor runs it in a child task, from a
+snapshot of its records and transient actions: never in its own task.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from actors import ActorError
+from hyperhive.containers.base import AgentState, AgentStatus
+from hyperhive.containers.disk import DiskMeter
+from hyperhive.containers.sandbox import load_sandbox_settings
+from hyperhive.core import container_view
+from hyperhive.errors import ConfigError, HyperhiveError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from hyperhive import wire
+    from hyperhive.config import StatePaths
+    from hyperhive.containers.base import ContainerBackend
+    from hyperhive.containers.settings import ContainerSettings
+    from hyperhive.core.limits import LimitLog
+    from hyperhive.core.offload import Offload
+    from hyperhive.core.registry import AgentRecord
+    from hyperhive.core.reminders import RemindersHandle
+
+__all__ = ["ViewBuilder"]
+
+
+class ViewBuilder:
+    """Builds rows; one pass at a time (its disk meter is one cache)."""
+
+    def __init__(
+        self,
+        *,
+        paths: StatePaths,
+        settings: ContainerSettings,
+        backend: ContainerBackend | None,
+        offload: Offload,
+        reminders: RemindersHandle,
+        limit_log: LimitLog,
+    ) -> None:
+        self._paths = paths
+        self._settings = settings
+        self._backend = backend
+        self._offload = offload
+        self._reminders = reminders
+        self._limit_log = limit_log
+        self.disk = DiskMeter()
+        self._lock = trio.Lock()
+
+    async def views(
+        self, records: Mapping[str, AgentRecord], transient: Mapping[str, str]
+    ) -> dict[str, wire.ContainerView]:
+        """The rows of `records`, each with its action in flight from `transient`."""
+        counts = await self._pending_reminders()
+        views = {}
+        async with self._lock:
+            for name, record in records.items():
+                views[name] = container_view.build_view(
+                    record,
+                    await self._status(name),
+                    transient=transient.get(name),
+                    flags=await self._offload(self._flags, name, trio.current_time()),
+                    pending_reminders=counts.get(name, 0),
+                    notes=self._limit_log.notes(name),
+                )
+        return views
+
+    def _flags(self, name: str, now: float) -> container_view.AgentFlags:
+        """The row's file-backed parts, disk use and quota included (blocking: a thread)."""
+        paths = self._paths
+        flags = container_view.read_flags(paths.agent_state_dir(name), paths.agent_dir(name))
+        usage = self.disk.usage(paths.agent_state_dir(name), now)
+        try:
+            quota = load_sandbox_settings(paths.agent_dir(name) / "sandbox.json").disk_quota
+        except ConfigError:
+            quota = None  # the start reports the broken file; the row keeps the default
+        return attrs.evolve(
+            flags,
+            disk_bytes=usage.bytes if usage is not None else None,
+            disk_quota=quota or self._settings.disk_quota,
+        )
+
+    async def _status(self, name: str) -> AgentStatus | None:
+        if self._backend is None:
+            return None
+        try:
+            return await self._backend.status(name)
+        except HyperhiveError as exc:
+            return AgentStatus(name, AgentState.UNKNOWN, detail=str(exc))
+
+    async def _pending_reminders(self) -> dict[str, int]:
+        with trio.move_on_after(2.0):
+            try:
+                return await self._reminders.pending_counts()
+            except (HyperhiveError, ActorError):
+                return {}
+        return {}
