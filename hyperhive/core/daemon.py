@@ -110,15 +110,16 @@ async def build_tree(
         ├── reminders       the reminder store and its scheduler
         ├── containers      the container backend's watcher (only with a backend)
         ├── crash-watch     unrequested agent exits -> the manager's inbox (only with a backend)
-        ├── rescanner       the container view, diffed into dashboard events
         ├── listeners       (one_for_one, dynamic) admin socket, manager socket, one per agent
         ├── agents          the agents actor: records, lifecycle actions, agent sockets
+        ├── rescanner       the container view (the agents actor's rows), diffed into events
         └── (extra)         `extra_children`: the dashboard, the demo (hyperhive/web/launch.py)
 
     Order matters: listeners start after the store actors (nothing is accepted before the
     broker can answer) and stop before them (no request arrives while the broker closes its
-    store). The agents actor comes last: it opens the agents' sockets once the listeners
-    supervisor runs, and on stop it stops the agents while their sockets still answer.
+    store). The agents actor comes after them: it opens the agents' sockets once the listeners
+    supervisor runs, and on stop it stops the agents while their sockets still answer; the
+    rescanner, which reads its rows, comes after it and so stops first.
     `extra_children` are surfaces over the whole tree (the dashboard, the demo): each is built
     from the handles and placed last, so it finds every actor serving and is stopped first.
     Mailboxes come first, so every handle and actor is built with what it needs; the one
@@ -325,13 +326,6 @@ async def build_tree(
                 report=scheduler.statistics,
             ),
             *container_children,
-            ChildSpec(
-                "rescanner",
-                rescanner.run,
-                mailbox=to_rescanner,
-                shutdown_timeout=1.0,
-                report=rescanner.statistics,
-            ),
             ChildSpec.for_supervisor(listeners, shutdown_timeout=5.0),
             ChildSpec(
                 "agents",
@@ -339,6 +333,15 @@ async def build_tree(
                 mailbox=to_agents,
                 shutdown_timeout=settings.shutdown_grace + _KILL_ALLOWANCE,
                 report=agents.statistics,
+            ),
+            # After the agents actor, whose rows it reads: it stops first, so no rescan
+            # waits on an agents actor that has stopped.
+            ChildSpec(
+                "rescanner",
+                rescanner.run,
+                mailbox=to_rescanner,
+                shutdown_timeout=1.0,
+                report=rescanner.statistics,
             ),
             # Surfaces over the whole tree (the dashboard, the demo): started last, so they
             # find every actor serving, and stopped first.

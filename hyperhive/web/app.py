@@ -147,6 +147,7 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
 
     @app.before_request
     async def _guard() -> Response | None:
+        ops.stats.began()
         host = request.headers.get("host")
         if not security.host_allowed(host, settings.bind, settings.host_names):
             return _error(403, "unexpected Host header; open the dashboard by its own address")
@@ -168,6 +169,7 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
 
     @app.after_request
     async def _headers(response: Response) -> Response:
+        ops.stats.ended()
         for key, value in security.SECURITY_HEADERS.items():
             response.headers[key] = value
         response.headers.setdefault("Cache-Control", "no-store")

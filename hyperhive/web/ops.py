@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 import trio
 
+from actors import ActorStatistics
+
 # At run time: cattrs resolves `Snapshot`'s annotations when the page asks for it.
 from hyperhive import wire  # noqa: TC001
 from hyperhive.core.agent_files import read_capped
@@ -118,11 +120,40 @@ class Snapshot:
     operator_pronouns: str
 
 
+@attrs.define
+class DashboardStats:
+    """What the dashboard served, for its row in `hyperhive status` (its `statistics()`):
+    its "queue" is the requests in flight, its last message the last request."""
+
+    in_flight: int = 0
+    requests: int = 0
+    streams: int = 0  # open event streams
+    last_request_at: float | None = None
+
+    def began(self) -> None:
+        self.in_flight += 1
+        self.requests += 1
+        self.last_request_at = trio.current_time()
+
+    def ended(self) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+
+    def statistics(self) -> ActorStatistics:
+        return ActorStatistics(
+            self.in_flight,
+            None,
+            self.last_request_at,
+            None,
+            {"requests": self.requests, "streams": self.streams},
+        )
+
+
 class DashboardOps:
     """The dashboard's view of one running hive (see the module docstring)."""
 
     def __init__(self, hive: Handles, approvals: ApprovalDesk | None = None) -> None:
         self._hive = hive
+        self.stats = DashboardStats()
         self.approvals: ApprovalDesk = approvals or NoApprovals()
         # Seqs restart with each daemon process; `boot` tells a reconnecting page which one.
         self.boot = f"{hive.status.started_at:.6f}".replace(".", "")

@@ -93,7 +93,13 @@ class Dashboard:
         return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
     def child(self) -> ChildSpec:
-        return ChildSpec("dashboard", self.run, on_stop=self.request_stop, shutdown_timeout=3.0)
+        return ChildSpec(
+            "dashboard",
+            self.run,
+            on_stop=self.request_stop,
+            shutdown_timeout=3.0,
+            report=self.ops.stats.statistics,
+        )
 
     def request_stop(self) -> None:
         self._stop.set()

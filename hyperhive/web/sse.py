@@ -121,6 +121,7 @@ async def event_stream(
     closed) or the app stops.
     """
     subscriber = await ops.subscribe()
+    ops.stats.streams += 1
     try:
         history = await ops.history(REPLAY)
         hello, replay = resume_frames(
@@ -141,5 +142,6 @@ async def event_stream(
             if chunk:
                 yield chunk
     finally:
+        ops.stats.streams -= 1
         with contextlib.suppress(Exception):
             ops.unsubscribe(subscriber)

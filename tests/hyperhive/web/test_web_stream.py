@@ -9,6 +9,7 @@ import trio
 
 from hyperhive import wire
 from hyperhive.core.events import Subscriber
+from hyperhive.web.ops import DashboardStats
 from hyperhive.web.sse import FrameCache, event_stream
 
 from .conftest import Web
@@ -130,6 +131,7 @@ class _Ops:
     def __init__(self) -> None:
         self.subscriber = Subscriber(capacity=4)
         self.unsubscribed = False
+        self.stats = DashboardStats()
 
     async def subscribe(self) -> Subscriber:
         return self.subscriber
