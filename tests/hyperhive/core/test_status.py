@@ -28,16 +28,16 @@ async def test_every_actor_shows_its_queue_and_last_activity(
 ) -> None:
     wall = FakeWallClock()
     settings = ContainerSettings(ensure_manager=False, stop_grace=2.0, shutdown_grace=1.0)
-    async with open_test_hive(
+    hive = open_test_hive(
         short_tmp, clock=wall, backend=FakeBackend(), containers=settings, agents=("alice",)
-    ) as hive:
-        async with hive.operator() as operator, hive.agent("alice") as alice:
-            await operator.call(wire.Spawn(name="bob"))
-            await alice.call(wire.Send(to="bob", body="hi"))
-            await alice.call(wire.Remind(message="later", delay_seconds=7200))
-            await alice.call(wire.Ask(question="ok?"))
-            await trio.sleep(3601)  # the vacuum's hourly tick
-            status = await operator.call(wire.GetStatus())
+    )
+    async with hive as running, running.operator() as operator, running.agent("alice") as alice:
+        await operator.call(wire.Spawn(name="bob"))
+        await alice.call(wire.Send(to="bob", body="hi"))
+        await alice.call(wire.Remind(message="later", delay_seconds=7200))
+        await alice.call(wire.Ask(question="ok?"))
+        await trio.sleep(3601)  # the vacuum's hourly tick
+        status = await operator.call(wire.GetStatus())
     nodes = {node.id: node for node in actors(status.tree)}
     assert {
         "events",
