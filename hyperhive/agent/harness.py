@@ -34,8 +34,8 @@ from hyperhive.agent.stream import Outcome
 from hyperhive.agent.turn_stats import TurnStatsRow, TurnStatsStore
 from hyperhive.agent.wake import build_wake_prompt, wake_reason
 from hyperhive.client import Client, open_client
-from hyperhive.core.offload import Offload, to_thread
 from hyperhive.errors import HyperhiveError, StoreError
+from hyperhive.offload import Offload, to_thread
 
 if TYPE_CHECKING:
     from hyperhive.agent.events import EventBus
@@ -470,7 +470,9 @@ class Harness:
                 warm=report.warm,
             )
         )
-        self.bus.publish(wire.Usage(tracker.ctx_tokens, tracker.cost_usd, tracker.context_window))
+        self.bus.publish(
+            wire.UsageChanged(tracker.ctx_tokens, tracker.cost_usd, tracker.context_window)
+        )
         if self.stats is not None:
             try:
                 await self._offload(self.stats.record, row)

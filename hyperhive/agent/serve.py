@@ -17,8 +17,8 @@ from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck, LoginWa
 from hyperhive.agent.runtime import CommandRuntime, TurnRunner
 from hyperhive.agent.turn_stats import TurnStatsStore
 from hyperhive.clock import SystemClock
-from hyperhive.core.offload import Offload, to_thread
 from hyperhive.errors import ConfigError
+from hyperhive.offload import Offload, to_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from hyperhive.containers.base import ContainerBackend
     from hyperhive.containers.settings import ContainerSettings
     from hyperhive.core.limits import LimitLog
-    from hyperhive.core.offload import Offload
     from hyperhive.core.registry import AgentRecord
     from hyperhive.core.reminders import RemindersHandle
+    from hyperhive.offload import Offload
 
 __all__ = ["ViewBuilder"]
 

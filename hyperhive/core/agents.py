@@ -59,8 +59,8 @@ if TYPE_CHECKING:
     from hyperhive.containers.settings import ContainerSettings
     from hyperhive.core.events import EventsHandle
     from hyperhive.core.limits import LimitLog
-    from hyperhive.core.offload import Offload
     from hyperhive.core.reminders import RemindersHandle
+    from hyperhive.offload import Offload
 
 __all__ = [
     "Act",

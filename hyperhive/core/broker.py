@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from actors import Mailbox, Reply
     from hyperhive.clock import WallClock
     from hyperhive.core.events import EventsHandle
-    from hyperhive.core.offload import Offload
+    from hyperhive.offload import Offload
 
 __all__ = [
     "MAX_RECV",

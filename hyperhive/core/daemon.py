@@ -32,10 +32,10 @@ from hyperhive.core.limits import LimitLog, Limits
 from hyperhive.core.listener import Identity, ListenerStats, serve_unix_socket
 from hyperhive.core.lock import hold_state_lock
 from hyperhive.core.messages import BrokerVacuum, MessagesHandle, VacuumTick
-from hyperhive.core.offload import Offload, to_thread
 from hyperhive.core.registry import MANAGER, AgentRegistry
 from hyperhive.core.rescanner import Rescanner, RescannerMsg, request_rescan
 from hyperhive.core.surfaces import Surfaces
+from hyperhive.offload import Offload, to_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence

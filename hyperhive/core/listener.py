@@ -30,8 +30,8 @@ import trio
 from actors import ActorStatistics
 from hyperhive import wire
 from hyperhive.config import check_socket_path
-from hyperhive.core.offload import Offload, to_thread
 from hyperhive.errors import ConfigError, HyperhiveError, InternalError, WireError
+from hyperhive.offload import Offload, to_thread
 
 if TYPE_CHECKING:
     from pathlib import Path

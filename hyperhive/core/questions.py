@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from hyperhive.core.limits import LimitLog, Limits
     from hyperhive.core.listener import Identity
     from hyperhive.core.messages import MessagesHandle
-    from hyperhive.core.offload import Offload
+    from hyperhive.offload import Offload
 
 __all__ = [
     "MAX_TTL_SECONDS",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from hyperhive.clock import WallClock
     from hyperhive.containers.base import ContainerBackend
     from hyperhive.core.handles import Handles
-    from hyperhive.core.offload import Offload
+    from hyperhive.offload import Offload
 
 __all__ = ["TestHive", "open_test_hive"]
 
@@ -82,7 +82,7 @@ async def open_test_hive(
     With `backend` (say a `FakeBackend`) the daemon runs containers with it, under
     `containers` settings (default: no manager is created, short grace periods). `limits`
     overrides the daemon's resource limits (docs/limits.md). `offload` is how stores and files
-    are reached: inline by default (exact virtual time); `hyperhive.core.offload.to_thread`
+    are reached: inline by default (exact virtual time); `hyperhive.offload.to_thread`
     for a test of the threaded path.
 
     Resource handling: every socket file is removed and the store closed on exit.

@@ -47,7 +47,7 @@ __all__ = [
     "TurnAcked",
     "TurnEnded",
     "TurnStarted",
-    "Usage",
+    "UsageChanged",
 ]
 
 # -- environment (set by the container backend, read by `hyperhive.agent.settings`) ----------
@@ -125,7 +125,7 @@ class TurnEnded:
 
 @LIVE_EVENTS.tag("usage")
 @attrs.frozen
-class Usage:
+class UsageChanged:
     ctx: int | None
     cost_usd: float | None
     context_window: int | None
@@ -217,7 +217,7 @@ LiveEventPayload = (
     | StateChanged
     | TurnStarted
     | TurnEnded
-    | Usage
+    | UsageChanged
     | TurnAcked
     | ModelChosen
     | RateLimited
