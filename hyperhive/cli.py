@@ -522,6 +522,31 @@ def top(
 
 
 @app.command()
+def doctor(
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    model: Annotated[
+        str, typer.Option(help="The model the API check asks for (one token).")
+    ] = "claude-haiku-4-5",
+    api: Annotated[
+        bool, typer.Option(help="Send one minimal request to Claude's API (ANTHROPIC_BASE_URL).")
+    ] = True,
+) -> None:
+    """Check that this host can run a hive, and say what to fix (exit 1: something essential
+    is missing). See docs/troubleshooting.md."""
+    from hyperhive.doctor import Probes, exit_status, run_checks, to_json
+    from hyperhive.tui import doctor_report
+
+    probes = Probes.of_this_host(resolve_state_dir(state_dir), model=model, api=api)
+    findings = run_checks(probes)
+    if as_json:
+        print(json.dumps(to_json(findings), indent=2))
+    else:
+        _console.print(doctor_report(findings), highlight=False, end="")
+    raise typer.Exit(exit_status(findings))
+
+
+@app.command()
 def version() -> None:
     """Print the hyperhive version."""
     print(__version__)

@@ -21,10 +21,13 @@ from hyperhive import wire
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from hyperhive.doctor import Finding
+
 
 __all__ = [
     "containers_table",
     "dead_letters_table",
+    "doctor_report",
     "event_line",
     "literal",
     "messages_table",
@@ -319,3 +322,27 @@ def _stamp(at: float) -> str:
 def _clip(text: str, width: int = 80) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+_DOCTOR_MARK = {
+    "ok": ("✓", "green"),
+    "warn": ("!", "yellow"),
+    "fail": ("✗", "bold red"),
+    "skip": ("-", "dim"),
+}
+
+
+def doctor_report(findings: Iterable[Finding]) -> Table:
+    """`hyperhive doctor`: one row per check, and under each one not ok, what to fix."""
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 0))
+    table.add_column("mark", no_wrap=True)
+    table.add_column("check", no_wrap=True, style="bold")
+    table.add_column("finding", overflow="fold")
+    for finding in findings:
+        mark, style = _DOCTOR_MARK[finding.status]
+        text = literal(finding.summary)
+        if finding.fix and finding.status in ("warn", "fail"):
+            text.append("\nfix: ", style=style)
+            text.append(visible(finding.fix))
+        table.add_row(Text(mark, style), Text(finding.check), text)
+    return table
