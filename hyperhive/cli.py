@@ -512,13 +512,17 @@ def reminders(
 @app.command()
 def top(
     state_dir: StateDirOption = None,
-    refresh: Annotated[float, typer.Option(help="Seconds between status refreshes.")] = 1.0,
+    refresh: Annotated[
+        float, typer.Option(help="Seconds between log polls (rows reload every 5 of them).")
+    ] = 1.0,
 ) -> None:
-    """Watch the hive live: the actor tree and the event stream (Ctrl-C quits)."""
+    """Watch the hive live, agents first: their rows, questions, approvals, the message flow;
+    keys answer, approve or deny, send, and follow an agent's log (? shows them, q quits)."""
     from hyperhive.top import run_top
 
+    keys = sys.stdin.fileno() if sys.stdin.isatty() else None
     with contextlib.suppress(KeyboardInterrupt):
-        _run(run_top, _paths(state_dir), _console, refresh=refresh)
+        _run(run_top, _paths(state_dir), _console, refresh=refresh, keys=keys)
 
 
 @app.command()

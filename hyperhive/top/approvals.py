@@ -1,0 +1,156 @@
+"""The approval queue as `top` sees it: the original's host-socket verbs, one per connection.
+
+``{"cmd":"pending"}`` answers ``approvals``: rows with ``id``, ``agent``, ``kind``,
+``requested_at`` (RFC 3339), ``status``, ``description``, ``commit_ref``, ``fetched_sha``,
+``resolved_at``, ``note`` (the `hyperhive.core.approvals.Approval` row at the wire);
+``{"cmd":"approve","id":I}`` and ``{"cmd":"deny","id":I,"note":"..."}`` decide one. A daemon
+without the approval flow answers ``ok: false`` to ``pending``, which `pending` turns into
+None and the sentence the daemon gave, so the pane says so instead of pretending the queue is
+empty.
+
+The rows carry text the manager wrote (descriptions, notes): every field is type-checked and
+clipped here, and rendered literally later. A daemon serving a diff of an approval is not
+there yet, so `diff` answers None.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import attrs
+import trio
+
+from hyperhive import wire
+from hyperhive.errors import LineTooLong, NotRunning, RemoteError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["ApprovalDesk", "ApprovalRow", "HostSocketDesk", "parse_rows"]
+
+_MAX_ROWS: Final = 200
+_MAX_TEXT: Final = 4000  # core.approvals.MAX_DESCRIPTION
+_MAX_FIELD: Final = 200
+_TIMEOUT: Final = 10.0
+
+
+@attrs.frozen
+class ApprovalRow:
+    id: int
+    agent: str
+    kind: str
+    requested_at: str
+    status: str
+    description: str
+    commit_ref: str
+    fetched_sha: str | None = None
+    resolved_at: str | None = None
+    note: str | None = None
+
+
+def _text(obj: dict[str, Any], key: str, limit: int = _MAX_FIELD) -> str | None:
+    value = obj.get(key)
+    return value[:limit] if isinstance(value, str) else None
+
+
+def parse_rows(obj: object) -> list[ApprovalRow]:
+    """The well-formed rows of a ``pending`` reply's ``approvals`` (others are skipped)."""
+    rows = obj.get("approvals") if isinstance(obj, dict) else None
+    if not isinstance(rows, list):
+        return []
+    parsed = []
+    for raw in rows[:_MAX_ROWS]:
+        if not isinstance(raw, dict):
+            continue
+        id = raw.get("id")
+        required = [_text(raw, k) for k in ("agent", "kind", "requested_at", "status")]
+        description = _text(raw, "description", _MAX_TEXT)
+        commit_ref = _text(raw, "commit_ref")
+        if not isinstance(id, int) or isinstance(id, bool) or None in required:
+            continue
+        if description is None or commit_ref is None:
+            continue
+        agent, kind, requested_at, status = (str(v) for v in required)
+        parsed.append(
+            ApprovalRow(
+                id,
+                agent,
+                kind,
+                requested_at,
+                status,
+                description,
+                commit_ref,
+                _text(raw, "fetched_sha"),
+                _text(raw, "resolved_at"),
+                _text(raw, "note", _MAX_TEXT),
+            )
+        )
+    return parsed
+
+
+class ApprovalDesk(Protocol):
+    """What `top` needs from the approval flow."""
+
+    async def pending(self) -> tuple[list[ApprovalRow] | None, str]: ...
+
+    async def diff(self, id: int) -> str | None: ...
+
+    async def approve(self, id: int) -> None: ...
+
+    async def deny(self, id: int, note: str) -> None: ...
+
+
+class HostSocketDesk:
+    """The verbs over the admin socket, one request per connection (see the module docstring)."""
+
+    def __init__(self, socket: Path) -> None:
+        self._socket = socket
+
+    async def pending(self) -> tuple[list[ApprovalRow] | None, str]:
+        try:
+            reply = await self._ask({"cmd": "pending"})
+        except RemoteError as exc:
+            return None, str(exc)
+        return parse_rows(reply), ""
+
+    async def diff(self, id: int) -> str | None:
+        return None
+
+    async def approve(self, id: int) -> None:
+        await self._ask({"cmd": "approve", "id": id})
+
+    async def deny(self, id: int, note: str) -> None:
+        await self._ask({"cmd": "deny", "id": id, "note": note})
+
+    async def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One request on a connection of its own; the reply's payload.
+
+        Raises:
+            RemoteError: ``ok: false`` (its sentence), a closed connection, or no answer.
+            NotRunning: no daemon listens.
+        """
+        try:
+            stream = await trio.open_unix_socket(os.fspath(self._socket))
+        except OSError as exc:
+            raise NotRunning(f"no hyperhive daemon is listening on {self._socket}") from exc
+        line = None
+        async with stream:
+            with trio.move_on_after(_TIMEOUT):
+                try:
+                    await stream.send_all(json.dumps(request).encode() + b"\n")
+                    line = await wire.LineReader(stream).read_line()
+                except (trio.BrokenResourceError, LineTooLong) as exc:
+                    raise RemoteError(f"the daemon's answer was unusable: {exc}") from exc
+        if line is None:
+            raise RemoteError("the daemon did not answer")
+        try:
+            reply = json.loads(line)
+        except ValueError as exc:
+            raise RemoteError("the daemon's answer was not JSON") from exc
+        if not isinstance(reply, dict):
+            raise RemoteError("the daemon's answer was not an object")
+        if not reply.get("ok"):
+            raise RemoteError(str(reply.get("error") or "refused"))
+        return reply
