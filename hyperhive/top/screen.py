@@ -54,8 +54,9 @@ _HEADERS: Final = ("agent", "state", "doing", "model", "ctx", "cost", "mail", "l
 _KEYS: Final = "?:help q:quit Tab:pane ↑↓:move s:send a:answer y/n:approve/deny l:log t:tree"
 
 
-def render(model: TopModel, now: float | None = None) -> RenderableType:
-    """The whole screen for `model` (`now`: the wall clock, for ages)."""
+def render(model: TopModel, now: float | None = None, height: int | None = None) -> RenderableType:
+    """The whole screen for `model` (`now`: the wall clock, for ages; `height`: the
+    terminal's, to size the panes by what they hold)."""
     now = time.time() if now is None else now
     layout = Layout()
     layout.split_column(
@@ -70,17 +71,52 @@ def render(model: TopModel, now: float | None = None) -> RenderableType:
     lower: RenderableType = (
         _LogPane(model) if model.following is not None else _FlowPane(model, now)
     )
-    middle = Layout(name="middle", ratio=1, minimum_size=3)
+    questions = _question_lines(model, now)
+    approvals = _approval_lines(model)
+    middle = Layout(name="middle")
     middle.split_row(
-        Layout(_ListPane(model, "questions", _question_lines(model, now)), name="questions"),
-        Layout(_ListPane(model, "approvals", _approval_lines(model)), name="approvals"),
+        Layout(_ListPane(model, "questions", questions), name="questions"),
+        Layout(_ListPane(model, "approvals", approvals), name="approvals"),
     )
-    body.split_column(
-        Layout(_AgentsPane(model), name="agents", ratio=4, minimum_size=4),
+    panes = [
+        Layout(_AgentsPane(model), name="agents"),
         middle,
-        Layout(lower, name="lower", ratio=2, minimum_size=3),
+        Layout(lower, name="lower"),
+    ]
+    needs = (
+        len(model.agents) + 2,
+        max(len(questions[0]), len(approvals[0]), 1) + 1,
+        (1 << 16) if model.following is not None else len(model.flow) + 1,
     )
+    sizes = split_heights(height - 3, needs) if height is not None else None
+    for pane, ratio, minimum, size in zip(
+        panes, _RATIOS, _MINIMUMS, sizes or (None, None, None), strict=True
+    ):
+        pane.ratio, pane.minimum_size, pane.size = ratio, minimum, size
+    body.split_column(*panes)
     return layout
+
+
+_RATIOS: Final = (4, 1, 2)  # agents, questions and approvals, messages
+_MINIMUMS: Final = (4, 3, 3)
+
+
+def split_heights(total: int, needs: tuple[int, int, int]) -> tuple[int, int, int] | None:
+    """Heights for the three panes: each its minimum, then lines one at a time to the pane
+    furthest below its ratio share among those that can use more, then by ratio alone.
+
+    None when even the minimums do not fit (rich's ratios then decide).
+    """
+    sizes = list(_MINIMUMS)
+    remaining = total - sum(sizes)
+    if remaining < 0:
+        return None
+    while remaining > 0:
+        wanting = [i for i in range(3) if sizes[i] < needs[i]] or [0, 1, 2]
+        chosen = min(wanting, key=lambda i: sizes[i] / _RATIOS[i])
+        sizes[chosen] += 1
+        remaining -= 1
+    return sizes[0], sizes[1], sizes[2]
 
 
 # -- header and footer ------------------------------------------------------------------------

@@ -98,7 +98,12 @@ async def run_top(
         screen = console.is_terminal
         with (
             _cbreak(keys),
-            Live(render(model), console=console, screen=screen, auto_refresh=False) as live,
+            Live(
+                render(model, height=console.height),
+                console=console,
+                screen=screen,
+                auto_refresh=False,
+            ) as live,
         ):
             painter = _Painter(live, model)
             async with trio.open_nursery() as nursery:
@@ -145,7 +150,8 @@ class _Painter:
             with trio.move_on_after(1.0):
                 await self._wanted.wait()
             self._wanted = trio.Event()
-            self._live.update(render(self._model), refresh=True)
+            height = self._live.console.height
+            self._live.update(render(self._model, height=height), refresh=True)
             await trio.sleep(_FRAME)
 
 

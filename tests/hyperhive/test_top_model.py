@@ -68,7 +68,7 @@ def _screen(model: TopModel, columns: int, lines: int) -> list[str]:
         width=columns, height=lines, force_terminal=True, color_system=None, legacy_windows=False
     )
     with console.capture() as captured:
-        console.print(render(model, now=NOW))
+        console.print(render(model, now=NOW, height=lines))
     shown = captured.get().splitlines()
     return shown
 
@@ -362,3 +362,20 @@ def test_a_long_diff_scrolls_and_the_decision_line_stays() -> None:
     text = "\n".join(_screen(model, 80, 24))
     assert "+line 99" in text
     assert "more lines" not in text
+
+
+def test_panes_take_the_lines_their_rows_need_and_give_the_rest_away() -> None:
+    from hyperhive.top.screen import split_heights
+
+    assert split_heights(21, (42, 3, 6)) == (12, 3, 6)  # 40 agents: the rest of the screen
+    assert split_heights(21, (4, 2, 600)) == (4, 3, 14)  # two agents, a busy message flow
+    assert split_heights(47, (42, 3, 600)) == (29, 3, 15)  # the rest by ratio
+    assert split_heights(9, (42, 3, 6)) is None  # below the minimums: rich's ratios decide
+    model = TopModel()
+    model.load_agents([_view("manager"), _view("alice")])
+    for seq in range(1, 40):
+        message = wire.Message(seq, "alice", "manager", f"line {seq}", NOW)
+        model.apply(wire.Event(seq, NOW, wire.MessageSent(message)))
+    shown = _screen(model, 80, 24)
+    assert shown[5].startswith(" questions (0)")  # right under the two agents
+    assert "messages 27-39 of 39" in "\n".join(shown)
