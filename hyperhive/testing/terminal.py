@@ -39,6 +39,13 @@ KEYS = {
 }
 
 
+def _take_terminal() -> None:
+    """In the child: a session of its own with the pty as its controlling terminal, so that
+    Ctrl-C and a resize reach it as signals, as in a real terminal."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class Terminal:
     """`hyperhive ARGV...` on a pseudo-terminal of `columns` x `lines` (module docstring)."""
 
@@ -60,7 +67,7 @@ class Terminal:
             stdout=slave,
             stderr=slave,
             env=env,
-            start_new_session=True,
+            preexec_fn=_take_terminal,
             close_fds=True,
         )
         os.close(slave)
@@ -112,6 +119,8 @@ class Terminal:
             self.columns, self.lines = columns, lines
             self.screen.resize(lines, columns)
         fcntl.ioctl(self._master, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        # The kernel signals the foreground process group itself on TIOCSWINSZ; say it again
+        # for a child that has not taken the terminal yet.
         os.killpg(self.proc.pid, signal.SIGWINCH)
 
     def wait_for(self, check: Callable[[str], bool], timeout: float = 15.0) -> str:

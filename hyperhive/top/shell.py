@@ -106,16 +106,31 @@ async def run_top(
             ) as live,
         ):
             painter = _Painter(live, model)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(painter.run)
-                nursery.start_soon(_follow_feed, feed, daemon, desk, model, painter)
-                nursery.start_soon(_reload_every, 5 * refresh, daemon, desk, model, painter)
-                logs = _LogFollower(daemon, model, painter, refresh)
-                nursery.start_soon(logs.run)
-                if keys is not None:
-                    actions = _Actions(daemon, desk, model, painter, logs, nursery.cancel_scope)
-                    nursery.start_soon(_read_keys, keys, model, actions, painter)
-                    nursery.start_soon(_repaint_on_resize, painter)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(painter.run)
+                    nursery.start_soon(_follow_feed, feed, daemon, desk, model, painter)
+                    nursery.start_soon(_reload_every, 5 * refresh, daemon, desk, model, painter)
+                    logs = _LogFollower(daemon, model, painter, refresh)
+                    nursery.start_soon(logs.run)
+                    if keys is not None:
+                        scope = nursery.cancel_scope
+                        actions = _Actions(daemon, desk, model, painter, logs, scope)
+                        nursery.start_soon(_read_keys, keys, model, actions, painter)
+                        nursery.start_soon(_repaint_on_resize, painter)
+            except BaseExceptionGroup as group:
+                raise _one_of(group) from None
+
+
+def _one_of(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """What the user should see of the view's failure: Ctrl-C, else the daemon's sentence."""
+    for kind in (KeyboardInterrupt, HyperhiveError):
+        found: BaseException | None = group.subgroup(kind)
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is not None:
+            return found
+    return group
 
 
 class _Daemon:

@@ -122,8 +122,26 @@ def test_top_at_120x50_with_40_agents_sends_and_follows_a_resize(hive: StatePath
         assert _has_every_pane(screen)
         assert screen.splitlines()[-1].startswith("?:help")
         assert any(row.startswith("a03 ") for row in term.highlighted())
+        term.type("\x03")  # Ctrl-C: the terminal's SIGINT, as in a real one
+        assert term.proc.wait(10) == 0
+    assert b"Traceback" not in term.raw
+    assert b"\x1b[?1049l" in term.raw[-100:]  # back from the alternate screen
     [delivered] = trio.run(_recv, hive, "a03")
     assert (delivered.sender, delivered.body) == ("operator", "please report")
+
+
+def test_top_says_so_when_the_daemon_goes_away(short_tmp: Path) -> None:
+    serve = DaemonProcess(short_tmp, "--no-manager").start()
+    try:
+        with _top(StatePaths(short_tmp), 80, 24) as term:
+            term.wait_for(lambda s: " agents " in s and " messages " in s)
+            serve.__exit__(None, None, None)
+            assert term.proc.wait(15) == 1
+    finally:
+        serve.kill()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", term.raw.decode(errors="replace"))
+    assert "error: the daemon closed the event feed" in text
+    assert "Traceback" not in text
 
 
 def _ticks(screen: str) -> list[int]:
