@@ -73,6 +73,7 @@ class Terminal:
         os.close(slave)
         self._master = master
         self.raw = bytearray()
+        self._last_output = time.monotonic()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -87,6 +88,7 @@ class Terminal:
             with self._lock:
                 self.raw += data
                 self._stream.feed(data)
+                self._last_output = time.monotonic()
 
     def text(self) -> str:
         with self._lock:
@@ -123,15 +125,25 @@ class Terminal:
         # for a child that has not taken the terminal yet.
         os.killpg(self.proc.pid, signal.SIGWINCH)
 
-    def wait_for(self, check: Callable[[str], bool], timeout: float = 15.0) -> str:
+    def wait_for(
+        self, check: Callable[[str], bool], timeout: float = 15.0, *, quiet: float = 0.1
+    ) -> str:
+        """The screen once `check` holds on it, looked at only after `quiet` seconds without
+        output (so never a frame half drawn).
+
+        Raises:
+            AssertionError: not within `timeout` seconds, or the command ended; with the screen.
+        """
         deadline = time.monotonic() + timeout
         while True:
-            shown = self.text()
-            if check(shown):
+            with self._lock:
+                settled = time.monotonic() - self._last_output >= quiet
+                shown = "\n".join(self.screen.display)
+            if settled and check(shown):
                 return shown
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise AssertionError(f"the screen never matched; it shows:\n{shown}")
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     def close(self) -> int:
         if self.proc.poll() is None:
