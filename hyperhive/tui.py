@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from typing import TYPE_CHECKING
 
 import attrs
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "activity_text",
     "containers_table",
     "dead_letters_table",
     "doctor_report",
@@ -144,9 +146,10 @@ _STATE_STYLE = {"running": "green", "crashed": "bold red", "unknown": "yellow"}
 
 
 def containers_table(views: Iterable[wire.ContainerView]) -> Table:
-    """Agents' containers: state (and any action in flight), wanted state, port, flags."""
+    """Agents' containers: state (and any action in flight), what the agent is doing, wanted
+    state, flags."""
     table = Table(title="containers")
-    for column in ("agent", "role", "state", "wants", "web port", "network", "notes"):
+    for column in ("agent", "role", "state", "doing", "wants", "network", "notes"):
         table.add_column(column, overflow="fold")
     for view in views:
         state = literal(view.state, _STATE_STYLE.get(view.state, ""))
@@ -165,12 +168,42 @@ def containers_table(views: Iterable[wire.ContainerView]) -> Table:
             literal(view.name),
             literal(view.role),
             state,
+            literal(activity_text(view.activity, now=time.time())),
             literal(view.wanted),
-            Text(str(view.web_port or "-")),
             Text("on" if view.network else "off"),
             literal(", ".join(notes)),
         )
     return table
+
+
+def activity_text(report: wire.HarnessReport | None, *, now: float) -> str:
+    """What the agent is doing, in a few words (`wire.HarnessReport`; ``-`` when unknown)."""
+    if report is None:
+        return "-"
+    until = ""
+    if report.until is not None and report.until > now:
+        until = " until " + datetime.datetime.fromtimestamp(report.until).strftime("%H:%M:%S")
+    detail = f": {_clip(report.detail, 120)}" if report.detail else ""
+    match report.activity:
+        case "tool":
+            return f"running {report.tool or 'a tool'}"
+        case "waiting_recv":
+            return "waiting on recv"
+        case "retrying":
+            return f"retrying{detail}{until}"
+        case "rate_limited":
+            return f"rate limited{until}{detail}"
+        case "backing_off":
+            return f"backing off{until}{detail}"
+        case "needs_login":
+            return "needs login"
+        case "disconnected":
+            return "lost the hive, reconnecting"
+        case "interrupted":
+            return "interrupted (waits for new work)"
+        case known if known in wire.ACTIVITIES:
+            return known
+    return f"unknown ({_clip(report.activity, 40)})"
 
 
 def _size(count: int) -> str:

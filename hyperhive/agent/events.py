@@ -234,14 +234,19 @@ class EventBus:
     def last_seq(self) -> int:
         return self._seq - 1
 
-    async def history(self, limit: int = 500, *, after_seq: int = 0) -> list[LiveEvent]:
-        """The newest `limit` stored events with seq > `after_seq`, oldest first."""
+    async def history(
+        self, limit: int = 500, *, after_seq: int = 0, before_seq: int | None = None
+    ) -> list[LiveEvent]:
+        """The newest `limit` stored events with `after_seq` < seq < `before_seq`, oldest
+        first."""
         if self._db is None:
             return []
+        before = before_seq if before_seq is not None else 2**63 - 1
         rows = await self._db.run(
             lambda conn: conn.execute(
-                "SELECT seq, at, kind, data FROM events WHERE seq > ? ORDER BY seq DESC LIMIT ?",
-                (after_seq, limit),
+                "SELECT seq, at, kind, data FROM events WHERE seq > ? AND seq < ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (after_seq, before, limit),
             ).fetchall()
         )
         return [LiveEvent(seq, at, kind, _loads(data)) for seq, at, kind, data in rows[::-1]]

@@ -155,6 +155,11 @@ class Harness:
             self.bus.note(f"cannot persist the model choice: {exc}")
         self.bus.publish(wire.ModelChosen(self.model))
 
+    @property
+    def logged_in(self) -> bool | None:
+        """Whether the last login probe found credentials (None: not probed since a change)."""
+        return self._logged_in
+
     def login_changed(self) -> None:
         """Credentials were entered: probe again now instead of at the next poll."""
         self._logged_in = None
@@ -344,6 +349,7 @@ class Harness:
         self._failures += 1
         self._retry_at = trio.current_time() + wait
         self._set_state(TurnState.BACKING_OFF)
+        self.bus.publish(wire.BackingOff(report.outcome.value, report.detail, wait))
         self.bus.note(
             f"turn {report.outcome.value}: {report.detail or 'no detail'}; "
             f"retrying its messages in {wait:.0f}s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import sys
 from typing import TYPE_CHECKING, Final
@@ -14,6 +15,8 @@ from hyperhive.agent import login
 from hyperhive.agent.claude import ClaudeOptions, ClaudeRuntime, claude_env, find_claude
 from hyperhive.agent.events import EventBus, open_event_bus
 from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck, LoginWatch
+from hyperhive.agent.login_flow import LoginFlowDriver
+from hyperhive.agent.page_server import PageServer, page_socket_path
 from hyperhive.agent.runtime import CommandRuntime, TurnRunner
 from hyperhive.agent.turn_stats import TurnStatsStore
 from hyperhive.clock import SystemClock
@@ -26,9 +29,11 @@ if TYPE_CHECKING:
     from hyperhive.agent.settings import AgentSettings
     from hyperhive.clock import WallClock
 
-__all__ = ["READY_MARKER", "build_runtime", "open_harness", "serve_agent"]
+__all__ = ["ENV_LOGIN_COMMAND", "READY_MARKER", "build_runtime", "open_harness", "serve_agent"]
 
 READY_MARKER: Final = "hyperhive agent serving"
+# The command the page's browser login drives (default: `<claude> auth login`).
+ENV_LOGIN_COMMAND: Final = "HYPERHIVE_LOGIN_COMMAND"
 
 
 def build_runtime(
@@ -128,13 +133,36 @@ async def serve_agent(
             login_check=login_check,
             login_watch=login_watch,
         )
-        harness, _bus = await stack.enter_async_context(wired)
-        await _serve(settings, harness, runner.name)
+        harness, bus = await stack.enter_async_context(wired)
+        flow = None
+        if runner.name == "claude":
+            flow = LoginFlowDriver(
+                _login_command(),
+                claude_env(os.environ, {}),
+                str(settings.paths.workdir),
+                harness.login_changed,
+            )
+        page = PageServer(
+            harness,
+            bus,
+            socket_path=page_socket_path(settings.socket),
+            stats=harness.stats,
+            clock=harness.clock,
+            offload=to_thread,
+            login_flow=flow,
+        )
+        await _serve(settings, harness, page, runner.name)
 
 
-async def _serve(settings: AgentSettings, harness: Harness, runtime: str) -> None:
+def _login_command() -> list[str]:
+    configured = os.environ.get(ENV_LOGIN_COMMAND, "").strip()
+    return shlex.split(configured) if configured else [str(find_claude()), "auth", "login"]
+
+
+async def _serve(settings: AgentSettings, harness: Harness, page: PageServer, runtime: str) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_on_signal, nursery.cancel_scope)
+        await nursery.start(page.run)
         await nursery.start(harness.run)
         print(
             f"{READY_MARKER}: {settings.name} ({settings.role.value}, {runtime})",

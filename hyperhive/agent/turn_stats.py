@@ -22,7 +22,10 @@ from hyperhive.errors import StoreError
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["TurnStatsRow", "TurnStatsStore"]
+__all__ = ["BUCKETS", "TurnStatsRow", "TurnStatsStore"]
+
+# Bucket sizes for `TurnStatsStore.summary`, in seconds (UTC hours and days).
+BUCKETS: Final = {"hour": 3600, "day": 86400}
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS turns (
@@ -152,3 +155,59 @@ class TurnStatsStore:
         for row in rows:
             row["tool_calls"] = json.loads(row["tool_calls"])
         return rows
+
+    def summary(self, bucket: str, count: int, now: float) -> dict[str, Any]:
+        """Turns of the newest `count` buckets (``hour`` or ``day``, UTC) up to `now`.
+
+        Returns the `wire.PageStats` fields: ``buckets`` (oldest first, empty ones included),
+        the model mix, tool use and results over those turns, and the newest 20 turns.
+        """
+        size = BUCKETS[bucket]
+        last = int(now // size) * size
+        first = last - (count - 1) * size
+        rows = self._conn.execute(
+            "SELECT started_at, result_kind, duration_ms, input_tokens, output_tokens,"
+            " cache_read_tokens, cache_creation_tokens, cost_usd, tool_call_count, tool_calls,"
+            " model FROM turns WHERE started_at >= ? ORDER BY started_at",
+            (first,),
+        ).fetchall()
+        keys = (
+            "turns",
+            "ok",
+            "duration_ms",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+            "cost_usd",
+            "tool_calls",
+        )
+        buckets = {first + i * size: dict.fromkeys(keys, 0) for i in range(count)}
+        models: dict[str, int] = {}
+        tools: dict[str, int] = {}
+        results: dict[str, int] = {}
+        for started, result, duration, inp, out, cread, cmake, cost, ncalls, calls, model in rows:
+            slot = buckets.get(int(started // size) * size)
+            if slot is None:
+                continue
+            slot["turns"] += 1
+            slot["ok"] += result == "ok"
+            slot["duration_ms"] += duration
+            slot["input_tokens"] += inp
+            slot["output_tokens"] += out
+            slot["cache_read_tokens"] += cread
+            slot["cache_creation_tokens"] += cmake
+            slot["cost_usd"] += cost
+            slot["tool_calls"] += ncalls
+            models[model or "default"] = models.get(model or "default", 0) + 1
+            results[result] = results.get(result, 0) + 1
+            for tool, n in json.loads(calls).items():
+                tools[tool] = tools.get(tool, 0) + int(n)
+        return {
+            "bucket": bucket,
+            "buckets": [{"start": float(start), **slot} for start, slot in buckets.items()],
+            "models": models,
+            "tools": tools,
+            "results": results,
+            "recent": self.recent(20),
+        }

@@ -68,6 +68,13 @@ def _render_known(event: wire.HelperEvent) -> str | None:
         case wire.ReminderDue(id=id, message=message, file_path=file_path):
             where = f"\n(the full text is in {file_path})" if file_path else ""
             return f"hive event: reminder #{id} is due\n\n{message}{where}"
+        case wire.AgentNeedsLogin(name=name):
+            return (
+                f"hive event: {name} needs a login (its Claude has no credentials); the "
+                "operator can log it in on its page"
+            )
+        case wire.AgentLoggedIn(name=name):
+            return f"hive event: {name} is logged in again and takes its work"
     return None  # a newer event: shown field by field
 
 

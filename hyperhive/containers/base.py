@@ -41,7 +41,6 @@ __all__ = [
     "ENV_ROLE",
     "ENV_SOCKET",
     "ENV_STATE",
-    "ENV_WEB_PORT",
     "AgentExited",
     "AgentSpec",
     "AgentState",
@@ -59,7 +58,6 @@ ENV_ROLE = wire.ENV_ROLE
 ENV_SOCKET = wire.ENV_SOCKET
 ENV_STATE = wire.ENV_STATE
 ENV_CONFIG = wire.ENV_CONFIG
-ENV_WEB_PORT = wire.ENV_WEB_PORT
 
 UpdateOutcome = Literal["applied", "restart-required"]
 
@@ -97,7 +95,6 @@ class AgentSpec:
     argv: tuple[str, ...]
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_env)
     network: bool = True
-    web_port: int | None = None
     flake: str | None = None
     settings_file: Path | None = None  # the agent's sandbox.json (bwrap reads it at start)
 
@@ -231,8 +228,6 @@ def agent_environment(
         ENV_CONFIG: str(config_dir),
         "HOME": str(state_dir / "home"),
     }
-    if spec.web_port is not None:
-        env[ENV_WEB_PORT] = str(spec.web_port)
     return {**spec.env, **env}
 
 

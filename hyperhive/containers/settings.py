@@ -45,7 +45,7 @@ class ContainerSettings:
 
     `agent_command` is what every agent runs (the harness); `env` is added to each agent's
     environment. `ensure_manager` creates and starts the manager agent at start-up.
-    `web_ports` is the inclusive range agent web ports are hashed into. The wall's defaults
+    The wall's defaults
     (`memory_max`, `pids_max`, `disk_quota`, `tmp_size`, `extra_binds`) apply to every bwrap
     agent whose `sandbox.json` does not say otherwise; `agent_uids` is the host uid range a
     root daemon gives its agents (docs/security.md).
@@ -57,7 +57,6 @@ class ContainerSettings:
     stop_grace: float = 10.0
     shutdown_grace: float = 3.0
     ensure_manager: bool = True
-    web_ports: tuple[int, int] = (8100, 8999)
     rescan_interval: float = 10.0
     meta_flake: str = "/var/lib/hyperhive/meta"
     nixos_poll_interval: float = 5.0

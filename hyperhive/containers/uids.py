@@ -21,6 +21,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from hyperhive.errors import ConfigError
+from hyperhive.wire.page import PAGE_DIR
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -122,16 +123,37 @@ def _own_tree(dir_fd: int, uid: int, gid: int) -> int:
     return changed
 
 
+def _page_dir(socket_fd: int, uid: int) -> None:
+    """Create (or take back) ``page/`` in the socket directory for the agent `uid`."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(PAGE_DIR, 0o700, dir_fd=socket_fd)
+    try:
+        page = os.open(PAGE_DIR, _DIR_FLAGS, dir_fd=socket_fd)
+    except OSError:
+        # Not a directory (a planted link or file): replace it while the agent is stopped.
+        os.unlink(PAGE_DIR, dir_fd=socket_fd)
+        os.mkdir(PAGE_DIR, 0o700, dir_fd=socket_fd)
+        page = os.open(PAGE_DIR, _DIR_FLAGS, dir_fd=socket_fd)
+    try:
+        os.fchown(page, uid, uid)
+        os.fchmod(page, 0o700)
+    finally:
+        os.close(page)
+
+
 def prepare_socket_dir(socket_dir: Path, gid: int) -> None:
     """root:gid, setgid, 0750: the agent can reach its socket but not replace it.
 
     The setgid bit gives the socket the agent's group when the daemon creates it; the
-    listener makes it 0660.
+    listener makes it 0660. Inside it, ``page/`` is the agent's own (uid = gid, 0700): where
+    its harness serves the page socket (`hyperhive.wire.PAGE_DIR`), which the daemon opens
+    without following links.
     """
     fd = os.open(socket_dir, _DIR_FLAGS)
     try:
         os.fchown(fd, 0, gid)
         os.fchmod(fd, 0o2750)
+        _page_dir(fd, gid)
         with contextlib.suppress(FileNotFoundError):
             sock = os.stat("hive.sock", dir_fd=fd, follow_symlinks=False)
             if stat.S_ISSOCK(sock.st_mode):

@@ -38,7 +38,6 @@ import trio
 from actors import ActorError, ActorStatistics, Reply
 from hyperhive import wire
 from hyperhive.containers.base import AgentSpec, AgentState
-from hyperhive.core import ports
 from hyperhive.core.agent_views import ViewBuilder
 from hyperhive.core.lifecycle import MAX_LOG_LINES, TRANSIENT, Plan, Step, Verb, plan
 from hyperhive.core.registry import MANAGER, AgentRecord, AgentRegistry, remove_tree, validate_name
@@ -193,7 +192,7 @@ class AgentsActor:
         clock: wall clock for tombstones.
         offload: how file work leaves the trio thread.
         backend: the container backend (None: agents are sockets only).
-        settings: the container settings (grace periods, web ports, the harness command).
+        settings: the container settings (grace periods, the harness command).
         listeners: the supervisor of the socket listeners; `listener_for` builds an agent's.
         events: where registration events go; reminders: pending counts for the rows.
         limit_log: notes for the rows; on_change: ask the rescanner to look at an agent.
@@ -220,7 +219,6 @@ class AgentsActor:
         operator_pronouns: str,
         autostarted: trio.Event,
     ) -> None:
-        ports.check_range(settings.web_ports)
         self._mailbox = mailbox
         self._registry = registry
         self._paths = paths
@@ -395,11 +393,10 @@ class AgentsActor:
 
     async def _manager_record(self) -> AgentRecord:
         """The manager's record, made now (autostart with `ensure_manager`)."""
-        port = ports.web_port(MANAGER, self._settings.web_ports)
-        record = AgentRecord(MANAGER, role="manager", web_port=port)
+        record = AgentRecord(MANAGER, role="manager")
         await self._offload(self._registry.save, record)
         self._publish()
-        LOGGER.info("created the manager agent (web port %d)", port)
+        LOGGER.info("created the manager agent")
         return record
 
     def _records_of(self, names: Sequence[str] | None) -> dict[str, AgentRecord]:
@@ -415,9 +412,7 @@ class AgentsActor:
         registry = self._registry
         name = act.name
         if Step.REGISTER in decided.steps:
-            taken = [(r.name, r.web_port) for r in registry.records()]
-            port = ports.check_spawn(name, self._settings.web_ports, taken)
-            record = AgentRecord(name, network=act.network, web_port=port)
+            record = AgentRecord(name, network=act.network)
             await self._offload(registry.register, name, record)
             self._publish()
         elif record is None:
@@ -428,14 +423,6 @@ class AgentsActor:
         if Step.WANT_STOPPED in decided.steps and record.wanted != "stopped":
             record = attrs.evolve(record, wanted="stopped")
             await self._offload(registry.save, record)
-        if Step.UPDATE in decided.steps:
-            port = ports.web_port(name, self._settings.web_ports)
-            if port != record.web_port:
-                if name != MANAGER:
-                    taken = [(r.name, r.web_port) for r in registry.records()]
-                    ports.check_spawn(name, self._settings.web_ports, taken)
-                record = attrs.evolve(record, web_port=port)
-                await self._offload(registry.save, record)
         return record
 
     async def _perform(
@@ -551,7 +538,6 @@ class AgentsActor:
             # from the daemon's own value, so the two must be the same one.
             env={**self._settings.env, wire.ENV_OPERATOR_PRONOUNS: self._pronouns},
             network=record.network,
-            web_port=record.web_port,
             settings_file=paths.agent_dir(name) / "sandbox.json",
         )
 

@@ -27,7 +27,7 @@ dead letter wakes only its own recipient's parked recvs. Surfaces reach the brok
 injected `Offload`.
 
 Accepts: `SendMessages`, `Receive`, `Ack`, `Requeue`, `Release`, `ReadInbox`,
-`ReadRecent`, `ReadInflight`, `ListDeadLetters`, `ReplayDead`, `DropDead`, `Vacuum`.
+`ReadRecent`, `ReadPending`, `ReadInflight`, `ListDeadLetters`, `ReplayDead`, `DropDead`, `Vacuum`.
 Emits (to the event hub): `MessageSent`, `MessageDelivered`, `MessageDeadLettered`.
 """
 
@@ -68,6 +68,7 @@ __all__ = [
     "ListDeadLetters",
     "ReadInbox",
     "ReadInflight",
+    "ReadPending",
     "ReadRecent",
     "Receive",
     "ReplayDead",
@@ -153,6 +154,15 @@ class ReadRecent:
 
 
 @attrs.frozen
+class ReadPending:
+    """`recipient`'s oldest `limit` undelivered messages (a peek: nothing is delivered)."""
+
+    recipient: str
+    limit: int
+    reply: Reply[list[wire.Delivery]]
+
+
+@attrs.frozen
 class ReadInflight:
     """`recipient`'s delivered, unacked messages, oldest first (diagnostics)."""
 
@@ -193,7 +203,14 @@ class Vacuum:
 
 
 _Admin: TypeAlias = (
-    ReadInbox | ReadRecent | ReadInflight | ListDeadLetters | ReplayDead | DropDead | Vacuum
+    ReadInbox
+    | ReadRecent
+    | ReadPending
+    | ReadInflight
+    | ListDeadLetters
+    | ReplayDead
+    | DropDead
+    | Vacuum
 )
 BrokerMsg: TypeAlias = SendMessages | Receive | Ack | Requeue | Release | _Admin
 
@@ -354,7 +371,7 @@ class Broker:
                 batch.requeues.append(msg)
             case Release():
                 batch.releases.append(msg)
-            case ReadInbox() | ReadRecent() | ReadInflight() | ListDeadLetters():
+            case ReadInbox() | ReadRecent() | ReadPending() | ReadInflight() | ListDeadLetters():
                 batch.admin.append(msg)
             case ReplayDead() | DropDead():
                 batch.admin.append(msg)
@@ -441,6 +458,8 @@ class Broker:
                     msg.reply.send(await self._offload(store.recent_for, OPERATOR, max(0, limit)))
                 case ReadRecent(limit=limit):
                     msg.reply.send(await self._offload(store.recent, max(0, limit)))
+                case ReadPending(recipient=recipient, limit=limit):
+                    msg.reply.send(await self._offload(store.pending, recipient, limit))
                 case ReadInflight(recipient=recipient):
                     msg.reply.send(await self._offload(store.inflight, recipient))
                 case ListDeadLetters(recipient=recipient):

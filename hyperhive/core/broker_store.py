@@ -325,6 +325,12 @@ class BrokerStore:
             rows = self._conn.execute(_RECENT_ALL, (limit,)).fetchall()
         return [Message(*row) for row in rows]
 
+    def pending(self, recipient: str, limit: int) -> list[Delivery]:
+        """``recipient``'s oldest ``limit`` messages not yet delivered (a peek: none is taken)."""
+        with translate(self._path, f"read {recipient!r}'s pending messages"):
+            rows = self._conn.execute(_OLDEST_PENDING, (recipient, max(0, limit))).fetchall()
+        return [_delivery(row) for row in rows]
+
     def inflight(self, recipient: str) -> list[Delivery]:
         """``recipient``'s delivered, unacked messages, oldest first (diagnostics)."""
         with translate(self._path, f"read {recipient!r}'s inflight messages"):

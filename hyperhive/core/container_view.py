@@ -4,7 +4,8 @@ it, and the pure diff the rescanner turns into events.
 A row joins four sources: the agent's record (role, network, wanted state, web port), the
 backend's status (state, exit code, detail), the lifecycle's transient action, and small files:
 
-- `hyperhive-needs-login`, `hyperhive-rate-limited` (sentinels) and `hyperhive-model` in the
+- `hyperhive-needs-login`, `hyperhive-rate-limited` (sentinels), `hyperhive-model` and
+  `hyperhive-state.json` (what the harness says it is doing, a `wire.HarnessReport`) in the
   agent's state directory, written by the harness (`hyperhive.agent.settings.AgentPaths`);
 - `deployed-sha` in the agent's host directory, written by the config flow when it deploys;
 - the state directory's disk use (`hyperhive.containers.disk`), held against its soft quota:
@@ -13,6 +14,7 @@ backend's status (state, exit code, detail), the lifecycle's transient action, a
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
 
@@ -20,6 +22,7 @@ import attrs
 
 from hyperhive import wire
 from hyperhive.core.agent_files import UnsafeFile, is_regular_file, read_capped
+from hyperhive.errors import BadRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -36,6 +39,7 @@ NEEDS_LOGIN = wire.NEEDS_LOGIN
 RATE_LIMITED = wire.RATE_LIMITED
 MODEL = wire.MODEL_FILE
 DEPLOYED_SHA = wire.DEPLOYED_SHA
+STATE_REPORT = wire.STATE_REPORT
 
 
 # What the harness writes is a line or two; anything bigger is refused unread.
@@ -50,6 +54,7 @@ class AgentFlags:
     deployed_sha: str | None = None
     disk_bytes: int | None = None
     disk_quota: int | None = None
+    activity: wire.HarnessReport | None = None
     # Why a file was ignored (a symlink, a FIFO, too big ...): shown in the agent's `list` row.
     problems: tuple[str, ...] = ()
 
@@ -84,7 +89,17 @@ def read_flags(state_dir: Path, agent_dir: Path) -> AgentFlags:
 
         return guarded(read, None)
 
+    def report() -> wire.HarnessReport | None:
+        data = read_capped(state_dir, PurePosixPath(STATE_REPORT), MAX_FLAG_BYTES, shown_as=_SHOWN)
+        if not data:
+            return None
+        try:
+            return wire.from_json(json.loads(data), wire.HarnessReport)
+        except (ValueError, RecursionError, BadRequest) as exc:
+            raise UnsafeFile(f"/state/{STATE_REPORT}: not a state report ({exc})") from None
+
     return AgentFlags(
+        activity=guarded(report, None),
         needs_login=sentinel(NEEDS_LOGIN),
         rate_limited=sentinel(RATE_LIMITED),
         model=first_line(state_dir, MODEL, _SHOWN),
@@ -113,7 +128,6 @@ def build_view(
         wanted=record.wanted,
         network=record.network,
         transient=transient,
-        web_port=record.web_port,
         exit_code=status.exit_code if status is not None else None,
         detail=status.detail[-2000:] if status is not None else "",
         needs_login=flags.needs_login,
@@ -124,6 +138,7 @@ def build_view(
         disk_bytes=flags.disk_bytes,
         disk_quota=flags.disk_quota,
         notes=(*flags.problems, *notes),
+        activity=flags.activity if status is not None and status.state.value == "running" else None,
     )
 
 

@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from actors import ChildSpec, Mailbox, Supervisor, SupervisorStatistics
+from hyperhive import wire
 from hyperhive.clock import SystemClock, WallClock
 from hyperhive.containers.settings import ContainerSettings, make_backend
 from hyperhive.core import broker, events, questions, reminders
@@ -235,11 +236,18 @@ async def build_tree(
         limits=limits,
         limit_log=limit_log,
     )
+
+    async def tell_manager(event: wire.HelperEvent) -> None:
+        if not agents_handle.has_record(MANAGER):
+            return  # no manager (yet) to tell
+        await messages.send(wire.HELPER_SENDER, MANAGER, wire.encode_helper_event(event))
+
     rescanner = Rescanner(
         to_rescanner,
         build=agents_handle.views,
         publish=event_handle.publish,
         interval=settings.rescan_interval if backend is not None else None,
+        tell_manager=tell_manager,
     )
 
     def changed(name: str) -> None:

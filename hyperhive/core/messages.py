@@ -25,6 +25,7 @@ from hyperhive.core.broker import (
     ListDeadLetters,
     ReadInbox,
     ReadInflight,
+    ReadPending,
     ReadRecent,
     Receive,
     Release,
@@ -142,6 +143,12 @@ class MessagesHandle:
         """The newest `limit` messages between anyone, newest first (the dashboard's flow)."""
         return await self._mailbox.call(
             lambda reply: ReadRecent(limit, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def pending(self, recipient: str, limit: int = 100) -> list[wire.Delivery]:
+        """`recipient`'s oldest `limit` messages not yet delivered (nothing is taken)."""
+        return await self._mailbox.call(
+            lambda reply: ReadPending(recipient, limit, reply), timeout=CALL_TIMEOUT
         )
 
     async def inflight(self, recipient: str) -> list[wire.Delivery]:

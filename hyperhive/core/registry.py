@@ -58,7 +58,6 @@ class AgentRecord:
     role: Literal["agent", "manager"] = "agent"
     network: bool = True
     wanted: Literal["running", "stopped"] = "running"
-    web_port: int | None = None
 
     @classmethod
     def from_json(cls, name: str, data: Any) -> AgentRecord:
@@ -68,14 +67,8 @@ class AgentRecord:
         wanted: Literal["running", "stopped"] = (
             "stopped" if data.get("wanted") == "stopped" else "running"
         )
-        port = data.get("web_port")
-        return cls(
-            name=name,
-            role=role,
-            network=data.get("network") is not False,
-            wanted=wanted,
-            web_port=port if isinstance(port, int) and not isinstance(port, bool) else None,
-        )
+        # Older records carry a hashed "web_port"; nothing needs it any more.
+        return cls(name=name, role=role, network=data.get("network") is not False, wanted=wanted)
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -211,7 +204,7 @@ class AgentRegistry:
         self._names.discard(name)
         self._records.pop(name, None)
         home = self._paths.agent_dir(name)
-        tombstone = wire.Tombstone(name, record.role, destroyed_at, record.web_port)
+        tombstone = wire.Tombstone(name, record.role, destroyed_at)
         _write_json(home / _TOMBSTONE, wire.to_json(tombstone))
         (home / _MARKER).unlink(missing_ok=True)
         shutil.rmtree(self._paths.agent_socket_dir(name), ignore_errors=True)
@@ -231,14 +224,8 @@ class AgentRegistry:
             data = data if isinstance(data, dict) else {}
             role = "manager" if data.get("role") == "manager" else "agent"
             at = data.get("destroyed_at")
-            port = data.get("web_port")
             found.append(
-                wire.Tombstone(
-                    name,
-                    role,
-                    float(at) if isinstance(at, int | float) else 0.0,
-                    port if isinstance(port, int) else None,
-                )
+                wire.Tombstone(name, role, float(at) if isinstance(at, int | float) else 0.0)
             )
         return found
 

@@ -10,10 +10,12 @@ queued requests are merged into one pass. Without a container backend there is n
 the actor does not re-announce every row.
 
 A row whose disk use just went past its soft quota also raises `DiskQuotaExceeded` (once per
-crossing; at start-up for an agent that already is) and a warning in the daemon's log.
+crossing; at start-up for an agent that already is) and a warning in the daemon's log. An
+agent whose needs-login flag went up or down is told to the manager (`tell_manager`): the
+`AgentNeedsLogin` and `AgentLoggedIn` helper events, once per change (not at start-up).
 
 Accepts: `Rescan`. Emits: `ContainerStateChanged`, `ContainerRemoved`, `DiskQuotaExceeded`
-(hub).
+(hub); `AgentNeedsLogin`, `AgentLoggedIn` (helper events, to the manager).
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from hyperhive import wire
 from hyperhive.core.container_view import diff_views, quota_crossings
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from actors import Mailbox
 
-__all__ = ["Rescan", "Rescanner", "RescannerMsg", "request_rescan"]
+__all__ = ["Rescan", "Rescanner", "RescannerMsg", "login_changes", "request_rescan"]
 
 LOGGER = logging.getLogger("hyperhive.rescanner")
 
@@ -55,6 +57,22 @@ def request_rescan(mailbox: Mailbox[RescannerMsg], *names: str) -> None:
         mailbox.cast_nowait(Rescan(names or None))
 
 
+def login_changes(
+    old: Mapping[str, wire.ContainerView], new: Mapping[str, wire.ContainerView]
+) -> list[wire.AgentNeedsLogin | wire.AgentLoggedIn]:
+    """What to tell the manager: agents (never the manager itself) whose needs-login flag
+    changed between two views of them, sorted by name."""
+    told: list[wire.AgentNeedsLogin | wire.AgentLoggedIn] = []
+    for name in sorted(new):
+        before = old.get(name)
+        if before is None or name == "manager" or before.needs_login == new[name].needs_login:
+            continue
+        told.append(
+            wire.AgentNeedsLogin(name) if new[name].needs_login else wire.AgentLoggedIn(name)
+        )
+    return told
+
+
 class Rescanner:
     """See the module docstring."""
 
@@ -65,11 +83,13 @@ class Rescanner:
         build: Callable[[Sequence[str] | None], Awaitable[dict[str, wire.ContainerView]]],
         publish: Callable[..., None],
         interval: float | None = 10.0,
+        tell_manager: Callable[[wire.HelperEvent], Awaitable[None]] | None = None,
     ) -> None:
         self._mailbox = mailbox
         self._build = build
         self._publish = publish
         self._interval = interval
+        self._tell_manager = tell_manager
         self.last: dict[str, wire.ContainerView] = {}
         self._passes = 0
         self._last_error: str | None = None
@@ -129,8 +149,9 @@ class Rescanner:
         else:
             new = {name: view for name, view in self.last.items() if name not in names}
             new.update(snapshot)
-        changed, removed = diff_views(self.last, new)
-        over = quota_crossings(self.last, new)
+        old = self.last
+        changed, removed = diff_views(old, new)
+        over = quota_crossings(old, new)
         self.last = new
         for view in over:
             LOGGER.warning(
@@ -144,3 +165,10 @@ class Rescanner:
             *(wire.ContainerRemoved(name) for name in removed),
             *(wire.DiskQuotaExceeded(v.name, v.disk_bytes or 0, v.disk_quota or 0) for v in over),
         )
+        if self._tell_manager is not None:
+            for event in login_changes(old, new):
+                try:
+                    await self._tell_manager(event)
+                except Exception as exc:  # the manager hears of the next change; we go on
+                    self._last_error = repr(exc)
+                    LOGGER.error("could not tell the manager about %s's login: %s", event.name, exc)

@@ -71,7 +71,6 @@ def make_spec(root: Path, name: str, *, network: bool = True) -> AgentSpec:
         log_path=home / "agent.log",
         argv=PROBE_COMMAND,
         network=network,
-        web_port=8123,
     )
 
 
@@ -211,7 +210,7 @@ async def check_start_runs_with_its_environment(ctx: ConformanceContext) -> None
     assert isinstance(env, dict)
     assert env["HYPERHIVE_AGENT"] == "alpha"
     assert env["HYPERHIVE_ROLE"] == "agent"
-    assert env["HYPERHIVE_WEB_PORT"] == "8123"
+    assert "HYPERHIVE_WEB_PORT" not in env
     assert report["home"] == str(Path(env["HYPERHIVE_AGENT_STATE"]) / "home")
     assert report["config"] == "from config"
 

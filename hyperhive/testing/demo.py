@@ -14,6 +14,9 @@ message, oldest first:
 |---|---|
 | from the operator, ``greet NAME`` | sends NAME ``hello NAME, I am <me>`` |
 | from the operator, ``ask me ...`` | asks the operator which colour the hive should be (options) |
+| from the operator, ``show your tools`` | writes ``notes/plan.md``, edits it, runs ``echo`` |
+| from the operator, ``hold on`` | keeps the model request open (until the turn is cancelled) |
+| from the operator, ``xss`` | puts HTML and script in text, a file name, tool arguments |
 | from the operator, anything else | replies to the operator, quoting it in markdown |
 | from an agent, ``hello ...`` | answers that agent ``nice to meet you, <them>`` |
 | from an agent, anything else | nothing (no reply loops) |
@@ -21,7 +24,9 @@ message, oldest first:
 | hive event: NAME crashed (the manager) | tells the operator, suggests a restart |
 | hive event: someone asks you a question | answers it with its first option (or ``yes``) |
 
-A request without the hive's tools (Claude's own side requests) gets the polite default.
+A request without the hive's tools (Claude's own side requests) gets the polite default. An agent
+whose name starts with ``guest`` is started with no credential (`LOGGED_OUT_PREFIX`), so the
+demo can show the login flow.
 
 `demo_child` is the daemon child that sets the demo up once the agents are started: it spawns
 `DEMO_AGENTS` that do not exist yet and sends each new one its kick-off message.
@@ -38,7 +43,7 @@ import trio
 
 from actors import ChildSpec, Restart
 from hyperhive.errors import HyperhiveError
-from hyperhive.testing.model_api import ApiRequest, Reply, Text, ToolCall
+from hyperhive.testing.model_api import ApiRequest, Hold, Reply, Text, ToolCall
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -48,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEMO_AGENTS",
     "KICKOFF",
+    "LOGGED_OUT_PREFIX",
+    "XSS",
     "demo_agent_command",
     "demo_child",
     "demo_reply",
@@ -62,6 +69,10 @@ KICKOFF: Final[Mapping[str, str]] = {
     "bob": "ask me which colour the hive should be",
 }
 COLOURS: Final = ("amber", "teal", "violet")
+LOGGED_OUT_PREFIX: Final = "guest"  # demo agents named so start without a credential
+# What the `xss` behaviour puts everywhere an agent can put text: shown, never run.
+XSS: Final = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+_HOLD: Final = "hold on"
 _SEND: Final = "mcp__hive__send"
 _ASK: Final = "mcp__hive__ask"
 _ANSWER: Final = "mcp__hive__answer"
@@ -98,8 +109,45 @@ def _messages(wake: str) -> list[tuple[str, str]]:
     return found
 
 
-def _action(me: str, sender: str, body: str) -> ToolCall | None:
+def _show_tools(me: str, state: str) -> list[ToolCall]:
+    path = f"{state}/notes/plan.md"
+    return [
+        ToolCall(
+            "Write",
+            {"file_path": path, "content": "# plan\n\nstep one\n"},
+            text="I will **write** a plan, edit it and run a command.",
+        ),
+        ToolCall("Edit", {"file_path": path, "old_string": "step one", "new_string": "step two"}),
+        ToolCall("Bash", {"command": "echo tools-ok", "description": "say it works"}),
+        ToolCall(_SEND, {"to": "operator", "body": f"**{me}** wrote, edited and ran things"}),
+    ]
+
+
+def _xss(state: str) -> list[ToolCall]:
+    return [
+        ToolCall(
+            "Write",
+            {"file_path": f"{state}/notes/{XSS.replace('/', '_')}.md", "content": XSS},
+            text=f"Here is some text: {XSS}",
+        ),
+        ToolCall(_SEND, {"to": "operator", "body": f"a message: {XSS}"}),
+        ToolCall("Bash", {"command": f"echo '{XSS}'", "description": XSS}),
+    ]
+
+
+def _action(me: str, sender: str, body: str, state: str = "/state") -> list[ToolCall]:
     """What agent `me` does about one message (the table in the module docstring)."""
+    found = _one_action(me, sender, body)
+    if sender == "operator" and body.lower().startswith("show your tools"):
+        return _show_tools(me, state)
+    if sender == "operator" and body.lower() == "xss":
+        return _xss(state)
+    if sender == "operator" and body.lower().startswith(_HOLD):
+        return []
+    return [found] if found is not None else []
+
+
+def _one_action(me: str, sender: str, body: str) -> ToolCall | None:
     if sender == "operator":
         if greet := re.match(r"greet (\S+)", body):
             peer = greet.group(1).strip(".,!")
@@ -147,9 +195,9 @@ def _on_hive_event(me: str, body: str) -> ToolCall | None:
     return None
 
 
-def plan(me: str, wake: str) -> list[ToolCall]:
+def plan(me: str, wake: str, state: str = "/state") -> list[ToolCall]:
     """Every tool call agent `me` makes for one wake prompt, in order."""
-    return [a for sender, body in _messages(wake) if (a := _action(me, sender, body)) is not None]
+    return [call for sender, body in _messages(wake) for call in _action(me, sender, body, state)]
 
 
 def _wake_index(messages: Sequence[Mapping[str, Any]]) -> int | None:
@@ -183,15 +231,21 @@ def _calls_since(messages: Sequence[Mapping[str, Any]], index: int) -> int:
     return count
 
 
-def demo_reply(me: str, request: ApiRequest) -> Reply:
-    """The scripted model's answer for agent `me` (stateless: a function of the request)."""
+def demo_reply(me: str, request: ApiRequest, state: str = "/state") -> Reply:
+    """The scripted model's answer for agent `me` (stateless: a function of the request);
+    `state` is the agent's state directory as it sees it (where it writes files)."""
     if _SEND not in request.tool_names:
         return Text("ok.")
     index = _wake_index(request.messages)
     if index is None:
         return Text("ok.")
-    calls = plan(me, _text(request.messages[index].get("content")))
+    wake = _text(request.messages[index].get("content"))
     done = _calls_since(request.messages, index)
+    if done == 0 and any(
+        s == "operator" and b.lower().startswith(_HOLD) for s, b in _messages(wake)
+    ):
+        return Hold(trio.Event(), Text("held, then let go."))  # until claude gives up on it
+    calls = plan(me, wake, state)
     if done < len(calls):
         return calls[done]
     return Text("done." if calls else "nothing to do.")

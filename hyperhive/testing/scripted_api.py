@@ -13,7 +13,8 @@ Scripts (``--script``):
 - ``polite`` (default): the `ModelAPI` defaults (a summary for a compaction, "done." after a
   tool result, "ok." otherwise);
 - ``demo``: the demo hive's behaviours (`hyperhive.testing.demo.demo_reply`) for the agent
-  named by ``HYPERHIVE_AGENT`` (the harness's own variable).
+  named by ``HYPERHIVE_AGENT`` (the harness's own variable); an agent whose name starts with
+  ``guest`` gets no placeholder API key, so it starts logged out (the login flow's demo).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from functools import partial
 
 import trio
 
-from hyperhive.testing.demo import demo_reply
+from hyperhive.testing.demo import LOGGED_OUT_PREFIX, demo_reply
 from hyperhive.testing.model_api import ModelAPI, open_model_api
 
 __all__ = ["SCRIPTS", "main", "run"]
@@ -37,7 +38,8 @@ SCRIPTS = ("polite", "demo")
 
 def _install(api: ModelAPI, script: str, name: str) -> None:
     if script == "demo":
-        api.on(lambda request: True, partial(demo_reply, name))
+        state = os.environ.get("HYPERHIVE_AGENT_STATE", "/state")
+        api.on(lambda request: True, partial(demo_reply, name, state=state))
 
 
 async def run(host: str, port: int, script: str, command: list[str]) -> int:
@@ -54,7 +56,9 @@ async def run(host: str, port: int, script: str, command: list[str]) -> int:
                 async for _ in signals:
                     return 0
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url}
-        env.setdefault("ANTHROPIC_API_KEY", "scripted-not-a-key")
+        agent = os.environ.get("HYPERHIVE_AGENT", "")
+        if not (script == "demo" and agent.startswith(LOGGED_OUT_PREFIX)):
+            env.setdefault("ANTHROPIC_API_KEY", "scripted-not-a-key")
         process = await trio.lowlevel.open_process(command, env=env)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_forward_signals, process)

@@ -12,13 +12,11 @@ Assets are read once from `hyperhive/web/assets/` into memory; only those files 
 
 from __future__ import annotations
 
-import json
 import logging
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
-import orjson
 from quart import Response, request
 from quart_trio import QuartTrio
 
@@ -33,14 +31,17 @@ from hyperhive.errors import (
     NotFound,
     UnknownAgent,
 )
-from hyperhive.web import security
+from hyperhive.web import agent_page, security
+from hyperhive.web.http import error as _error
+from hyperhive.web.http import json_body as _body
+from hyperhive.web.http import json_response as _json_response
+from hyperhive.web.http import ok as _ok
+from hyperhive.web.http import text_field as _text
 from hyperhive.web.logs import follow_logs
 from hyperhive.web.ops import LIFECYCLE_ACTIONS
 from hyperhive.web.sse import FrameCache, event_stream
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from hyperhive.web.ops import DashboardOps
 
 __all__ = ["WebSettings", "create_app"]
@@ -83,18 +84,6 @@ def _load_assets() -> dict[str, tuple[bytes, str]]:
     return assets
 
 
-def _json_response(obj: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(obj), status=status, content_type="application/json")
-
-
-def _ok(**fields: Any) -> Response:
-    return _json_response({"ok": True, **{k: wire.to_json(v) for k, v in fields.items()}})
-
-
-def _error(status: int, message: str) -> Response:
-    return _json_response({"ok": False, "error": message}, status)
-
-
 _STATUS: Final[tuple[tuple[type[HyperhiveError], int], ...]] = (
     (NotFound, 404),
     (UnknownAgent, 404),
@@ -108,29 +97,6 @@ _STATUS: Final[tuple[tuple[type[HyperhiveError], int], ...]] = (
 
 def _status_of(exc: HyperhiveError) -> int:
     return next((status for kind, status in _STATUS if isinstance(exc, kind)), 400)
-
-
-async def _body() -> Mapping[str, Any]:
-    """The request's JSON object (the page always sends JSON), refused if it is anything else."""
-    if request.mimetype != "application/json":
-        raise BadRequest("send the request body as application/json")
-    raw = await request.get_data(as_text=False)
-    try:
-        obj = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise BadRequest("the body must be a JSON object")
-    return obj
-
-
-def _text(body: Mapping[str, Any], key: str, *, required: bool = True) -> str:
-    value = body.get(key, "" if not required else None)
-    if not isinstance(value, str):
-        raise BadRequest(f"{key!r} must be a string")
-    if required and not value.strip():
-        raise BadRequest(f"{key!r} must not be empty")
-    return value
 
 
 def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
@@ -162,7 +128,10 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
         if auth.lower().startswith("bearer "):
             offered = auth[7:].strip()
         if not security.token_matches(settings.token, offered):
-            if request.method == "GET" and request.path == "/":
+            page = request.path == "/" or (
+                request.path.startswith("/agent/") and request.path.endswith(("/", "/stats"))
+            )
+            if request.method == "GET" and page:
                 return Response(status=303, headers={"Location": "/login"})
             return _error(401, "log in first: open /login and enter the operator token")
         return None
@@ -220,6 +189,8 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
     @app.get("/assets/<path:name>")
     async def asset(name: str) -> Response:
         return _asset(name)
+
+    agent_page.install(app, ops, _asset)
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ daemon has no approval flow yet.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import typing
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,8 +30,11 @@ from hyperhive.core.agent_files import read_capped
 from hyperhive.core.listener import Identity
 from hyperhive.core.reminders import container_relative
 from hyperhive.errors import ContainerError, HyperhiveError, NotFound, UnknownAgent
+from hyperhive.web.harness_link import HarnessLink
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hyperhive.core.events import Subscriber
     from hyperhive.core.handles import Handles
     from hyperhive.core.lifecycle import Verb
@@ -148,6 +153,16 @@ class DashboardStats:
         )
 
 
+def _inodes(paths: list[Path]) -> frozenset[tuple[int, int]]:
+    """(device, inode) of each path that exists (the daemon's own sockets; a few stats)."""
+    found = set()
+    for path in paths:
+        with contextlib.suppress(OSError):
+            info = os.lstat(path)
+            found.add((info.st_dev, info.st_ino))
+    return frozenset(found)
+
+
 class DashboardOps:
     """The dashboard's view of one running hive (see the module docstring)."""
 
@@ -217,6 +232,33 @@ class DashboardOps:
         if data is None:
             raise NotFound(f"{agent} has no file /state/{relative}")
         return f"/state/{relative}", data
+
+    # -- one agent's page -------------------------------------------------------------------
+
+    def harness_link(self, name: str) -> HarnessLink:
+        """The way to `name`'s harness (its page socket); UnknownAgent for anyone else."""
+        agents = self._hive.agents
+        if not agents.has_record(name):
+            raise UnknownAgent(f"unknown agent {name!r}")
+        paths = self._hive.status.paths
+        own = [paths.admin_socket, paths.manager_socket, *map(paths.agent_socket, agents.names())]
+        return HarnessLink(name, paths.container_socket_dir(name), _inodes(own))
+
+    async def agent_view(self, name: str) -> wire.ContainerView | None:
+        try:
+            return await self._hive.agents.view(name)
+        except UnknownAgent:
+            return None
+
+    async def agent_inbox(self, name: str) -> tuple[list[wire.Delivery], list[wire.Delivery]]:
+        """`name`'s pending mail (oldest first, at most 100) and what it holds in flight."""
+        messages = self._hive.messages
+        return await messages.pending(name, _INBOX), await messages.inflight(name)
+
+    async def agent_loose_ends(self, name: str) -> wire.LooseEnds:
+        """What `name` left open (as its own `get_loose_ends` sees it; the manager: all)."""
+        who = Identity("manager", name) if name == "manager" else Identity("agent", name)
+        return await self._hive.loose_ends(who)
 
     # -- actions ------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ daemon. The package, by what it holds:
 - `replies`: response payloads; `rows`: stored rows (messages, questions, reminders, views);
 - `events`: dashboard events; `helper_events`: what the hive tells an agent in its inbox;
 - `harness`: the host <-> harness contract (environment, sentinel files);
+- `page`: the agent's page socket (what the daemon asks a harness, what it may answer);
 - `codec`: the one private converter behind ``encode_*`` / ``decode_*``; `framing`: lines.
 
 Everything public is re-exported here (``from hyperhive import wire; wire.Send(...)``).
@@ -23,6 +24,7 @@ from hyperhive.wire import _bounds, _table, codec, framing
 from hyperhive.wire import events as _events
 from hyperhive.wire import harness as _harness
 from hyperhive.wire import helper_events as _helper_events
+from hyperhive.wire import page as _page
 from hyperhive.wire import replies as _replies
 from hyperhive.wire import rows as _rows
 from hyperhive.wire._bounds import *  # noqa: F403
@@ -33,6 +35,7 @@ from hyperhive.wire.events import *  # noqa: F403
 from hyperhive.wire.framing import *  # noqa: F403
 from hyperhive.wire.harness import *  # noqa: F403
 from hyperhive.wire.helper_events import *  # noqa: F403
+from hyperhive.wire.page import *  # noqa: F403
 from hyperhive.wire.replies import *  # noqa: F403
 from hyperhive.wire.rows import *  # noqa: F403
 
@@ -48,6 +51,7 @@ __all__ = sorted(
         *framing.__all__,
         *_harness.__all__,
         *_helper_events.__all__,
+        *_page.__all__,
         *_replies.__all__,
         *_rows.__all__,
     }

@@ -32,11 +32,26 @@ from hyperhive.wire.commands import REQUESTS  # noqa: F401  (declares every comm
 from hyperhive.wire.events import EVENTS, Event, EventPayload
 from hyperhive.wire.harness import LIVE_EVENTS, LiveEventPayload, StreamLine
 from hyperhive.wire.helper_events import HELPER_EVENTS, HelperEvent
+from hyperhive.wire.page import (
+    MAX_EVENT_BYTES,
+    PAGE_COMMANDS,
+    HarnessReport,
+    LoginFlow,
+    PageEvent,
+    PageEvents,
+    PageRequest,
+    PageState,
+    PageStats,
+    StatsBucket,
+)
 from hyperhive.wire.rows import DeadLetter, Delivery, Message
 
 __all__ = [
     "decode_event",
     "decode_helper_event",
+    "decode_page_event",
+    "decode_page_reply",
+    "decode_page_request",
     "decode_reply",
     "decode_request",
     "decode_response",
@@ -44,6 +59,9 @@ __all__ = [
     "encode_event",
     "encode_helper_event",
     "encode_live_event",
+    "encode_page_error",
+    "encode_page_reply",
+    "encode_page_request",
     "encode_request",
     "encode_response",
     "encode_sent",
@@ -209,6 +227,17 @@ def _checker(bound: Bound) -> Callable[[Any], str | None]:
 
 for _command in COMMANDS.values():
     _bounded(_command.request)
+for _page_type in (
+    *PAGE_COMMANDS.values(),
+    HarnessReport,
+    LoginFlow,
+    PageEvent,
+    PageEvents,
+    PageState,
+    PageStats,
+    StatsBucket,
+):
+    _bounded(_page_type)
 
 
 def _nested_within(obj: Any, limit: int) -> bool:
@@ -442,3 +471,61 @@ def encode_live_event(payload: LiveEventPayload) -> tuple[str, dict[str, Any]]:
         return kind, payload.data
     data: dict[str, Any] = _converter.unstructure(payload)
     return kind, data
+
+
+# -- the agent's page socket (`hyperhive.wire.page`) ------------------------------------------
+
+
+def encode_page_request(request: PageRequest) -> bytes:
+    """One request line for an agent's page socket."""
+    fields: dict[str, Any] = _converter.unstructure(request)
+    return _dumps({"cmd": PAGE_COMMANDS.tag_of(type(request)), **fields})
+
+
+def decode_page_request(line: bytes | str) -> PageRequest:
+    """The harness's side: a request line from the daemon.
+
+    Raises:
+        BadRequest: not JSON, an unknown ``cmd``, or a field out of its bounds.
+    """
+    obj = _loads(line)
+    tag = obj.pop("cmd", None)
+    cls = PAGE_COMMANDS.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        raise BadRequest(f"unknown page command {tag!r}; known: {', '.join(sorted(PAGE_COMMANDS))}")
+    request: PageRequest = _structure(obj, cls)
+    return request
+
+
+def encode_page_reply(payload: object | None = None) -> bytes:
+    """An ok answer line on the page socket, with `payload`'s fields beside ``ok``."""
+    fields: dict[str, Any] = {} if payload is None else _converter.unstructure(payload)
+    return _dumps({"ok": True, **fields})
+
+
+def encode_page_error(message: str) -> bytes:
+    return _dumps({"ok": False, "error": message})
+
+
+def decode_page_reply(line: bytes | str, cls: type[_T]) -> _T:
+    """The daemon's side: an answer line from an agent's harness, as `cls`.
+
+    Hostile input: nested past `MAX_NESTING`, not an object, ``ok: false`` or a field out of
+    its bounds is a `RemoteError` or `BadRequest` with a sentence, never anything else.
+    """
+    obj = _loads(line)
+    if not _nested_within(obj, MAX_NESTING):
+        raise BadRequest(f"the answer is nested more than {MAX_NESTING} levels")
+    if obj.get("ok") is not True:
+        error = obj.get("error")
+        raise RemoteError(_clip(error if isinstance(error, str) else "the harness refused"))
+    obj.pop("ok", None)
+    return _structure(obj, cls)
+
+
+def decode_page_event(line: bytes | str) -> PageEvent:
+    """One line of a page subscription (capped at `MAX_EVENT_BYTES` by the reader)."""
+    obj = _loads(line)
+    if len(line) > MAX_EVENT_BYTES or not _nested_within(obj, MAX_NESTING):
+        raise BadRequest("the event is too big or nested too deep")
+    return _structure(obj, PageEvent)

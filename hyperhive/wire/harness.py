@@ -25,12 +25,12 @@ __all__ = [
     "ENV_ROLE",
     "ENV_SOCKET",
     "ENV_STATE",
-    "ENV_WEB_PORT",
     "LIVE_EVENTS",
     "MODEL_FILE",
     "NEEDS_LOGIN",
     "RATE_LIMITED",
     "SOCKET_NAME",
+    "BackingOff",
     "ClaudeChanged",
     "HarnessStarted",
     "LiveEventPayload",
@@ -56,7 +56,6 @@ ENV_ROLE: Final = "HYPERHIVE_ROLE"  # agent | manager
 ENV_SOCKET: Final = "HYPERHIVE_SOCKET"  # the agent's hive.sock: its identity
 ENV_STATE: Final = "HYPERHIVE_AGENT_STATE"  # its state directory (read-write)
 ENV_CONFIG: Final = "HYPERHIVE_CONFIG_DIR"  # its config directory (read-only)
-ENV_WEB_PORT: Final = "HYPERHIVE_WEB_PORT"  # the port of its page
 ENV_OPERATOR_PRONOUNS: Final = "HYPERHIVE_OPERATOR_PRONOUNS"  # as whoami answers them
 
 # The agent's socket file, in the socket directory bound into its container.
@@ -155,6 +154,16 @@ class RateLimited:
     detail: str
 
 
+@LIVE_EVENTS.tag("backing_off")
+@attrs.frozen
+class BackingOff:
+    """A turn failed; its messages are retried in `retry_in` seconds."""
+
+    outcome: str
+    detail: str
+    retry_in: float
+
+
 @LIVE_EVENTS.tag("rate_limit_cleared")
 @attrs.frozen
 class RateLimitCleared:
@@ -221,6 +230,7 @@ LiveEventPayload = (
     | TurnAcked
     | ModelChosen
     | RateLimited
+    | BackingOff
     | RateLimitCleared
     | NeedsLogin
     | LoggedIn

@@ -15,6 +15,8 @@ from hyperhive.wire._tags import TagTable
 __all__ = [
     "HELPER_EVENTS",
     "HELPER_SENDER",
+    "AgentLoggedIn",
+    "AgentNeedsLogin",
     "ContainerCrash",
     "HelperEvent",
     "QuestionAnswered",
@@ -72,4 +74,28 @@ class ContainerCrash:
     detail: str
 
 
-HelperEvent = QuestionAsked | QuestionAnswered | ReminderDue | ContainerCrash
+@HELPER_EVENTS.tag("needs_login")
+@attrs.frozen
+class AgentNeedsLogin:
+    """Agent ``name``'s Claude has no credentials (told to the manager); the operator logs it in
+    on the agent's page."""
+
+    name: str
+
+
+@HELPER_EVENTS.tag("logged_in")
+@attrs.frozen
+class AgentLoggedIn:
+    """Agent ``name`` has credentials again and takes its work (told to the manager)."""
+
+    name: str
+
+
+HelperEvent = (
+    QuestionAsked
+    | QuestionAnswered
+    | ReminderDue
+    | ContainerCrash
+    | AgentNeedsLogin
+    | AgentLoggedIn
+)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import attrs
 
+from hyperhive.wire.page import HarnessReport
+
 __all__ = [
     "ContainerView",
     "DeadLetter",
@@ -125,6 +127,8 @@ class ContainerView:
     killing, rebuilding, destroying); ``wanted`` is ``running`` or ``stopped``. The flags come
     from the harness's sentinel files in the agent's state directory (docs/containers.md);
     ``notes`` says why any of those files was ignored, and which limits the agent hit lately.
+    ``activity`` is the harness's own report of what it is doing (idle, thinking, running a
+    tool, rate limited until ..., `hyperhive.wire.page.ACTIVITIES`), while it runs.
     """
 
     name: str
@@ -133,7 +137,6 @@ class ContainerView:
     wanted: str
     network: bool
     transient: str | None = None
-    web_port: int | None = None
     exit_code: int | None = None
     detail: str = ""
     needs_login: bool = False
@@ -146,6 +149,8 @@ class ContainerView:
     # What the operator should know about this agent: files in its directory that were ignored
     # (and why), limits it hit lately (docs/limits.md).
     notes: tuple[str, ...] = ()
+    # What its harness says it is doing (`STATE_REPORT`), while its container runs.
+    activity: HarnessReport | None = None
 
 
 @attrs.frozen
@@ -155,4 +160,3 @@ class Tombstone:
     name: str
     role: str
     destroyed_at: float
-    web_port: int | None = None

@@ -85,7 +85,6 @@ _CONTAINER = wire.ContainerView(
     state="running",
     wanted="running",
     network=True,
-    web_port=8123,
     model="claude-sonnet-4-5",
 )
 _QUESTION = wire.Question(

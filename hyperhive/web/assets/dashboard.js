@@ -57,12 +57,20 @@
 
   // -- containers ------------------------------------------------------------------------------
   const STATE_KIND = { running: "ok", starting: "busy", stopping: "busy", stopped: "dim", crashed: "bad", absent: "dim", unknown: "warn" };
+  function activityChip(report) {
+    const shown = R.activity(report);
+    const node = chip(shown.text, shown.kind, "what the agent says it is doing");
+    node.classList.add("activity");
+    node.dataset.activity = String(report.activity);
+    return node;
+  }
   function containerCard(c) {
     const crashed = c.state === "crashed";
     const title = el("div", { class: "title" },
-      el("span", { class: "name" }, c.name),
+      el("a", { class: "name", href: "/agent/" + encodeURIComponent(c.name) + "/", title: "open " + c.name + "'s page" }, c.name),
       c.role === "manager" ? chip("manager", "info") : null,
       chip(c.state, STATE_KIND[c.state] || "", "container state"),
+      c.activity ? activityChip(c.activity) : null,
       c.transient ? chip(c.transient + "…", "busy", "operator action in flight") : null,
       chip("wants " + c.wanted, "dim"),
       c.needs_login ? chip("needs login", "warn") : null,

@@ -30,5 +30,30 @@
     return box;
   }
   function text(value) { return document.createTextNode(String(value)); }
-  window.HiveRender = { markdown: markdown, diff: diff, text: text };
+  // What an agent is doing (a wire HarnessReport) in a few words, and the chip kind for it.
+  const KNOWN = ["starting", "idle", "thinking", "tool", "waiting_recv", "compacting", "retrying",
+    "rate_limited", "backing_off", "needs_login", "disconnected", "interrupted"];
+  function activity(report) {
+    if (!report) return { text: "?", kind: "dim" };
+    const until = typeof report.until === "number" && report.until * 1000 > Date.now()
+      ? " until " + new Date(report.until * 1000).toLocaleTimeString() : "";
+    const detail = report.detail ? ": " + String(report.detail).slice(0, 160) : "";
+    switch (report.activity) {
+      case "tool": return { text: "running " + String(report.tool || "a tool"), kind: "busy" };
+      case "waiting_recv": return { text: "waiting on recv", kind: "info" };
+      case "thinking": return { text: "thinking", kind: "busy" };
+      case "compacting": return { text: "compacting", kind: "busy" };
+      case "retrying": return { text: "retrying" + detail + until, kind: "warn" };
+      case "rate_limited": return { text: "rate limited" + until + detail, kind: "warn" };
+      case "backing_off": return { text: "backing off" + until + detail, kind: "warn" };
+      case "needs_login": return { text: "needs login", kind: "warn" };
+      case "disconnected": return { text: "lost the hive", kind: "bad" };
+      case "interrupted": return { text: "interrupted", kind: "warn" };
+      case "idle": return { text: "idle", kind: "ok" };
+      default:
+        return KNOWN.includes(report.activity) ? { text: String(report.activity), kind: "dim" }
+          : { text: "unknown (" + String(report.activity).slice(0, 40) + ")", kind: "warn" };
+    }
+  }
+  window.HiveRender = { markdown: markdown, diff: diff, text: text, activity: activity };
 })();

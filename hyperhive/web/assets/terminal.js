@@ -9,6 +9,7 @@
     const live = wrap.querySelector(".live");
     const pill = wrap.querySelector(".tail-pill");
     const rows = new Map();
+    const marks = new Set(); // keys seen that render no row (so they are not taken twice)
     let unseen = 0;
     const atBottom = () => live.scrollHeight - live.scrollTop - live.clientHeight < 24;
     function showPill() {
@@ -37,7 +38,8 @@
     }
     return {
       put: put,
-      has: (key) => rows.has(key),
+      has: (key) => rows.has(key) || marks.has(key),
+      mark: (key) => { marks.add(key); },
       get: (key) => rows.get(key),
       size: () => rows.size,
       toBottom: toBottom,

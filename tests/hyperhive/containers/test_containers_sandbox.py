@@ -91,7 +91,6 @@ async def test_the_bwrap_sandbox_holds(short_tmp: Path) -> None:
             "HYPERHIVE_SOCKET": "/run/hyperhive/hive.sock",
             "HYPERHIVE_AGENT_STATE": "/state",
             "HYPERHIVE_CONFIG_DIR": "/config",
-            "HYPERHIVE_WEB_PORT": str((await lifecycle.view("alice")).web_port),
             "HYPERHIVE_OPERATOR_PRONOUNS": "they/them",  # the daemon's --operator-pronouns
         }
         assert (report["home"], report["cwd"]) == ("/state/home", "/state")
@@ -182,7 +181,6 @@ def test_the_bwrap_command_line_is_pinned(tmp_path: Path) -> None:
         argv=("/usr/bin/python3", "-m", "hyperhive", "agent", "serve"),
         env={"ANTHROPIC_API_KEY": "sk-secret"},
         network=False,
-        web_port=8123,
     )
     argv = bwrap_argv(
         spec,

@@ -9,10 +9,10 @@ import pytest
 from hyperhive import wire
 from hyperhive.config import StatePaths
 from hyperhive.containers.base import AgentExited, AgentState, AgentStatus
-from hyperhive.core import container_view, ports
+from hyperhive.core import container_view
 from hyperhive.core.crash_watch import is_crash
 from hyperhive.core.registry import AgentRecord, AgentRegistry
-from hyperhive.errors import ConfigError, Conflict, UnknownAgent
+from hyperhive.errors import Conflict, UnknownAgent
 
 
 def view(name: str, state: str = "running", **changes: object) -> wire.ContainerView:
@@ -44,7 +44,7 @@ def test_a_view_joins_record_status_and_flags(tmp_path: Path) -> None:
     (home / "deployed-sha").write_text("abc123\n")
     flags = container_view.read_flags(state, home)
     row = container_view.build_view(
-        AgentRecord("alice", network=False, wanted="stopped", web_port=8123),
+        AgentRecord("alice", network=False, wanted="stopped"),
         AgentStatus("alice", AgentState.CRASHED, exit_code=137, detail="x" * 5000),
         transient="starting",
         flags=flags,
@@ -57,7 +57,6 @@ def test_a_view_joins_record_status_and_flags(tmp_path: Path) -> None:
         wanted="stopped",
         network=False,
         transient="starting",
-        web_port=8123,
         exit_code=137,
         detail="x" * 2000,
         needs_login=True,
@@ -77,18 +76,6 @@ def test_only_exits_nobody_asked_for_are_crashes(
     requested: bool, transient: str | None, crash: bool
 ) -> None:
     assert is_crash(AgentExited("a", 1, requested), transient) is crash
-
-
-def test_web_ports_are_stable_hashes_inside_the_range() -> None:
-    assert ports.web_port("alice", (8100, 8999)) == ports.web_port("alice", (8100, 8999))
-    assert all(8100 <= ports.web_port(f"a{n}", (8100, 8999)) <= 8999 for n in range(500))
-    assert ports.web_port("alice", (9000, 9000)) == 9000
-    assert ports.collisions({"a": 1, "b": 2, "c": 1, "d": None}) == {1: ["a", "c"]}
-    with pytest.raises(Conflict, match="'bob' already uses"):
-        ports.check_spawn("alice", (9000, 9000), [("bob", 9000)])
-    assert ports.check_spawn("alice", (9000, 9000), [("alice", 9000)]) == 9000
-    with pytest.raises(ConfigError):
-        ports.check_range((80, 90))
 
 
 def test_records_tolerate_old_and_broken_files(tmp_path: Path) -> None:
@@ -127,10 +114,10 @@ def test_tombstones_are_listed_and_purged(tmp_path: Path) -> None:
     paths = StatePaths(tmp_path)
     paths.ensure()
     registry = AgentRegistry(paths)
-    registry.register("alice", AgentRecord("alice", web_port=8123))
+    registry.register("alice", AgentRecord("alice"))
     paths.agent_state_dir("alice").mkdir()
     registry.retire("alice", destroyed_at=5.0)
-    assert registry.tombstones() == [wire.Tombstone("alice", "agent", 5.0, 8123)]
+    assert registry.tombstones() == [wire.Tombstone("alice", "agent", 5.0)]
     assert paths.agent_state_dir("alice").exists()
     assert not paths.agent_socket_dir("alice").exists()
     assert AgentRegistry(paths).names() == []  # a restarted daemon does not revive it
