@@ -371,7 +371,7 @@ def list_containers(
     state_dir: StateDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON replies.")] = False,
 ) -> None:
-    """Show every agent's container: state, wanted state, web port, flags; then tombstones."""
+    """Show every agent's container: state, what it is doing, wanted state, flags; tombstones."""
     from hyperhive.tui import containers_table, tombstones_table
 
     paths = _paths(state_dir)

@@ -1,7 +1,7 @@
 """The container view: one row per agent, as the dashboard, `hyperhive list` and the manager see
 it, and the pure diff the rescanner turns into events.
 
-A row joins four sources: the agent's record (role, network, wanted state, web port), the
+A row joins four sources: the agent's record (role, network, wanted state), the
 backend's status (state, exit code, detail), the lifecycle's transient action, and small files:
 
 - `hyperhive-needs-login`, `hyperhive-rate-limited` (sentinels), `hyperhive-model` and

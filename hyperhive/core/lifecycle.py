@@ -61,7 +61,7 @@ class Step(enum.Enum):
     START = "start"
     STOP = "stop"  # SIGTERM, the grace period, then SIGKILL
     KILL = "kill"  # no grace period
-    UPDATE = "update"  # re-apply the spec (web port, settings); restart if the backend says so
+    UPDATE = "update"  # re-apply the spec (settings); restart if the backend says so
     START_IF_WANTED = "start_if_wanted"  # start it unless it runs or should not
     DESTROY = "destroy"  # remove the container
     CLOSE_SOCKET = "close_socket"  # stop the agent's listener (never the manager's)

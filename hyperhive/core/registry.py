@@ -3,7 +3,7 @@
 An agent is registered when `agents/<name>/agent.json` exists. The directory is the agent's
 home on the host (its socket directory `run/`, its `state/` and `config/`), so the registry
 survives a daemon restart with no database of its own. `agent.json` is the agent's record
-(`AgentRecord`: role, network on/off, wanted state, web port); older files holding only the name
+(`AgentRecord`: role, network on/off, wanted state); older files holding only the name
 read with the defaults.
 
 The manager's record lives at `agents/manager/agent.json` too, but the manager is not an agent

@@ -1,6 +1,6 @@
 """The rescanner actor: keeps the container view current and publishes only what changed.
 
-It rebuilds the view (every agent's row: state, transient action, flags, web port, ...) with
+It rebuilds the view (every agent's row: state, transient action, flags, activity, ...) with
 the lifecycle's `views`, diffs it against the last one with the pure `diff_views`, and publishes
 `ContainerStateChanged` for each row that appeared or changed and `ContainerRemoved` for each
 that disappeared. It runs every `interval` seconds and whenever something asks

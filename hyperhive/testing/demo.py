@@ -195,6 +195,17 @@ def _on_hive_event(me: str, body: str) -> ToolCall | None:
     return None
 
 
+def _holds(wake: str) -> bool:
+    """Whether the wake has a new ``hold on`` from the operator (one shown again after its
+    turn was cancelled is let go, so the agent is not stuck on it)."""
+    for part in wake.split("\n\n---\n\n"):
+        if part.startswith("["):
+            continue  # a banner: redelivered or shown again
+        if any(s == "operator" and b.lower().startswith(_HOLD) for s, b in _messages(part)):
+            return True
+    return False
+
+
 def plan(me: str, wake: str, state: str = "/state") -> list[ToolCall]:
     """Every tool call agent `me` makes for one wake prompt, in order."""
     return [call for sender, body in _messages(wake) for call in _action(me, sender, body, state)]
@@ -222,6 +233,19 @@ def _text(content: object) -> str:
     return "\n".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict))
 
 
+def _last_text(content: object) -> str:
+    """The last text block of a message: Claude merges an interrupted turn's prompt, its
+    "[Request interrupted by user]" and the next prompt into one user message."""
+    if isinstance(content, str):
+        return content
+    texts = (
+        [str(b.get("text", "")) for b in content if isinstance(b, dict)]
+        if isinstance(content, list)
+        else []
+    )
+    return texts[-1] if texts else ""
+
+
 def _calls_since(messages: Sequence[Mapping[str, Any]], index: int) -> int:
     count = 0
     for message in messages[index + 1 :]:
@@ -241,9 +265,7 @@ def demo_reply(me: str, request: ApiRequest, state: str = "/state") -> Reply:
         return Text("ok.")
     wake = _text(request.messages[index].get("content"))
     done = _calls_since(request.messages, index)
-    if done == 0 and any(
-        s == "operator" and b.lower().startswith(_HOLD) for s, b in _messages(wake)
-    ):
+    if done == 0 and _holds(_last_text(request.messages[index].get("content"))):
         return Hold(trio.Event(), Text("held, then let go."))  # until claude gives up on it
     calls = plan(me, wake, state)
     if done < len(calls):

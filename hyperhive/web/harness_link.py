@@ -93,6 +93,27 @@ def _connect(socket_dir: Path, refused: frozenset[tuple[int, int]]) -> socket.so
     return sock
 
 
+async def _read_answer(stream: trio.SocketStream, cap: int) -> bytes | None:
+    """One line, or None if the stream ends first; LineTooLong as soon as `cap` is passed
+    (nothing past it is read: the connection is dropped)."""
+    buffer = bytearray()
+    while True:
+        chunk = await stream.receive_some(64 * 1024)
+        if not chunk:
+            return bytes(buffer) or None
+        end = chunk.find(b"\n")
+        if end >= 0:
+            buffer += chunk[:end]
+            return bytes(buffer) if len(buffer) <= cap else _too_long(cap)
+        buffer += chunk
+        if len(buffer) > cap:
+            _too_long(cap)
+
+
+def _too_long(cap: int) -> bytes:
+    raise LineTooLong(f"an answer longer than {cap} bytes")
+
+
 def checked_event(event: wire.PageEvent) -> wire.PageEvent:
     """`event` if its data has its kind's shape (`wire.LIVE_EVENTS`); otherwise an ``invalid``
     event saying why, which the page shows as such. ``stream`` lines are claude's own objects,
@@ -149,7 +170,7 @@ class HarnessLink:
             try:
                 with trio.fail_after(within):
                     await stream.send_all(wire.encode_page_request(request))
-                    line = await LineReader(stream, wire.MAX_PAGE_REPLY_BYTES).read_line()
+                    line = await _read_answer(stream, wire.MAX_PAGE_REPLY_BYTES)
             except trio.TooSlowError:
                 raise self._unreachable(f"no answer within {within:g}s") from None
             except LineTooLong:

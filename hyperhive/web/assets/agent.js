@@ -210,7 +210,7 @@
   function mailRow(d, state) {
     return el("div", { class: "mail " + state, "data-id": d.id },
       el("span", { class: "chip " + (state === "inflight" ? "busy" : "dim") }, state === "inflight" ? "in flight" : "pending"),
-      el("span", { class: "who" }, " " + d.sender), " · ", new Date(d.sent_at * 1000).toLocaleTimeString(),
+      el("span", { class: "who" }, " " + d.from), " · ", new Date(d.sent_at * 1000).toLocaleTimeString(),
       d.redelivered ? el("span", { class: "chip warn" }, "redelivered") : null,
       el("div", { class: "text" }, String(d.body).slice(0, 2000)));
   }

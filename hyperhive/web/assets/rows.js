@@ -167,6 +167,10 @@
       return [row("sys result" + (data.is_error ? " bad" : ""), "◆", "result " + str(data.subtype) + (data.is_error ? " (error)" : "") + (secs ? " · " + secs : ""))];
     }
     if (type === "command_lifecycle") return [row("sys lifecycle", "·", "input " + str(data.state))];
+    if (type === "control_response") {
+      const reply = data.response && typeof data.response === "object" ? data.response : {};
+      return [row("sys lifecycle", "·", "control " + str(reply.subtype) + (reply.error ? ": " + clip(reply.error, 300) : ""))];
+    }
     if (type === "rate_limit_event") {
       const info = data.rate_limit_info || {};
       return [row("warn", "⏳", "rate limit " + str(info.status) + (info.resetsAt ? " · resets " + new Date(info.resetsAt * 1000).toLocaleTimeString() : ""))];

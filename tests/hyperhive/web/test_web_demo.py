@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from hyperhive import wire
 from hyperhive.agent.wake import build_wake_prompt
 from hyperhive.testing.demo import demo_reply, plan
-from hyperhive.testing.model_api import ApiRequest, Text, ToolCall
+from hyperhive.testing.model_api import ApiRequest, Hold, Text, ToolCall
 
 
 def _wake(*messages: tuple[str, str]) -> str:
@@ -111,3 +113,22 @@ def test_the_scripted_api_command_runs_a_command_against_itself() -> None:
     )
     assert done.returncode == 7, done.stderr
     assert '"body": "hello bob, I am alice"' in done.stdout
+
+
+def test_the_page_behaviours_write_edit_run_hold_and_carry_markup() -> None:
+    calls = plan("alice", _wake(("operator", "show your tools")), "/st")
+    assert [c.name for c in calls] == ["Write", "Edit", "Bash", "mcp__hive__send"]
+    assert calls[0].input["file_path"] == calls[1].input["file_path"] == "/st/notes/plan.md"
+    assert (calls[1].input["old_string"], calls[1].input["new_string"]) == ("step one", "step two")
+    xss = plan("alice", _wake(("operator", "xss")))
+    assert all("<script>" in json.dumps(c.input) for c in xss)
+    held = demo_reply(
+        "alice", _request([{"role": "user", "content": _wake(("operator", "hold on"))}])
+    )
+    assert isinstance(held, Hold)
+    again = build_wake_prompt(
+        [wire.Delivery(1, "operator", "alice", "hold on", 1.0, 1, False)],
+        retried_ids=frozenset({1}),
+    )
+    let_go = demo_reply("alice", _request([{"role": "user", "content": again}]))
+    assert let_go == Text("nothing to do.")

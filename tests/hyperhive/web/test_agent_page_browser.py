@@ -1,0 +1,307 @@
+"""The per-agent page in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+One `hyperhive serve --demo` (the real harness and the real `claude` against the scripted
+model, on the default backend) serves the module: alice runs the demo's turns, ``hermit`` runs
+with its network off, ``guest`` starts without a credential, and ``forger`` is stopped and its
+page socket served by a hostile stand-in (`hyperhive.testing.hostile_harness`) that answers
+everything with HTML and script. Screenshots go to the directory printed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .test_web_browser import CHROMIUM, CHROMIUM_ARGS, Hive, shot
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+from hyperhive.testing import run_cli
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+pytestmark = pytest.mark.slow
+SLOW = 90_000  # ms: claude turns of several agents on a shared two-core machine
+TOKEN = "sk-ant-oat01-" + "t" * 60
+
+
+class AgentHive(Hive):
+    hostile: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> None:
+        done = run_cli(self.state, *args, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+    def page_socket(self, name: str) -> Path:
+        return self.state / "agents" / name / "run" / "page" / "page.sock"
+
+
+@pytest.fixture(scope="module")
+def hive() -> Iterator[AgentHive]:
+    root = Path(tempfile.mkdtemp(prefix="hh-page-", dir="/tmp"))
+    running = AgentHive(root)
+    running.start()
+    try:
+        running.cli("spawn", "hermit", "--no-network")
+        running.cli("spawn", "guest")
+        running.cli("spawn", "forger")
+        running.cli("stop", "forger")
+        command = [sys.executable, "-m", "hyperhive.testing.hostile_harness"]
+        socket = str(running.page_socket("forger"))
+        running.hostile = subprocess.Popen([*command, "--socket", socket, "--mode", "markup"])
+        yield running
+    finally:
+        if running.hostile is not None:
+            running.hostile.terminate()
+            running.hostile.wait(10)
+        running.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    profile = Path(tempfile.mkdtemp(prefix="hh-chromium-", dir="/tmp"))
+    with playwright_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1500, "height": 950},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    page = browser.new_page()
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.on("dialog", lambda dialog: page.errors.append(f"dialog: {dialog.message}"))
+    page.set_default_timeout(15_000)
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+def _open(page: Any, hive: AgentHive, name: str) -> Any:
+    page.goto(f"{hive.url}agent/{name}/")
+    expect(page.locator("#b-harness")).to_have_text("harness alive", timeout=SLOW)
+    expect(page.locator("#conn")).to_have_text("live", timeout=SLOW)
+    return page.locator("#term-live")
+
+
+def test_a_turn_with_text_a_tool_call_and_an_edit_renders_live(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    term = _open(page, hive, "alice")
+    expect(term.locator(".row.tool.msg", has_text="send to bob")).to_have_count(1, timeout=SLOW)
+    hive.cli("send", "alice", "show your tools")
+    text = term.locator(".row.text", has_text="a plan, edit it and run a command")
+    expect(text).to_have_count(1, timeout=SLOW)
+    expect(text.locator("strong")).to_have_text("write")  # markdown
+    write = term.locator(".row.tool.write", has_text="Write /state/notes/plan.md")
+    expect(write.locator(".idiff .ins").first).to_have_text("+ # plan")
+    edit = term.locator(".row.tool.edit", has_text="Edit /state/notes/plan.md")
+    expect(edit.locator(".idiff .del")).to_have_text("- step one", timeout=SLOW)
+    expect(edit.locator(".idiff .ins")).to_have_text("+ step two")
+    expect(term.locator(".row.tool.bash .cmd")).to_have_text("echo tools-ok", timeout=SLOW)
+    expect(term.locator(".row.result.bash", has_text="tools-ok")).to_have_count(1, timeout=SLOW)
+    send = term.locator(".row.tool.msg", has_text="send to operator").last
+    expect(send.locator(".md strong")).to_have_text("alice", timeout=SLOW)
+    expect(term.locator(".row.turn.end", has_text="turn ok").last).to_be_visible(timeout=SLOW)
+    expect(page.locator("#b-activity")).to_have_text("idle", timeout=SLOW)
+    expect(page.locator("#b-ctx")).to_contain_text("ctx ")
+    expect(page.locator("#b-cost")).to_contain_text("cost $")
+    plan = hive.state / "agents" / "alice" / "state" / "notes" / "plan.md"
+    assert plan.read_text() == "# plan\n\nstep two\n"
+    shot(page, screenshots, "agent-01-tools")
+    # A cold load (a reload) shows the same rows once each, badges seeded at once.
+    page.reload()
+    expect(page.locator("#b-cost")).to_contain_text("cost $", timeout=10_000)
+    expect(term.locator(".row.tool.edit", has_text="plan.md")).to_have_count(1)
+    assert page.errors == []
+
+
+def test_cancel_on_the_page_interrupts_a_turn_the_model_holds(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    term = _open(page, hive, "alice")
+    hive.cli("send", "alice", "hold on")
+    expect(term.locator(".row.turn").last).to_contain_text("woken by inbox", timeout=SLOW)
+    expect(page.locator("#b-activity")).to_have_text("thinking", timeout=SLOW)
+    held = page.locator("#inbox .mail.inflight", has_text="hold on")
+    expect(held.locator(".who")).to_have_text(" operator")  # the broker's view of its mail
+    page.locator("#c-cancel").click()
+    expect(term.locator(".row.note", has_text="cancel requested")).to_have_count(1)
+    ended = term.locator(".row.turn.end.bad", has_text="turn interrupted")
+    expect(ended).to_have_count(1, timeout=30_000)
+    expect(page.locator("#b-activity")).to_have_text("interrupted", timeout=10_000)
+    expect(term.locator(".row.unknown")).to_have_count(0)  # claude's every line has its row
+    shot(page, screenshots, "agent-02-cancelled")
+    assert page.errors == []
+
+
+def test_a_model_switch_applies_to_the_next_turn(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    term = _open(page, hive, "alice")
+    page.locator("#model-input").fill("claude-haiku-4-5")
+    page.locator("#model-apply").click()
+    chosen = term.locator(".row.sys", has_text="model from the next turn: claude-haiku-4-5")
+    expect(chosen).to_have_count(1)
+    model = hive.state / "agents" / "alice" / "state" / "hyperhive-model"
+    assert model.read_text() == "claude-haiku-4-5\n"
+    hive.cli("send", "alice", "greet bob")
+    # Its turn (and the one bob's answer wakes) runs on the new model.
+    turn = term.locator(".row.turn:not(.end)", has_text="claude-haiku-4-5")
+    expect(turn.first).to_be_visible(timeout=SLOW)
+    expect(page.locator("#b-model")).to_have_text("model claude-haiku-4-5", timeout=SLOW)
+    expect(term.locator(".row.turn.end").last).to_contain_text("turn ok", timeout=SLOW)
+    shot(page, screenshots, "agent-03-model")
+    page.locator("#model-input").fill("")
+    page.locator("#model-apply").click()
+    default = term.locator(".row.sys", has_text="model from the next turn: the default")
+    expect(default).to_have_count(1)
+    assert page.errors == []
+
+
+def test_the_token_login_flow_stores_a_credential_and_the_agent_leaves_needs_login(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    _open(page, hive, "guest")
+    expect(page.locator("#login-panel")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#b-activity")).to_have_text("needs login")
+    shot(page, screenshots, "agent-04-needs-login")
+    # The manager is told, as a helper event in its inbox, within a rescan (10 s).
+    _wait_for(lambda: {"event": "needs_login", "name": "guest"} in _manager_mail(hive), 40)
+    page.locator("#token-text").fill(f"Your OAuth token:\n\n{TOKEN}\n")
+    page.locator("#login-token button[type=submit]").click()
+    expect(page.locator("#login-panel")).to_be_hidden(timeout=SLOW)
+    expect(page.locator("#b-activity")).not_to_have_text("needs login", timeout=SLOW)
+    stored = hive.state / "agents" / "guest" / "state" / "hyperhive-credentials.json"
+    assert json.loads(stored.read_text()) == {"kind": "oauth_token", "value": TOKEN}
+    assert stat.S_IMODE(os.stat(stored).st_mode) == 0o600
+    assert TOKEN not in hive.daemon.log
+    assert TOKEN not in (hive.state / "agents" / "guest" / "agent.log").read_text()
+    expect(page.locator("#b-harness")).to_have_text("harness alive")
+    _wait_for(lambda: {"event": "logged_in", "name": "guest"} in _manager_mail(hive), 40)
+    assert page.errors == []
+
+
+def _manager_mail(hive: AgentHive) -> list[Any]:
+    """The helper events the manager was sent, from the dashboard's stored messages."""
+    with urllib.request.urlopen(f"{hive.url}dashboard/history?limit=0", timeout=10) as reply:
+        messages = json.load(reply)["messages"]
+    return [json.loads(m["body"]) for m in messages if m["to"] == "manager" and m["from"] == "hive"]
+
+
+def _wait_for(check: Any, seconds: float) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.5)
+
+
+def test_the_stats_page_shows_the_turns_just_run(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    page.goto(f"{hive.url}agent/alice/stats")
+    totals = page.locator("#totals")
+    expect(totals).to_contain_text("turns", timeout=15_000)
+    turns = int(totals.get_attribute("data-turns") or 0)
+    assert turns >= 4  # the demo's greeting, the tools, the cancelled hold, the model switch
+    expect(page.locator("#recent tr")).to_have_count(min(turns, 20) + 1)
+    expect(page.locator("#results")).to_contain_text("interrupted")
+    expect(page.locator("#tools")).to_contain_text("Edit")
+    _charts_drawn(page)
+    page.locator("#bucket").select_option("day")
+    expect(page.locator("#charts img").first).to_have_attribute("src", re_contains("bucket=day"))
+    _charts_drawn(page)
+    shot(page, screenshots, "agent-05-stats")
+    assert page.errors == []
+
+
+def _charts_drawn(page: Any) -> None:
+    images = page.locator("#charts img")
+    expect(images).to_have_count(6)
+    for image in images.all():
+        _wait_for(lambda img=image: img.evaluate("i => i.complete && i.naturalWidth > 0"), 15)
+
+
+def re_contains(text: str) -> Any:
+    import re
+
+    return re.compile(re.escape(text))
+
+
+def test_markup_in_the_stream_and_from_a_hostile_harness_runs_nothing(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    term = _open(page, hive, "alice")
+    hive.cli("send", "alice", "xss")
+    expect(term.locator(".row.text", has_text="<script>window.__pwned=1</script>")).to_have_count(
+        1, timeout=SLOW
+    )
+    expect(term.locator(".row.tool.write", has_text='onerror="window.__pwned=2"')).to_have_count(1)
+    expect(term.locator(".row.tool.bash .cmd", has_text="<script>")).to_have_count(1, timeout=SLOW)
+    expect(term.locator(".row.turn.end").last).to_contain_text("turn ok", timeout=SLOW)
+    for what in ("script", "img", 'a[href^="javascript"]'):
+        expect(term.locator(what)).to_have_count(0)
+    assert page.evaluate("window.__pwned") is None
+    shot(page, screenshots, "agent-06-markup-as-text")
+    # A harness answering every request with HTML and script: shown as text, nothing breaks.
+    page.goto(f"{hive.url}agent/forger/")
+    forged = page.locator("#term-live")
+    expect(forged.locator(".row.note", has_text="<script>").first).to_be_visible(timeout=15_000)
+    expect(forged.locator(".row.unknown").first).to_be_visible()
+    expect(page.locator("#b-activity")).to_contain_text("unknown (<script>")
+    expect(page.locator("#login-panel")).to_be_visible()  # it claims to be logged out
+    expect(page.locator("#login-flow a")).to_have_count(0)
+    live = forged.locator(".row[data-seq]")
+    before = live.count()
+    _wait_for(lambda: live.count() > before, 10)  # its feed keeps coming, as text
+    for what in ("script", "img", 'a[href^="javascript"]'):
+        expect(page.locator(f"#term-live {what}, #side {what}")).to_have_count(0)
+    page.goto(f"{hive.url}agent/forger/stats")
+    expect(page.locator("#models")).to_contain_text("<script>", timeout=15_000)
+    page.goto(hive.url)
+    expect(page.locator('.container[data-name="forger"]')).to_have_count(1, timeout=15_000)
+    assert page.evaluate("window.__pwned") is None
+    shot(page, screenshots, "agent-07-hostile-harness")
+    assert page.errors == []
+
+
+def test_an_agent_with_the_network_off_has_a_working_page(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    term = _open(page, hive, "hermit")
+    hive.cli("send", "hermit", "show your tools")
+    expect(term.locator(".row.tool.edit", has_text="plan.md")).to_have_count(1, timeout=SLOW)
+    expect(term.locator(".row.turn.end").last).to_contain_text("turn ok", timeout=SLOW)
+    page.locator("#c-compact").click()
+    expect(term.locator(".row.note", has_text="compaction requested")).to_have_count(1)
+    page.goto(hive.url)
+    card = page.locator('.container[data-name="hermit"]')
+    expect(card).to_contain_text("no network", timeout=15_000)
+    expect(card.locator(".activity")).to_have_count(1, timeout=30_000)
+    shot(page, screenshots, "agent-08-network-off")
+    assert page.errors == []
