@@ -137,7 +137,8 @@ class LoginFlowDriver:
                 detail = f"claude auth login exited with status {status}"
                 self._set("failed", url=self._flow.url, detail=detail)
         finally:
-            self._stdin = None
+            if self._stdin is process.stdin:  # not a newer flow's
+                self._stdin = None
             if process.returncode is None:
                 process.kill()
                 with trio.move_on_after(5, shield=True):
