@@ -119,25 +119,29 @@ async def serve_mcp(
     Cancellation: cancelling closes the socket and every session.
     """
     listener = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
-    os.fchmod(listener.fileno(), 0o600)
-    await listener.bind(os.fspath(path))
-    os.chmod(path, 0o600)
-    listener.listen(64)
-    task_status.started()
-    try:
-        await trio.to_thread.run_sync(_import_sdk)
-        server = await trio.to_thread.run_sync(lambda: build_server(daemon_socket, manager=manager))
-
-        async def handle(stream: trio.SocketStream) -> None:
-            await _session(server, stream)
-
-        async with trio.open_nursery() as nursery:
-            await trio.serve_listeners(
-                handle, [trio.SocketListener(listener)], handler_nursery=nursery
+    # Closed on the way out even if serving never started (cancelled while importing).
+    with listener:
+        os.fchmod(listener.fileno(), 0o600)
+        await listener.bind(os.fspath(path))
+        os.chmod(path, 0o600)
+        listener.listen(64)
+        task_status.started()
+        try:
+            await trio.to_thread.run_sync(_import_sdk)
+            server = await trio.to_thread.run_sync(
+                lambda: build_server(daemon_socket, manager=manager)
             )
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+
+            async def handle(stream: trio.SocketStream) -> None:
+                await _session(server, stream)
+
+            async with trio.open_nursery() as nursery:
+                await trio.serve_listeners(
+                    handle, [trio.SocketListener(listener)], handler_nursery=nursery
+                )
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def _import_sdk() -> None:

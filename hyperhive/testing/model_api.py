@@ -21,7 +21,8 @@ Fault hooks a test needs are rules: ``api.on("RATE", rate_limited(), times=1)``.
 (what Claude's turn stats must add up to), and every request carries the trio time it
 arrived (`ApiRequest.received_at`), for latency measurements.
 
-Resource handling: `open_model_api` binds 127.0.0.1 on a free port and closes it on exit. It
+Resource handling: `open_model_api` binds 127.0.0.1 on a free port and closes it on exit; an
+exception raised in its block comes out of it (inside an exception group, from its nursery). It
 serves HTTP/1.1 with ``connection: close`` (one request per connection), which Claude accepts.
 """
 
@@ -517,11 +518,15 @@ async def open_model_api(listening: socket.socket | None = None) -> AsyncIterato
     else:
         listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(listening))]
     api.host, api.port = listeners[0].socket.getsockname()[:2]
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(api.serve, listeners[0])
-        try:
-            yield api
-        finally:
-            nursery.cancel_scope.cancel()
-            for listener in listeners:
-                await listener.aclose()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(api.serve, listeners[0])
+            try:
+                yield api
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        # Closed without a checkpoint: an await here could raise Cancelled (from a scope
+        # around the block that has expired) and that would replace the block's exception.
+        for listener in listeners:
+            listener.socket.close()
