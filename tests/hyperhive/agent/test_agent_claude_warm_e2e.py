@@ -22,7 +22,7 @@ from hyperhive.agent.harness import HarnessOptions
 from hyperhive.agent.wake import RETRIED_BANNER
 from hyperhive.errors import ConfigError
 from hyperhive.testing import FakeWallClock, TestHive, open_test_hive
-from hyperhive.testing.agent import agent_settings, next_event, open_test_harness
+from hyperhive.testing.agent import agent_settings, open_test_harness
 from hyperhive.testing.model_api import Hold, ModelAPI, ToolCall, open_model_api
 
 if TYPE_CHECKING:
@@ -68,9 +68,17 @@ class Agent:
         self.seen: list[LiveEvent] = []
 
     async def next(self, kind: str, **match: Any) -> LiveEvent:
-        event = await next_event(self.feed, kind, **match)
-        self.seen.append(event)
-        return event
+        """The next event of `kind` matching `match`; every event read on the way is kept."""
+        async for event in self.feed:
+            self.seen.append(event)
+            if event.kind == kind and all(event.data.get(k) == v for k, v in match.items()):
+                return event
+        raise AssertionError(f"the feed ended before a {kind!r} event")
+
+    async def all_acked(self, hive: TestHive) -> None:
+        """Wait for the ack after a good turn (it follows ``turn_ended``); nothing is left."""
+        await self.next("acked")
+        assert await _inflight(hive) == []
 
     async def turn(self, hive: TestHive, body: str) -> LiveEvent:
         """Send `body` to the agent and wait for the turn that handles it to end."""
@@ -108,7 +116,6 @@ async def _inflight(hive: TestHive) -> list[int]:
     return [d.id for d in await hive.handles.messages.inflight("alice")]
 
 
-@_HIDDEN
 async def test_a_cancel_interrupts_a_warm_turn_and_the_process_stays(short_tmp: Path) -> None:
     with trio.fail_after(_TEST_TIMEOUT):
         async with (
@@ -140,7 +147,7 @@ async def test_a_cancel_interrupts_a_warm_turn_and_the_process_stays(short_tmp: 
             assert "and now this" in prompt
             assert "a long job" in prompt
             assert RETRIED_BANNER in prompt
-            assert await _inflight(hive) == []
+            await agent.all_acked(hive)
 
 
 @_HIDDEN
@@ -168,7 +175,7 @@ async def test_a_warm_process_killed_mid_turn_is_replaced_and_the_turn_retried(
             assert len(await _inflight(hive)) == 1  # still in flight: nothing was acked
             retried = await agent.next("turn_ended")
             assert retried.data["outcome"] == "ok"
-            assert await _inflight(hive) == []
+            await agent.all_acked(hive)
             prompt = api.requests[-1].last_user_text
             assert RETRIED_BANNER in prompt
             assert "a long job" in prompt
@@ -208,7 +215,6 @@ async def test_the_process_is_replaced_after_its_turn_limit_and_resumes_the_sess
             assert "task number 0" in api.requests[-1].all_text
 
 
-@_HIDDEN
 async def test_an_idle_process_is_let_go_and_the_next_wake_starts_cold(short_tmp: Path) -> None:
     options = ClaudeOptions(idle_release=1.0)
     with trio.fail_after(_TEST_TIMEOUT):
@@ -231,7 +237,6 @@ async def test_an_idle_process_is_let_go_and_the_next_wake_starts_cold(short_tmp
             assert "before the pause" in api.requests[-1].all_text
 
 
-@_HIDDEN
 async def test_a_process_that_stops_answering_is_replaced_within_the_turn(
     short_tmp: Path,
 ) -> None:
@@ -252,7 +257,7 @@ async def test_a_process_that_stops_answering_is_replaced_within_the_turn(
             assert agent.runtime.process.pid != process.pid
             stopped = [e for e in _claude_events(agent) if e["action"] == "stopped"]
             assert "did not answer" in stopped[-1]["reason"]
-            assert await _inflight(hive) == []
+            await agent.all_acked(hive)
             assert "second" in api.requests[-1].last_user_text
 
 
@@ -369,5 +374,5 @@ async def test_a_process_silent_inside_a_turn_is_killed_and_the_turn_retried(
             assert "stopped answering" in failed.data["detail"]
             retried = await agent.next("turn_ended")
             assert retried.data["outcome"] == "ok"
-            assert await _inflight(hive) == []
+            await agent.all_acked(hive)
             assert RETRIED_BANNER in api.requests[-1].last_user_text
