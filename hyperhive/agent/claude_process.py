@@ -230,6 +230,8 @@ class ClaudeProcess:
                     nursery.cancel_scope.cancel()
             else:
                 await self.exited.wait()
+            if self._result is None and self.exited.is_set():
+                await self._reap()  # so the turn's failure can say how it ended
         finally:
             self._asking = False
         return self._result
@@ -287,6 +289,12 @@ class ClaudeProcess:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await self.process.stdin.aclose()
         with trio.move_on_after(self.limits.exit_grace, shield=True):
+            return await self.process.wait()
+        return await self.kill()
+
+    async def _reap(self) -> int:
+        """Its stdout has ended: wait for the exit (its grace, then a kill) for its status."""
+        with trio.move_on_after(self.limits.exit_grace):
             return await self.process.wait()
         return await self.kill()
 

@@ -150,7 +150,6 @@ async def test_a_cancel_interrupts_a_warm_turn_and_the_process_stays(short_tmp: 
             await agent.all_acked(hive)
 
 
-@_HIDDEN
 async def test_a_warm_process_killed_mid_turn_is_replaced_and_the_turn_retried(
     short_tmp: Path,
 ) -> None:
