@@ -6,14 +6,16 @@ The runtime keeps one process per agent::
            --mcp-config <hive + extra servers> --strict-mcp-config
            --allowedTools mcp__hive[,extra...] --settings <prompts/claude-settings.json>
            --append-system-prompt <role prompt> --system-prompt-snapshot off
-           [--resume <session>] [--model <model>]
+           [--resume <session>] [--model <model>, or default when resuming]
 
 and writes each turn's wake prompt into it as one stream-json user message (the process and
 its MCP servers are already up, so a warm turn starts in milliseconds). Within a turn the same
 process takes ``/compact`` before the prompt (proactive compaction), ``/compact`` and the
 prompt again after a prompt-too-long result, and an ``interrupt`` control request when the
-harness cancels. A model change is a ``set_model`` control request between turns; a new
-session, a session claude cannot resume, or one too small to compact gets a fresh process.
+harness cancels. A model change (back to the default too) is a ``set_model`` control request
+between turns; a new session, a session claude cannot resume, or one too small to compact gets
+a fresh process. A process resuming a session without a chosen model is started with
+``--model default``: otherwise claude would carry on with the model the session last used.
 
 The process is replaced, resuming the session, when it dies, stops answering (`Limits`), or
 reaches `ClaudeOptions.max_turns` or `max_age`; one idle for `idle_release` is let go, and the
@@ -182,6 +184,10 @@ def claude_argv(
         argv += ["--resume", resume]
     if model:
         argv += ["--model", model]
+    elif resume:
+        # Resumed over stream-json, claude carries on with the model the session last used;
+        # "default" is its own name for the default model.
+        argv += ["--model", "default"]
     return argv
 
 
@@ -408,7 +414,8 @@ class ClaudeRuntime:
         if claude.hive_status not in (None, "connected"):
             return f"its hive tools are {claude.hive_status}"
         if request.model != claude.model:
-            if request.model and await claude.control("set_model", model=request.model):
+            # No model (null) is claude's default model: that change applies in place too.
+            if await claude.control("set_model", model=request.model):
                 self._publish(wire.ClaudeChanged("model", claude.pid, model=request.model))
                 claude.model = request.model
                 return None

@@ -310,7 +310,6 @@ def _turn_rows(state: Path) -> list[dict[str, Any]]:
         return [dict(row) for row in conn.execute("SELECT * FROM turns ORDER BY id")]
 
 
-@_HIDDEN
 async def test_model_changes_new_sessions_and_lost_sessions_between_warm_turns(
     short_tmp: Path,
 ) -> None:
@@ -330,6 +329,8 @@ async def test_model_changes_new_sessions_and_lost_sessions_between_warm_turns(
                 e.data["text"] for e in await agent.harness.bus.history(500) if e.kind == "note"
             ]
             assert any("is gone; retrying in a fresh session" in n for n in notes)
+            default_model = api.requests[-1].body["model"]
+            assert default_model != "claude-sonnet-5-5"
             process = agent.runtime.process
             assert process is not None
             # A model chosen on the agent's page applies to the warm process in place...
@@ -338,22 +339,32 @@ async def test_model_changes_new_sessions_and_lost_sessions_between_warm_turns(
             assert changed.data["warm"] is True
             assert agent.runtime.process is process
             assert api.requests[-1].body["model"] == "claude-sonnet-5-5"
-            # ...going back to the default model, or a new session, takes a new process.
+            # ...and so does going back to the default model.
             agent.harness.set_model(None)
             back = await agent.turn(hive, "on the default model")
-            assert back.data["warm"] is False
-            assert agent.runtime.process is not process
-            assert api.requests[-1].body["model"] != "claude-sonnet-5-5"
-            assert "on the new model" in api.requests[-1].all_text  # same session, resumed
+            assert back.data["warm"] is True
+            assert agent.runtime.process is process
+            assert api.requests[-1].body["model"] == default_model
+            # A process that resumes a session last run on another model uses the default too.
+            agent.harness.set_model("claude-sonnet-5-5")
+            await agent.turn(hive, "on the new model again")
+            assert api.requests[-1].body["model"] == "claude-sonnet-5-5"
+            os.kill(process.pid, signal.SIGKILL)
+            await agent.next("claude", action="stopped", pid=process.pid)
+            agent.harness.set_model(None)
+            resumed = await agent.turn(hive, "back on the default model")
+            assert resumed.data["warm"] is False
+            assert api.requests[-1].body["model"] == default_model
+            assert "on the new model again" in api.requests[-1].all_text  # same session
+            # A new session takes a new process.
             agent.harness.request_new_session()
             fresh = await agent.turn(hive, "a clean slate")
             assert fresh.data["outcome"] == "ok"
             assert "on the new model" not in api.requests[-1].all_text
             stopped = [e["reason"] for e in _claude_events(agent) if e["action"] == "stopped"]
-            assert stopped[-2:] == [
-                "the model changed to the default",
-                "a new session was asked for",
-            ]
+            assert stopped[-2:] == ["it exited between turns", "a new session was asked for"]
+            models = [e["model"] for e in _claude_events(agent) if e["action"] == "model"]
+            assert models == ["claude-sonnet-5-5", None, "claude-sonnet-5-5"]
 
 
 async def test_a_process_silent_inside_a_turn_is_killed_and_the_turn_retried(

@@ -157,6 +157,17 @@ def test_the_claude_command_line(tmp_path: Path) -> None:
     )
     assert "--resume" not in fresh
     assert "--model" not in fresh
+    # A resumed session keeps the model it last used unless claude is told the default.
+    resumed_on_default = claude_argv(
+        tmp_path / "claude",
+        mcp=config,
+        allowed_tools=(),
+        system_prompt="",
+        settings_json="{}",
+        resume="sess-1",
+        model=None,
+    )
+    assert resumed_on_default[resumed_on_default.index("--model") + 1] == "default"
 
 
 def test_extra_mcp_servers_are_merged(tmp_path: Path) -> None:
