@@ -163,7 +163,7 @@ def run(
     with DaemonProcess(root):
         trio.run(_register, root, names + probes)
         rate = trio.run(_throughput, root, names, seconds, turn_ms / 1000, depth)
-        latencies = trio.run(_wake_latency, root, *probes, samples)
+        latencies = trio.run(_wake_latency, root, probes[0], probes[1], samples)
     raw = raw_commit_rate(root / "raw-probe.sqlite", seconds=2.0)
     p50, p99 = (_percentile(latencies, f) * 1000 for f in (0.50, 0.99))
     print(f"agents: {agents}, state dir: {root}", file=sys.stderr)

@@ -35,50 +35,15 @@ import trio
 from hyperhive import wire
 from hyperhive.client import open_client
 from hyperhive.config import StatePaths
-from hyperhive.containers.settings import ContainerSettings
-from hyperhive.core import ports
 from hyperhive.errors import HyperhiveError
 from hyperhive.testing import DaemonProcess, run_cli
+from hyperhive.testing.procs import harness_pids
 
 
 @attrs.define
 class Tally:
     answered: int = 0
     failed: list[str] = attrs.Factory(list)
-
-
-def harness_pids(name: str, daemon: int) -> set[int]:
-    """Host pids of agent `name`'s harness (and its sandbox) under daemon pid `daemon`.
-
-    Found by HYPERHIVE_AGENT and the harness's command line, among the daemon's descendants
-    only: another hive on this machine may run an agent of the same name.
-    """
-    parents: dict[int, int] = {}
-    matches: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-        mine = f"HYPERHIVE_AGENT={name}".encode() in environ
-        if mine and b"agent" in cmdline and b"serve" in cmdline:
-            matches.add(int(entry))
-
-    def under_daemon(pid: int) -> bool:
-        for _ in range(64):
-            pid = parents.get(pid, 0)
-            if pid == daemon:
-                return True
-            if pid <= 1:
-                return False
-        return False
-
-    return {pid for pid in matches if under_daemon(pid)}
 
 
 def resources(pid: int) -> tuple[float, int]:
@@ -129,26 +94,11 @@ async def crash_events(paths: StatePaths) -> list[str]:
     ]
 
 
-def _names(count: int) -> list[str]:
-    """`count` agent names whose web ports (a hash of the name) do not collide."""
-    names: list[str] = []
-    taken: set[int] = set()
-    for index in itertools.count():
-        name = f"soak{index}"
-        port = ports.web_port(name, ContainerSettings().web_ports)
-        if port not in taken:
-            names.append(name)
-            taken.add(port)
-        if len(names) == count:
-            return names
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def run(agents: int, minutes: float, backend: str, directory: Path | None) -> tuple[str, bool]:
     """Run the soak; returns the summary line and whether everything stayed up."""
     root = Path(tempfile.mkdtemp(prefix="hhs-", dir=directory or "/tmp"))
     paths = StatePaths(root)
-    names = _names(agents)
+    names = [f"soak{index}" for index in range(agents)]
     tally = Tally()
     try:
         with DaemonProcess(root, "--backend", backend, "--no-manager") as daemon:

@@ -50,7 +50,7 @@ from hyperhive.testing import DaemonProcess
 from hyperhive.testing.model_api import ApiRequest, ModelAPI, ToolCall, open_model_api
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
 
 AGENT = "alice"
 
@@ -146,6 +146,11 @@ async def open_harness(root: Path, api: ModelAPI, mode: str) -> AsyncIterator[Ha
             nursery.cancel_scope.cancel()
 
 
+def _asked(body: str, since: float) -> Callable[[ApiRequest], bool]:
+    """Matches the model request carrying `body`, made after `since`."""
+    return lambda request: request.received_at >= since and body in request.last_user_text
+
+
 async def _turns(
     root: Path, api: ModelAPI, harness: Harness, count: int, first: int
 ) -> tuple[list[float], list[float]]:
@@ -172,9 +177,7 @@ async def _turns(
                 ):
                     reply.append(trio.current_time() - started)
                     break
-            request = await api.wait_for(
-                lambda r, b=body, t=started: r.received_at >= t and b in r.last_user_text
-            )
+            request = await api.wait_for(_asked(body, started))
             first_request.append(request.received_at - started)
             while harness.turns() <= done_before:  # the turn ends: result, ack, stats row
                 await trio.sleep(0.005)

@@ -10,7 +10,6 @@ event history holds no crash. `python -m bench.soak` is the long version (docs/p
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from hyperhive.client import open_client
 from hyperhive.config import StatePaths
 from hyperhive.containers.bwrap import bwrap_works
 from hyperhive.testing import DaemonProcess, run_cli
+from hyperhive.testing.procs import harness_pids
 
 pytestmark = [
     pytest.mark.slow,
@@ -44,40 +44,6 @@ def _ok(state: Path, *args: str) -> str:
 
 def _rows(state: Path) -> dict[str, dict[str, object]]:
     return {row["name"]: row for row in json.loads(_ok(state, "list", "--json"))["containers"]}
-
-
-def _harness_pids(name: str, daemon: int) -> set[int]:
-    """Host pids of agent `name`'s harness (and its sandbox) under daemon pid `daemon`.
-
-    Found by HYPERHIVE_AGENT and the harness's command line, among the daemon's descendants
-    only: another hive on this machine may run an agent of the same name.
-    """
-    parents: dict[int, int] = {}
-    matches: set[int] = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-        mine = f"HYPERHIVE_AGENT={name}".encode() in environ
-        if mine and b"agent" in cmdline and b"serve" in cmdline:
-            matches.add(int(entry))
-
-    def under_daemon(pid: int) -> bool:
-        for _ in range(64):
-            pid = parents.get(pid, 0)
-            if pid == daemon:
-                return True
-            if pid <= 1:
-                return False
-        return False
-
-    return {pid for pid in matches if under_daemon(pid)}
 
 
 async def _answers(paths: StatePaths) -> dict[str, str]:
@@ -106,10 +72,10 @@ def test_issue9_three_real_agents_idle_for_95_seconds_and_stay_up(short_tmp: Pat
         for name in AGENTS:
             assert f"spawned {name}: running" in _ok(short_tmp, "spawn", name)
         deadline = time.monotonic() + 30
-        while not all(_harness_pids(name, daemon.pid) for name in AGENTS):
+        while not all(harness_pids(name, daemon.pid) for name in AGENTS):
             assert time.monotonic() < deadline, _ok(short_tmp, "logs", "ann")
             time.sleep(0.2)
-        started = {name: _harness_pids(name, daemon.pid) for name in AGENTS}
+        started = {name: harness_pids(name, daemon.pid) for name in AGENTS}
         assert trio.run(_answers, paths) == {name: name for name in AGENTS}
         settled = trio.run(_seq, paths)  # spawning passes through "stopped"; count from here
 
@@ -118,7 +84,7 @@ def test_issue9_three_real_agents_idle_for_95_seconds_and_stay_up(short_tmp: Pat
         rows = _rows(short_tmp)
         for name in AGENTS:
             assert (rows[name]["state"], rows[name]["exit_code"]) == ("running", None), rows[name]
-            assert _harness_pids(name, daemon.pid) == started[name], (
+            assert harness_pids(name, daemon.pid) == started[name], (
                 f"{name}'s harness was restarted"
             )
         assert trio.run(_answers, paths) == {name: name for name in AGENTS}
