@@ -12,7 +12,10 @@ dies mid-turn loses nothing: on the next start ``requeue_inflight`` puts its in-
 messages back, and they arrive flagged as redelivered.
 
 The web page (or a test) drives the harness through `cancel`, `request_compact`,
-`request_new_session` and `set_model`; everything it does is published on the events bus.
+`request_new_session` and `set_model`; everything it does is published on the events bus, and
+where it is (its state and why, its last turn, an API retry in progress) is written to its
+report for the daemon (`hyperhive.agent.report`). While the operator has paused the agent the
+daemon hands it no mail (a recv says so), and it runs no turn, not even for messages it holds.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ import trio
 
 from hyperhive import wire
 from hyperhive.agent.login import LoginState
+from hyperhive.agent.report import Reporter, clip
 from hyperhive.agent.runtime import TurnControl, TurnReport, TurnRequest, TurnRunner
-from hyperhive.agent.stream import Outcome
+from hyperhive.agent.stream import ApiRetry, Outcome, decode
 from hyperhive.agent.turn_stats import TurnStatsRow, TurnStatsStore
 from hyperhive.agent.wake import build_wake_prompt, wake_reason
 from hyperhive.client import Client, open_client
@@ -59,6 +63,7 @@ class TurnState(enum.Enum):
     RATE_LIMITED = "rate_limited"
     BACKING_OFF = "backing_off"
     NEEDS_LOGIN = "needs_login"
+    PAUSED = "paused"
     DISCONNECTED = "disconnected"
 
 
@@ -106,11 +111,13 @@ class Harness:
         self._login_check = login_check or _always_logged_in
         self._login_watch = login_watch
         self.state = TurnState.STARTING
+        self.reporter = Reporter(self.paths.report, clock)
         self.model: str | None = None
         self._held: list[wire.Delivery] = []
         self._shown: set[int] = set()  # held ids an unfinished turn already showed
         self._more_waiting = False
         self._parked = False  # after an interrupt: wait for new work before retrying
+        self._paused = False  # the operator paused the agent (the last recv said so)
         self._requeued = False
         self._ack_owed = False
         self._failures = 0
@@ -196,7 +203,7 @@ class Harness:
             except (HyperhiveError, OSError, trio.BrokenResourceError) as exc:
                 # The daemon restarted or the socket went away: held messages stay held, an
                 # owed ack is sent on reconnect, nothing is requeued twice.
-                self._set_state(TurnState.DISCONNECTED)
+                self._set_state(TurnState.DISCONNECTED, clip(str(exc)))
                 self.bus.note(f"lost the hive ({exc}); reconnecting in {delay:.0f}s")
                 await trio.sleep(delay)
                 delay = min(delay * 2, _RECONNECT_MAX)
@@ -216,6 +223,8 @@ class Harness:
             await self._ensure_logged_in()
             await self._wait_for_retry()
             await self._collect(client)
+            if self._paused:
+                continue  # no turn, no compaction: the next recv waits until it is resumed
             if self._held and not self._parked:
                 await self._turn(client)
             elif self._compact_requested:
@@ -224,13 +233,22 @@ class Harness:
     async def _collect(self, client: Client) -> None:
         """Pop new messages: a long-poll when idle, a quick look when retrying held ones."""
         room = self.options.recv_max - len(self._held)
-        if room <= 0:
+        if room <= 0 and not self._paused:
             return
-        idle = not self._held or self._parked
-        if idle:
+        room = max(1, room)  # paused: one recv still asks whether it was resumed
+        idle = not self._held or self._parked or self._paused
+        if idle and not self._paused:
             self._set_state(TurnState.IDLE)
         wait = self.options.recv_wait if idle else 0.0
         got = await client.call(wire.Recv(wait_seconds=wait, max=room))
+        was_paused, self._paused = self._paused, got.paused
+        if self._paused:
+            held = f"; {len(self._held)} message(s) held for the next turn" if self._held else ""
+            self._set_state(TurnState.PAUSED, f"paused by the operator{held}")
+            if not was_paused:
+                self.bus.note("paused by the operator: no turns until resumed")
+        elif was_paused:
+            self.bus.note("resumed by the operator")
         if got.messages:
             self._held.extend(got.messages)
             self._parked = False
@@ -270,12 +288,31 @@ class Harness:
             )
         )
         try:
-            report = await self.runner.run_turn(request, control, self.bus.publish)
+            report = await self.runner.run_turn(request, control, self._observe)
         finally:
             self._control = None
         ended_at = started_at + (trio.current_time() - started)
         await self._record(report, wake_from, messages, started_at, ended_at)
         return report
+
+    def _observe(self, payload: wire.LiveEventPayload) -> None:
+        """A turn's live event: published, and an API retry noted in the report."""
+        self.bus.publish(payload)
+        if isinstance(payload, wire.StreamLine):
+            data = payload.data
+            if data.get("type") == "system" and data.get("subtype") == "api_retry":
+                for event in decode(data):
+                    if isinstance(event, ApiRetry):
+                        self.reporter.retrying(
+                            wire.ApiRetrying(
+                                max(0, min(event.attempt, 1000)),
+                                max(0, min(event.max_retries, 1000)),
+                                clip(event.error or ""),
+                                event.error_status
+                                if event.error_status is not None and 0 <= event.error_status <= 999
+                                else None,
+                            )
+                        )
 
     async def _after_turn(self, client: Client, report: TurnReport, request: TurnRequest) -> None:
         outcome = report.outcome
@@ -338,7 +375,7 @@ class Harness:
         self._failures += 1
         self._retry_at = trio.current_time() + wait
         self._write_sentinel(now, resets_at, now + wait, report.detail)
-        self._set_state(TurnState.RATE_LIMITED)
+        self._set_state(TurnState.RATE_LIMITED, report.detail, until=now + wait)
         self.bus.publish(wire.RateLimited(resets_at, wait, report.detail))
 
     def _back_off(self, report: TurnReport) -> None:
@@ -348,7 +385,8 @@ class Harness:
         )
         self._failures += 1
         self._retry_at = trio.current_time() + wait
-        self._set_state(TurnState.BACKING_OFF)
+        detail = f"{report.outcome.value}: {report.detail or 'no detail'}"
+        self._set_state(TurnState.BACKING_OFF, detail, until=self.clock.now() + wait)
         self.bus.publish(wire.BackingOff(report.outcome.value, report.detail, wait))
         self.bus.note(
             f"turn {report.outcome.value}: {report.detail or 'no detail'}; "
@@ -389,7 +427,7 @@ class Harness:
                     self.bus.publish(wire.LoggedIn(state.method))
                 return
             if self.state is not TurnState.NEEDS_LOGIN:
-                self._set_state(TurnState.NEEDS_LOGIN)
+                self._set_state(TurnState.NEEDS_LOGIN, state.detail)
                 self.bus.publish(wire.NeedsLogin(state.detail))
                 try:
                     self.paths.needs_login.write_text(state.detail + "\n")
@@ -430,12 +468,15 @@ class Harness:
         remaining = retry_at - self.clock.now()
         if remaining > 0:
             self._retry_at = trio.current_time() + min(remaining, self.options.max_rate_limit_wait)
-            self._set_state(TurnState.RATE_LIMITED)
+            detail = sentinel.get("detail") if isinstance(sentinel.get("detail"), str) else ""
+            self._set_state(TurnState.RATE_LIMITED, detail, until=retry_at)
 
-    def _set_state(self, state: TurnState) -> None:
+    def _set_state(self, state: TurnState, detail: str = "", *, until: float | None = None) -> None:
+        """Enter `state` (published when it changes) and report it with its reason."""
         if state is not self.state:
             self.state = state
             self.bus.publish(wire.StateChanged(state.value))
+        self.reporter.state(state.value, detail=detail, until=until)
 
     async def _record(
         self, report: TurnReport, wake_from: str, messages: int, started_at: float, ended_at: float
@@ -478,6 +519,17 @@ class Harness:
         )
         self.bus.publish(
             wire.UsageChanged(tracker.ctx_tokens, tracker.cost_usd, tracker.context_window)
+        )
+        failures = self._failures + (report.outcome not in (Outcome.OK, Outcome.INTERRUPTED))
+        self.reporter.turn_ended(
+            wire.LastTurn(
+                ended_at=ended_at,
+                duration_ms=max(0, row.duration_ms),
+                result=report.outcome.value,
+                detail=clip(report.detail or ""),
+            ),
+            turns=self.turns,
+            failures=0 if report.outcome is Outcome.OK else min(failures, 1000),
         )
         if self.stats is not None:
             try:

@@ -65,6 +65,11 @@ class AgentPaths:
         return self.root / wire.NEEDS_LOGIN
 
     @property
+    def report(self) -> Path:
+        """Where the turn loop is and why (`wire.AgentReport`), for the daemon's rows."""
+        return self.root / wire.REPORT_FILE
+
+    @property
     def model(self) -> Path:
         """The model chosen on the agent's page (absent: Claude's default)."""
         return self.root / wire.MODEL_FILE

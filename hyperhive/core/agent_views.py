@@ -1,15 +1,16 @@
 """The container rows of the agents (`wire.ContainerView`), for the agents actor's views.
 
 A row joins the agent's record, the backend's status, the action in flight, the agent's own
-small files and disk use (`hyperhive.core.container_view`), its pending reminders and the
-limits it hit lately. Building one waits on the backend, the reminder scheduler and blocking
+small files (its harness's report among them) and disk use (`hyperhive.core.container_view`),
+its pending reminders, its pending and in-flight mail, what it said it is doing (`StatusBoard`)
+and the limits it hit lately. Building one waits on the backend, the reminder scheduler and blocking
 file reads (through the `Offload`), so the agents actor runs it in a child task, from a
 snapshot of its records and transient actions: never in its own task.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import trio
@@ -22,18 +23,50 @@ from hyperhive.core import container_view
 from hyperhive.errors import ConfigError, HyperhiveError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
 
     from hyperhive import wire
+    from hyperhive.clock import WallClock
     from hyperhive.config import StatePaths
     from hyperhive.containers.base import ContainerBackend
     from hyperhive.containers.settings import ContainerSettings
     from hyperhive.core.limits import LimitLog
+    from hyperhive.core.messages import MessagesHandle
     from hyperhive.core.registry import AgentRecord
     from hyperhive.core.reminders import RemindersHandle
     from hyperhive.offload import Offload
 
-__all__ = ["ViewBuilder"]
+__all__ = ["MAX_STATUS_CHARS", "StatusBoard", "ViewBuilder"]
+
+_V = TypeVar("_V")
+
+MAX_STATUS_CHARS = 200
+
+
+class StatusBoard:
+    """What each agent said it is doing (its ``set_status`` tool), with when, in memory.
+
+    Written by the agent's own socket handler (one entry per agent, at most
+    `MAX_STATUS_CHARS`: an agent setting it in a loop costs one small dict entry and a
+    coalesced rescan), read by the rows. Shown only while the agent runs; a new status
+    replaces the old, an empty one clears it.
+    """
+
+    def __init__(self, clock: WallClock, on_change: Callable[[str], None]) -> None:
+        self._clock = clock
+        self._on_change = on_change
+        self._texts: dict[str, tuple[str, float]] = {}
+
+    def set(self, name: str, text: str) -> None:
+        text = " ".join(text.split())[:MAX_STATUS_CHARS]
+        if text:
+            self._texts[name] = (text, self._clock.now())
+        elif self._texts.pop(name, None) is None:
+            return
+        self._on_change(name)
+
+    def get(self, name: str) -> tuple[str, float] | None:
+        return self._texts.get(name)
 
 
 class ViewBuilder:
@@ -48,8 +81,14 @@ class ViewBuilder:
         offload: Offload,
         reminders: RemindersHandle,
         limit_log: LimitLog,
+        messages: MessagesHandle,
+        statuses: StatusBoard,
+        clock: WallClock,
     ) -> None:
         self._paths = paths
+        self._clock = clock
+        self._messages = messages
+        self._statuses = statuses
         self._settings = settings
         self._backend = backend
         self._offload = offload
@@ -62,7 +101,8 @@ class ViewBuilder:
         self, records: Mapping[str, AgentRecord], transient: Mapping[str, str]
     ) -> dict[str, wire.ContainerView]:
         """The rows of `records`, each with its action in flight from `transient`."""
-        counts = await self._pending_reminders()
+        counts = await self._bounded(self._reminders.pending_counts)
+        mail = await self._bounded(self._messages.mail_counts)
         views = {}
         async with self._lock:
             for name, record in records.items():
@@ -72,7 +112,10 @@ class ViewBuilder:
                     transient=transient.get(name),
                     flags=await self._offload(self._flags, name, trio.current_time()),
                     pending_reminders=counts.get(name, 0),
+                    mail=mail.get(name, (0, 0)),
+                    status_text=self._statuses.get(name),
                     notes=self._limit_log.notes(name),
+                    now=self._clock.now(),
                 )
         return views
 
@@ -99,10 +142,12 @@ class ViewBuilder:
         except HyperhiveError as exc:
             return AgentStatus(name, AgentState.UNKNOWN, detail=str(exc))
 
-    async def _pending_reminders(self) -> dict[str, int]:
+    async def _bounded(self, read: Callable[[], Awaitable[dict[str, _V]]]) -> dict[str, _V]:
+        """A count another actor keeps, or nothing if it does not answer soon: a row is better
+        late in one column than not at all."""
         with trio.move_on_after(2.0):
             try:
-                return await self._reminders.pending_counts()
+                return await read()
             except (HyperhiveError, ActorError):
                 return {}
         return {}

@@ -21,9 +21,12 @@ stops the agents first, while their sockets still answer (it is the tree's last 
 
 Surfaces reach it through `AgentsHandle`.
 
-Accepts: `Register`, `Act`, `ReadViews`, `ReadLogs`, `ReadTombstones`, `ReadTransient`, and
-its children's `ActionDone`. Emits: `AgentRegistered`, `AgentUnregistered` (hub); asks the
-rescanner to look again after every step.
+Pausing (`SetPause`) is a record flag, like the wanted state: the snapshot carries it, so the
+broker hands a paused agent no mail; resuming asks the broker to answer its waiting recvs.
+
+Accepts: `Register`, `Act`, `SetPause`, `ReadViews`, `ReadLogs`, `ReadTombstones`,
+`ReadTransient`, and its children's `ActionDone`. Emits: `AgentRegistered`,
+`AgentUnregistered` (hub); asks the rescanner to look again after every step.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import trio
 from actors import ActorError, ActorStatistics, Reply
 from hyperhive import wire
 from hyperhive.containers.base import AgentSpec, AgentState
-from hyperhive.core.agent_views import ViewBuilder
+from hyperhive.core.agent_views import StatusBoard, ViewBuilder
 from hyperhive.core.lifecycle import MAX_LOG_LINES, TRANSIENT, Plan, Step, Verb, plan
 from hyperhive.core.registry import MANAGER, AgentRecord, AgentRegistry, remove_tree, validate_name
 from hyperhive.errors import (
@@ -58,6 +61,7 @@ if TYPE_CHECKING:
     from hyperhive.containers.settings import ContainerSettings
     from hyperhive.core.events import EventsHandle
     from hyperhive.core.limits import LimitLog
+    from hyperhive.core.messages import MessagesHandle
     from hyperhive.core.reminders import RemindersHandle
     from hyperhive.offload import Offload
 
@@ -73,6 +77,7 @@ __all__ = [
     "ReadTransient",
     "ReadViews",
     "Register",
+    "SetPause",
     "snapshot_of",
 ]
 
@@ -92,6 +97,7 @@ class AgentsSnapshot:
     manager_retired: bool = False
     transient: Mapping[str, str] = attrs.field(factory=dict)
     with_record: frozenset[str] = frozenset()  # the names, and the manager once it has one
+    paused: frozenset[str] = frozenset()
 
     def is_recipient(self, name: str) -> bool:
         """Whether a message to `name` has somewhere to go (an agent, the manager unless it
@@ -107,7 +113,10 @@ def snapshot_of(
     """The snapshot of `registry` (the one the tree starts with, before the actor runs)."""
     names = frozenset(registry.names())
     manager = frozenset({MANAGER}) if registry.has_record(MANAGER) else frozenset()
-    return AgentsSnapshot(names, registry.manager_retired, dict(transient or {}), names | manager)
+    paused = frozenset(record.name for record in registry.records() if record.paused)
+    return AgentsSnapshot(
+        names, registry.manager_retired, dict(transient or {}), names | manager, paused
+    )
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -132,6 +141,15 @@ class Act:
     purge: bool = False
     force: bool = False
     status: str | None = None  # autostart: the backend's state of the agent, just read
+
+
+@attrs.frozen
+class SetPause:
+    """Pause agent `name` (or the manager), or resume it; answered once it is recorded."""
+
+    name: str
+    paused: bool
+    reply: Reply[None]
 
 
 @attrs.frozen
@@ -178,7 +196,7 @@ class ActionDone:
 
 
 AgentsMsg: TypeAlias = (
-    Register | Act | ReadViews | ReadLogs | ReadTombstones | ReadTransient | ActionDone
+    Register | Act | SetPause | ReadViews | ReadLogs | ReadTombstones | ReadTransient | ActionDone
 )
 
 
@@ -196,6 +214,8 @@ class AgentsActor:
         listeners: the supervisor of the socket listeners; `listener_for` builds an agent's.
         events: where registration events go; reminders: pending counts for the rows.
         limit_log: notes for the rows; on_change: ask the rescanner to look at an agent.
+        messages: mail counts for the rows, and who to tell when an agent is resumed.
+        statuses: what each agent said it is doing (set_status), for the rows.
         operator_pronouns: passed to every agent's harness (whoami must agree with it).
     """
 
@@ -214,6 +234,8 @@ class AgentsActor:
         events: EventsHandle,
         reminders: RemindersHandle,
         limit_log: LimitLog,
+        messages: MessagesHandle,
+        statuses: StatusBoard,
         on_change: Callable[[str], None],
         publish_snapshot: Callable[[AgentsSnapshot], None],
         operator_pronouns: str,
@@ -231,6 +253,7 @@ class AgentsActor:
         self._events = events
         self._reminders = reminders
         self._limit_log = limit_log
+        self._messages = messages
         self._on_change = on_change
         self._publish_snapshot = publish_snapshot
         self._pronouns = operator_pronouns
@@ -243,6 +266,9 @@ class AgentsActor:
             offload=offload,
             reminders=reminders,
             limit_log=limit_log,
+            messages=messages,
+            statuses=statuses,
+            clock=clock,
         )
         self._nursery: trio.Nursery | None = None
         self._last_error: str | None = None
@@ -287,6 +313,8 @@ class AgentsActor:
                     await self._on_register(msg)
                 case Act():
                     await self._on_act(msg)
+                case SetPause():
+                    await self._on_set_pause(msg)
                 case ReadViews(names=names):
                     records, transient = self._records_of(names), dict(self._transient)
                     self._spawn(self._answer_views, records, transient, msg.reply)
@@ -351,6 +379,21 @@ class AgentsActor:
 
     def _make_socket_dir(self, name: str) -> None:
         self._paths.agent_socket_dir(name).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- pausing ------------------------------------------------------------------------------
+
+    async def _on_set_pause(self, msg: SetPause) -> None:
+        record = self._record(msg.name)
+        if record is None:
+            raise UnknownAgent(f"unknown agent {msg.name!r}")
+        if record.paused != msg.paused:
+            await self._offload(self._registry.save, attrs.evolve(record, paused=msg.paused))
+            self._publish()
+            LOGGER.info("%s %s", "paused" if msg.paused else "resumed", msg.name)
+            if not msg.paused:
+                self._messages.resume(msg.name)
+            self._on_change(msg.name)
+        msg.reply.send(None)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -657,6 +700,15 @@ class AgentsHandle:
     def is_recipient(self, name: str) -> bool:
         return self._snapshot.is_recipient(name)
 
+    def is_paused(self, name: str) -> bool:
+        """Whether the operator paused `name`, as last published (never blocks)."""
+        return name in self._snapshot.paused
+
+    def names_with_manager(self) -> list[str]:
+        """Registered agent names, sorted, then the manager once it has a record."""
+        manager = [MANAGER] if MANAGER in self._snapshot.with_record else []
+        return self.names() + manager
+
     def transient(self, name: str) -> str | None:
         """The action in flight on `name`, if any, as last published (never blocks)."""
         return self._snapshot.transient.get(name)
@@ -719,6 +771,10 @@ class AgentsHandle:
     async def purge_tombstone(self, name: str) -> None:
         """Delete a destroyed agent's kept state for good."""
         await self.act("purge", name)
+
+    async def set_paused(self, name: str, paused: bool) -> None:
+        """Pause `name` (no turns, its mail waits) or resume it; recorded in its agent.json."""
+        await self._mailbox.call(lambda reply: SetPause(name, paused, reply), timeout=CALL_TIMEOUT)
 
     async def views(self, names: Sequence[str] | None = None) -> dict[str, wire.ContainerView]:
         """The container rows of `names` (every agent and the manager when None)."""

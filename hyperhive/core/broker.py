@@ -26,8 +26,13 @@ dead letter wakes only its own recipient's parked recvs. Surfaces reach the brok
 `hyperhive.core.messages.MessagesHandle`; store calls leave the trio thread through the
 injected `Offload`.
 
-Accepts: `SendMessages`, `Receive`, `Ack`, `Requeue`, `Release`, `ReadInbox`,
-`ReadRecent`, `ReadPending`, `ReadInflight`, `ListDeadLetters`, `ReplayDead`, `DropDead`, `Vacuum`.
+A paused agent (`paused`, the agents actor's snapshot) is handed no mail: its recvs wait (or
+answer empty) and its messages stay pending; `Resume` answers its parked recvs at once, with
+whatever waits for it.
+
+Accepts: `SendMessages`, `Receive`, `Ack`, `Requeue`, `Release`, `Resume`, `ReadInbox`,
+`ReadRecent`, `ReadPending`, `ReadInflight`, `ReadPendingPage`, `CountMail`, `ListDeadLetters`,
+`ReplayDead`, `DropDead`, `Vacuum`.
 Emits (to the event hub): `MessageSent`, `MessageDelivered`, `MessageDeadLettered`.
 """
 
@@ -64,6 +69,7 @@ __all__ = [
     "Ack",
     "Broker",
     "BrokerMsg",
+    "CountMail",
     "DropDead",
     "ListDeadLetters",
     "ReadInbox",
@@ -73,6 +79,7 @@ __all__ = [
     "Receive",
     "ReplayDead",
     "Requeue",
+    "Resume",
     "SendMessages",
     "Vacuum",
 ]
@@ -171,6 +178,29 @@ class ReadInflight:
 
 
 @attrs.frozen
+class ReadPendingPage:
+    """`recipient`'s waiting messages, oldest first, at most `limit`, and how many wait."""
+
+    recipient: str
+    limit: int
+    reply: Reply[tuple[list[wire.Message], int]]
+
+
+@attrs.frozen
+class CountMail:
+    """Per recipient: (pending, in flight) message counts; recipients with none are absent."""
+
+    reply: Reply[dict[str, tuple[int, int]]]
+
+
+@attrs.frozen
+class Resume:
+    """`recipient` was resumed: answer its parked recvs now, with whatever waits for it."""
+
+    recipient: str
+
+
+@attrs.frozen
 class ListDeadLetters:
     """Dead letters, oldest first, for one recipient or (None) all."""
 
@@ -207,12 +237,14 @@ _Admin: TypeAlias = (
     | ReadRecent
     | ReadPending
     | ReadInflight
+    | ReadPendingPage
+    | CountMail
     | ListDeadLetters
     | ReplayDead
     | DropDead
     | Vacuum
 )
-BrokerMsg: TypeAlias = SendMessages | Receive | Ack | Requeue | Release | _Admin
+BrokerMsg: TypeAlias = SendMessages | Receive | Ack | Requeue | Release | Resume | _Admin
 
 
 @attrs.define
@@ -240,6 +272,7 @@ class _Batch:
     releases: list[Release] = attrs.Factory(list)
     pops: list[Receive] = attrs.Factory(list)
     admin: list[_Admin] = attrs.Factory(list)
+    resumed: list[str] = attrs.Factory(list)
 
 
 @attrs.define
@@ -261,6 +294,7 @@ class Broker:
         offload: how store calls leave the trio thread.
         events: where message events go (never blocks the broker).
         known: whether a recipient name exists; sends to anyone else are refused.
+        paused: whether an agent is paused (handed no mail until it is resumed).
         limits, limit_log: the bounds and who hit them (docs/limits.md).
         max_redeliveries: unacked deliveries allowed before a message is dead-lettered.
     """
@@ -276,6 +310,7 @@ class Broker:
         known: Callable[[str], bool],
         limits: Limits,
         limit_log: LimitLog,
+        paused: Callable[[str], bool] = lambda name: False,
         max_redeliveries: int = 5,
     ) -> None:
         self._mailbox = mailbox
@@ -289,6 +324,9 @@ class Broker:
         self._stamp = clock.now()
         self._events = events
         self._known = known
+        self._paused = paused
+        # Receives to answer even with nothing for them (their agent was just resumed).
+        self._answer_empty: set[int] = set()
         self._max_redeliveries = max_redeliveries
         self._limits = limits
         self._limit_log = limit_log
@@ -363,7 +401,11 @@ class Broker:
                     if refused is None
                 )
             case Receive():
-                if not msg.reply.abandoned:
+                if msg.reply.abandoned:
+                    pass
+                elif self._paused(msg.recipient):
+                    self._settle_receive(msg, [])  # parks it (or answers empty): no mail
+                else:
                     batch.pops.append(msg)
             case Ack():
                 batch.acks.append(msg)
@@ -371,7 +413,11 @@ class Broker:
                 batch.requeues.append(msg)
             case Release():
                 batch.releases.append(msg)
+            case Resume(recipient=recipient):
+                batch.resumed.append(recipient)
             case ReadInbox() | ReadRecent() | ReadPending() | ReadInflight() | ListDeadLetters():
+                batch.admin.append(msg)
+            case ReadPendingPage() | CountMail():
                 batch.admin.append(msg)
             case ReplayDead() | DropDead():
                 batch.admin.append(msg)
@@ -384,6 +430,8 @@ class Broker:
         """Why this item cannot be stored, or None (and then it counts as in the inbox)."""
         if not self._known(recipient):
             return UnknownAgent(f"unknown agent {recipient!r}; nothing was sent")
+        if not body or body.isspace():
+            return BadRequest("the message is empty; nothing was sent. Write something to send")
         limits = self._limits
         try:
             size = len(body) if body.isascii() else len(body.encode())
@@ -429,6 +477,11 @@ class Broker:
     async def _run_batch(self, store: BrokerStore, batch: _Batch) -> None:
         # Parked waiters came first, so they pop before receives that arrived in this batch.
         batch.pops[:0] = self._wake_parked(batch)
+        for name in batch.resumed:
+            if not self._paused(name):
+                woken = list(self._live_waiters(name, self._limits.parked_recvs))
+                self._answer_empty.update(id(receive) for receive in woken)
+                batch.pops[:0] = [r for r in woken if r not in batch.pops]
         if batch.send_requests or batch.acks or batch.requeues or batch.releases or batch.pops:
             try:
                 self._stamp = self._clock.now()
@@ -438,12 +491,18 @@ class Broker:
                 _fail_all(batch, exc)
                 raise
             self._answer(batch, outcome)
+            self._answer_empty.clear()
         replayed: list[str] = []
         for admin in batch.admin:
             recipient = await self._on_admin(store, admin)
             if recipient is not None:
                 replayed.append(recipient)
-        wake = [r for recipient in replayed for r in self._live_waiters(recipient, 1)]
+        wake = [
+            r
+            for recipient in replayed
+            if not self._paused(recipient)
+            for r in self._live_waiters(recipient, 1)
+        ]
         if wake:
             # A replayed dead letter is mail for its recipient only: one pop, one waiter.
             await self._run_batch(store, _Batch(pops=wake))
@@ -462,6 +521,12 @@ class Broker:
                     msg.reply.send(await self._offload(store.pending, recipient, limit))
                 case ReadInflight(recipient=recipient):
                     msg.reply.send(await self._offload(store.inflight, recipient))
+                case ReadPendingPage(recipient=recipient, limit=limit):
+                    msg.reply.send(
+                        await self._offload(store.pending_page, recipient, max(0, limit))
+                    )
+                case CountMail():
+                    msg.reply.send(await self._offload(store.mail_counts))
                 case ListDeadLetters(recipient=recipient):
                     msg.reply.send(await self._offload(store.dead_letters, recipient))
                 case ReplayDead(id=id):
@@ -488,7 +553,8 @@ class Broker:
         for recipient in returned:
             wanted[recipient] = self._limits.parked_recvs  # any number came back
         for recipient in wanted.keys() & self._waiters.keys():
-            yield from self._live_waiters(recipient, wanted[recipient])
+            if not self._paused(recipient):
+                yield from self._live_waiters(recipient, wanted[recipient])
 
     def _live_waiters(self, recipient: str, count: int) -> Iterator[Receive]:
         """Up to `count` of `recipient`'s parked receives whose caller is still there; those
@@ -532,7 +598,9 @@ class Broker:
             self._unacked[recipient] = max(0, self._unacked[recipient] - count)
 
     def _settle_receive(self, receive: Receive, deliveries: list[wire.Delivery]) -> None:
-        if deliveries or receive.wait_seconds <= 0 or receive.reply.abandoned:
+        answer_empty = id(receive) in self._answer_empty
+        self._answer_empty.discard(id(receive))
+        if deliveries or receive.wait_seconds <= 0 or receive.reply.abandoned or answer_empty:
             # (A caller that gave up while its pop was in the worker thread is not parked.)
             receive.reply.send(tuple(deliveries))
             self._unpark(receive)

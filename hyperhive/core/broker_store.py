@@ -101,6 +101,11 @@ _INFLIGHT_COUNTS: Final = f"""
     SELECT recipient, count(*) FROM {_BY_INFLIGHT}
     WHERE delivered_at IS NOT NULL AND acked_at IS NULL GROUP BY recipient
 """
+_PENDING_ROWS: Final = f"""
+    SELECT id, sender, recipient, body, sent_at FROM {_BY_PENDING}
+    WHERE {_PENDING} ORDER BY id LIMIT ?
+"""
+_PENDING_COUNT: Final = f"SELECT count(*) FROM {_BY_PENDING} WHERE {_PENDING}"
 _ACK: Final = f"UPDATE {_BY_INFLIGHT} SET acked_at = ? WHERE {_INFLIGHT}"
 _KILL: Final = f"""
     UPDATE {_BY_INFLIGHT} SET delivered_at = NULL, dead_at = ?
@@ -224,6 +229,22 @@ class BrokerStore:
         """Pending messages per recipient; recipients with none are absent."""
         with translate(self._path, "count pending messages"):
             return dict(self._conn.execute(_PENDING_COUNTS).fetchall())
+
+    def mail_counts(self) -> dict[str, tuple[int, int]]:
+        """(pending, in flight) per recipient; recipients with neither are absent."""
+        with translate(self._path, "count messages"):
+            pending = dict(self._conn.execute(_PENDING_COUNTS).fetchall())
+            inflight = dict(self._conn.execute(_INFLIGHT_COUNTS).fetchall())
+        return {name: (pending.get(name, 0), inflight.get(name, 0)) for name in pending | inflight}
+
+    def pending_page(self, recipient: str, limit: int) -> tuple[list[Message], int]:
+        """``recipient``'s oldest ``limit`` pending messages, and how many are pending."""
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        with translate(self._path, f"read {recipient!r}'s pending messages"):
+            rows = self._conn.execute(_PENDING_ROWS, (recipient, limit)).fetchall()
+            (total,) = self._conn.execute(_PENDING_COUNT, (recipient,)).fetchone()
+        return [Message(*row) for row in rows], total
 
     def unacked_counts(self) -> dict[str, int]:
         """Messages not yet handled (pending or in flight, not dead) per recipient."""

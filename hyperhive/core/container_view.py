@@ -4,9 +4,11 @@ it, and the pure diff the rescanner turns into events.
 A row joins four sources: the agent's record (role, network, wanted state), the
 backend's status (state, exit code, detail), the lifecycle's transient action, and small files:
 
-- `hyperhive-needs-login`, `hyperhive-rate-limited` (sentinels), `hyperhive-model` and
-  `hyperhive-state.json` (what the harness says it is doing, a `wire.HarnessReport`) in the
-  agent's state directory, written by the harness (`hyperhive.agent.settings.AgentPaths`);
+- `hyperhive-needs-login`, `hyperhive-rate-limited` (sentinels), `hyperhive-model`,
+  `hyperhive-state.json` (what the harness says it is doing, a `wire.HarnessReport`, written
+  by its page server) and the turn loop's report `hyperhive-report.json` (`wire.AgentReport`:
+  its turn state and why, its last turn) in the agent's state directory, written by the
+  harness (`hyperhive.agent.settings.AgentPaths`);
 - `deployed-sha` in the agent's host directory, written by the config flow when it deploys;
 - the state directory's disk use (`hyperhive.containers.disk`), held against its soft quota:
   `quota_crossings` finds the rows that just went over, for the operator's event.
@@ -14,6 +16,7 @@ backend's status (state, exit code, detail), the lifecycle's transient action, a
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
@@ -31,7 +34,14 @@ if TYPE_CHECKING:
     from hyperhive.containers.base import AgentStatus
     from hyperhive.core.registry import AgentRecord
 
-__all__ = ["AgentFlags", "build_view", "diff_views", "quota_crossings", "read_flags"]
+__all__ = [
+    "AgentFlags",
+    "build_view",
+    "diff_views",
+    "quota_crossings",
+    "read_flags",
+    "semantic_state",
+]
 
 _T = TypeVar("_T")
 # The harness writes these (`hyperhive.wire.harness` names them for both sides).
@@ -55,6 +65,7 @@ class AgentFlags:
     disk_bytes: int | None = None
     disk_quota: int | None = None
     activity: wire.HarnessReport | None = None
+    report: wire.AgentReport | None = None
     # Why a file was ignored (a symlink, a FIFO, too big ...): shown in the agent's `list` row.
     problems: tuple[str, ...] = ()
 
@@ -89,7 +100,7 @@ def read_flags(state_dir: Path, agent_dir: Path) -> AgentFlags:
 
         return guarded(read, None)
 
-    def report() -> wire.HarnessReport | None:
+    def activity() -> wire.HarnessReport | None:
         data = read_capped(state_dir, PurePosixPath(STATE_REPORT), MAX_FLAG_BYTES, shown_as=_SHOWN)
         if not data:
             return None
@@ -98,12 +109,26 @@ def read_flags(state_dir: Path, agent_dir: Path) -> AgentFlags:
         except (ValueError, RecursionError, BadRequest) as exc:
             raise UnsafeFile(f"/state/{STATE_REPORT}: not a state report ({exc})") from None
 
+    def report() -> wire.AgentReport | None:
+        def read() -> wire.AgentReport | None:
+            path = PurePosixPath(wire.REPORT_FILE)
+            data = read_capped(state_dir, path, wire.MAX_REPORT_BYTES, shown_as=_SHOWN)
+            if data is None:
+                return None
+            try:
+                return wire.decode_report(data)
+            except BadRequest as exc:
+                raise UnsafeFile(f"{_SHOWN}/{wire.REPORT_FILE}: {exc}") from None
+
+        return guarded(read, None)
+
     return AgentFlags(
-        activity=guarded(report, None),
+        activity=guarded(activity, None),
         needs_login=sentinel(NEEDS_LOGIN),
         rate_limited=sentinel(RATE_LIMITED),
         model=first_line(state_dir, MODEL, _SHOWN),
         deployed_sha=first_line(agent_dir, DEPLOYED_SHA, ""),
+        report=report(),
         problems=tuple(problems),
     )
 
@@ -118,10 +143,20 @@ def build_view(
     transient: str | None = None,
     flags: AgentFlags = AgentFlags(),  # frozen: one shared default is safe
     pending_reminders: int = 0,
+    mail: tuple[int, int] = (0, 0),
+    status_text: tuple[str, float] | None = None,
     notes: tuple[str, ...] = (),
+    now: float = 0.0,
 ) -> wire.ContainerView:
-    """One agent's row. `status` is None when no backend runs containers (`--backend none`)."""
-    return wire.ContainerView(
+    """One agent's row. `status` is None when no backend runs containers (`--backend none`);
+    `mail` is its (pending, in flight) messages, `status_text` what it said it is doing."""
+    state = status.state.value if status is not None else "absent"
+    live = state in ("running", "starting")
+    # The harness's report and its status describe a harness that runs; a stopped agent's
+    # files are a snapshot from before it stopped.
+    report = flags.report if live else None
+    said = status_text if state == "running" else None
+    view = wire.ContainerView(
         name=record.name,
         role=record.role,
         state=status.state.value if status is not None else "absent",
@@ -139,7 +174,89 @@ def build_view(
         disk_quota=flags.disk_quota,
         notes=(*flags.problems, *notes),
         activity=flags.activity if status is not None and status.state.value == "running" else None,
+        paused=record.paused,
+        turn_state=report.state if report is not None else None,
+        last_turn=flags.report.last_turn if flags.report is not None else None,
+        pending_messages=mail[0],
+        inflight_messages=mail[1],
+        status_text=said[0] if said is not None else None,
+        status_set_at=said[1] if said is not None else None,
     )
+    word, reason = semantic_state(view, report, now)
+    return attrs.evolve(view, semantic=word, reason=reason)
+
+
+def semantic_state(
+    view: wire.ContainerView, report: wire.AgentReport | None, now: float
+) -> tuple[str, str]:
+    """Where the agent is, in a word, and why, in a sentence (pure).
+
+    In order: an action in flight; the container (absent, stopped, crashed, starting, unknown);
+    paused; needs login; then what the harness reports: rate limited until T, an API retry n of
+    N with its error, backing off after a failed turn, working, compacting, idle, lost the
+    hive.
+    """
+    if view.transient:
+        return view.transient, f"{view.transient} (an operator action is in flight)"
+    if view.state == "crashed":
+        code = f" with status {view.exit_code}" if view.exit_code is not None else ""
+        last = view.detail.strip().splitlines()[-1:] if view.detail.strip() else []
+        return "crashed", f"its process exited{code}" + (f": {last[0][:200]}" if last else "")
+    if view.state in ("absent", "stopped"):
+        should = view.wanted == "running" and view.state == "stopped"
+        return "stopped", "not running" + ("; it is meant to: start it" if should else "")
+    if view.state not in ("running", "starting"):
+        return view.state, view.detail[:200]
+    if view.paused:
+        waiting = f"; {view.pending_messages} message(s) wait" if view.pending_messages else ""
+        return "paused", f"paused by the operator{waiting} (resume it to continue)"
+    if view.needs_login or (report is not None and report.state == "needs_login"):
+        detail = report.detail if report is not None and report.detail else "no Claude credential"
+        return "needs login", f"{detail}; log it in with `hyperhive login`"
+    if report is None:
+        return "starting", "its harness has not reported yet"
+    return _from_report(report, now)
+
+
+def _from_report(report: wire.AgentReport, now: float) -> tuple[str, str]:
+    retry = report.retry
+    match report.state:
+        case "rate_limited":
+            until = f" until {_clock(report.until, now)}" if report.until else ""
+            return "rate limited", f"rate limited{until}" + _detail(report.detail)
+        case "backing_off":
+            when = f"; retrying at {_clock(report.until, now)}" if report.until else ""
+            failures = f" ({report.failures} in a row)" if report.failures > 1 else ""
+            return "backing off", f"its turn failed{failures}{_detail(report.detail)}{when}"
+        case "running" | "compacting" if retry is not None:
+            error = retry.error or (f"HTTP {retry.status}" if retry.status else "an API error")
+            return "retrying", f"API retry {retry.attempt} of {retry.max_retries}: {error}"
+        case "running":
+            return "working", "running a turn"
+        case "compacting":
+            return "compacting", "compacting its conversation"
+        case "idle":
+            return "idle", "waiting for mail"
+        case "paused":
+            return "paused", "its harness is paused"
+        case "disconnected":
+            return "lost the hive", "its harness lost its socket and is reconnecting"
+        case "starting":
+            return "starting", "its harness is starting"
+    return report.state, report.detail
+
+
+def _detail(text: str) -> str:
+    return f": {text}" if text else ""
+
+
+def _clock(at: float, now: float) -> str:
+    """``14:05:10 (in 3m)``: a local time, and how far off it is."""
+    left = max(0, int(at - now))
+    minutes, seconds = divmod(left, 60)
+    hours, minutes = divmod(minutes, 60)
+    span = f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m" if minutes else f"{seconds}s")
+    return f"{datetime.datetime.fromtimestamp(at).strftime('%H:%M:%S')} (in {span})"
 
 
 def _over(view: wire.ContainerView | None) -> bool:

@@ -26,9 +26,10 @@ from hyperhive import wire
 from hyperhive.clock import SystemClock, WallClock
 from hyperhive.containers.settings import ContainerSettings, make_backend
 from hyperhive.core import broker, events, questions, reminders
+from hyperhive.core.agent_views import StatusBoard
 from hyperhive.core.agents import AgentsActor, AgentsHandle, AgentsMsg, snapshot_of
 from hyperhive.core.crash_watch import CrashWatch
-from hyperhive.core.handles import Handles, StatusView
+from hyperhive.core.handles import Handles, StatusView, UrlBook
 from hyperhive.core.limits import LimitLog, Limits
 from hyperhive.core.listener import Identity, ListenerStats, serve_unix_socket
 from hyperhive.core.lock import hold_state_lock
@@ -140,10 +141,17 @@ async def build_tree(
     # message, whichever actor sends it.
     autostarted = trio.Event()
     agents_handle = AgentsHandle(to_agents, snapshot_of(registry), autostarted)
-    event_handle = events.EventsHandle(to_hub)
+    started_at = clock.now()
+    boot = events.boot_id(started_at)
+    event_handle = events.EventsHandle(to_hub, boot)
     messages = MessagesHandle(to_broker)
     limit_log = LimitLog(event_handle.publish)
     root: Supervisor  # assigned once below; status reads it only while the tree runs
+
+    def changed(name: str) -> None:
+        request_rescan(to_rescanner, name)
+
+    statuses = StatusBoard(clock, changed)
 
     def tree_statistics() -> SupervisorStatistics:
         return root.statistics()
@@ -154,7 +162,9 @@ async def build_tree(
         questions=questions.QuestionsHandle(to_questions),
         reminders=reminders.RemindersHandle(to_reminders),
         agents=agents_handle,
-        status=StatusView(paths, clock, clock.now(), tree_statistics),
+        statuses=statuses,
+        urls=UrlBook(),
+        status=StatusView(paths, clock, started_at, tree_statistics),
         limits=limits,
         operator_pronouns=operator_pronouns,
     )
@@ -200,6 +210,7 @@ async def build_tree(
         history=limits.history_events,
         preview_chars=limits.preview_chars,
         reply_bytes=limits.history_reply_bytes,
+        boot=boot,
     )
     known = agents_handle.is_recipient
     the_broker = broker.Broker(
@@ -211,6 +222,7 @@ async def build_tree(
         known=known,
         limits=limits,
         limit_log=limit_log,
+        paused=agents_handle.is_paused,
     )
     vacuum = BrokerVacuum(to_vacuum, messages)
     desk = questions.QuestionDesk(
@@ -250,9 +262,6 @@ async def build_tree(
         tell_manager=tell_manager,
     )
 
-    def changed(name: str) -> None:
-        request_rescan(to_rescanner, name)
-
     agents = AgentsActor(
         to_agents,
         registry=registry,
@@ -266,6 +275,8 @@ async def build_tree(
         events=event_handle,
         reminders=handles.reminders,
         limit_log=limit_log,
+        messages=messages,
+        statuses=statuses,
         on_change=changed,
         publish_snapshot=agents_handle.publish,
         operator_pronouns=operator_pronouns,

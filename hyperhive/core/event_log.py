@@ -26,7 +26,8 @@ __all__ = ["EventLog", "SubscriberQueue"]
 class EventLog:
     """Assigns each event the next ``seq`` and remembers the newest ``history`` events."""
 
-    def __init__(self, *, history: int = 1000) -> None:
+    def __init__(self, *, history: int = 1000, boot: str = "") -> None:
+        self.boot = boot  # the daemon process these seqs belong to, on every frame
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history}")
         # Plain tuples: the hub records two events per message, and most are never read, so
@@ -36,7 +37,7 @@ class EventLog:
 
     def append(self, payload: EventPayload, at: float) -> Event:
         """Frame ``payload`` as the next event, stamped ``at`` (wall-clock seconds)."""
-        return Event(self.record(payload, at), at, payload)
+        return Event(self.record(payload, at), at, payload, self.boot)
 
     def record(self, payload: EventPayload, at: float) -> int:
         """Like `append`, for when nobody needs the framed event now; returns its seq."""
@@ -55,7 +56,8 @@ class EventLog:
             raise ValueError(f"limit must be >= 0, got {limit}")
         skip = max(0, len(self._events) - limit)
         kept = itertools.islice(self._events, skip, None)
-        return self._seq, [Event(seq, at, payload) for seq, at, payload in kept]
+        boot = self.boot
+        return self._seq, [Event(seq, at, payload, boot) for seq, at, payload in kept]
 
 
 @attrs.define
@@ -63,6 +65,7 @@ class _Gap:
     first_seq: int
     last_seq: int
     at: float
+    boot: str
 
 
 class SubscriberQueue:
@@ -91,7 +94,7 @@ class SubscriberQueue:
             return
         self.dropped += 1
         if self._gap is None:
-            self._gap = _Gap(event.seq, event.seq, event.at)
+            self._gap = _Gap(event.seq, event.seq, event.at, event.boot)
         else:
             self._gap.last_seq = event.seq
             self._gap.at = event.at
@@ -108,7 +111,8 @@ class SubscriberQueue:
         self._events.clear()
         if self._gap is not None:
             gap, self._gap = self._gap, None
-            taken.append(Event(gap.last_seq, gap.at, EventGap(gap.first_seq, gap.last_seq)))
+            gap_event = EventGap(gap.first_seq, gap.last_seq)
+            taken.append(Event(gap.last_seq, gap.at, gap_event, gap.boot))
         return taken
 
     def __len__(self) -> int:

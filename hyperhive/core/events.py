@@ -43,6 +43,7 @@ __all__ = [
     "HubMsg",
     "Publish",
     "Subscriber",
+    "boot_id",
     "preview",
 ]
 
@@ -51,6 +52,12 @@ LOGGER = logging.getLogger("hyperhive.events")
 # cost the hive a bounded amount of memory, not an ever-growing queue.
 SUBSCRIBER_CAPACITY = 1024
 CALL_TIMEOUT = 30.0
+
+
+def boot_id(started_at: float) -> str:
+    """The name of a daemon process, from when it started: every event frame, history reply
+    and dashboard stream id carries it, since seqs start again at 1 with each process."""
+    return f"{started_at:.6f}".replace(".", "")
 
 
 @attrs.frozen
@@ -115,8 +122,9 @@ HubMsg: TypeAlias = Publish | AddSubscriber | RemoveSubscriber | ReadHistory
 class EventsHandle:
     """What surfaces and actors hold to reach the hub."""
 
-    def __init__(self, mailbox: Mailbox[HubMsg]) -> None:
+    def __init__(self, mailbox: Mailbox[HubMsg], boot: str = "") -> None:
         self._mailbox = mailbox
+        self.boot = boot  # this daemon process (`boot_id`)
 
     def publish(self, *payloads: wire.EventPayload) -> None:
         """Publish without ever blocking; a full hub mailbox drops (and logs) the batch."""
@@ -214,12 +222,13 @@ class EventHub:
         history: int = 1000,
         preview_chars: int = 500,
         reply_bytes: int = 1024 * 1024,
+        boot: str = "",
     ):
         self._mailbox = mailbox
         self._inbox = mailbox.inbox
         self._last_error: str | None = None
         self._clock = clock
-        self._log = EventLog(history=history)
+        self._log = EventLog(history=history, boot=boot)
         self._subscribers: set[Subscriber] = set()
         self._preview_chars = preview_chars
         self._reply_bytes = reply_bytes
@@ -286,4 +295,6 @@ class EventHub:
             budget -= len(line)
             keep -= 1
         kept = events[keep:]
-        msg.reply.send(wire.HistoryReply(seq=seq, events=tuple(kept), dropped=keep))
+        msg.reply.send(
+            wire.HistoryReply(seq=seq, events=tuple(kept), dropped=keep, boot=self._log.boot)
+        )

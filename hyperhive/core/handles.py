@@ -9,6 +9,8 @@ are here too, so no two surfaces answer them differently.
 - ``events``: the event hub (`hyperhive.core.events.EventsHandle`);
 - ``questions``, ``reminders``: the question desk and the reminder scheduler;
 - ``agents``: the agents actor, and its published snapshot (`hyperhive.core.agents`);
+- ``statuses``: what each agent said it is doing (`hyperhive.core.agent_views.StatusBoard`);
+- ``urls``: where the hive is reached from a browser (`UrlBook`);
 - ``status``: the live actor tree (`StatusView`).
 
 A later actor (approvals, issue 12) adds one handle here and one child in
@@ -18,6 +20,7 @@ A later actor (approvals, issue 12) adds one handle here and one child in
 from __future__ import annotations
 
 import os
+import urllib.parse
 from typing import TYPE_CHECKING
 
 import attrs
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
     from hyperhive.clock import WallClock
     from hyperhive.config import StatePaths
+    from hyperhive.core.agent_views import StatusBoard
     from hyperhive.core.agents import AgentsHandle
     from hyperhive.core.events import EventsHandle
     from hyperhive.core.limits import Limits
@@ -40,7 +44,31 @@ if TYPE_CHECKING:
     from hyperhive.core.questions import QuestionsHandle
     from hyperhive.core.reminders import RemindersHandle
 
-__all__ = ["Handles", "StatusView", "actor_info"]
+__all__ = ["Handles", "StatusView", "UrlBook", "actor_info"]
+
+
+class UrlBook:
+    """Where the hive is reached from a browser: the dashboard's address, once it is bound.
+
+    The hive runs no forge or matrix server, so those are None; ``domain`` is the host name of
+    the dashboard's address. Without a dashboard (``--no-dashboard``) every URL is None.
+    """
+
+    def __init__(self) -> None:
+        self._home: str | None = None
+
+    def serve_home(self, url: str) -> None:
+        """The dashboard's: it listens at `url` (ending in ``/``)."""
+        self._home = url if url.endswith("/") else url + "/"
+
+    def urls(self) -> wire.HiveUrls:
+        if self._home is None:
+            return wire.HiveUrls()
+        return wire.HiveUrls(domain=urllib.parse.urlsplit(self._home).hostname, home=self._home)
+
+    def agent_page(self, name: str) -> str | None:
+        """The agent's page on the dashboard (docs/web-ui.md), or None without one."""
+        return None if self._home is None else f"{self._home}agent/{name}/"
 
 
 @attrs.frozen
@@ -76,6 +104,8 @@ class Handles:
     questions: QuestionsHandle
     reminders: RemindersHandle
     agents: AgentsHandle
+    statuses: StatusBoard
+    urls: UrlBook
     status: StatusView
     limits: Limits
     operator_pronouns: str

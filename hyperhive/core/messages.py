@@ -21,16 +21,19 @@ from hyperhive.core.broker import (
     MAX_WAIT_SECONDS,
     Ack,
     BrokerMsg,
+    CountMail,
     DropDead,
     ListDeadLetters,
     ReadInbox,
     ReadInflight,
     ReadPending,
+    ReadPendingPage,
     ReadRecent,
     Receive,
     Release,
     ReplayDead,
     Requeue,
+    Resume,
     SendMessages,
     Vacuum,
 )
@@ -156,6 +159,22 @@ class MessagesHandle:
         return await self._mailbox.call(
             lambda reply: ReadInflight(recipient, reply), timeout=CALL_TIMEOUT
         )
+
+    async def pending_page(self, recipient: str, limit: int) -> tuple[list[wire.Message], int]:
+        """`recipient`'s oldest `limit` waiting messages, and how many wait in all."""
+        return await self._mailbox.call(
+            lambda reply: ReadPendingPage(recipient, limit, reply), timeout=CALL_TIMEOUT
+        )
+
+    async def mail_counts(self) -> dict[str, tuple[int, int]]:
+        """(pending, in flight) message counts per recipient (absent: none)."""
+        return await self._mailbox.call(CountMail, timeout=CALL_TIMEOUT)
+
+    def resume(self, recipient: str) -> None:
+        """`recipient` was resumed: its waiting recvs answer now (never blocks; a full broker
+        mailbox leaves them to their next poll)."""
+        with contextlib.suppress(MailboxFull):
+            self._mailbox.cast_nowait(Resume(recipient))
 
     async def dead_letters(self, recipient: str | None = None) -> list[wire.DeadLetter]:
         """Dead letters, oldest first, for one recipient or all."""

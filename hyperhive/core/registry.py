@@ -52,12 +52,16 @@ _TOMBSTONE: Final = "tombstone.json"
 
 @attrs.frozen
 class AgentRecord:
-    """What the daemon remembers about one agent between runs (its `agent.json`)."""
+    """What the daemon remembers about one agent between runs (its `agent.json`).
+
+    ``paused``: the operator paused it (it takes no turns, its mail waits) until resumed.
+    """
 
     name: str
     role: Literal["agent", "manager"] = "agent"
     network: bool = True
     wanted: Literal["running", "stopped"] = "running"
+    paused: bool = False
 
     @classmethod
     def from_json(cls, name: str, data: Any) -> AgentRecord:
@@ -68,7 +72,13 @@ class AgentRecord:
             "stopped" if data.get("wanted") == "stopped" else "running"
         )
         # Older records carry a hashed "web_port"; nothing needs it any more.
-        return cls(name=name, role=role, network=data.get("network") is not False, wanted=wanted)
+        return cls(
+            name=name,
+            role=role,
+            network=data.get("network") is not False,
+            wanted=wanted,
+            paused=data.get("paused") is True,
+        )
 
 
 def _write_json(path: Path, data: object) -> None:

@@ -7,12 +7,14 @@ an agent's `send` is always from that agent, and nothing on an agent socket reac
 powers.
 
 - operator (the admin socket): status, send as `operator`, the operator inbox, agent
-  registration, the lifecycle actions (spawn ... destroy, list, logs), dead letters, event
-  history and live subscription; the operator's questions, answering any question, every
-  reminder, hive-wide loose ends and cancelling any of them;
+  registration, the lifecycle actions (spawn ... destroy, list, logs), pausing, an agent's
+  mail, dead letters, event history and live subscription; the operator's questions,
+  answering any question, every reminder, hive-wide loose ends and cancelling any of them;
+  and the original's host-socket verbs (list, agent_status, subscribe_agent_status, urls,
+  set_paused, start/stop by scope, restart) in its shapes;
 - manager (its own socket): the agent commands as `manager`, with hive-wide loose ends;
 - agent (one socket each): send, recv, ack_turn, requeue_inflight, ask, answer, remind, whoami,
-  get_loose_ends, cancel_loose_end as itself.
+  get_loose_ends, cancel_loose_end, set_status as itself.
 
 A command with no handler for a role (today the manager's approval requests, issue 12) is
 refused with "not available to ..."; a test checks that every command is either handled or
@@ -22,19 +24,22 @@ listed in `NOT_YET`.
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import trio
 
 from hyperhive import wire
-from hyperhive.errors import HyperhiveError, NotAllowed, UnknownAgent, WireError
+from hyperhive.core.registry import MANAGER
+from hyperhive.errors import BadRequest, HyperhiveError, NotAllowed, UnknownAgent, WireError
 
 if TYPE_CHECKING:
     from hyperhive.core.handles import Handles
+    from hyperhive.core.lifecycle import Verb
     from hyperhive.core.listener import Connection
 
-__all__ = ["HANDLERS", "NOT_YET", "Surfaces"]
+__all__ = ["HANDLERS", "NOT_YET", "Surfaces", "agent_status_row", "rfc3339", "scope_names"]
 
 R = TypeVar("R")
 _Handler = Callable[["Handles", "Connection", Any], Awaitable[Any]]
@@ -150,7 +155,15 @@ async def _whoami(hive: Handles, conn: Connection, request: wire.Whoami) -> wire
 @handles(wire.Recv, AGENTS)
 async def _recv(hive: Handles, conn: Connection, request: wire.Recv) -> wire.Messages | None:
     deliveries = await _recv_while_connected(hive, conn, request.max, request.wait_seconds)
-    return None if deliveries is None else wire.Messages(deliveries)
+    if deliveries is None:
+        return None
+    return wire.Messages(deliveries, paused=hive.agents.is_paused(conn.identity.name))
+
+
+@handles(wire.SetStatus, AGENTS)
+async def _set_status(hive: Handles, conn: Connection, request: wire.SetStatus) -> wire.Empty:
+    hive.statuses.set(conn.identity.name, request.text)
+    return wire.Empty()
 
 
 @handles(wire.AckTurn, AGENTS)
@@ -420,3 +433,168 @@ async def _purge(hive: Handles, conn: Connection, request: wire.PurgeTombstone) 
 @handles(wire.Logs, OPERATOR)
 async def _logs(hive: Handles, conn: Connection, request: wire.Logs) -> wire.LogsReply:
     return wire.LogsReply(request.name, await hive.agents.logs(request.name, lines=request.lines))
+
+
+@handles(wire.ReadAgentInbox, OPERATOR)
+async def _agent_inbox(
+    hive: Handles, conn: Connection, request: wire.ReadAgentInbox
+) -> wire.AgentInbox:
+    name = request.name
+    if not hive.agents.has_record(name):
+        raise UnknownAgent(f"unknown agent {name!r}")
+    pending, total = await hive.messages.pending_page(name, request.limit)
+    inflight = await hive.messages.inflight(name)
+    return wire.AgentInbox(name, tuple(pending), tuple(inflight), total, len(inflight))
+
+
+# -- the original's host socket (docs/conventions.md, "Commands shared with the original") -----
+
+
+@handles(wire.ListNames, OPERATOR)
+async def _names(hive: Handles, conn: Connection, request: wire.ListNames) -> wire.Agents:
+    return wire.Agents(tuple(hive.agents.names_with_manager()))
+
+
+@handles(wire.GetAgentStatus, OPERATOR)
+async def _agent_status(
+    hive: Handles, conn: Connection, request: wire.GetAgentStatus
+) -> wire.AgentStatuses:
+    views = await hive.agents.views()
+    rows = [agent_status_row(view, hive.urls.agent_page(name)) for name, view in views.items()]
+    return wire.AgentStatuses(tuple(sorted(rows, key=_roster_order)))
+
+
+def _roster_order(row: wire.AgentStatusRow) -> tuple[bool, str]:
+    return (row.name == MANAGER, row.name)
+
+
+def agent_status_row(view: wire.ContainerView, url: str | None) -> wire.AgentStatusRow:
+    """An agent's row in the original's shape, from its container view."""
+    said = view.status_text if view.state == "running" else None
+    return wire.AgentStatusRow(
+        name=view.name,
+        running=view.state == "running",
+        failed=view.state == "crashed",
+        needs_update=False,
+        needs_login=view.needs_login or view.turn_state == "needs_login",
+        paused=view.paused,
+        parent=None,
+        deployed_sha=view.deployed_sha[:12] if view.deployed_sha else None,
+        active_model=view.model,
+        status_text=said,
+        status_set_at=rfc3339(view.status_set_at) if said and view.status_set_at else None,
+        url=url,
+        pending_reminders=view.pending_reminders,
+    )
+
+
+def rfc3339(at: float) -> str:
+    """A wall-clock stamp as RFC 3339 in UTC (``2026-12-01T11:22:30Z``)."""
+    stamp = datetime.datetime.fromtimestamp(at, datetime.UTC)
+    return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@handles(wire.SubscribeAgentStatus, OPERATOR)
+async def _subscribe_status(
+    hive: Handles, conn: Connection, request: wire.SubscribeAgentStatus
+) -> None:
+    """One `agent_statuses` line per agent whose row changed, until the client leaves."""
+    subscriber = await hive.events.subscribe()
+    try:
+        last = {
+            name: agent_status_row(view, hive.urls.agent_page(name))
+            for name, view in (await hive.agents.views()).items()
+        }
+        await conn.send(wire.encode_response(wire.Empty()))
+        async with (
+            trio.open_nursery() as nursery,
+            contextlib.aclosing(subscriber.batches()) as batches,
+        ):
+            nursery.start_soon(_cancel_on_eof, conn, nursery.cancel_scope)
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                async for batch in batches:
+                    lines = [row for event in batch for row in _changed_rows(hive, event, last)]
+                    if lines:
+                        await conn.send(b"".join(lines))
+            nursery.cancel_scope.cancel(reason="subscriber went away")
+    finally:
+        hive.events.unsubscribe(subscriber)
+
+
+def _changed_rows(
+    hive: Handles, event: wire.Event, last: dict[str, wire.AgentStatusRow]
+) -> list[bytes]:
+    payload = event.payload
+    if not isinstance(payload, wire.ContainerStateChanged):
+        return []
+    view = payload.container
+    row = agent_status_row(view, hive.urls.agent_page(view.name))
+    if last.get(view.name) == row:
+        return []  # the view changed in a column the original's row does not carry
+    last[view.name] = row
+    return [wire.encode_response(wire.AgentStatuses((row,)))]
+
+
+@handles(wire.GetUrls, OPERATOR)
+async def _urls(hive: Handles, conn: Connection, request: wire.GetUrls) -> wire.Urls:
+    return wire.Urls(hive.urls.urls())
+
+
+@handles(wire.SetPaused, OPERATOR)
+async def _set_paused(hive: Handles, conn: Connection, request: wire.SetPaused) -> wire.Container:
+    await hive.agents.set_paused(request.name, request.paused)
+    return await _container(hive, request.name)
+
+
+@handles(wire.StartScope, OPERATOR)
+async def _start_scope(
+    hive: Handles, conn: Connection, request: wire.StartScope
+) -> wire.Containers:
+    return await _act_on_scope(hive, "start", request.scope)
+
+
+@handles(wire.StopScope, OPERATOR)
+async def _stop_scope(hive: Handles, conn: Connection, request: wire.StopScope) -> wire.Containers:
+    return await _act_on_scope(hive, "stop", request.scope)
+
+
+async def _act_on_scope(hive: Handles, verb: Verb, scope: wire.Scope) -> wire.Containers:
+    """Run `verb` on every agent `scope` names, in name order; refuse a scope naming nobody,
+    a service this hive does not run, or an unknown agent before acting on any."""
+    names = scope_names(scope, hive.agents.names_with_manager())
+    done: list[str] = []
+    for name in names:
+        try:
+            await hive.agents.act(verb, name)
+        except HyperhiveError as exc:
+            already = f" ({verb} done for {', '.join(done)})" if done else ""
+            raise type(exc)(f"{name}: {exc}{already}") from None
+        done.append(name)
+    views = await hive.agents.views(names)
+    return wire.Containers(tuple(views[name] for name in names if name in views))
+
+
+def scope_names(scope: wire.Scope, known: list[str]) -> list[str]:
+    """The agents a scope names (pure); refusals as the caller sees them.
+
+    Raises:
+        BadRequest: it names nobody, or a service this hive does not run.
+        UnknownAgent: it names an agent that does not exist.
+    """
+    services = [s for s in ("ci", "forge", "gateway", "matrix") if getattr(scope, s)]
+    if services:
+        raise BadRequest(
+            f"this hive runs no {', '.join(services)}; name agents in scope.agent_names"
+        )
+    names = set(scope.agent_names)
+    if scope.agents:
+        names.update(name for name in known if name != MANAGER)
+    if not names:
+        raise BadRequest(
+            'the scope names no agent; list them in "agent_names" (an empty scope never means '
+            "every agent)"
+        )
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise UnknownAgent(f"unknown agent {unknown[0]!r}; nothing was done")
+    return sorted(names)

@@ -3,7 +3,9 @@
 `ScriptedRunner` records every `TurnRequest` and answers each with the next scripted step
 (default: a good turn). Fault hooks are steps: `fail`, `rate_limit(resets_at)`,
 `prompt_too_long`, `needs_login`, `hang` (runs until the harness interrupts it, then reports
-an interrupted turn), or any callable that gets the request and returns a `TurnReport`.
+an interrupted turn), `api_retrying` (prints Claude's ``api_retry`` line, holds the turn until
+`release` is set, then fails it), or any callable that gets the request and returns a
+`TurnReport`.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ class ScriptedRunner:
     started: trio.Event = attrs.field(factory=trio.Event)  # set when a turn starts
     ctx_tokens: int = 1000
     context_window: int = 200_000
+    release: trio.Event = attrs.field(factory=trio.Event)  # lets a held turn end
     _steps: deque[Step] = attrs.field(factory=deque)
+    _publish: Publish | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -50,6 +54,7 @@ class ScriptedRunner:
         self, request: TurnRequest, control: TurnControl, publish: Publish
     ) -> TurnReport:
         self.requests.append(request)
+        self._publish = publish
         self.started.set()
         self.started = trio.Event()
         publish(wire.StreamLine({"type": "scripted", "prompt": request.prompt}))
@@ -85,6 +90,25 @@ class ScriptedRunner:
         async def step(request: TurnRequest, control: TurnControl) -> TurnReport:
             tracker = self._tracker(resets_at=resets_at, rate_limit_rejected=True)
             return TurnReport(Outcome.RATE_LIMITED, tracker, "You've hit your limit")
+
+        return step
+
+    def api_retrying(self, attempt: int, max_retries: int, error: str, status: int) -> Step:
+        async def step(request: TurnRequest, control: TurnControl) -> TurnReport:
+            assert self._publish is not None
+            line = {
+                "type": "system",
+                "subtype": "api_retry",
+                "attempt": attempt,
+                "max_retries": max_retries,
+                "retry_delay_ms": 1000,
+                "error_status": status,
+                "error": error,
+            }
+            self._publish(wire.StreamLine(line))
+            await self.release.wait()
+            self.release = trio.Event()
+            return TurnReport(Outcome.FAILED, self._tracker(), f"API Error: {status} {error}")
 
         return step
 

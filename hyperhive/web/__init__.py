@@ -54,6 +54,7 @@ def dashboard_child(
         sock = bind_dashboard(bind)
         bound = Bind(bind.host, sock.getsockname()[1])  # port 0: the one the kernel picked
         dashboard = Dashboard(DashboardOps(handles), WebSettings(bound, token), sock)
+        handles.urls.serve_home(dashboard.url)
         if on_bound is not None:
             on_bound(dashboard)
         return dashboard.child()

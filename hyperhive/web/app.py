@@ -284,6 +284,8 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
         if action == "purge-tombstone":
             await ops.purge_tombstone(name)
             return _ok()
+        if action in ("pause", "resume"):
+            return _ok(container=await ops.set_paused(name, action == "pause"))
         if action not in LIFECYCLE_ACTIONS:
             return _error(404, f"no action {action!r}")
         return _ok(container=await ops.lifecycle(action, name))

@@ -170,8 +170,9 @@ class DashboardOps:
         self._hive = hive
         self.stats = DashboardStats()
         self.approvals: ApprovalDesk = approvals or NoApprovals()
-        # Seqs restart with each daemon process; `boot` tells a reconnecting page which one.
-        self.boot = f"{hive.status.started_at:.6f}".replace(".", "")
+        # Seqs restart with each daemon process; `boot` (the one every event frame carries)
+        # tells a reconnecting page which one.
+        self.boot = hive.events.boot
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -284,6 +285,11 @@ class DashboardOps:
         agents = self._hive.agents
         await agents.act(typing.cast("Verb", action), name)
         return None if action == "destroy" else await agents.view(name)
+
+    async def set_paused(self, name: str, paused: bool) -> wire.ContainerView:
+        """Pause `name` (no turns, its mail waits) or resume it; its row after."""
+        await self._hive.agents.set_paused(name, paused)
+        return await self._hive.agents.view(name)
 
     async def purge_tombstone(self, name: str) -> None:
         await self._hive.agents.purge_tombstone(name)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMANDS",
+    "VARIANTS",
     "Command",
     "Request",
     "Tool",
@@ -59,30 +60,54 @@ def manager_tool(description: str) -> Tool:
 
 @attrs.frozen
 class Command:
-    """One row of the command table."""
+    """One row of the command table.
+
+    ``variant`` names the key that selects a second shape of the same ``cmd`` (a line holding
+    that key decodes as this class); its row is keyed ``cmd.variant`` in `COMMANDS`.
+    """
 
     cmd: str
     request: type[Request[Any]]
     reply: type[Any]
     tool: Tool | None = None
+    variant: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The row's key in `COMMANDS`: the tag, or ``tag.variant``."""
+        return self.cmd if self.variant is None else f"{self.cmd}.{self.variant}"
 
 
 COMMANDS: Final[dict[str, Command]] = {}
+# cmd -> (selecting key, row) of each variant, in declaration order.
+VARIANTS: Final[dict[str, list[tuple[str, Command]]]] = {}
 _BY_CLASS: Final[dict[type[Any], Command]] = {}
 
 
-def command(cmd: str, *, tool: Tool | None = None) -> Callable[[_C], _C]:
+def command(
+    cmd: str, *, tool: Tool | None = None, variant: str | None = None
+) -> Callable[[_C], _C]:
     """Declare a command (put it above ``@attrs.frozen``): its tag, its tool, and, from the
-    class's ``Request[Reply]`` base, its reply type."""
+    class's ``Request[Reply]`` base, its reply type.
+
+    With ``variant``, the class is a second shape of an existing tag, chosen when a request
+    line holds the key ``variant``: the original's host socket sends
+    ``{"cmd":"start","scope":{...}}`` where hyperhive's CLI sends ``{"cmd":"start","name":...}``
+    (docs/conventions.md, "Commands shared with the original").
+    """
 
     def register(cls: _C) -> _C:
         reply = _reply_of(cls)
-        if cmd in COMMANDS:
-            raise ValueError(f"command {cmd!r} is declared twice")
+        entry = Command(cmd, typing.cast("type[Request[Any]]", cls), reply, tool, variant)
+        if entry.key in COMMANDS:
+            raise ValueError(f"command {entry.key!r} is declared twice")
+        if variant is not None and (cmd not in COMMANDS or tool is not None):
+            raise ValueError(f"variant {entry.key!r} needs its base command first, and no tool")
         if not attrs.has(cls) or not attrs.has(reply):
             raise TypeError(f"command {cmd!r}: {cls.__name__} and its reply must be attrs classes")
-        entry = Command(cmd, typing.cast("type[Request[Any]]", cls), reply, tool)
-        COMMANDS[cmd] = entry
+        COMMANDS[entry.key] = entry
+        if variant is not None:
+            VARIANTS.setdefault(cmd, []).append((variant, entry))
         _BY_CLASS[entry.request] = entry
         return typing.cast("_C", entry.request)
 

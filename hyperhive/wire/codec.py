@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
+import attrs
 import cattrs
+import cattrs.v
 import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.json import make_converter
@@ -27,10 +30,19 @@ from hyperhive.wire._bounds import (
     Bound,
     field_bounds,
 )
-from hyperhive.wire._table import COMMANDS, Request, reply_type
+from hyperhive.wire._table import COMMANDS, VARIANTS, Request, reply_type
 from hyperhive.wire.commands import REQUESTS  # noqa: F401  (declares every command)
 from hyperhive.wire.events import EVENTS, Event, EventPayload
-from hyperhive.wire.harness import LIVE_EVENTS, LiveEventPayload, StreamLine
+from hyperhive.wire.harness import (
+    LIVE_EVENTS,
+    MAX_REPORT_BYTES,
+    TURN_STATES,
+    AgentReport,
+    ApiRetrying,
+    LastTurn,
+    LiveEventPayload,
+    StreamLine,
+)
 from hyperhive.wire.helper_events import HELPER_EVENTS, HelperEvent
 from hyperhive.wire.page import (
     MAX_EVENT_BYTES,
@@ -53,6 +65,7 @@ __all__ = [
     "decode_page_reply",
     "decode_page_request",
     "decode_reply",
+    "decode_report",
     "decode_request",
     "decode_response",
     "encode_error",
@@ -62,6 +75,7 @@ __all__ = [
     "encode_page_error",
     "encode_page_reply",
     "encode_page_request",
+    "encode_report",
     "encode_request",
     "encode_response",
     "encode_sent",
@@ -71,7 +85,7 @@ __all__ = [
 ]
 
 R = TypeVar("R")
-_CMD_OF: Final = {entry.request: cmd for cmd, entry in COMMANDS.items()}
+_CMD_OF: Final = {entry.request: entry.cmd for entry in COMMANDS.values()}
 
 _T = TypeVar("_T")
 _converter = make_converter()
@@ -136,7 +150,12 @@ _converter.register_structure_hook(EventPayload, _structure_payload)
 
 
 def _event_unstructure(event: Event) -> dict[str, Any]:
-    return {"seq": event.seq, "at": event.at, **_unstructure_payload(event.payload)}
+    return {
+        "seq": event.seq,
+        "at": event.at,
+        "boot": event.boot,
+        **_unstructure_payload(event.payload),
+    }
 
 
 def _event_structure(value: Any, _: Any) -> Event:
@@ -146,6 +165,7 @@ def _event_structure(value: Any, _: Any) -> Event:
         seq=_converter.structure(value.get("seq"), int),
         at=_converter.structure(value.get("at"), float),
         payload=_structure_payload(value, None),
+        boot=_converter.structure(value.get("boot", ""), str),  # older daemons sent none
     )
 
 
@@ -194,6 +214,17 @@ def _text_problem(text: str, chars: int | None) -> str | None:
     return None
 
 
+class _OutOfBounds(ValueError):
+    """A decoded field outside its declared bound; its text names the field."""
+
+
+def _format_problem(exc: BaseException, kind: type | None) -> str:
+    # A bound inside a nested object (a lifecycle scope) keeps its own words.
+    if isinstance(exc, _OutOfBounds):
+        return str(exc)
+    return cattrs.v.format_exception(exc, kind)
+
+
 def _bounded(cls: type[Any]) -> None:
     """Check `cls`'s declared field bounds whenever it is decoded (not when code builds one)."""
     checks = [(name, _checker(bound)) for name, bound in field_bounds(cls).items()]
@@ -206,7 +237,7 @@ def _bounded(cls: type[Any]) -> None:
         for name, check in checks:
             field = getattr(obj, name)
             if field is not None and (problem := check(field)):
-                raise ValueError(f"{name} {problem}")
+                raise _OutOfBounds(f"{name} {problem}")
         return obj
 
     _converter.register_structure_hook(cls, structure)
@@ -225,7 +256,22 @@ def _checker(bound: Bound) -> Callable[[Any], str | None]:
     return lambda value: _out_of_bounds(value, bound)
 
 
+def _nested(cls: type[Any]) -> set[type[Any]]:
+    """The attrs classes a request's fields hold (a lifecycle scope), which carry bounds too."""
+    found: set[type[Any]] = set()
+    for hint in typing.get_type_hints(cls).values():
+        for arg in (hint, *typing.get_args(hint)):
+            if isinstance(arg, type) and attrs.has(arg):
+                found.add(arg)
+    return found
+
+
+# What a harness reports lives in a file its agent can write: decoded as strictly as a request.
+for _reported in (ApiRetrying, LastTurn, AgentReport):
+    _bounded(_reported)
 for _command in COMMANDS.values():
+    for _inner in _nested(_command.request):
+        _bounded(_inner)
     _bounded(_command.request)
 for _page_type in (
     *PAGE_COMMANDS.values(),
@@ -300,7 +346,7 @@ def _structure(obj: Any, cls: type[_T]) -> _T:
     try:
         return _converter.structure(obj, cls)
     except cattrs.BaseValidationError as exc:
-        problems = "; ".join(cattrs.transform_error(exc, path=""))
+        problems = "; ".join(cattrs.transform_error(exc, path="", format_exception=_format_problem))
         raise BadRequest(f"bad {_name(cls)}: {problems}") from None
     except (TypeError, ValueError, KeyError) as exc:
         raise BadRequest(f"bad {_name(cls)}: {exc}") from None
@@ -353,10 +399,14 @@ def decode_request(line: bytes | str) -> Request[Any]:
     cmd = obj.pop("cmd", None)
     if not isinstance(cmd, str):
         raise BadRequest('missing "cmd": every request is a JSON object with a "cmd" string')
-    entry = COMMANDS.get(cmd)
+    entry = COMMANDS.get(cmd) if "." not in cmd else None
     if entry is None:
-        known = ", ".join(sorted(COMMANDS))
+        known = ", ".join(sorted({c.cmd for c in COMMANDS.values()}))
         raise BadRequest(f"unknown cmd {_clip(repr(cmd), 80)}; known commands: {known}")
+    for key, variant in VARIANTS.get(cmd, ()):
+        if key in obj:
+            entry = variant
+            break
     request: Request[Any] = _structure(obj, entry.request)
     return request
 
@@ -423,6 +473,28 @@ def decode_response(line: bytes | str, cls: type[_T]) -> _T:
     for key in ("version", "ok", "error"):
         obj.pop(key, None)
     return _structure(obj, cls)
+
+
+def decode_report(data: bytes) -> AgentReport:
+    """A harness's report (`wire.REPORT_FILE`), read from a file its agent can write.
+
+    Raises:
+        BadRequest: too big, not JSON, a field of the wrong type or outside its bound, or an
+            unknown state; the text says which.
+    """
+    if len(data) > MAX_REPORT_BYTES:
+        raise BadRequest(f"the report is larger than {MAX_REPORT_BYTES} bytes")
+    if data.count(b"{") + data.count(b"[") > MAX_NESTING:
+        raise BadRequest("the report is nested too deeply")
+    report = _structure(_loads(data), AgentReport)
+    if report.state not in TURN_STATES:
+        raise BadRequest(f"the report names an unknown state {_clip(repr(report.state), 40)}")
+    return report
+
+
+def encode_report(report: AgentReport) -> bytes:
+    """The report file's bytes (the harness writes them)."""
+    return _dumps(_converter.unstructure(report))
 
 
 def encode_event(event: Event) -> bytes:

@@ -42,7 +42,9 @@ from hyperhive.wire._bounds import (
 from hyperhive.wire._table import COMMANDS, Request, agent_tool, command, manager_tool
 from hyperhive.wire.replies import (
     Acked,
+    AgentInbox,
     Agents,
+    AgentStatuses,
     Asked,
     Container,
     Containers,
@@ -63,8 +65,10 @@ from hyperhive.wire.replies import (
     StatusReply,
     Submitted,
     Tombstones,
+    Urls,
     WhoamiReply,
 )
+from hyperhive.wire.rows import Scope
 
 if TYPE_CHECKING:
     from typing import Any
@@ -376,6 +380,88 @@ class Logs(Request[LogsReply]):
 
     name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
     lines: int = attrs.field(default=200, metadata=number(0, MAX_LIMIT))
+
+
+# -- the original's host socket (docs/conventions.md, "Commands shared with the original"):
+# the verbs an existing client of the original sends, in its shapes.
+
+
+@command("list")
+@attrs.frozen
+class ListNames(Request[Agents]):
+    """Admin: every agent's name, the manager's included (the original's ``list``)."""
+
+
+@command("agent_status")
+@attrs.frozen
+class GetAgentStatus(Request[AgentStatuses]):
+    """Admin: one `AgentStatusRow` per agent, the manager included."""
+
+
+@command("subscribe_agent_status")
+@attrs.frozen
+class SubscribeAgentStatus(Request[Empty]):
+    """Admin: turn this connection into a feed: after the acknowledgement, one
+    ``agent_statuses`` line (a single row) each time an agent's row changes."""
+
+
+@command("urls")
+@attrs.frozen
+class GetUrls(Request[Urls]):
+    """Admin: where the hive is reached from a browser."""
+
+
+@command("set_paused")
+@attrs.frozen
+class SetPaused(Request[Container]):
+    """Admin: pause agent ``name`` (it takes no turns; its mail waits) or resume it. Works on a
+    stopped agent too; pausing a paused agent changes nothing."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+    paused: bool
+
+
+@command("start", variant="scope")
+@attrs.frozen
+class StartScope(Request[Containers]):
+    """Admin: start the agents ``scope`` names (the original's ``start``)."""
+
+    scope: Scope
+
+
+@command("stop", variant="scope")
+@attrs.frozen
+class StopScope(Request[Containers]):
+    """Admin: stop the agents ``scope`` names (the original's ``stop``). A stop is always
+    graceful here (SIGTERM, the grace period, then SIGKILL; a turn cut short keeps its
+    messages in flight for the next start); ``graceful`` is accepted for the original's
+    shape."""
+
+    scope: Scope
+    graceful: bool = False
+
+
+@command(
+    "set_status",
+    tool=agent_tool(
+        "Set a one-line status the operator sees beside your name (what you are doing, at most "
+        "200 characters); an empty text clears it."
+    ),
+)
+@attrs.frozen
+class SetStatus(Request[Empty]):
+    """Agent: set (or, empty, clear) the caller's free-text status."""
+
+    text: str = attrs.field(metadata=text(200))
+
+
+@command("agent_inbox")
+@attrs.frozen
+class ReadAgentInbox(Request[AgentInbox]):
+    """Admin: agent ``name``'s pending (oldest first, at most ``limit``) and in-flight mail."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+    limit: int = attrs.field(default=50, metadata=number(0, MAX_LIMIT))
 
 
 # -- approvals (docs/approvals.md): declared for the manager's tools; no daemon surface handles

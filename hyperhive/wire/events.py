@@ -192,8 +192,11 @@ EventPayload = (
 
 @attrs.frozen
 class Event:
-    """One frame of the dashboard stream: a per-process monotonic ``seq``, a wall-clock stamp."""
+    """One frame of the dashboard stream: a per-process monotonic ``seq``, a wall-clock stamp,
+    and ``boot``, the daemon process that numbered it: seqs start again at 1 with every daemon
+    start, so a client compares (boot, seq), never seq alone."""
 
     seq: int
     at: float
     payload: EventPayload
+    boot: str = ""

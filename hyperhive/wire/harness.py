@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import attrs
 
+from hyperhive.wire._bounds import INT64_MAX, number, text
 from hyperhive.wire._tags import TagTable
 
 __all__ = [
@@ -26,13 +27,19 @@ __all__ = [
     "ENV_SOCKET",
     "ENV_STATE",
     "LIVE_EVENTS",
+    "MAX_REPORT_BYTES",
     "MODEL_FILE",
     "NEEDS_LOGIN",
     "RATE_LIMITED",
+    "REPORT_FILE",
     "SOCKET_NAME",
+    "TURN_STATES",
+    "AgentReport",
+    "ApiRetrying",
     "BackingOff",
     "ClaudeChanged",
     "HarnessStarted",
+    "LastTurn",
     "LiveEventPayload",
     "LoggedIn",
     "ModelChosen",
@@ -67,6 +74,71 @@ RATE_LIMITED: Final = "hyperhive-rate-limited"  # present while it waits out a r
 MODEL_FILE: Final = "hyperhive-model"  # the model chosen on the agent's page
 # Written by the config flow in the agent's host directory when it deploys a commit.
 DEPLOYED_SHA: Final = "deployed-sha"
+# The harness's report of where its turn loop is (`AgentReport`, JSON), rewritten whole on
+# every change; the daemon reads it as hostile input, at most MAX_REPORT_BYTES.
+REPORT_FILE: Final = "hyperhive-report.json"
+MAX_REPORT_BYTES: Final = 8192
+
+
+# -- the harness's report (written by the harness, read by the daemon's view) -----------------
+# Read from a file the agent can write: every field is bounded (checked when decoded, as a
+# request's are), so the daemon shows only values inside these bounds.
+
+TURN_STATES: Final = frozenset(
+    {
+        "starting",
+        "idle",
+        "running",
+        "compacting",
+        "rate_limited",
+        "backing_off",
+        "needs_login",
+        "paused",
+        "disconnected",
+    }
+)
+_WHEN: Final = number(0, 1e11)  # wall-clock seconds, well past any real stamp
+_COUNT: Final = number(0, INT64_MAX)
+
+
+@attrs.frozen
+class ApiRetrying:
+    """Claude is retrying an API call inside the running turn (``system/api_retry``)."""
+
+    attempt: int = attrs.field(metadata=number(0, 1000))
+    max_retries: int = attrs.field(metadata=number(0, 1000))
+    error: str = attrs.field(default="", metadata=text(300))
+    status: int | None = attrs.field(default=None, metadata=number(0, 999))
+
+
+@attrs.frozen
+class LastTurn:
+    """How the last turn ended: when, after how long, with which outcome."""
+
+    ended_at: float = attrs.field(metadata=_WHEN)
+    duration_ms: int = attrs.field(metadata=_COUNT)
+    result: str = attrs.field(metadata=text(32))  # ok, failed, rate_limited, needs_login, ...
+    detail: str = attrs.field(default="", metadata=text(300))
+
+
+@attrs.frozen
+class AgentReport:
+    """Where the harness's turn loop is, and why (`REPORT_FILE`).
+
+    ``state`` is one of `TURN_STATES`; ``since`` when it entered it; ``detail`` the reason
+    (the login probe's, the failure's); ``until`` when a wait ends (a rate limit's reset, a
+    backoff's retry), wall-clock; ``retry`` an API retry in progress; ``pending_held`` the
+    messages it holds for a retried turn.
+    """
+
+    state: str = attrs.field(metadata=text(32))
+    since: float = attrs.field(metadata=_WHEN)
+    detail: str = attrs.field(default="", metadata=text(300))
+    until: float | None = attrs.field(default=None, metadata=_WHEN)
+    retry: ApiRetrying | None = None
+    last_turn: LastTurn | None = None
+    turns: int = attrs.field(default=0, metadata=_COUNT)
+    failures: int = attrs.field(default=0, metadata=number(0, 1000))
 
 
 # -- the harness's live events (agent/events.py publishes them) -------------------------------

@@ -10,9 +10,11 @@ import attrs
 
 from hyperhive.wire.events import Event
 from hyperhive.wire.rows import (
+    AgentStatusRow,
     ContainerView,
     DeadLetter,
     Delivery,
+    HiveUrls,
     LooseApproval,
     Message,
     Question,
@@ -23,6 +25,8 @@ from hyperhive.wire.rows import (
 __all__ = [
     "Acked",
     "ActorInfo",
+    "AgentInbox",
+    "AgentStatuses",
     "Agents",
     "Asked",
     "Container",
@@ -44,6 +48,7 @@ __all__ = [
     "StatusReply",
     "Submitted",
     "Tombstones",
+    "Urls",
     "WhoamiReply",
 ]
 
@@ -94,7 +99,11 @@ class Sent:
 
 @attrs.frozen
 class Messages:
+    """What a recv handed over. ``paused``: the operator paused the caller, so it is handed
+    nothing until resumed (its harness takes no turns meanwhile)."""
+
     messages: tuple[Delivery, ...]
+    paused: bool = False
 
 
 @attrs.frozen
@@ -126,11 +135,13 @@ class DeadLetters:
 class HistoryReply:
     """The newest remembered events, oldest first, and the seq they are current to.
 
-    ``dropped`` counts older events left out to keep the reply within its byte bound."""
+    ``dropped`` counts older events left out to keep the reply within its byte bound; ``boot``
+    names the daemon process whose seqs these are (as every event frame does)."""
 
     seq: int
     events: tuple[Event, ...]
     dropped: int = 0
+    boot: str = ""
 
 
 @attrs.frozen
@@ -211,3 +222,27 @@ class Submitted:
     """An approval request was stored as approval ``id`` (docs/approvals.md)."""
 
     id: int
+
+
+@attrs.frozen
+class AgentStatuses:
+    """The original's roster (``agent_status``), one row per agent, the manager included."""
+
+    agent_statuses: tuple[AgentStatusRow, ...]
+
+
+@attrs.frozen
+class Urls:
+    urls: HiveUrls
+
+
+@attrs.frozen
+class AgentInbox:
+    """One agent's mail: waiting for it (``pending``, oldest first, at most the limit asked
+    for) and handed to it but not yet acked (``inflight``); the totals count them all."""
+
+    name: str
+    pending: tuple[Message, ...]
+    inflight: tuple[Delivery, ...]
+    pending_total: int
+    inflight_total: int

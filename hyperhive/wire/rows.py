@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import attrs
 
+from hyperhive.wire._bounds import text
+from hyperhive.wire.harness import LastTurn
 from hyperhive.wire.page import HarnessReport
 
 __all__ = [
+    "AgentStatusRow",
     "ContainerView",
     "DeadLetter",
     "Delivery",
+    "HiveUrls",
     "LooseApproval",
     "Message",
     "Question",
     "Reminder",
+    "Scope",
     "Tombstone",
 ]
 
@@ -151,6 +156,74 @@ class ContainerView:
     notes: tuple[str, ...] = ()
     # What its harness says it is doing (`STATE_REPORT`), while its container runs.
     activity: HarnessReport | None = None
+    # Paused by the operator: it takes no turns and its mail waits (set_paused).
+    paused: bool = False
+    # Why it is where it is, in a word and a sentence (`hyperhive.core.container_view`):
+    # stopped, crashed, starting, paused, needs login, rate limited, retrying, backing off,
+    # working, compacting, idle, lost the hive, ...
+    semantic: str = ""
+    reason: str = ""
+    # The harness's own turn state (its report), its last turn, and the mail it has.
+    turn_state: str | None = None
+    last_turn: LastTurn | None = None
+    pending_messages: int = 0
+    inflight_messages: int = 0
+    # What the agent said it is doing (its set_status tool), while it runs; when (wall clock).
+    status_text: str | None = None
+    status_set_at: float | None = None
+
+
+@attrs.frozen
+class Scope:
+    """Which agents a lifecycle verb of the original's host socket targets.
+
+    ``agent_names`` names them; ``agents`` means every agent (not the manager). The original's
+    other classes (``ci``, ``forge``, ``gateway``, ``matrix``) name services this hive does not
+    run, so a scope setting one is refused. A scope naming nobody is refused too: unlike the
+    original's, an empty scope never means everything.
+    """
+
+    agent_names: tuple[str, ...] = attrs.field(default=(), metadata=text(64, items=1000))
+    agents: bool = False
+    ci: bool = False
+    forge: bool = False
+    gateway: bool = False
+    matrix: bool = False
+
+
+@attrs.frozen
+class AgentStatusRow:
+    """One agent as the original's host socket reports it (``agent_status``), field for field.
+
+    The flags are independent, not a state machine. ``deployed_sha`` is 12 characters;
+    ``status_text`` is None while the agent is not running, and ``status_set_at`` (RFC 3339,
+    UTC) is None exactly when it is; ``url`` is the agent's page on the dashboard (None without
+    a dashboard). ``needs_update`` is true while an approved config waits to be deployed.
+    """
+
+    name: str
+    running: bool
+    failed: bool
+    needs_update: bool
+    needs_login: bool
+    paused: bool
+    parent: str | None
+    deployed_sha: str | None
+    active_model: str | None
+    status_text: str | None
+    status_set_at: str | None
+    url: str | None
+    pending_reminders: int
+
+
+@attrs.frozen
+class HiveUrls:
+    """Where the hive is reached from a browser (``urls``): None where there is none."""
+
+    domain: str | None = None
+    home: str | None = None  # the dashboard
+    forge: str | None = None
+    matrix: str | None = None
 
 
 @attrs.frozen

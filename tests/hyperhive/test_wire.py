@@ -235,7 +235,7 @@ def test_every_command_is_exported_and_knows_its_reply() -> None:
     for cmd, entry in wire.COMMANDS.items():
         assert entry.request.__name__ in wire.__all__
         assert getattr(wire, entry.request.__name__) is entry.request
-        assert wire.command_of(entry.request).cmd == cmd
+        assert wire.command_of(entry.request).key == cmd
         assert wire.reply_type(example(entry.request)) is entry.reply
     assert "attrs" not in wire.__all__
 

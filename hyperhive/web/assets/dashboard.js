@@ -73,6 +73,7 @@
       c.activity ? activityChip(c.activity) : null,
       c.transient ? chip(c.transient + "…", "busy", "operator action in flight") : null,
       chip("wants " + c.wanted, "dim"),
+      c.paused ? chip("paused", "warn", "paused by the operator: no turns, its mail waits") : null,
       c.needs_login ? chip("needs login", "warn") : null,
       c.rate_limited ? chip("rate-limited", "warn", "the agent hit its rate limit and waits for the reset") : null,
       c.model ? chip(c.model, "dim", "model") : null,
@@ -82,9 +83,15 @@
         ? chip("disk " + bytes(c.disk_bytes) + (c.disk_quota ? " / " + bytes(c.disk_quota) : ""),
           c.disk_quota && c.disk_bytes > c.disk_quota ? "bad" : "dim") : null,
       c.network ? null : chip("no network", "dim"),
+      c.pending_messages || c.inflight_messages
+        ? chip("✉ " + (c.pending_messages || 0) + " waiting · " + (c.inflight_messages || 0) + " in flight", "info", "mail") : null,
     );
+    // Why it is where it is (the daemon's sentence), and what the agent said it is doing:
+    // both shown as text, never markup.
+    const why = c.semantic ? el("div", { class: "why", "data-semantic": c.semantic }, c.semantic + (c.reason ? ": " + c.reason : "")) : null;
+    const said = c.status_text ? el("div", { class: "said" }, "“" + c.status_text + "”") : null;
     const buttons = el("div", { class: "actions" });
-    for (const verb of ["start", "stop", "restart", "kill", "rebuild"]) {
+    for (const verb of ["start", "stop", "restart", "kill", "rebuild", c.paused ? "resume" : "pause"]) {
       const button = el("button", { type: "button", "data-action": verb }, verb);
       button.addEventListener("click", () => action(button, "/" + verb + "/" + encodeURIComponent(c.name)));
       buttons.appendChild(button);
@@ -99,7 +106,7 @@
     const detail = crashed || (c.detail && c.state !== "running")
       ? el("div", { class: "detail" }, (c.exit_code !== null && c.exit_code !== undefined ? "exit status " + c.exit_code + "\n" : "") + (c.detail || ""))
       : null;
-    return el("div", { class: "card container" + (crashed ? " crashed" : ""), "data-name": c.name, "data-state": c.state }, title, detail, buttons);
+    return el("div", { class: "card container" + (crashed ? " crashed" : ""), "data-name": c.name, "data-state": c.state }, title, why, said, detail, buttons);
   }
   function renderContainers() {
     const box = $("containers");

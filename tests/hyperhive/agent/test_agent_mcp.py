@@ -46,6 +46,7 @@ async def open_tools(
 
 AGENT_TOOLS = {
     "send",
+    "set_status",
     "recv",
     "ask",
     "answer",

@@ -64,6 +64,8 @@ def test_a_view_joins_record_status_and_flags(tmp_path: Path) -> None:
         model="claude-opus-4",
         deployed_sha="abc123",
         pending_reminders=2,
+        semantic="starting",
+        reason="starting (an operator action is in flight)",
     )
     assert container_view.build_view(AgentRecord("bob"), None).state == "absent"
 

@@ -115,7 +115,8 @@ async def test_a_subscriber_that_does_not_read_is_told_exactly_what_it_missed(
 
     taken = stalled.queue.take()
     assert [e.seq for e in taken[:4]] == [first, first + 1, first + 2, first + 3]
-    assert taken[4] == wire.Event(last, taken[4].at, wire.EventGap(first + 4, last))
+    assert taken[4] == wire.Event(last, taken[4].at, wire.EventGap(first + 4, last), taken[0].boot)
+    assert taken[0].boot == hive.handles.events.boot != ""
     assert len(taken) == 5
     await idle.aclose()
     hive.handles.events.unsubscribe(stalled)

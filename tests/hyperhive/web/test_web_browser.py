@@ -8,6 +8,7 @@ end of the run (`HYPERHIVE_SCREENSHOTS` picks it).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -259,6 +260,23 @@ def test_a_killed_agent_shows_as_crashed_within_two_seconds(
     expect(card).to_have_attribute("data-state", "running", timeout=30_000)
 
 
+def test_pausing_from_the_page_shows_on_the_card_and_in_list(
+    page: object, hive: Hive, screenshots: Path
+) -> None:
+    card = page.locator('.container[data-name="alice"]')  # type: ignore[attr-defined]
+    card.locator('button[data-action="pause"]').click()
+    expect(card.locator(".chip", has_text="paused")).to_have_count(1, timeout=10_000)
+    expect(card.locator(".why")).to_contain_text("paused by the operator", timeout=10_000)
+    shot(page, screenshots, "07-agent-paused")
+    listed = run_cli(hive.state, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {c["name"]: c for c in json.loads(listed.stdout)["containers"]}
+    assert rows["alice"]["paused"]
+    assert rows["alice"]["semantic"] == "paused"
+    card.locator('button[data-action="resume"]').click()
+    expect(card.locator(".chip", has_text="paused")).to_have_count(0, timeout=10_000)
+
+
 def test_approvals_panel_waits_for_the_approval_flow(page: object) -> None:
     panel = page.locator("#approvals-panel")  # type: ignore[attr-defined]
     expect(panel).to_contain_text("nothing waits for approval")
@@ -282,5 +300,5 @@ def test_after_a_daemon_restart_the_page_reconnects_and_shows_nothing_twice(
     expect(flow.locator(".row.msg", has_text="hello bob, I am alice")).to_have_count(1)
     texts = flow.locator(".row.sys").all_inner_texts()
     assert len(texts) == len(set(texts)) or all(re.search("joined|left|asks", t) for t in texts)
-    shot(page, screenshots, "07-after-restart")
+    shot(page, screenshots, "08-after-restart")
     assert page.errors == []  # type: ignore[attr-defined]
