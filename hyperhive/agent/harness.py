@@ -527,6 +527,8 @@ class Harness:
                 duration_ms=max(0, row.duration_ms),
                 result=report.outcome.value,
                 detail=clip(report.detail or ""),
+                ctx_tokens=tracker.ctx_tokens,
+                cost_usd=tracker.cost_usd,
             ),
             turns=self.turns,
             failures=0 if report.outcome is Outcome.OK else min(failures, 1000),

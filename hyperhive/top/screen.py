@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["NOT_REPORTED", "render"]
 
-# Columns the daemon does not report yet (the harness keeps them in the agent's state): shown
-# as this mark, never guessed.
+# What the daemon has no figure for yet (an agent that has run no turn): shown as this mark,
+# never guessed.
 NOT_REPORTED: Final = "·"
 _FOCUSED: Final = "reverse bold"
 _STATE_STYLE: Final = {
@@ -79,7 +79,7 @@ def render(model: TopModel, now: float | None = None, height: int | None = None)
         Layout(_ListPane(model, "approvals", approvals), name="approvals"),
     )
     panes = [
-        Layout(_AgentsPane(model), name="agents"),
+        Layout(_AgentsPane(model, now), name="agents"),
         middle,
         Layout(lower, name="lower"),
     ]
@@ -184,8 +184,9 @@ def _title(model: TopModel, pane: Pane, label: str, count: int, first: int, show
 class _AgentsPane:
     """One row per agent; columns the daemon does not report are marked, not guessed."""
 
-    def __init__(self, model: TopModel) -> None:
+    def __init__(self, model: TopModel, now: float) -> None:
         self.model = model
+        self.now = now
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         model = self.model
@@ -197,7 +198,7 @@ class _AgentsPane:
         model.offsets["agents"] = first
         shown = rows[first : first + visible_rows]
         title = _title(model, "agents", "agents", len(rows), first, len(shown))
-        title.append(f"  {NOT_REPORTED} = not reported by the daemon yet", style="dim")
+        title.append(f"  {NOT_REPORTED} = not reported yet", style="dim")
         widths = _WIDE if options.max_width >= 120 else _NARROW
         table = Table(box=None, expand=True, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         for header, width in zip(_HEADERS, widths, strict=True):
@@ -207,27 +208,66 @@ class _AgentsPane:
         for view in shown:
             selected = view.name == model.current("agents")
             style = (_FOCUSED if model.focus == "agents" else "underline") if selected else ""
-            table.add_row(*_agent_cells(view), style=style)
+            table.add_row(*_agent_cells(view, self.now), style=style)
         if not rows:
             table.add_row(Text("no agents registered", style="dim"))
         yield title
         yield table
 
 
-def _agent_cells(view: wire.ContainerView) -> list[Text]:
+def _agent_cells(view: wire.ContainerView, now: float) -> list[Text]:
     state = Text(visible(view.state), style=_STATE_STYLE.get(view.state, "yellow"))
     if view.transient:
         state = Text(visible(view.transient) + "…", style="cyan")
-    if view.needs_login:
-        doing = Text("needs login", style="bold red")
-    elif view.rate_limited:
-        doing = Text("rate limited", style="yellow")
-    else:
-        doing = Text(NOT_REPORTED, style="dim")
+    doing = _doing(view)
     model = Text(visible(view.model), "") if view.model else Text("default", style="dim")
     name = Text(visible(view.name), style="bold" if view.role == "manager" else "")
-    unreported = [Text(NOT_REPORTED, style="dim") for _ in range(4)]  # ctx cost mail last turn
-    return [name, state, doing, model, *unreported, Text(visible(", ".join(_flags(view))))]
+    last = view.last_turn
+    ctx = Text(_tokens(last.ctx_tokens) if last and last.ctx_tokens else NOT_REPORTED, "dim")
+    cost = Text(f"${last.cost_usd:.2f}" if last and last.cost_usd is not None else NOT_REPORTED)
+    mail = Text(f"{view.pending_messages}+{view.inflight_messages}")
+    if not (view.pending_messages or view.inflight_messages):
+        mail.stylize("dim")
+    result_style = _RESULT_STYLE.get(last.result, "dim") if last else "dim"
+    when = Text(_last(last, now) if last else NOT_REPORTED, style=result_style)
+    flags = Text(visible(", ".join(_flags(view))))
+    return [name, state, doing, model, ctx, cost, mail, when, flags]
+
+
+_RESULT_STYLE: Final = {"ok": "", "failed": "red", "rate_limited": "yellow", "needs_login": "red"}
+_DOING_STYLE: Final = {
+    "needs login": "bold red",
+    "crashed": "bold red",
+    "retrying": "yellow",
+    "backing off": "red",
+    "rate limited": "yellow",
+    "paused": "magenta",
+    "working": "green",
+    "lost the hive": "red",
+}
+
+
+def _doing(view: wire.ContainerView) -> Text:
+    """The semantic state (what the daemon says the agent is doing), or its own status."""
+    if not view.semantic:  # a row from an older daemon: its flags are all there is
+        if view.needs_login:
+            return Text("needs login", style="bold red")
+        if view.rate_limited:
+            return Text("rate limited", style="yellow")
+        return Text(NOT_REPORTED, style="dim")
+    word = view.status_text if view.semantic in ("working", "idle") and view.status_text else ""
+    return Text(visible(word or view.semantic), style=_DOING_STYLE.get(view.semantic, ""))
+
+
+def _tokens(count: int) -> str:
+    return f"{count / 1000:.0f}k" if count >= 1000 else str(count)
+
+
+def _last(last: wire.LastTurn, now: float) -> str:
+    """How long ago the last turn ended, and how it went when not well."""
+    ago = max(0, int(now - last.ended_at))
+    span = f"{ago}s" if ago < 60 else (f"{ago // 60}m" if ago < 3600 else f"{ago // 3600}h")
+    return span if last.result == "ok" else f"{span} {last.result}"
 
 
 def _flags(view: wire.ContainerView) -> list[str]:

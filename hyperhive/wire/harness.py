@@ -113,12 +113,15 @@ class ApiRetrying:
 
 @attrs.frozen
 class LastTurn:
-    """How the last turn ended: when, after how long, with which outcome."""
+    """How the last turn ended: when, after how long, with which outcome; the context it
+    ended with and what it cost."""
 
     ended_at: float = attrs.field(metadata=_WHEN)
     duration_ms: int = attrs.field(metadata=_COUNT)
     result: str = attrs.field(metadata=text(32))  # ok, failed, rate_limited, needs_login, ...
     detail: str = attrs.field(default="", metadata=text(300))
+    ctx_tokens: int | None = attrs.field(default=None, metadata=_COUNT)  # what it last read
+    cost_usd: float | None = attrs.field(default=None, metadata=number(0, 1e9))
 
 
 @attrs.frozen

@@ -254,7 +254,7 @@ def test_the_agents_pane_scrolls_to_the_selection() -> None:
     assert "↑" in text
 
 
-def test_columns_the_daemon_does_not_report_are_marked_not_guessed() -> None:
+def test_columns_the_daemon_has_no_figure_for_are_marked_not_guessed() -> None:
     model = TopModel()
     model.load_agents(
         [
@@ -265,11 +265,11 @@ def test_columns_the_daemon_does_not_report_are_marked_not_guessed() -> None:
     )
     shown = _screen(model, 120, 30)
     text = "\n".join(shown)
-    assert "· = not reported by the daemon yet" in text
+    assert "· = not reported yet" in text
     [alice] = [line for line in shown if line.startswith("alice")]
     assert "needs login" in alice
     assert "claude-opus-4" in alice
-    assert alice.count("·") >= 4  # ctx, cost, mail, last turn
+    assert alice.count("·") >= 3  # ctx, cost, last turn: she has run no turn
     [bob] = [line for line in shown if line.startswith("bob")]
     assert "crashed" in bob
     assert "exit 137" in bob
@@ -277,6 +277,38 @@ def test_columns_the_daemon_does_not_report_are_marked_not_guessed() -> None:
     [carol] = [line for line in shown if line.startswith("carol")]
     assert "rate limited" in carol
     assert "2 rem" in carol
+
+
+def test_an_agents_row_shows_why_its_mail_and_its_last_turn() -> None:
+    last = wire.LastTurn(NOW - 120, 4200, "ok", ctx_tokens=48_000, cost_usd=0.42)
+    failed = wire.LastTurn(NOW - 30, 900, "failed", detail="API Error: 529")
+    model = TopModel()
+    model.load_agents(
+        [
+            _view(
+                "alice",
+                semantic="working",
+                status_text="fixing ci",
+                last_turn=last,
+                pending_messages=3,
+                inflight_messages=2,
+            ),
+            _view(
+                "bob", semantic="retrying", reason="API retry 3 of 10: overloaded", last_turn=failed
+            ),
+            _view("carol", semantic="paused", paused=True, pending_messages=1),
+        ]
+    )
+    shown = _screen(model, 120, 30)
+    [alice] = [line for line in shown if line.startswith("alice")]
+    for part in ("fixing ci", "48k", "$0.42", "3+2", "2m"):
+        assert part in alice, (part, alice)
+    [bob] = [line for line in shown if line.startswith("bob")]
+    assert "retrying" in bob
+    assert "30s failed" in bob
+    [carol] = [line for line in shown if line.startswith("carol")]
+    assert "paused" in carol
+    assert "1+0" in carol
 
 
 def test_agent_text_is_shown_literally_everywhere() -> None:
