@@ -16,6 +16,6 @@ if sys.argv[1:3] == ["agent", "serve"]:
 
     sys.exit(serve_main(sys.argv[3:]))
 
-from hyperhive.cli import main
+from hyperhive.quick import main
 
 main()

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
@@ -35,7 +36,7 @@ app = typer.Typer(
     name="hyperhive",
     help="Run and watch a persistent swarm of Claude Code agents.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (docs/terminal.md)
     pretty_exceptions_enable=False,
     # Help text is shown as written: rich markup would eat every "[default: ...]".
     rich_markup_mode=None,
@@ -98,7 +99,7 @@ def serve(
         str,
         typer.Option(
             envvar="HYPERHIVE_BACKEND",
-            help="How agents run: bwrap, process, nixos, fake or none [default: bwrap if "
+            help="How agents run: bwrap, process, nixos or none [default: bwrap if "
             "bubblewrap works here, else process]. See docs/containers.md.",
             show_default=False,
         ),
@@ -204,7 +205,6 @@ def serve(
     except HyperhiveError as exc:
         _complain("error:", str(exc))
         raise typer.Exit(1) from None
-    _errors.print(literal(f"containers: {kind}"), highlight=False)
     _run(
         run_daemon,
         paths,
@@ -221,13 +221,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
 ) -> None:
     """Show the live actor tree and each actor's statistics."""
-    from hyperhive.tui import status_table
-
-    reply = _run(_call, _paths(state_dir), wire.GetStatus())
-    if as_json:
-        print(json.dumps(wire.to_json(reply), indent=2))
-    else:
-        _console.print(status_table(reply))
+    _quick("status", state_dir, as_json)
 
 
 @app.command()
@@ -244,13 +238,28 @@ def send(
 
 @app.command()
 def inbox(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="An agent: its pending and in-flight mail [default: the operator's].",
+            show_default=False,
+        ),
+    ] = None,
     state_dir: StateDirOption = None,
-    limit: Annotated[int, typer.Option(help="How many of the newest messages.")] = 20,
+    limit: Annotated[int, typer.Option(min=0, help="How many messages at most.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
 ) -> None:
-    """Show what agents sent to the operator, newest last."""
-    from hyperhive.tui import messages_table
+    """Show what agents sent to the operator, newest last; with NAME, the mail waiting for that
+    agent (oldest first) and what its turn holds but has not acked yet."""
+    from hyperhive.tui import agent_inbox_table, messages_table
 
+    if name is not None:
+        mail = _run(_call, _paths(state_dir), wire.ReadAgentInbox(name=name, limit=limit))
+        if as_json:
+            print(json.dumps(wire.to_json(mail), indent=2))
+        else:
+            _console.print(agent_inbox_table(mail))
+        return
     reply = _run(_call, _paths(state_dir), wire.ReadInbox(limit=limit))
     if as_json:
         print(json.dumps(wire.to_json(reply), indent=2))
@@ -259,11 +268,24 @@ def inbox(
 
 
 @app.command()
-def agents(state_dir: StateDirOption = None) -> None:
-    """List the registered agents."""
-    reply = _run(_call, _paths(state_dir), wire.ListAgents())
-    for name in reply.agents:
-        print(name)
+def agents(
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
+) -> None:
+    """List the registered agents (the manager too)."""
+    _quick("agents", state_dir, as_json)
+
+
+def _quick(command: str, state_dir: Path | None, as_json: bool) -> None:
+    """A command the quick path answers (`hyperhive.quick`); here when typer parsed it."""
+    from hyperhive import quick
+
+    socket_path = os.fspath(_paths(state_dir).admin_socket)
+    try:
+        quick.QUICK[command](socket_path, as_json)
+    except quick.QuickError as exc:
+        _complain("error:", str(exc))
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -325,6 +347,18 @@ def restart(name: NameArgument, state_dir: StateDirOption = None) -> None:
 
 
 @app.command()
+def pause(name: NameArgument, state_dir: StateDirOption = None) -> None:
+    """Pause an agent: it takes no turns and its mail waits until it is resumed."""
+    _lifecycle(wire.SetPaused(name=name, paused=True), state_dir, "paused")
+
+
+@app.command()
+def resume(name: NameArgument, state_dir: StateDirOption = None) -> None:
+    """Resume a paused agent: the mail that waited is handed to it at once."""
+    _lifecycle(wire.SetPaused(name=name, paused=False), state_dir, "resumed")
+
+
+@app.command()
 def kill(name: NameArgument, state_dir: StateDirOption = None) -> None:
     """Kill an agent at once (also ends a stop that is still waiting)."""
     _lifecycle(wire.KillAgent(name=name), state_dir, "killed")
@@ -371,7 +405,9 @@ def list_containers(
     state_dir: StateDirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON replies.")] = False,
 ) -> None:
-    """Show every agent's container: state, what it is doing, wanted state, flags; tombstones."""
+    """Show every agent, the manager too: its container's state, what it is doing and why
+    (needs login, API retry 3 of 10, rate limited until T, paused, running a tool, ...), its
+    mail (pending + in flight), its last turn, then flags; then tombstones."""
     from hyperhive.tui import containers_table, tombstones_table
 
     paths = _paths(state_dir)
@@ -457,7 +493,7 @@ def questions(
     answered: Annotated[
         bool, typer.Option("--answered", help="Show recently answered ones instead.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    limit: Annotated[int, typer.Option(min=0, help="At most this many.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
 ) -> None:
     """Show the questions agents asked the operator (answer with `hyperhive answer`)."""
@@ -562,5 +598,5 @@ async def _call(paths: StatePaths, request: wire.Request[_T]) -> _T:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """The full CLI (the console script enters at `hyperhive.quick.main`)."""
     app()

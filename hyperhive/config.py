@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import attrs
+from typing import NamedTuple
 
 from hyperhive.errors import ConfigError
 
@@ -39,9 +38,12 @@ def resolve_state_dir(explicit: Path | str | None = None) -> Path:
     return chosen.expanduser().resolve()
 
 
-@attrs.frozen
-class StatePaths:
-    """The layout of one state directory. Nothing here touches the disk except `ensure`."""
+class StatePaths(NamedTuple):
+    """The layout of one state directory. Nothing here touches the disk except `ensure`.
+
+    A named tuple, not an attrs class: the CLI's quick path (`hyperhive.quick`) finds the admin
+    socket through it, and importing attrs would double that command's start-up.
+    """
 
     root: Path
 

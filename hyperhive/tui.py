@@ -9,7 +9,6 @@ recolour the operator's terminal). Newlines and tabs are kept.
 from __future__ import annotations
 
 import datetime
-import re
 import time
 from typing import TYPE_CHECKING
 
@@ -18,19 +17,22 @@ from rich.table import Table
 from rich.text import Text
 
 from hyperhive import wire
+from hyperhive.literal import literal, visible
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     from hyperhive.doctor import Finding
 
 
 __all__ = [
     "activity_text",
+    "agent_inbox_table",
     "containers_table",
     "dead_letters_table",
     "doctor_report",
     "event_line",
+    "last_turn",
     "literal",
     "messages_table",
     "questions_table",
@@ -40,90 +42,13 @@ __all__ = [
     "visible",
 ]
 
-# C0 controls but newline and tab, DEL, C1 controls, and the bidi and other format controls
-# that can make text read differently than it is.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
-
-
-def visible(text: str) -> str:
-    """`text` with every control character but newline and tab shown as an escape (``\x1b``)."""
-    return _CONTROL.sub(_escape, text)
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def literal(text: str | None, style: str = "") -> Text:
-    """A cell that shows `text` exactly as written (no markup), controls made visible."""
-    return Text(visible(text or ""), style=style)
-
-
-_STATE_STYLE = {
-    "running": "green",
-    "starting": "yellow",
-    "restarting": "yellow",
-    "stopping": "yellow",
-    "stopped": "dim",
-    "failed": "bold red",
-}
-
 
 def status_table(status: wire.StatusReply) -> Table:
-    """The actor tree as a table: one row per actor, indented under its supervisor."""
-    table = Table(
-        title=Text(f"hyperhive · pid {status.pid} · up {_duration(status.uptime_seconds)}"),
-        caption=literal(status.state_dir),
-    )
-    right = {"restarts", "queue", "last activity"}
-    for column in ("actor", "kind", "state", "restarts", "queue", "last activity"):
-        table.add_column(column, justify="right" if column in right else "left", no_wrap=True)
-    table.add_column("counters", overflow="fold")
-    table.add_column("last error", overflow="fold")
-    for depth, node in _walk(status.tree, 0):
-        table.add_row(
-            literal("  " * depth + node.id),
-            literal(node.kind if node.strategy is None else node.strategy),
-            literal(node.state, _STATE_STYLE.get(node.state, "")),
-            Text(str(node.restarts)),
-            Text(_queue(node)),
-            Text(_ago(status.at, node)),
-            literal(" ".join(f"{k}={v}" for k, v in sorted(node.counters.items()))),
-            literal(node.last_error, "red"),
-        )
-    return table
+    """The actor tree as a table: one row per actor, indented under its supervisor (drawn by
+    the CLI's quick path, from the reply's JSON)."""
+    from hyperhive.quick import status_table as draw
 
-
-def _queue(node: wire.ActorInfo) -> str:
-    if node.queue_depth is None:
-        return ""
-    capacity = "∞" if node.queue_capacity is None else str(node.queue_capacity)
-    return f"{node.queue_depth}/{capacity}"
-
-
-def _ago(now: float, node: wire.ActorInfo) -> str:
-    """When the actor last took a message, as "3s ago"; "-" before its first."""
-    if node.kind == "supervisor":
-        return ""
-    if node.last_message_at is None:
-        return "-"
-    seconds = max(0.0, now - node.last_message_at)
-    if seconds < 1:
-        return "now"
-    return f"{_duration(seconds)} ago" if seconds >= 60 else f"{int(seconds)}s ago"
-
-
-def _walk(node: wire.ActorInfo, depth: int) -> Iterator[tuple[int, wire.ActorInfo]]:
-    yield depth, node
-    for child in node.children:
-        yield from _walk(child, depth + 1)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+    return draw(wire.to_json(status))
 
 
 def messages_table(title: str, messages: Iterable[wire.Message]) -> Table:
@@ -145,32 +70,38 @@ def messages_table(title: str, messages: Iterable[wire.Message]) -> Table:
 _STATE_STYLE = {"running": "green", "crashed": "bold red", "unknown": "yellow"}
 
 
-def containers_table(views: Iterable[wire.ContainerView]) -> Table:
-    """Agents' containers: state (and any action in flight), what the agent is doing, wanted
-    state, flags."""
-    table = Table(title="containers")
-    for column in ("agent", "role", "state", "doing", "wants", "network", "notes"):
+def containers_table(views: Iterable[wire.ContainerView], now: float | None = None) -> Table:
+    """Agents: container state (and any action in flight), what the agent is doing and why
+    (while it works, what its harness says it is doing: thinking, running a tool, ...), its
+    mail (pending + in flight), its last turn, then flags (the wanted state where it differs,
+    the network when off, the row's notes)."""
+    at = time.time() if now is None else now
+    table = Table(title="agents")
+    for column in ("agent", "state", "doing", "why", "mail", "last turn", "notes"):
         table.add_column(column, overflow="fold")
     for view in views:
         state = literal(view.state, _STATE_STYLE.get(view.state, ""))
         if view.transient:
             state.append(visible(f" ({view.transient}…)"), style="cyan")
         notes = [
-            *(["needs login"] if view.needs_login else []),
-            *(["rate limited"] if view.rate_limited else []),
+            *(["manager"] if view.role == "manager" else []),
+            *([f"wants {view.wanted}"] if view.wanted not in (view.state, "") else []),
+            *(["net off"] if not view.network else []),
+            *(["rate limited"] if view.rate_limited and view.semantic != "rate limited" else []),
             *([f"exit {view.exit_code}"] if view.exit_code not in (None, 0) else []),
             *([f"model {view.model}"] if view.model else []),
             *([f"{view.pending_reminders} reminder(s)"] if view.pending_reminders else []),
             *(_disk_note(view) if view.disk_bytes is not None else []),
             *view.notes,
         ]
+        said = view.status_text if view.state == "running" and view.status_text else ""
         table.add_row(
             literal(view.name),
-            literal(view.role),
             state,
-            literal(activity_text(view.activity, now=time.time())),
-            literal(view.wanted),
-            Text("on" if view.network else "off"),
+            literal(view.semantic or "-", _DOING_STYLE.get(view.semantic, "")),
+            literal(_why(view, at) + (f" — “{said}”" if said else "")),
+            Text(f"{view.pending_messages} + {view.inflight_messages}"),
+            literal(last_turn(view.last_turn, at)),
             literal(", ".join(notes)),
         )
     return table
@@ -204,6 +135,62 @@ def activity_text(report: wire.HarnessReport | None, *, now: float) -> str:
         case known if known in wire.ACTIVITIES:
             return known
     return f"unknown ({_clip(report.activity, 40)})"
+
+
+def _why(view: wire.ContainerView, now: float) -> str:
+    """The reason for the semantic state; while it works, what its harness says it does."""
+    if view.semantic == "working" and view.activity is not None:
+        return activity_text(view.activity, now=now)
+    return view.reason
+
+
+_DOING_STYLE = {
+    "needs login": "bold red",
+    "crashed": "bold red",
+    "backing off": "red",
+    "retrying": "yellow",
+    "rate limited": "yellow",
+    "paused": "magenta",
+    "working": "green",
+}
+
+
+def last_turn(last: wire.LastTurn | None, now: float) -> str:
+    """``3m ago, 4.2s, ok``: when the last turn ended, how long it took, how it went."""
+    if last is None:
+        return "-"
+    ago = max(0, int(now - last.ended_at))
+    when = f"{ago}s" if ago < 60 else (f"{ago // 60}m" if ago < 3600 else f"{ago // 3600}h")
+    result = last.result + (f": {_clip(last.detail, 60)}" if last.detail else "")
+    return f"{when} ago, {last.duration_ms / 1000:.1f}s, {result}"
+
+
+def agent_inbox_table(inbox: wire.AgentInbox) -> Table:
+    """One agent's mail: in flight (handed to its turn, not yet acked) first, then pending."""
+    shown = len(inbox.pending)
+    more = f", {inbox.pending_total - shown} more pending" if inbox.pending_total > shown else ""
+    counts = f"{inbox.inflight_total} in flight, {inbox.pending_total} pending{more}"
+    table = Table(title=literal(f"{inbox.name}: {counts}"))
+    for column in ("#", "", "sent", "from", "message"):
+        table.add_column(column, overflow="fold")
+    for delivery in inbox.inflight:
+        again = f" (attempt {delivery.attempt})" if delivery.attempt > 1 else ""
+        table.add_row(
+            Text(str(delivery.id)),
+            Text("in flight" + again, style="cyan"),
+            Text(_stamp(delivery.sent_at)),
+            literal(delivery.sender),
+            literal(delivery.body),
+        )
+    for message in inbox.pending:
+        table.add_row(
+            Text(str(message.id)),
+            Text("pending", style="dim"),
+            Text(_stamp(message.sent_at)),
+            literal(message.sender),
+            literal(message.body),
+        )
+    return table
 
 
 def _size(count: int) -> str:
