@@ -587,6 +587,73 @@ def doctor(
 
 
 @app.command()
+def login(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Agents to log in with a credential of their own [default: store the hive's "
+            "credential, for every agent without one].",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: StateDirOption = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="What is entered: api-key; token (what `claude setup-token` printed); gateway "
+            "(NAME=VALUE lines: ANTHROPIC_BASE_URL and what Bedrock, Vertex or a proxy needs); "
+            "auto: NAME=VALUE lines are a gateway, sk-ant-oat... a token, else an API key.",
+        ),
+    ] = "auto",
+) -> None:
+    """Store a Claude credential in the daemon and log agents in with it at once.
+
+    The credential is read from a hidden prompt on a terminal, else from stdin
+    (`hyperhive login < gateway.env`); never from the command line. Without NAME it is the
+    hive's: every agent without one of its own gets it now and at each start, new agents
+    included. With NAMEs, those agents get it as their own. See docs/security.md.
+    """
+    from hyperhive.core.credentials import KINDS, variables_from_text
+
+    if kind not in KINDS:
+        _complain("error:", f"--kind must be one of {', '.join(KINDS)}")
+        raise typer.Exit(2)
+    try:
+        variables = variables_from_text(_read_credential(kind), kind)
+    except HyperhiveError as exc:
+        _complain("error:", str(exc))
+        raise typer.Exit(1) from None
+    request = wire.Login(variables=tuple(variables), agents=tuple(names or ()))
+    stored = _run(_call, _paths(state_dir), request)
+    what = ", ".join(stored.variables)
+    whose = "the hive's credential" if stored.hive else f"a credential for {', '.join(names or ())}"
+    given = ", ".join(stored.agents) if stored.agents else "no agent yet"
+    _say(f"stored {whose} ({what}); logged in now: {given}")
+
+
+def _read_credential(kind: str) -> str:
+    """The credential as typed (hidden) on a terminal, or all of stdin."""
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    import getpass
+
+    if kind == "gateway":
+        print("NAME=VALUE lines (hidden as you type); an empty line ends:", file=sys.stderr)
+        lines = []
+        while line := getpass.getpass("> "):
+            lines.append(line)
+        return "\n".join(lines)
+    prompts = {"api-key": "API key", "token": "setup token"}
+    first = getpass.getpass(f"{prompts.get(kind, 'API key, setup token or NAME=VALUE')}: ")
+    if kind == "auto" and "=" in first:  # a gateway: more lines may follow
+        lines = [first]
+        while line := getpass.getpass("> "):
+            lines.append(line)
+        return "\n".join(lines)
+    return first
+
+
+@app.command()
 def version() -> None:
     """Print the hyperhive version."""
     print(__version__)

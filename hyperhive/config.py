@@ -52,6 +52,11 @@ class StatePaths(NamedTuple):
         return self.root / "serve.lock"
 
     @property
+    def credentials_dir(self) -> Path:
+        """The Claude credentials `hyperhive login` stored (0700; core/credentials.py)."""
+        return self.root / "credentials"
+
+    @property
     def admin_socket(self) -> Path:
         return self.root / "admin.sock"
 

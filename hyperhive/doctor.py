@@ -404,7 +404,7 @@ def _login_of(paths: StatePaths, agent: str) -> _Login:
     try:
         stored = _stored(state)
         if stored is not None:
-            return _Login(agent, "stored token" if stored[0] == "oauth_token" else "stored API key")
+            return _Login(agent, _STORED_LABEL[stored[0]])
         if is_regular_file(state, _CLAUDE_OWN):
             return _Login(agent, "claude login")
     except UnsafeFile as exc:
@@ -412,8 +412,18 @@ def _login_of(paths: StatePaths, agent: str) -> _Login:
     return _Login(agent, None)
 
 
-def _stored(state: Path) -> tuple[str, str] | None:
-    """(kind, value) of an agent's stored credential (its file is agent-writable: capped)."""
+_STORED_LABEL = {"oauth_token": "stored token", "api_key": "stored API key", "cloud": "cloud"}
+# What `hyperhive login` may give an agent, in the order the API check prefers them.
+_GIVEN = (
+    ("ANTHROPIC_API_KEY", "api_key"),
+    ("CLAUDE_CODE_OAUTH_TOKEN", "oauth_token"),
+    ("ANTHROPIC_AUTH_TOKEN", "oauth_token"),
+)
+
+
+def _stored(state: Path) -> tuple[str, str, str] | None:
+    """(kind, value, base URL or "") of an agent's stored credential: one it was given by
+    `hyperhive login` or one it stored itself (its file is agent-writable: capped)."""
     data = read_capped(state, _CREDENTIALS, 64 * 1024, shown_as="/state")
     try:
         raw = json.loads(data or b"")
@@ -422,9 +432,18 @@ def _stored(state: Path) -> tuple[str, str] | None:
     if not isinstance(raw, dict):
         return None
     kind, value = raw.get("kind"), raw.get("value")
+    if kind == "env" and isinstance(env := raw.get("env"), dict):
+        base = env.get("ANTHROPIC_BASE_URL")
+        base = base if isinstance(base, str) else ""
+        for var, given in _GIVEN:
+            if isinstance(found := env.get(var), str) and found:
+                return given, found, base
+        if env.get("CLAUDE_CODE_USE_BEDROCK") or env.get("CLAUDE_CODE_USE_VERTEX"):
+            return "cloud", "", base
+        return None
     if kind not in ("oauth_token", "api_key") or not isinstance(value, str) or not value:
         return None
-    return kind, value
+    return kind, value, ""
 
 
 def check_credentials(probes: Probes) -> Finding:
@@ -439,9 +458,9 @@ def check_credentials(probes: Probes) -> Finding:
         else ""
     )
     how = (
-        "log each in: `hyperhive agent login --state-dir "
-        f"{paths.agents_dir}/NAME/state` and paste what `claude setup-token` printed "
-        "(or pass --kind api-key and paste a key); see docs/troubleshooting.md"
+        "log them in: `hyperhive login` (the hive's credential, for every agent) or "
+        "`hyperhive login NAME`, and paste an API key, what `claude setup-token` printed, or a "
+        "gateway's NAME=VALUE lines; see docs/troubleshooting.md"
     )
     if not logins:
         return Finding(
@@ -474,7 +493,9 @@ def check_api(probes: Probes) -> Finding:
             f"no credential to ask {base} with (none in ANTHROPIC_API_KEY, "
             "CLAUDE_CODE_OAUTH_TOKEN or an agent's stored login)",
         )
-    source, kind, value = credential
+    source, kind, value, given_base = credential
+    if given_base and not probes.env.get("ANTHROPIC_BASE_URL"):
+        base = given_base.rstrip("/")
     started = time.monotonic()
     try:
         status, body = _ask(base, kind, value, probes.model, probes.api_timeout)
@@ -491,23 +512,24 @@ def check_api(probes: Probes) -> Finding:
     return _judge_reply(name, base, source, status, body, probes.model, took)
 
 
-def _api_credential(probes: Probes) -> tuple[str, str, str] | None:
-    """(where it came from, api_key | oauth_token, the value), the environment first."""
+def _api_credential(probes: Probes) -> tuple[str, str, str, str] | None:
+    """(where it came from, api_key | oauth_token, the value, the base URL it was given with
+    or ""), the environment first."""
     for var, kind in (
         ("ANTHROPIC_API_KEY", "api_key"),
         ("CLAUDE_CODE_OAUTH_TOKEN", "oauth_token"),
         ("ANTHROPIC_AUTH_TOKEN", "oauth_token"),
     ):
         if value := probes.env.get(var):
-            return var, kind, value
+            return var, kind, value, ""
     paths = StatePaths(probes.state_dir)
     for agent in _agents(paths):
         try:
             stored = _stored(paths.agent_state_dir(agent))
         except UnsafeFile:
             continue
-        if stored is not None:
-            return f"{agent}'s stored login", stored[0], stored[1]
+        if stored is not None and stored[0] != "cloud":
+            return f"{agent}'s stored login", stored[0], stored[1], stored[2]
     return None
 
 

@@ -194,7 +194,8 @@ def claude_argv(
 def claude_env(base: Mapping[str, str], credentials: Mapping[str, str]) -> dict[str, str]:
     """The environment for claude: the harness's own, quietened, with stored credentials.
 
-    Credentials already in the environment win over ones entered through the login flow.
+    Credentials already in the environment win over ones entered through the login flow or
+    given by the daemon.
     """
     env = {k: v for k, v in base.items() if k != "CLAUDECODE"}
     env.update(
@@ -207,7 +208,7 @@ def claude_env(base: Mapping[str, str], credentials: Mapping[str, str]) -> dict[
             "ENABLE_TOOL_SEARCH": "false",
         }
     )
-    if not (env.get("ANTHROPIC_API_KEY") or env.get("CLAUDE_CODE_OAUTH_TOKEN")):
+    if not any(env.get(name) for name in wire.AUTH_VARIABLES):
         env.update(credentials)
     return env
 

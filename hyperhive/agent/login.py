@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
+from hyperhive import wire
 from hyperhive.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -63,13 +64,23 @@ class LoginState:
 
 
 def stored_credentials(paths: AgentPaths) -> dict[str, str]:
-    """The environment variables for credentials entered through the login flow (or none)."""
+    """The environment variables for credentials entered through the login flow, or handed
+    to the agent by the daemon (``"kind": "env"``: ``hyperhive login``), or none."""
     try:
         raw = json.loads(paths.credentials.read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
     if not isinstance(raw, dict):
         return {}
+    if raw.get("kind") == "env":
+        env = raw.get("env")
+        if not isinstance(env, dict):
+            return {}
+        return {
+            name: value
+            for name, value in env.items()
+            if isinstance(value, str) and value and wire.CREDENTIAL_VARIABLE.fullmatch(name)
+        }
     kind, value = raw.get("kind"), raw.get("value")
     if kind not in _ENV_OF or not isinstance(value, str) or not value:
         return {}
@@ -115,13 +126,13 @@ def save_credentials(paths: AgentPaths, kind: str, value: str) -> None:
 async def probe(claude: Path, env: Mapping[str, str]) -> LoginState:
     """Whether a turn would have credentials, without spending a model call.
 
-    An API key or OAuth token in `env` counts as logged in (Claude does not check either
-    before the first request); otherwise ``claude auth status --json`` decides.
+    An API key, OAuth token, gateway auth token or a cloud provider switched on in `env`
+    counts as logged in (Claude does not check them before the first request); otherwise
+    ``claude auth status --json`` decides.
     """
-    if env.get("ANTHROPIC_API_KEY"):
-        return LoginState(True, "api_key")
-    if env.get("CLAUDE_CODE_OAUTH_TOKEN"):
-        return LoginState(True, "oauth_token")
+    for variable, method in wire.AUTH_VARIABLES.items():
+        if env.get(variable):
+            return LoginState(True, method)
     try:
         with trio.fail_after(_PROBE_TIMEOUT):
             done = await trio.run_process(

@@ -24,15 +24,16 @@ import contextlib
 import errno
 import os
 import stat
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Final
 
 from hyperhive.errors import HyperhiveError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path, PurePosixPath
+    from pathlib import Path
 
-__all__ = ["UnsafeFile", "is_regular_file", "read_capped", "write_file"]
+__all__ = ["UnsafeFile", "is_regular_file", "read_capped", "replace_private", "write_file"]
 
 _DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -112,6 +113,46 @@ def write_file(
             file.flush()
         except OSError as exc:
             raise _refused(shown_as, relative, exc, "write") from exc
+
+
+def replace_private(root: Path, name: str, data: bytes, *, shown_as: str = "") -> None:
+    """Put ``data`` at ``root / name`` (a file directly in ``root``) as a new file, mode 0600,
+    owned like ``root``: written under a scratch name, then renamed over whatever was there.
+
+    For a secret the agent must read and nobody else: the rename replaces a symlink or a hard
+    link the agent planted instead of writing through it, a reader never sees half a file, and
+    the owner is the agent's (its state directory's), not the daemon's.
+
+    Raises:
+        UnsafeFile: ``root`` is or goes through a symlink, ``name`` is a directory, or the
+            write failed; the text says which.
+    """
+    relative = PurePosixPath(name)
+    scratch = f".{name}.hyperhive-new"
+    try:
+        top = os.open(root, _DIR)
+    except OSError as exc:
+        raise _refused(shown_as, relative, exc, "write") from exc
+    try:
+        owner = os.fstat(top)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch, dir_fd=top)
+        fd = os.open(scratch, _WRITE | os.O_EXCL, 0o600, dir_fd=top)
+        try:
+            if os.geteuid() == 0:  # an agent with a uid of its own must be able to read it
+                os.fchown(fd, owner.st_uid, owner.st_gid)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(os.dup(fd), "wb") as file:
+                file.write(data)
+        finally:
+            os.close(fd)
+        os.rename(scratch, name, src_dir_fd=top, dst_dir_fd=top)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(scratch, dir_fd=top)
+        raise _refused(shown_as, relative, exc, "write") from exc
+    finally:
+        os.close(top)
 
 
 @contextlib.contextmanager

@@ -42,6 +42,7 @@ from actors import ActorError, ActorStatistics, Reply
 from hyperhive import wire
 from hyperhive.containers.base import AgentSpec, AgentState
 from hyperhive.core.agent_views import StatusBoard, ViewBuilder
+from hyperhive.core.credentials import Credential, CredentialStore
 from hyperhive.core.lifecycle import MAX_LOG_LINES, TRANSIENT, Plan, Step, Verb, plan
 from hyperhive.core.registry import MANAGER, AgentRecord, AgentRegistry, remove_tree, validate_name
 from hyperhive.errors import (
@@ -153,6 +154,16 @@ class SetPause:
 
 
 @attrs.frozen
+class Login:
+    """Store `credential` (the hive's when `names` is empty, else theirs) and hand it to the
+    agents it applies to now; answered with the agents given it."""
+
+    credential: Credential
+    names: tuple[str, ...]
+    reply: Reply[list[str]]
+
+
+@attrs.frozen
 class ReadViews:
     """The container rows of `names` (every agent and the manager when None)."""
 
@@ -196,7 +207,15 @@ class ActionDone:
 
 
 AgentsMsg: TypeAlias = (
-    Register | Act | SetPause | ReadViews | ReadLogs | ReadTombstones | ReadTransient | ActionDone
+    Register
+    | Act
+    | SetPause
+    | Login
+    | ReadViews
+    | ReadLogs
+    | ReadTombstones
+    | ReadTransient
+    | ActionDone
 )
 
 
@@ -257,6 +276,7 @@ class AgentsActor:
         self._on_change = on_change
         self._publish_snapshot = publish_snapshot
         self._pronouns = operator_pronouns
+        self._credentials = CredentialStore(paths.credentials_dir)
         self._transient: dict[str, str] = {}
         self._created: set[str] = set()
         self._views = ViewBuilder(
@@ -315,6 +335,8 @@ class AgentsActor:
                     await self._on_act(msg)
                 case SetPause():
                     await self._on_set_pause(msg)
+                case Login():
+                    await self._on_login(msg)
                 case ReadViews(names=names):
                     records, transient = self._records_of(names), dict(self._transient)
                     self._spawn(self._answer_views, records, transient, msg.reply)
@@ -394,6 +416,41 @@ class AgentsActor:
                 self._messages.resume(msg.name)
             self._on_change(msg.name)
         msg.reply.send(None)
+
+    # -- credentials (core/credentials.py) ------------------------------------------------------
+
+    async def _on_login(self, msg: Login) -> None:
+        known = self._registry.names()
+        if self._registry.has_record(MANAGER):
+            known.append(MANAGER)
+        unknown = sorted(set(msg.names) - set(known))
+        if unknown:
+            raise UnknownAgent(f"unknown agent {unknown[0]!r}; no credential was stored")
+        await self._offload(self._credentials.store, msg.credential, msg.names)
+        store = self._credentials
+        targets = sorted(msg.names) or await self._offload(
+            lambda: [name for name in known if not store.has_own(name)]
+        )
+        given = [name for name in targets if await self._provide(name, overwrite=bool(msg.names))]
+        LOGGER.info(
+            "stored %s credential (%s); given to %s",
+            "a" if msg.names else "the hive's",
+            ", ".join(msg.credential.names()),
+            ", ".join(given) or "no agent yet",
+        )
+        msg.reply.send(given)
+
+    async def _provide(self, name: str, *, overwrite: bool = False) -> bool:
+        """Hand `name` its credential; a refusal is logged, never raised (it only blocks that
+        agent's login, which its row then shows)."""
+        state_dir = self._paths.agent_state_dir(name)
+        try:
+            return await self._offload(
+                lambda: self._credentials.provide(name, state_dir, overwrite=overwrite)
+            )
+        except HyperhiveError as exc:
+            LOGGER.warning("could not give %s its credential: %s", name, exc)
+            return False
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -499,6 +556,7 @@ class AgentsActor:
                 await self._need_backend().create(self.spec_for(record))
                 return True
             case Step.START:
+                await self._provide(name)
                 await self._need_backend().start(name)
             case Step.STOP:
                 await self._need_backend().stop(name, grace=grace)
@@ -514,6 +572,7 @@ class AgentsActor:
             case Step.START_IF_WANTED:
                 backend = self._need_backend()
                 if record.wanted == "running" and (await backend.status(name)).state not in _LIVE:
+                    await self._provide(name)
                     await backend.start(name)
             case Step.DESTROY:
                 if backend is not None:
@@ -526,6 +585,7 @@ class AgentsActor:
             case Step.PURGE:
                 # After RETIRE (the actor's) for a live agent: the files are the child's here.
                 await self._offload(remove_tree, self._paths.agent_dir(name))
+                await self._offload(self._credentials.forget, name)
             case Step.WANT_RUNNING | Step.WANT_STOPPED | Step.RETIRE:
                 pass  # the actor's own (`_before`, `_on_done`)
         return False
@@ -775,6 +835,14 @@ class AgentsHandle:
     async def set_paused(self, name: str, paused: bool) -> None:
         """Pause `name` (no turns, its mail waits) or resume it; recorded in its agent.json."""
         await self._mailbox.call(lambda reply: SetPause(name, paused, reply), timeout=CALL_TIMEOUT)
+
+    async def login(self, credential: Credential, names: Sequence[str] = ()) -> list[str]:
+        """Store `credential` (the hive's, or `names`' own) and give it to the agents it applies
+        to now; the agents given it. Raises UnknownAgent for a name nobody has."""
+        wanted = tuple(names)
+        return await self._mailbox.call(
+            lambda reply: Login(credential, wanted, reply), timeout=CALL_TIMEOUT
+        )
 
     async def views(self, names: Sequence[str] | None = None) -> dict[str, wire.ContainerView]:
         """The container rows of `names` (every agent and the manager when None)."""

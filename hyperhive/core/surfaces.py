@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from hyperhive import wire
+from hyperhive.core.credentials import parse_variables
 from hyperhive.core.registry import MANAGER
 from hyperhive.errors import BadRequest, HyperhiveError, NotAllowed, UnknownAgent, WireError
 
@@ -538,6 +539,13 @@ def _changed_rows(
 @handles(wire.GetUrls, OPERATOR)
 async def _urls(hive: Handles, conn: Connection, request: wire.GetUrls) -> wire.Urls:
     return wire.Urls(hive.urls.urls())
+
+
+@handles(wire.Login, OPERATOR)
+async def _login(hive: Handles, conn: Connection, request: wire.Login) -> wire.CredentialStored:
+    credential = parse_variables(request.variables)
+    given = await hive.agents.login(credential, request.agents)
+    return wire.CredentialStored(credential.names(), not request.agents, tuple(given))
 
 
 @handles(wire.SetPaused, OPERATOR)

@@ -48,6 +48,7 @@ from hyperhive.wire.replies import (
     Asked,
     Container,
     Containers,
+    CredentialStored,
     DeadLetters,
     Empty,
     HistoryReply,
@@ -462,6 +463,18 @@ class ReadAgentInbox(Request[AgentInbox]):
 
     name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
     limit: int = attrs.field(default=50, metadata=number(0, MAX_LIMIT))
+
+
+@command("login")
+@attrs.frozen
+class Login(Request[CredentialStored]):
+    """Admin: store a Claude credential and hand it to agents at once (docs/security.md,
+    "Claude credentials"): the hive's, for every agent without one of its own, or, naming
+    ``agents``, theirs. ``variables`` are ``NAME=VALUE`` lines (an API key, a setup token, a
+    gateway's base URL and settings); they are never shown: the repr leaves them out."""
+
+    variables: tuple[str, ...] = attrs.field(repr=False, metadata=text(8192, items=32))
+    agents: tuple[str, ...] = attrs.field(default=(), metadata=text(MAX_NAME_CHARS, items=1000))
 
 
 # -- approvals (docs/approvals.md): declared for the manager's tools; no daemon surface handles

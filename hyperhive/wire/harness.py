@@ -11,6 +11,7 @@ is their tag table.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 import attrs
@@ -19,6 +20,8 @@ from hyperhive.wire._bounds import INT64_MAX, number, text
 from hyperhive.wire._tags import TagTable
 
 __all__ = [
+    "AUTH_VARIABLES",
+    "CREDENTIAL_VARIABLE",
     "DEPLOYED_SHA",
     "ENV_AGENT",
     "ENV_CONFIG",
@@ -67,6 +70,22 @@ ENV_OPERATOR_PRONOUNS: Final = "HYPERHIVE_OPERATOR_PRONOUNS"  # as whoami answer
 
 # The agent's socket file, in the socket directory bound into its container.
 SOCKET_NAME: Final = "hive.sock"
+
+# The variables a credential the daemon hands an agent (`hyperhive login`) may set: Claude's own
+# settings, the clouds' and a proxy's; nothing that changes how the harness itself runs (PATH,
+# HOME, LD_*, HYPERHIVE_*). Both ends check it (core/credentials.py, agent/login.py).
+CREDENTIAL_VARIABLE: Final = re.compile(
+    r"(ANTHROPIC|CLAUDE_CODE|AWS|CLOUD_ML|VERTEX_REGION|GOOGLE_CLOUD)_[A-Z0-9_]{1,64}"
+    r"|HTTPS?_PROXY|NO_PROXY|API_TIMEOUT_MS"
+)
+# Claude authenticates with any of these (no `claude auth status` needed), by login method.
+AUTH_VARIABLES: Final = {
+    "ANTHROPIC_API_KEY": "api_key",
+    "CLAUDE_CODE_OAUTH_TOKEN": "oauth_token",
+    "ANTHROPIC_AUTH_TOKEN": "auth_token",
+    "CLAUDE_CODE_USE_BEDROCK": "bedrock",
+    "CLAUDE_CODE_USE_VERTEX": "vertex",
+}
 
 # -- sentinels (written by the harness in the state directory, read by the daemon's view) -----
 NEEDS_LOGIN: Final = "hyperhive-needs-login"  # present while claude has no credentials

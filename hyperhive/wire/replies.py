@@ -31,6 +31,7 @@ __all__ = [
     "Asked",
     "Container",
     "Containers",
+    "CredentialStored",
     "DeadLetters",
     "Empty",
     "HistoryReply",
@@ -234,6 +235,16 @@ class AgentStatuses:
 @attrs.frozen
 class Urls:
     urls: HiveUrls
+
+
+@attrs.frozen
+class CredentialStored:
+    """What ``login`` stored: the variables' names (never their values), whether it is the
+    hive's credential (every agent without one of its own) and the agents given it now."""
+
+    variables: tuple[str, ...]
+    hive: bool
+    agents: tuple[str, ...]
 
 
 @attrs.frozen

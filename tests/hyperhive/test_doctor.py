@@ -58,7 +58,7 @@ def _script(tmp: Path, name: str, body: str) -> Path:
     return path
 
 
-def _agent(state: Path, name: str, *, credential: dict[str, str] | None = None) -> Path:
+def _agent(state: Path, name: str, *, credential: dict[str, object] | None = None) -> Path:
     home = state / "agents" / name
     (home / "state").mkdir(parents=True)
     (home / "agent.json").write_text("{}")
@@ -267,7 +267,7 @@ def test_an_agent_without_a_credential_fails_and_is_named(tmp_path: Path) -> Non
     assert "no Claude credential: alice" in found.summary
     assert "bob" not in found.summary  # destroyed: its tombstone needs no login
     assert "do not inherit" in found.summary or "does not reach agents" in found.summary
-    assert f"hyperhive agent login --state-dir {state}/agents/NAME/state" in found.fix
+    assert "`hyperhive login`" in found.fix
     assert KEY not in found.summary + found.fix
 
 
@@ -282,6 +282,21 @@ def test_every_agent_logged_in_is_ok(tmp_path: Path) -> None:
     assert "manager: stored token" in found.summary
     assert "alice: claude login" in found.summary
     assert "sk-ant-oat01-x" not in found.summary
+
+
+def test_a_credential_given_by_hyperhive_login_counts_and_its_gateway_is_asked(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "s"
+    given = {"ANTHROPIC_BASE_URL": "http://gateway.invalid:9", "ANTHROPIC_AUTH_TOKEN": KEY}
+    _agent(state, "alice", credential={"kind": "env", "env": given, "from": "daemon"})
+    found = _finding(_probes(state), "credentials")
+    assert found.status == "ok", found
+    assert "alice: stored token" in found.summary
+    assert KEY not in found.summary
+    api = _finding(attrs.evolve(_probes(state), api=True, api_timeout=2.0), "Claude API")
+    assert "gateway.invalid" in api.summary, api
+    assert KEY not in api.summary + api.fix
 
 
 def test_a_credential_file_an_agent_swapped_for_a_symlink_is_refused(tmp_path: Path) -> None:
