@@ -164,6 +164,14 @@ async def test_a_pasted_setup_token_is_stored_for_the_agent_alone(short_tmp: Pat
             refused = await web.post("/agent/alice/login/token", {"value": "no token here"})
             assert refused.status == 400
             assert "no token found" in refused.json()["error"]
+            key = "sk-ant-api03-" + "k" * 40
+            reply = await web.post("/agent/alice/login/api-key", {"value": f"  {key}\n"})
+            assert reply.status == 200, reply.body
+            assert json.loads(credentials.read_text()) == {"kind": "api_key", "value": key}
+            await _event(web, "note", text="a credential (api key) was stored from the page")
+            assert key not in json.dumps(await _history(web))
+            spaced = await web.post("/agent/alice/login/api-key", {"value": "two words"})
+            assert spaced.status == 400
             flow = await web.post("/agent/alice/login/start")
             assert flow.status == 400  # the scripted runtime has no claude to drive
     assert (
