@@ -1,7 +1,12 @@
-"""A hostile stand-in for an agent's harness on its page socket: every answer is an attack.
+"""A stand-in for an agent's harness on its page socket: canned answers, or attacks.
+
+``canned`` answers well: a stored history of `CANNED_FILLER` output lines and then one turn
+with a row of every kind docs/terminal-rendering.md lists (`canned_events`), the badges of an
+agent whose Claude retries the API, and a feed that adds an output line every 0.2 s; history
+requests are answered by seq as the real harness answers them.
 
 The daemon must treat whatever an agent's harness says as hostile (docs/web-ui.md, "The agent
-page"); this serves the page socket the way a model that took over its sandbox could:
+page"); the other modes serve the page socket the way a model that took over its sandbox could:
 
 - ``markup``: every answer has the expected shape, and every string in it is HTML and script
   (activity, detail, model, event kinds and data, tool names, stats keys, a ``javascript:``
@@ -29,13 +34,14 @@ import trio
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["MODES", "PAYLOAD", "answer_for", "serve_hostile"]
+__all__ = ["CANNED_FILLER", "MODES", "PAYLOAD", "answer_for", "canned_events", "serve_hostile"]
 
 PAYLOAD: Final = (
     '<script>window.__pwned="harness"</script><img src=x onerror="window.__pwned=\'img\'">'
     "<a href=\"javascript:window.__pwned='link'\">click</a>"
 )
-MODES: Final = ("markup", "raw", "huge", "silent", "deep")
+MODES: Final = ("canned", "markup", "raw", "huge", "silent", "deep")
+CANNED_FILLER: Final = 520  # output lines before the turn: more than one history page
 _RAW: Final = (
     b"<!doctype html><html><body><script>window.__pwned='raw'</script>"
     b"<img src=x onerror=alert(1)></body></html>\n"
@@ -61,6 +67,141 @@ def _event(seq: int) -> dict[str, Any]:
     }
     data = shapes.get(kind, {PAYLOAD: PAYLOAD})
     return {"seq": seq, "at": time.time(), "kind": kind, "data": data}
+
+
+def _stream(seq: int, line: dict[str, Any]) -> dict[str, Any]:
+    return {"seq": seq, "at": 1_796_000_000.0 + seq, "kind": "stream", "data": line}
+
+
+def _assistant(*blocks: dict[str, Any], parent: str | None = None) -> dict[str, Any]:
+    return {"type": "assistant", "message": {"content": list(blocks)}, "parent_tool_use_id": parent}
+
+
+def _results(*blocks: dict[str, Any], parent: str | None = None) -> dict[str, Any]:
+    return {"type": "user", "message": {"content": list(blocks)}, "parent_tool_use_id": parent}
+
+
+def _use(id: str, name: str, **input: Any) -> dict[str, Any]:
+    return {"type": "tool_use", "id": id, "name": name, "input": input}
+
+
+def _result(id: str, content: Any, *, error: bool = False) -> dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": id, "content": content, "is_error": error}
+
+
+def canned_events() -> list[dict[str, Any]]:
+    """The ``canned`` history: filler output lines, then one turn of every row kind."""
+    events = [
+        {"seq": n, "at": 1_796_000_000.0 + n, "kind": "output", "data": {"line": f"filler {n}"}}
+        for n in range(1, CANNED_FILLER + 1)
+    ]
+    harness = {
+        "turn_started": {
+            "wake_from": "inbox",
+            "messages": 1,
+            "model": "claude-sonnet-4-5",
+            "fresh_session": False,
+            "compact_first": False,
+        },
+        "stderr": {"line": "warning: a line on stderr"},
+        "note": {"text": "compaction requested"},
+    }
+    lines: list[dict[str, Any]] = [
+        {"type": "system", "subtype": "init", "session_id": "s-1", "model": "m", "tools": []},
+        {
+            "type": "system",
+            "subtype": "api_retry",
+            "attempt": 2,
+            "max_retries": 10,
+            "error": "overloaded",
+            "error_status": 529,
+        },
+        _assistant({"type": "thinking", "thinking": "secret plan"}),
+        _assistant(_use("t1", "Task", description="survey the notes", prompt="read *all*")),
+        _assistant({"type": "text", "text": "sub-agent says hi"}, parent="t1"),
+        _assistant(_use("t2", "Read", file_path="/state/notes/a.md"), parent="t1"),
+        _results(_result("t2", "contents of a"), parent="t1"),
+        _results(_result("t1", "survey done")),
+        _assistant(
+            _use(
+                "t3",
+                "MultiEdit",
+                file_path="/state/b.md",
+                edits=[
+                    {"old_string": "one", "new_string": "uno"},
+                    {"old_string": "two", "new_string": "dos"},
+                ],
+            )
+        ),
+        _assistant(_use("t4", "mcp__notes__search", query="colour", limit=3)),
+        _results(_result("t4", [{"type": "text", "text": "found 3"}])),
+        _assistant(_use("t5", "mcp__hive__recv", wait_seconds=30)),
+        _results(_result("t5", "from: bob\n\n**hello** alice")),
+        _assistant(_use("t6", "mcp__hive__ask", question="which *colour*?", options=["a", "b"])),
+        _results(_result("t6", "no such agent", error=True)),
+        {"type": "fancy_new_type", "what": "claude grew a new line type"},
+        {"type": "result", "subtype": "success", "duration_ms": 4200, "is_error": False},
+    ]
+    seq = CANNED_FILLER
+    for kind, data in harness.items():
+        seq += 1
+        events.append({"seq": seq, "at": 1_796_000_000.0 + seq, "kind": kind, "data": data})
+    for line in lines:
+        seq += 1
+        events.append(_stream(seq, line))
+    ended = {
+        "outcome": "ok",
+        "detail": "",
+        "duration_ms": 4300,
+        "ctx": 12400,
+        "cost_usd": 0.0123,
+        "tool_calls": {"Task": 1, "MultiEdit": 1, "mcp__hive__recv": 1},
+        "model": "claude-sonnet-4-5",
+        "warm": True,
+    }
+    events.append(
+        {"seq": seq + 1, "at": 1_796_000_000.0 + seq + 1, "kind": "turn_ended", "data": ended}
+    )
+    events.append(
+        {"seq": seq + 2, "at": 1_796_000_000.0 + seq + 2, "kind": "fancy_event", "data": {"x": 1}}
+    )
+    return events
+
+
+def _canned_answer(request: dict[str, Any]) -> dict[str, Any]:
+    cmd = request.get("cmd")
+    if cmd == "history":
+        after, before = int(request.get("after_seq") or 0), request.get("before_seq")
+        limit = int(request.get("limit") or 500)
+        events = canned_events()
+        chosen = [e for e in events if e["seq"] > after and (before is None or e["seq"] < before)]
+        return {"ok": True, "events": chosen[-limit:], "last_seq": events[-1]["seq"]}
+    if cmd == "state":
+        report = {
+            "activity": "retrying",
+            "since": time.time(),
+            "detail": "API retry 2 of 10: overloaded (529)",
+        }
+        return {
+            "ok": True,
+            "report": report,
+            "model": "claude-sonnet-4-5",
+            "ctx": 12400,
+            "context_window": 200000,
+            "cost_usd": 0.0123,
+            "logged_in": True,
+            "runtime": "claude",
+        }
+    if cmd == "stats":
+        return {
+            "ok": True,
+            "bucket": "hour",
+            "buckets": [],
+            "models": {},
+            "tools": {},
+            "results": {},
+        }
+    return {"ok": True}
 
 
 def answer_for(cmd: str) -> dict[str, Any]:
@@ -110,9 +251,23 @@ async def _handle(stream: trio.SocketStream, mode: str) -> None:
                     return
                 line += chunk
             try:
-                cmd = str(json.loads(line.split(b"\n")[0]).get("cmd"))
+                request = json.loads(line.split(b"\n")[0])
+                cmd = str(request.get("cmd"))
             except (ValueError, AttributeError):
-                cmd = "?"
+                request, cmd = {}, "?"
+            if mode == "canned" and cmd == "subscribe":
+                await stream.send_all(b'{"ok":true}\n')
+                seq = int(request.get("after_seq") or 0)
+                seq = max(seq, canned_events()[-1]["seq"])
+                while True:
+                    seq += 1
+                    line_data = {"line": f"live {seq}"}
+                    event = {"seq": seq, "at": time.time(), "kind": "output", "data": line_data}
+                    await stream.send_all(json.dumps(event).encode() + b"\n")
+                    await trio.sleep(0.2)
+            if mode == "canned":
+                await stream.send_all(json.dumps(_canned_answer(request)).encode() + b"\n")
+                return
             if mode == "silent":
                 await trio.sleep_forever()
             if mode == "raw":

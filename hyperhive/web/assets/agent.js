@@ -102,9 +102,11 @@
     if (BADGE_KINDS.has(event.kind) || (event.kind === "stream" && (d.type === "assistant" || d.type === "user" || d.type === "system"))) soonBadges();
     if (event.kind === "acked" || event.kind === "turn_started" || event.kind === "turn_ended") soonSide();
   }
+  let historyLoaded = false;
   async function loadHistory() {
     const answer = await getJSON(base + "events/history?limit=500");
     for (const event of answer.events) add(event);
+    historyLoaded = true;
     term.toBottom();
   }
   async function loadOlder() {
@@ -121,7 +123,12 @@
       let event;
       try { event = JSON.parse(message.data); } catch (err) { return; }
       if (event.kind === "hello") { setChip("conn", "live", "ok"); return; }
-      if (event.kind === "harness_up") { setChip("conn", "live", "ok"); soonBadges(); return; }
+      if (event.kind === "harness_up") {
+        setChip("conn", "live", "ok"); soonBadges();
+        // A harness that was not up at the cold load: its stored events come now.
+        if (!historyLoaded) loadHistory().catch((err) => toast("history: " + err.message));
+        return;
+      }
       if (event.kind === "harness_down") { setChip("conn", "harness down", "bad"); $("conn").title = String(event.error || ""); soonBadges(); return; }
       add(event);
     };

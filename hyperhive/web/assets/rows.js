@@ -97,7 +97,7 @@
         input.description ? el("span", "muted", "  # " + str(input.description)) : null);
     }
     if (name === "Task" || name === "Agent") {
-      return details("tool task" + mark, "⧉", el("span", "tname", "Task sub-agent: " + clip(input.description || input.subagent_type || "", 200)),
+      return details("tool task" + mark, "⊞", el("span", "tname", "Task sub-agent: " + clip(input.description || input.subagent_type || "", 200)),
         R.markdown(str(input.prompt)), false);
     }
     if (name === "Read" || name === "Glob" || name === "Grep" || name === "LS") {
@@ -136,7 +136,7 @@
       const out = [];
       for (const block of content) {
         if (!block || typeof block !== "object") continue;
-        if (block.type === "text") out.push(el("div", "row text" + (sub ? " sub" : ""), el("span", "glyph", sub ? "⧉" : "●"), R.markdown(str(block.text))));
+        if (block.type === "text") out.push(el("div", "row text" + (sub ? " sub" : ""), el("span", "glyph", sub ? "⊞" : "●"), R.markdown(str(block.text))));
         else if (block.type === "thinking" || block.type === "redacted_thinking") out.push(details("thinking", "∴", el("span", "tname", "thinking"), pre(block.thinking || "(redacted)"), false));
         else if (block.type === "tool_use") { ctx.tools.set(str(block.id), str(block.name)); out.push(toolCall(block, sub)); }
         else out.push(unknownRow("assistant block " + str(block.type), block));

@@ -4,13 +4,15 @@ One `hyperhive serve --demo` (the real harness and the real `claude` against the
 model, on the default backend) serves the module: alice runs the demo's turns, ``hermit`` runs
 with its network off, ``guest`` starts without a credential, and ``forger`` is stopped and its
 page socket served by a hostile stand-in (`hyperhive.testing.hostile_harness`) that answers
-everything with HTML and script. Screenshots go to the directory printed at the end.
+everything with HTML and script, and ``scribe`` is stopped and its page socket served with a
+canned turn holding every row kind. Screenshots go to the directory printed at the end.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -37,7 +39,7 @@ TOKEN = "sk-ant-oat01-" + "t" * 60
 
 
 class AgentHive(Hive):
-    hostile: subprocess.Popen[bytes] | None = None
+    stand_ins: list[subprocess.Popen[bytes]]
 
     def cli(self, *args: str) -> None:
         done = run_cli(self.state, *args, timeout=60)
@@ -51,20 +53,24 @@ class AgentHive(Hive):
 def hive() -> Iterator[AgentHive]:
     root = Path(tempfile.mkdtemp(prefix="hh-page-", dir="/tmp"))
     running = AgentHive(root)
+    running.stand_ins = []
     running.start()
     try:
         running.cli("spawn", "hermit", "--no-network")
         running.cli("spawn", "guest")
-        running.cli("spawn", "forger")
-        running.cli("stop", "forger")
         command = [sys.executable, "-m", "hyperhive.testing.hostile_harness"]
-        socket = str(running.page_socket("forger"))
-        running.hostile = subprocess.Popen([*command, "--socket", socket, "--mode", "markup"])
+        for name, mode in (("forger", "markup"), ("scribe", "canned")):
+            running.cli("spawn", name)
+            running.cli("stop", name)
+            socket = str(running.page_socket(name))
+            stand_in = subprocess.Popen([*command, "--socket", socket, "--mode", mode])
+            running.stand_ins.append(stand_in)
+            _wait_for(running.page_socket(name).exists, 20)
         yield running
     finally:
-        if running.hostile is not None:
-            running.hostile.terminate()
-            running.hostile.wait(10)
+        for stand_in in running.stand_ins:
+            stand_in.terminate()
+            stand_in.wait(10)
         running.close()
         shutil.rmtree(root, ignore_errors=True)
 
@@ -248,8 +254,6 @@ def _charts_drawn(page: Any) -> None:
 
 
 def re_contains(text: str) -> Any:
-    import re
-
     return re.compile(re.escape(text))
 
 
@@ -304,4 +308,66 @@ def test_an_agent_with_the_network_off_has_a_working_page(
     expect(card).to_contain_text("no network", timeout=15_000)
     expect(card.locator(".activity")).to_have_count(1, timeout=30_000)
     shot(page, screenshots, "agent-08-network-off")
+    assert page.errors == []
+
+
+def test_every_row_kind_renders_as_the_taxonomy_says(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    term = _open(page, hive, "scribe")
+    expect(page.locator("#b-activity")).to_have_text(
+        "retrying: API retry 2 of 10: overloaded (529)"
+    )
+    expect(page.locator("#b-ctx")).to_have_text("ctx 12.4k / 200.0k")
+    turn = term.locator(".row.turn:not(.end)")
+    expect(turn).to_contain_text("woken by inbox · 1 message(s) · claude-sonnet-4-5")
+    expect(term.locator(".row.stderr")).to_have_text("!warning: a line on stderr")
+    expect(term.locator(".row.note", has_text="compaction requested")).to_have_count(1)
+    expect(term.locator(".row.sys.init")).to_contain_text("session s-1")
+    expect(term.locator(".row.warn")).to_contain_text("API retry 2 of 10: overloaded (529)")
+    thinking = term.locator(".row.thinking")
+    expect(thinking).to_contain_text("thinking")
+    assert thinking.evaluate("d => d.open") is False  # collapsed
+    task = term.locator(".row.tool.task")
+    expect(task).to_contain_text("Task sub-agent: survey the notes")
+    assert task.evaluate("d => d.open") is False
+    # The sub-agent's own steps stand apart; its tool result closes the Task.
+    expect(term.locator(".row.sub")).to_have_count(3)
+    expect(term.locator(".row.text.sub")).to_contain_text("sub-agent says hi")
+    expect(term.locator(".row.tool.read.sub")).to_contain_text("Read /state/notes/a.md")
+    expect(term.locator(".row.result:not(.sub)", has_text="survey done")).to_have_count(1)
+    multi = term.locator(".row.tool.edit", has_text="MultiEdit /state/b.md")
+    expect(multi.locator(".idiff")).to_have_count(2)
+    expect(multi.locator(".del")).to_have_text(["- one", "- two"])
+    expect(multi.locator(".ins")).to_have_text(["+ uno", "+ dos"])
+    generic = term.locator(".row.tool.generic", has_text="notes · search")
+    expect(generic.locator(".arg")).to_have_text(["query: colour", "limit: 3"])
+    expect(term.locator(".row.tool.msg", has_text="recv (wait 30s)")).to_have_count(1)
+    recv = term.locator(".row.result.recv")
+    assert recv.evaluate("d => d.open") is True  # a recv result is open, as markdown
+    expect(recv.locator("strong")).to_have_text("hello")
+    ask = term.locator(".row.tool.msg", has_text="ask the operator")
+    expect(ask.locator(".md em")).to_have_text("colour")
+    expect(ask.locator(".opts")).to_have_text("options: a | b")
+    expect(term.locator(".row.result.bad")).to_contain_text("no such agent")
+    expect(term.locator(".row.unknown", has_text="unknown stream fancy_new_type")).to_have_count(1)
+    expect(term.locator(".row.unknown", has_text="unknown event fancy_event")).to_have_count(1)
+    expect(term.locator(".row.sys.result")).to_contain_text("result success · 4.2 s")
+    expect(term.locator(".row.turn.end")).to_contain_text("turn ok · 4.3 s · ctx 12400 · $0.0123")
+    shot(page, screenshots, "agent-09-row-kinds")
+    # History backfill: the oldest lines come in place, once each.
+    first = term.locator('.row[data-seq="1"]')
+    expect(first).to_have_count(0)
+    page.locator("#older").click()
+    expect(first).to_have_text("│filler 1")
+    expect(term.locator('.row[data-seq="30"]')).to_have_count(1)
+    # Sticky scroll: the live lines keep the bottom in view until the operator scrolls up.
+    term.evaluate("t => { t.scrollTop = 0; }")
+    pill = page.locator("#term .tail-pill")
+    expect(pill).to_have_text(re.compile(r"↓ [1-9][0-9]* new"))
+    expect(pill).to_be_visible()
+    pill.click()
+    expect(pill).to_be_hidden()
+    bottom = "t => t.scrollHeight - t.scrollTop - t.clientHeight < 24"
+    _wait_for(lambda: term.evaluate(bottom), 5)
     assert page.errors == []

@@ -122,3 +122,19 @@ async def test_a_page_socket_that_is_a_link_or_not_a_socket_is_never_followed(
             reply = await web.get("/agent/alice/api/state")
             assert reply.json()["harness"] is None
             await _still_serving(web)
+
+
+async def test_the_canned_stand_in_answers_like_a_harness(short_tmp: Path) -> None:
+    with trio.fail_after(60):
+        async with open_web(short_tmp / "hive", agents=("alice",)) as web, trio.open_nursery() as n:
+            await n.start(serve_hostile, _page_socket(web), "canned")
+            history = await web.get("/agent/alice/events/history?limit=500")
+            assert history.status == 200, history.body
+            events = history.json()["events"]
+            assert len(events) == 500
+            assert [e["kind"] for e in events if e["kind"] == "invalid"] == []
+            older = await web.get(f"/agent/alice/events/history?before_seq={events[0]['seq']}")
+            assert older.json()["events"][0]["seq"] == 1
+            state = (await web.get("/agent/alice/api/state")).json()["harness"]
+            assert state["report"]["activity"] == "retrying"
+            n.cancel_scope.cancel()
