@@ -303,6 +303,13 @@ def test_an_agent_with_the_network_off_has_a_working_page(
     expect(term.locator(".row.turn.end").last).to_contain_text("turn ok", timeout=SLOW)
     page.locator("#c-compact").click()
     expect(term.locator(".row.note", has_text="compaction requested")).to_have_count(1)
+    expect(page.locator("#b-cost")).to_contain_text("cost $", timeout=10_000)
+    cost, ctx = page.locator("#b-cost").text_content(), page.locator("#b-ctx").text_content()
+    # A new harness paints the last turn's badges from its turn stats, before any turn.
+    hive.cli("restart", "hermit")
+    _open(page, hive, "hermit")
+    expect(page.locator("#b-cost")).to_have_text(cost or "")
+    expect(page.locator("#b-ctx")).to_have_text(ctx or "")
     page.goto(hive.url)
     card = page.locator('.container[data-name="hermit"]')
     expect(card).to_contain_text("no network", timeout=15_000)
