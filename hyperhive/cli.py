@@ -156,6 +156,23 @@ def serve(
         Path | None,
         typer.Option(help="A file holding the dashboard's operator token (never put it in argv)."),
     ] = None,
+    secret_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A directory agent.toml's `file:` secrets may point into (repeatable) "
+            "[default: $CREDENTIALS_DIRECTORY, systemd's, if set]. See docs/config.md.",
+            show_default=False,
+            metavar="DIR",
+        ),
+    ] = None,
+    crash_loop: Annotated[
+        str,
+        typer.Option(
+            envvar="HYPERHIVE_CRASH_LOOP",
+            help="CRASHES/SECONDS after a deploy that roll it back (docs/approvals.md).",
+            metavar="N/S",
+        ),
+    ] = "3/600",
     demo: Annotated[
         bool,
         typer.Option(
@@ -166,9 +183,11 @@ def serve(
     ] = False,
 ) -> None:
     """Start the daemon in the foreground (stop it with Ctrl-C or SIGTERM)."""
+    import os
     import shlex
 
     from hyperhive.containers.settings import ContainerSettings, resolve_backend
+    from hyperhive.core.approvals import DeployPolicy
     from hyperhive.core.daemon import run_daemon
     from hyperhive.core.limits import Limits
     from hyperhive.tui import literal
@@ -183,13 +202,18 @@ def serve(
     _errors.print(literal(f"hyperhive {__version__}: state in {paths.root}"), highlight=False)
     try:
         limits = Limits.parse(item for entry in limit or () for item in entry.split())
+        policy = DeployPolicy.parse(crash_loop)
         kind, warnings = resolve_backend(backend)
     except HyperhiveError as exc:
         _complain("error:", str(exc))
         raise typer.Exit(1) from None
     for warning in warnings:
         _complain("WARNING:", warning)
-    settings = ContainerSettings(backend=kind, ensure_manager=manager)
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    secret_dirs = tuple(secret_dir or ([Path(credentials)] if credentials else []))
+    settings = ContainerSettings(
+        backend=kind, ensure_manager=manager, secret_dirs=tuple(p.resolve() for p in secret_dirs)
+    )
     if agent_command:
         settings = attrs.evolve(settings, agent_command=tuple(shlex.split(agent_command)))
     if nixos_flake:
@@ -212,6 +236,7 @@ def serve(
         operator_pronouns=operator_pronouns,
         limits=limits,
         extra_children=children,
+        deploy_policy=policy,
     )
 
 
@@ -543,6 +568,88 @@ def reminders(
         print(json.dumps(wire.to_json(reply), indent=2))
     else:
         _console.print(reminders_table(reply.reminders))
+
+
+IdArgument = Annotated[int, typer.Argument(help="The approval's number, from `hyperhive pending`.")]
+
+
+@app.command()
+def pending(
+    state_dir: StateDirOption = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="The newest approvals in any status, newest first.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="With --all: at most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
+) -> None:
+    """Show the config changes waiting for the operator (see one with `hyperhive diff ID`)."""
+    from hyperhive.tui import approvals_table
+
+    reply = _run(_call, _paths(state_dir), wire.ListPending(all=all_, limit=limit))
+    if as_json:
+        print(json.dumps(wire.to_json(reply), indent=2))
+    elif not reply.approvals and not all_:
+        _say("nothing waits for approval")
+    else:
+        _console.print(approvals_table(reply.approvals, title="approvals" if all_ else "pending"))
+
+
+@app.command()
+def approve(id: IdArgument, state_dir: StateDirOption = None) -> None:
+    """Approve a config change: its deploy starts (build, rebuild, then deployed/)."""
+    approval = _run(_call, _paths(state_dir), wire.Approve(id=id)).approval
+    _say(
+        f"approved #{approval.id} ({approval.kind} of {approval.agent}); it deploys now: "
+        f"`hyperhive config {approval.agent}` shows how far it got"
+    )
+
+
+@app.command()
+def deny(
+    id: IdArgument,
+    reason: Annotated[
+        str, typer.Option("--reason", "-r", help="Why (the manager is told; required).")
+    ],
+    state_dir: StateDirOption = None,
+) -> None:
+    """Deny a config change, with the reason the manager is told."""
+    if not reason.strip():
+        _complain("error:", "a denial needs a reason (--reason TEXT)")
+        raise typer.Exit(1)
+    approval = _run(_call, _paths(state_dir), wire.Deny(id=id, note=reason)).approval
+    _say(f"denied #{approval.id} ({approval.kind} of {approval.agent})")
+
+
+@app.command()
+def diff(
+    id: IdArgument,
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
+) -> None:
+    """Show an approval's capability diff and unified diff (control characters made visible)."""
+    from hyperhive.tui import approval_detail
+
+    reply = _run(_call, _paths(state_dir), wire.ShowApproval(id=id))
+    if as_json:
+        print(json.dumps(wire.to_json(reply), indent=2))
+    else:
+        _console.print(approval_detail(reply), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def config(
+    name: NameArgument,
+    state_dir: StateDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON reply.")] = False,
+) -> None:
+    """Show an agent's deployed config (agent.toml at applied main) and its approval history."""
+    from hyperhive.tui import config_view
+
+    reply = _run(_call, _paths(state_dir), wire.ShowConfig(name=name))
+    if as_json:
+        print(json.dumps(wire.to_json(reply), indent=2))
+    else:
+        _console.print(config_view(reply), highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -81,6 +81,15 @@ class StatePaths(NamedTuple):
         return self.root / "reminders.sqlite"
 
     @property
+    def approvals_db(self) -> Path:
+        return self.root / "approvals.sqlite"
+
+    @property
+    def configs_dir(self) -> Path:
+        """The config repos (`hyperhive.config_repo.seed.RepoPaths`): proposed and applied."""
+        return self.root / "configs"
+
+    @property
     def agents_dir(self) -> Path:
         return self.root / "agents"
 
@@ -102,6 +111,15 @@ class StatePaths(NamedTuple):
     def agent_config_dir(self, name: str) -> Path:
         """The agent's config, read-only in its container."""
         return self.agent_dir(name) / "config"
+
+    def agent_deploys_dir(self, name: str) -> Path:
+        """The agent's deploys, one directory per approval id (daemon-owned)."""
+        return self.agent_dir(name) / "deploys"
+
+    def deploy_dir(self, name: str, id: int) -> Path:
+        """One deploy: ``config/`` (the export, the agent's /config), ``tools/`` (its /tools),
+        ``build/`` (the build's scratch /state) and ``build.log``."""
+        return self.agent_deploys_dir(name) / str(id)
 
     def agent_log(self, name: str) -> Path:
         """What the agent's process wrote to stdout/stderr (host side only)."""

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = [
     "activity_text",
     "agent_inbox_table",
+    "approval_detail",
+    "approvals_table",
+    "config_view",
     "containers_table",
     "dead_letters_table",
     "doctor_report",
@@ -209,6 +212,94 @@ def _disk_note(view: wire.ContainerView) -> list[str]:
     return [note]
 
 
+_APPROVAL_STYLE = {"pending": "yellow", "approved": "green", "denied": "red", "failed": "bold red"}
+
+
+def approvals_table(approvals: Iterable[wire.Approval], *, title: str = "approvals") -> Table:
+    """Approval rows: who, what, which commit, where it stands; the manager's text literally."""
+    table = Table(
+        title=title, caption="see one with `hyperhive diff ID`; decide with approve / deny"
+    )
+    for column in ("#", "agent", "kind", "commit", "requested", "status", "description"):
+        table.add_column(column, overflow="fold")
+    for a in approvals:
+        status = literal(a.status, _APPROVAL_STYLE.get(a.status, ""))
+        if a.note:
+            status.append(visible(f": {a.note}"))
+        table.add_row(
+            Text(str(a.id)),
+            literal(a.agent),
+            literal(a.kind),
+            literal((a.fetched_sha or a.commit_ref)[:12]),
+            literal(a.requested_at),
+            status,
+            literal(a.description),
+        )
+    return table
+
+
+_MARK = {"grants": "+", "revokes": "-", "changes": "~"}
+_MARK_STYLE = {"grants": "green", "revokes": "red", "changes": "yellow"}
+
+
+def approval_detail(detail: wire.ApprovalDetail) -> Text:
+    """`hyperhive diff ID`: the approval, its capability diff, then its unified diff."""
+    a = detail.approval
+    text = Text()
+    text.append(visible(f"approval #{a.id}: {a.kind} of {a.agent} ({a.status})\n"), style="bold")
+    text.append(visible(f"commit {a.fetched_sha or a.commit_ref}"))
+    text.append(visible(f" on {detail.base}\n" if detail.base else " (a new agent)\n"))
+    text.append(visible(f"requested {a.requested_at}: {a.description}\n"))
+    if a.note:
+        text.append(visible(f"note: {a.note}\n"))
+    text.append("\ncapabilities\n", style="bold")
+    if detail.capability_error:
+        text.append(visible(detail.capability_error + "\n"), style="red")
+    elif not detail.capabilities:
+        text.append("no change to what the agent may do\n")
+    for change in detail.capabilities:
+        text.append(visible(_capability_line(change)) + "\n", style=_MARK_STYLE[change.effect])
+    text.append("\ndiff\n", style="bold")
+    for line in detail.diff.splitlines():
+        style = "green" if line.startswith("+") else "red" if line.startswith("-") else ""
+        if line.startswith(("+++", "---", "diff ", "@@")):
+            style = "cyan"
+        text.append(visible(line) + "\n", style=style)
+    return text
+
+
+def _capability_line(change: wire.CapabilityChange) -> str:
+    from hyperhive.config_repo.capabilities import Change, render_text
+
+    effect = change.effect if change.effect in _MARK else "changes"
+    row = Change(change.area, effect, change.subject, change.before, change.after)  # type: ignore[arg-type]
+    return render_text([row])
+
+
+def config_view(config: wire.ConfigReply) -> Text:
+    """`hyperhive config NAME`: the deployed agent.toml and the tag history."""
+    text = Text()
+    deploy = f"deploy #{config.deploy}" if config.deploy else "no deploy (its plain config)"
+    main = config.main[:12] if config.main else "none"
+    text.append(visible(f"{config.name}: main {main}, runs {deploy}\n"), style="bold")
+    if config.agent_toml is not None:
+        text.append("\nagent.toml at main\n", style="bold")
+        text.append(visible(config.agent_toml))
+        if not config.agent_toml.endswith("\n"):
+            text.append("\n")
+    text.append("\nhistory\n", style="bold")
+    if not config.tags:
+        text.append("no approvals yet\n")
+    for tag in config.tags:
+        line = f"{tag.at}  {tag.stage}/{tag.id}  {tag.commit[:12]}"
+        message = tag.message.strip()
+        if tag.stage in ("failed", "denied") and message:
+            line += f"  {message}"
+        style = {"deployed": "green", "failed": "red", "denied": "red"}.get(tag.stage, "")
+        text.append(visible(line) + "\n", style=style)
+    return text
+
+
 def tombstones_table(tombstones: Iterable[wire.Tombstone]) -> Table:
     """Destroyed agents whose state is kept."""
     table = Table(title="tombstones", caption="purge with `hyperhive destroy NAME --purge`")
@@ -327,6 +418,13 @@ def event_line(event: wire.Event) -> Text:
             detail = f"#{r.id} for {r.owner} failed: {r.failure}"
         case wire.LimitHit():
             detail = f"{payload.agent} hit limit {payload.limit}: {payload.detail}"
+        case wire.ApprovalAdded(approval=a) | wire.ApprovalResolved(approval=a):
+            note = f": {_clip(a.note, 60)}" if a.note else ""
+            detail = f"#{a.id} {a.kind} of {a.agent} {a.status}{note}: {_clip(a.description, 40)}"
+        case wire.ConfigRefChanged():
+            message = f": {_clip(payload.message, 60)}" if payload.message else ""
+            ref = payload.ref.removeprefix("refs/tags/").removeprefix("refs/heads/")
+            detail = f"{payload.agent} {ref} → {payload.commit[:12]}{message}"
         case _:
             detail = ", ".join(f"{k}={v}" for k, v in attrs.asdict(payload).items())
     kind = type(payload).__name__

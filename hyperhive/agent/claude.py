@@ -49,6 +49,7 @@ from hyperhive.agent.mcp_server import open_mcp_socket, serve_mcp
 from hyperhive.agent.runtime import Publish, TurnControl, TurnReport, TurnRequest
 from hyperhive.agent.settings import Role
 from hyperhive.agent.stream import Outcome, Result, TurnTracker
+from hyperhive.config_repo.agent_toml import parse_agent_toml
 from hyperhive.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ __all__ = [
     "claude_argv",
     "claude_env",
     "find_claude",
-    "load_extra_mcp",
+    "load_config_extras",
     "mcp_config",
 ]
 
@@ -92,51 +93,62 @@ def find_claude() -> Path:
     )
 
 
+MAX_INSTRUCTIONS: Final = 64 * 1024
+
+
 @attrs.frozen
-class ExtraServers:
-    """MCP servers from the agent's config, merged into --mcp-config and --allowedTools."""
+class ConfigExtras:
+    """What the agent's deployed ``agent.toml`` adds to each claude: its MCP servers (merged
+    into --mcp-config), their tools and Claude's allowed tools (merged into --allowedTools),
+    its model (the default when nobody chose one on the agent's page) and the standing
+    instructions of its ``CLAUDE.md`` (appended to the system prompt)."""
 
     servers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     allowed_tools: tuple[str, ...] = ()
+    model: str | None = None
+    instructions: str = ""
 
 
-def load_extra_mcp(config_dir: Path | None) -> ExtraServers:
-    """Read ``extra-mcp.json`` from the config dir: ``{key: {command, args, env, allowedTools}}``.
+def load_config_extras(config_dir: Path | None) -> ConfigExtras:
+    """Read the agent's ``agent.toml`` (and ``CLAUDE.md``) from its config directory.
 
-    ``allowedTools`` patterns map to ``mcp__<key>__<pattern>``; ``"*"`` (or none) allows the
-    whole server. A missing file means no extra servers.
+    ``mcp_servers.<key>.allowed_tools`` patterns map to ``mcp__<key>__<pattern>``; ``"*"``
+    allows the whole server. No file means nothing extra (an agent whose config did not come
+    through an approval).
 
     Raises:
-        ConfigError: the file exists but is not of that shape.
+        ConfigError: ``agent.toml`` exists but is not valid; the text names the field.
     """
     if config_dir is None:
-        return ExtraServers()
-    path = config_dir / "extra-mcp.json"
+        return ConfigExtras()
     try:
-        raw = json.loads(path.read_text())
+        text = (config_dir / "agent.toml").read_text(encoding="utf-8")
     except FileNotFoundError:
-        return ExtraServers()
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected an object of servers keyed by name")
+        text = None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {config_dir / 'agent.toml'}: {exc}") from exc
+    try:
+        with (config_dir / "CLAUDE.md").open("rb") as handle:
+            instructions = handle.read(MAX_INSTRUCTIONS).decode("utf-8", errors="replace")
+    except OSError:
+        instructions = ""
+    if text is None:
+        return ConfigExtras(instructions=instructions.strip())
+    config = parse_agent_toml(text)
     servers: dict[str, dict[str, Any]] = {}
-    allowed: list[str] = []
-    for key, entry in raw.items():
-        if key == HIVE_SERVER or not isinstance(entry, dict) or not entry.get("command"):
-            raise ConfigError(f"{path}: server {key!r} needs a command (and may not be 'hive')")
+    allowed: list[str] = list(config.allowed_tools)
+    for key, server in config.mcp_servers.items():
         servers[key] = {
             "type": "stdio",
-            "command": str(entry["command"]),
-            "args": [str(a) for a in entry.get("args", [])],
-            "env": {str(k): str(v) for k, v in dict(entry.get("env", {})).items()},
+            "command": server.command,
+            "args": list(server.args),
+            "env": dict(server.env),
         }
-        patterns = entry.get("allowedTools") or ["*"]
-        allowed += [f"mcp__{key}" if p == "*" else f"mcp__{key}__{p}" for p in patterns]
-    return ExtraServers(servers, tuple(allowed))
+        allowed += [f"mcp__{key}" if p == "*" else f"mcp__{key}__{p}" for p in server.allowed_tools]
+    return ConfigExtras(servers, tuple(allowed), config.model, instructions.strip())
 
 
-def mcp_config(mcp_socket: Path, extra: ExtraServers) -> dict[str, Any]:
+def mcp_config(mcp_socket: Path, extra: ConfigExtras) -> dict[str, Any]:
     """The --mcp-config object: the hive server (`agent mcp`, a relay to this harness's own
     MCP server on `mcp_socket`) plus extras."""
     hive = {
@@ -529,15 +541,19 @@ class ClaudeRuntime:
                     await self._drop(f"idle for {idle:.0f}s: the next wake starts cold")
 
     def _argv(self, model: str | None, resume: str | None) -> list[str]:
-        extra = load_extra_mcp(self.settings.config_dir)
+        extra = load_config_extras(self.settings.config_dir)
+        system = prompts.system_prompt(self.settings)
+        if extra.instructions:
+            system += "\n\n## Standing instructions (your /config/CLAUDE.md)\n\n"
+            system += extra.instructions
         return claude_argv(
             self.claude,
             mcp=mcp_config(self._need_mcp_socket(), extra),
             allowed_tools=extra.allowed_tools,
-            system_prompt=prompts.system_prompt(self.settings),
+            system_prompt=system,
             settings_json=prompts.claude_settings(),
             resume=resume,
-            model=model,
+            model=model or extra.model,
         )
 
     def _need_mcp_socket(self) -> Path:

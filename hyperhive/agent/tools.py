@@ -8,9 +8,8 @@ the agent's socket (identity is the socket, so nothing here names the caller) an
 typed reply as plain text for the model. `RENDER` holds the texts worth writing by hand; any
 other tool answers with its reply as JSON, so a new tool needs no edit here.
 
-A tool whose request the daemon does not take from this socket yet (approvals land in a later
-issue) fails with a text that says "not available yet" and that nothing was done, never a
-made-up success.
+A refusal is the daemon's own sentence (``request_apply_commit failed: commit_ref must be a
+commit sha ...``), never a made-up success.
 """
 
 from __future__ import annotations
@@ -43,7 +42,6 @@ __all__ = [
     "call_tool",
     "check_arguments",
     "input_schema",
-    "not_available",
     "tools_for",
 ]
 
@@ -77,13 +75,6 @@ class Tool(NamedTuple):
         return self.name
 
 
-def not_available(tool: str) -> str:
-    return (
-        f"{tool} is not available yet: this hive's daemon does not handle it (it lands in a "
-        "later version of hyperhive). Nothing was done."
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # Rendering replies as text for the model
 # --------------------------------------------------------------------------------------------
@@ -111,7 +102,10 @@ def _loose_ends(request: wire.GetLooseEnds, reply: wire.LooseEnds) -> str:
             f"- reminder #{r.id} for {r.owner}, due {_when(r.due_at)} ({r.state}): {r.message}"
         )
     for a in reply.approvals:
-        lines.append(f"- approval #{a.id} for {a.agent}: {a.summary}")
+        lines.append(
+            f"- approval #{a.id} ({a.kind} of {a.agent}, commit {a.commit_ref}) waits for the "
+            f"operator: {a.summary}"
+        )
     return "\n".join(lines) if lines else "no loose ends"
 
 
@@ -134,11 +128,21 @@ RENDER: Final[dict[type[Any], Render]] = {
     wire.Whoami: _whoami,
     wire.GetLooseEnds: _loose_ends,
     wire.CancelLooseEnd: lambda q, r: f"cancelled {r.kind} #{r.id}",
-    wire.RequestSpawn: lambda q, r: f"spawn of {q.name} submitted for approval (#{r.id})",
-    wire.RequestInitConfig: lambda q, r: f"config for {q.name} initialised",
-    wire.RequestApplyCommit: lambda q, r: (
-        f"commit {q.commit_ref} for {q.agent} submitted for approval (#{r.id})"
+    wire.RequestSpawn: lambda q, r: (
+        f"spawn of {q.name} at commit {q.commit_ref} waits for the operator as approval "
+        f"#{r.id}; a hive event tells you when it is decided and deployed"
     ),
+    wire.RequestInitConfig: lambda q, r: (
+        f"the config repo of {r.name} is ready at {r.path} (seed commit {r.seed[:12]}; the "
+        f"read-only record is {r.applied_path}). Edit agent.toml (and CLAUDE.md) there, commit "
+        f"with git, then call request_spawn (a new agent) or request_apply_commit (an existing "
+        f"one) with that commit's sha (git rev-parse HEAD)."
+    ),
+    wire.RequestApplyCommit: lambda q, r: (
+        f"commit {q.commit_ref} for {q.agent} waits for the operator as approval #{r.id}; a "
+        "hive event tells you when it is decided and deployed"
+    ),
+    wire.StopAgent: _container("stop"),
     wire.KillAgent: _container("kill"),
     wire.StartAgent: _container("start"),
     wire.RestartAgent: _container("restart"),
@@ -315,9 +319,6 @@ async def call_tool(socket: Path, tool: Tool, arguments: object) -> str:
     except trio.TooSlowError:
         raise ToolFailed(f"{tool.name} got no answer from the hive in time; try again") from None
     except RemoteError as exc:
-        # The daemon does not let this socket use the command (yet).
-        if "unknown cmd" in str(exc) or "is not available to" in str(exc):
-            raise ToolFailed(not_available(tool.name)) from None
         raise ToolFailed(f"{tool.name} failed: {exc}") from None
     except HyperhiveError as exc:
         if "no hyperhive daemon is listening" in str(exc):

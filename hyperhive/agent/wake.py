@@ -75,6 +75,28 @@ def _render_known(event: wire.HelperEvent) -> str | None:
             )
         case wire.AgentLoggedIn(name=name):
             return f"hive event: {name} is logged in again and takes its work"
+        case wire.ApprovalApproved(id=id, agent=agent, kind=kind, commit=commit):
+            return (
+                f"hive event: the operator approved #{id} ({kind} of {agent}, commit "
+                f"{commit[:12]}); it is deploying now. config_deployed or config_failed follows."
+            )
+        case wire.ApprovalDenied(id=id, agent=agent, kind=kind, reason=reason):
+            return f"hive event: the operator denied #{id} ({kind} of {agent})\n\nreason: {reason}"
+        case wire.ApprovalCancelled(id=id, agent=agent, by=by, reason=reason):
+            return f"hive event: #{id} for {agent} was cancelled by {by}: {reason}"
+        case wire.ConfigDeployed(id=id, agent=agent, commit=commit):
+            return f"hive event: #{id} is deployed: {agent} runs config commit {commit[:12]} now"
+        case wire.ConfigFailed(id=id, agent=agent, error=error):
+            return (
+                f"hive event: #{id} for {agent} failed; {agent} keeps the config it had\n\n"
+                f"error:\n{error}"
+            )
+        case wire.ConfigRolledBack(id=id, agent=agent, commit=commit, reason=reason):
+            back = f"commit {commit[:12]}" if commit else "its config from before"
+            return (
+                f"hive event: #{id} for {agent} was rolled back to {back}: {reason}. Its "
+                f"applied main points there again; rebase your next change onto it."
+            )
     return None  # a newer event: shown field by field
 
 

@@ -67,10 +67,11 @@ class CopyStats:
 
 
 def copy_objects(root: Path, name: str, dest: Path, limits: Limits = Limits()) -> CopyStats:
-    """Copy the object files of the proposed repo ``root/name`` into ``dest`` (an objects dir).
+    """Copy the object files of the proposed repo ``root/name/config`` into ``dest`` (an
+    objects dir).
 
-    ``root`` is the daemon's directory of proposed repos; ``name`` one entry of it. ``dest``
-    must exist, belong to the daemon, and be empty.
+    ``root`` is the daemon's directory of proposed repos; ``name`` one entry of it, holding the
+    repo as ``config``. ``dest`` must exist, belong to the daemon, and be empty.
 
     Raises:
         RepoError: the repo is missing, is not a plain directory with a ``.git`` directory, or
@@ -79,7 +80,8 @@ def copy_objects(root: Path, name: str, dest: Path, limits: Limits = Limits()) -
     copier = _Copier(name, limits)
     with contextlib.ExitStack() as stack:
         top = stack.enter_context(_opened(root, _TRUSTED_DIR, None, f"proposed repos {root}"))
-        repo = stack.enter_context(_opened(name, _DIR, top, f"proposed repo {name!r}"))
+        home = stack.enter_context(_opened(name, _DIR, top, f"proposed repo {name!r}"))
+        repo = stack.enter_context(_opened("config", _DIR, home, f"proposed repo {name!r}"))
         git_dir = stack.enter_context(_opened(".git", _DIR, repo, f"{name}: .git"))
         objects = stack.enter_context(_opened("objects", _DIR, git_dir, f"{name}: .git/objects"))
         out = stack.enter_context(_opened(dest, _TRUSTED_DIR, None, str(dest)))

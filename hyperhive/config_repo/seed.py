@@ -3,16 +3,19 @@
 Under one daemon-owned root (docs/approvals.md)::
 
     <root>/
-    ├── proposed/<name>/        the manager's working repo (a normal repo with a work tree)
-    ├── applied/<name>.git      the daemon's bare repo: main + approval tags
+    ├── proposed/<name>/config  the manager's working repo (a normal repo with a work tree);
+    │                           proposed/ is the manager's /agents, read-write
+    ├── applied/<name>          the daemon's bare repo: main + approval tags; applied/ is the
+    │                           manager's /applied, read-only
     ├── work/                   scratch repos, never bound into any container
     └── git-home/               the empty HOME every git runs with
 
 `seed_repos` backs ``request_init_config(name)``. The proposed repo is built in ``work/`` and
-renamed into place in one step, relative to an open descriptor of ``proposed/``: git never runs
-inside ``proposed/``, so nothing the manager planted there (it can write that directory) is
-ever read or run. The seed commit goes into the applied repo as ``main``, so the manager's
-first proposal builds on the same history. A retry after a crash between the two steps finds
+renamed into place in one step, relative to an open descriptor of ``proposed/<name>/``: git
+never runs inside ``proposed/``, so nothing the manager planted there (with an unprivileged
+daemon it shares the daemon's uid and can write that directory) is ever read or run. The seed
+commit goes into the applied repo as ``main``, so the manager's first proposal builds on the
+same history. A retry after a crash between the two steps finds
 the applied repo and seeds the proposed one from its ``main``.
 """
 
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["TEMPLATE_FILES", "RepoPaths", "seed_repos", "template_files"]
 
 TEMPLATE_FILES: Final = ("agent.toml", "CLAUDE.md")
+REPO_DIR: Final = "config"  # proposed/<name>/config: the repo itself
 _COMPONENT: Final = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 
@@ -68,15 +72,20 @@ class RepoPaths:
         return self.root / "git-home"
 
     def proposed(self, name: str) -> Path:
-        return self.proposed_root / _component(name)
+        """The manager's working repo of ``name`` (its ``/agents/<name>/config``)."""
+        return self.proposed_root / _component(name) / "config"
 
     def applied(self, name: str) -> Path:
-        return self.applied_root / f"{_component(name)}.git"
+        """The applied repo of ``name`` (the manager's ``/applied/<name>``)."""
+        return self.applied_root / _component(name)
 
     def ensure(self) -> None:
-        """Create the directories, private to the daemon's user."""
-        for path in (self.root, self.proposed_root, self.applied_root, self.work, self.git_home):
+        """Create the directories: the root, scratch and git home private to the daemon's
+        user; ``proposed/`` and ``applied/`` walkable (they are bound into the manager)."""
+        for path in (self.root, self.work, self.git_home):
             path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in (self.proposed_root, self.applied_root):
+            path.mkdir(parents=True, exist_ok=True, mode=0o755)
 
 
 def template_files() -> dict[str, bytes]:
@@ -150,13 +159,24 @@ async def _clone_main(git: Git, applied: Path, tree: Path, seed: str) -> None:
     await git.run(git_dir, f"--work-tree={tree}", "reset", "--quiet", "--hard", "main")
 
 
+_DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def _taken(root: Path, name: str) -> bool:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.stat(name, dir_fd=fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    else:
+        try:
+            inner = os.open(name, _DIR, dir_fd=fd)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # a symlink or a file where the agent's directory belongs
+        try:
+            os.stat(REPO_DIR, dir_fd=inner, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(inner)
         return True
     finally:
         os.close(fd)
@@ -164,16 +184,22 @@ def _taken(root: Path, name: str) -> bool:
 
 def _move_into(tree: Path, root: Path, name: str) -> None:
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    inner = -1
     try:
-        # One component relative to a held descriptor: no symlink on the way is followed.
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=fd)
+        # Components relative to held descriptors, none followed if it is a symlink.
         # rename() replaces only an empty directory; anything else planted there refuses.
-        os.rename(tree, name, dst_dir_fd=fd)
+        inner = os.open(name, _DIR, dir_fd=fd)
+        os.rename(tree, REPO_DIR, dst_dir_fd=inner)
     except OSError as exc:
-        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR, errno.ELOOP):
             raise Conflict(f"{name} already has a proposed config repo") from exc
         raise RepoError(f"cannot put {name}'s proposed repo in place: {exc.strerror}") from exc
     finally:
         with contextlib.suppress(OSError):
+            if inner >= 0:
+                os.close(inner)
             os.close(fd)
 
 

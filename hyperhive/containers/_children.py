@@ -248,6 +248,35 @@ class ChildProcessBackend(abc.ABC):
         entry = self._entry(name)
         return await trio.to_thread.run_sync(lambda: tail_text(entry.spec.log_path, lines=lines))
 
+    async def run_job(self, spec: AgentSpec) -> int:
+        """Run `spec` once to its end, untracked by crash watch (a build step); its status.
+
+        Cancellation: the job is killed (shielded, bounded) and its helpers released.
+        """
+        await trio.to_thread.run_sync(spec.make_dirs)
+        log_fd, offset = await trio.to_thread.run_sync(_open_log, spec.log_path)
+        try:
+            launch = await self._launch(spec, log_fd)
+        except OSError as exc:
+            raise StartFailed(f"{spec.name}: cannot run {spec.argv[0]}: {exc.strerror}") from exc
+        finally:
+            os.close(log_fd)
+        child = _Child(launch, offset, requested=True)
+        code: int | None = None
+        try:
+            await launch.proc.wait()
+        finally:
+            with trio.move_on_after(KILL_WAIT_SECONDS, shield=True):
+                if launch.proc.returncode is None:  # cancelled: the job goes with it
+                    self._kill(child)
+                    await launch.proc.wait()
+                returncode = launch.proc.returncode
+                code, _ = await self._classify(child, -9 if returncode is None else returncode)
+        return 1 if code is None else code
+
+    async def hand_over(self, name: str, path: Path) -> None:  # noqa: B027 - a default
+        """Agents share the daemon's uid here: nothing to hand over."""
+
     async def exec(self, name: str, argv: Sequence[str]) -> ExecResult:
         entry = self._entry(name)
         command, env, cwd = self._exec_command(entry.spec, argv)

@@ -17,7 +17,12 @@ them in a sandbox is the backend's business):
 
     socket_dir  read-write, holds hive.sock (the directory is bound, never the socket file)
     state_dir   read-write, survives restarts and destroy; HOME is `home/` inside it
-    config_dir  read-only
+    config_dir  read-only: the deployed config (docs/config.md)
+    tools_dir   read-only: the deploy's build output (read-write only to the build itself)
+
+Besides running agents, a backend runs a deploy's build commands (`run_job`): a fresh sandbox
+of the agent with the network on, whose only writable places are its tools directory and a
+scratch state directory, so a build that fails leaves the running agent as it was.
 """
 
 from __future__ import annotations
@@ -35,12 +40,15 @@ if TYPE_CHECKING:
 
     import trio
 
+    from hyperhive.containers.sandbox import Bind, SandboxSettings
+
 __all__ = [
     "ENV_AGENT",
     "ENV_CONFIG",
     "ENV_ROLE",
     "ENV_SOCKET",
     "ENV_STATE",
+    "ENV_TOOLS",
     "AgentExited",
     "AgentSpec",
     "AgentState",
@@ -58,6 +66,7 @@ ENV_ROLE = wire.ENV_ROLE
 ENV_SOCKET = wire.ENV_SOCKET
 ENV_STATE = wire.ENV_STATE
 ENV_CONFIG = wire.ENV_CONFIG
+ENV_TOOLS = wire.ENV_TOOLS
 
 UpdateOutcome = Literal["applied", "restart-required"]
 
@@ -83,7 +92,11 @@ class AgentSpec:
     `argv` is the harness command (bwrap, process and fake run it; nixos ignores it, the
     service is defined in the agent's flake). `env` is extra environment on top of the
     HYPERHIVE_* variables the backend sets itself. `flake` is nixos's `META#attr`.
-    `settings_file` is the agent's `sandbox.json` (`hyperhive.containers.sandbox`).
+    `settings_file` is the agent's `sandbox.json` (`hyperhive.containers.sandbox`), the
+    operator's; `approved` the sandbox settings of its deployed `agent.toml`, which the
+    operator's cap (`hyperhive.containers.sandbox.combine`). `binds` are the daemon's own
+    (the manager's config repos; writable where marked), `tools_dir` the deploy's tools,
+    read-only at /tools unless `tools_writable` (the build).
     """
 
     name: str
@@ -97,6 +110,10 @@ class AgentSpec:
     network: bool = True
     flake: str | None = None
     settings_file: Path | None = None  # the agent's sandbox.json (bwrap reads it at start)
+    approved: SandboxSettings | None = None
+    binds: tuple[Bind, ...] = ()
+    tools_dir: Path | None = None
+    tools_writable: bool = False
 
     @property
     def home_dir(self) -> Path:
@@ -109,6 +126,8 @@ class AgentSpec:
         self.config_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.socket_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.tools_dir is not None:
+            self.tools_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
 
 
 @attrs.frozen
@@ -215,11 +234,35 @@ class ContainerBackend(Protocol):
         """
         ...
 
+    async def run_job(self, spec: AgentSpec) -> int:
+        """Run `spec.argv` once in a fresh sandbox built from `spec` (a deploy's build step:
+        its own state and socket directories, the tools directory writable, the network as
+        `spec.network` says), its output appended to `spec.log_path`; its exit status.
+
+        Never touches a running agent of the same name. Raises ContainerError (StartFailed)
+        when it cannot run at all.
+
+        Cancellation: the job is killed and waited for; bound it with `trio.fail_after`.
+        """
+        ...
+
+    async def hand_over(self, name: str, path: Path) -> None:
+        """Make the directory tree `path` (the daemon made it, nobody else has written it)
+        writable by agent `name` inside its sandbox: with per-agent uids, chown it to `name`'s
+        uid without following symlinks; a no-op where agents share the daemon's uid."""
+        ...
+
 
 def agent_environment(
-    spec: AgentSpec, *, socket_dir: Path, state_dir: Path, config_dir: Path
+    spec: AgentSpec,
+    *,
+    socket_dir: Path,
+    state_dir: Path,
+    config_dir: Path,
+    tools_dir: Path | None = None,
 ) -> dict[str, str]:
-    """The harness's environment, with the paths as the harness sees them."""
+    """The harness's environment, with the paths as the harness sees them (`tools_dir`: where
+    it sees the deploy's tools, if it has any)."""
     env = {
         ENV_AGENT: spec.name,
         ENV_ROLE: spec.role,
@@ -228,6 +271,8 @@ def agent_environment(
         ENV_CONFIG: str(config_dir),
         "HOME": str(state_dir / "home"),
     }
+    if tools_dir is not None:
+        env[ENV_TOOLS] = str(tools_dir)
     return {**spec.env, **env}
 
 

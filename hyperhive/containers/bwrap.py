@@ -55,7 +55,7 @@ from hyperhive.containers._children import (
 )
 from hyperhive.containers.base import AgentSpec, ExecResult, agent_environment
 from hyperhive.containers.limits import CgroupTree, Limits, find_delegated_cgroup, prlimit_plan
-from hyperhive.containers.sandbox import SandboxSettings, load_sandbox_settings
+from hyperhive.containers.sandbox import SandboxSettings, combine, load_sandbox_settings
 from hyperhive.errors import ConfigError, ContainerError, StartFailed
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ __all__ = [
     "SANDBOX_CONFIG",
     "SANDBOX_RUN",
     "SANDBOX_STATE",
+    "SANDBOX_TOOLS",
     "BwrapBackend",
     "HostWall",
     "NetworkMode",
@@ -82,6 +83,7 @@ LOGGER = logging.getLogger("hyperhive.containers")
 SANDBOX_STATE: Final = Path("/state")
 SANDBOX_CONFIG: Final = Path("/config")
 SANDBOX_RUN: Final = Path("/run/hyperhive")
+SANDBOX_TOOLS: Final = Path("/tools")
 STATUS_WAIT_SECONDS: Final = 10.0
 SANDBOX_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
 NetworkMode = Literal["user", "host", "none"]
@@ -93,6 +95,7 @@ class WallDefaults:
 
     memory_max: int = 4 << 30
     pids_max: int = 1024
+    disk_quota: int = 10 << 30
     tmp_size: int = 1 << 30
     agent_uids: tuple[int, int] = (1_900_000, 1_965_535)
     binds: tuple[Bind, ...] = ()
@@ -206,6 +209,9 @@ def bwrap_argv(
         ("--ro-bind", str(spec.config_dir), str(SANDBOX_CONFIG)),
         ("--bind", str(spec.socket_dir), str(SANDBOX_RUN)),
     ]
+    if spec.tools_dir is not None:
+        option = "--bind" if spec.tools_writable else "--ro-bind"
+        mounts_.append((option, str(spec.tools_dir), str(SANDBOX_TOOLS)))
     # bwrap makes the directories above a mount point private (0700); the agent, who is not
     # root in there, must be able to walk through them.
     for directory in _parents_to_create([dest for _, _, dest in mounts_]):
@@ -259,7 +265,11 @@ def sandbox_environment(spec: AgentSpec, path_env: str = SANDBOX_PATH) -> dict[s
     never show up in a process listing.
     """
     env = agent_environment(
-        spec, socket_dir=SANDBOX_RUN, state_dir=SANDBOX_STATE, config_dir=SANDBOX_CONFIG
+        spec,
+        socket_dir=SANDBOX_RUN,
+        state_dir=SANDBOX_STATE,
+        config_dir=SANDBOX_CONFIG,
+        tools_dir=SANDBOX_TOOLS if spec.tools_dir is not None else None,
     )
     return {"PATH": path_env, **env}
 
@@ -370,6 +380,8 @@ class BwrapBackend(ChildProcessBackend):
         def hand_over() -> None:
             uids.own_state(spec.state_dir, uid, uid)
             uids.prepare_socket_dir(spec.socket_dir, uid)
+            if spec.tools_dir is not None and spec.tools_writable:
+                uids.own_state(spec.tools_dir, uid, uid)
 
         await trio.to_thread.run_sync(hand_over)
         return _Identity(uid, uid)
@@ -403,15 +415,24 @@ class BwrapBackend(ChildProcessBackend):
         network_mode: NetworkMode | None = None,
     ) -> _Prepared:
         try:
-            settings = await trio.to_thread.run_sync(load_sandbox_settings, spec.settings_file)
+            own = await trio.to_thread.run_sync(load_sandbox_settings, spec.settings_file)
         except ConfigError as exc:
             raise StartFailed(f"{spec.name}: {exc}") from exc
+        defaults = self._defaults
+        settings = combine(
+            own,
+            spec.approved,
+            memory_max=defaults.memory_max,
+            pids_max=defaults.pids_max,
+            disk_quota=defaults.disk_quota,
+        )
         mode = network_mode or self._network_mode(spec)
-        if settings.egress is not None and mode == "user" and self.wall.nft is None:
+        filtered = bool(settings.egress_layers)
+        if filtered and mode == "user" and self.wall.nft is None:
             raise StartFailed(
                 f"{spec.name}: an egress allowlist needs nft (apt-get install nftables)"
             )
-        if settings.egress is not None and mode == "host":
+        if filtered and mode == "host":
             raise StartFailed(
                 f"{spec.name}: an egress allowlist needs slirp4netns; refusing to start it on "
                 "the host's network"
@@ -425,6 +446,7 @@ class BwrapBackend(ChildProcessBackend):
                 uid=ident.uid,
                 gid=ident.gid,
                 user_network=mode == "user",
+                gitconfig=mounts.MANAGER_GITCONFIG if spec.role == "manager" else None,
             )
         )
         fds: list[int] = []
@@ -437,7 +459,8 @@ class BwrapBackend(ChildProcessBackend):
         system, etc, runtime = await trio.to_thread.run_sync(
             lambda: (mounts.system_entries(), mounts.etc_entries(), mounts.runtime_binds())
         )
-        binds = (*self._defaults.binds, *settings.binds)
+        etc = [entry for entry in etc if entry[0] not in generated]
+        binds = (*self._defaults.binds, *settings.binds, *spec.binds)
         privileged = self.wall.privileged
         if privileged:  # the payload drops to the agent's uid first thing, inside the wall
             inner = {"uid": ident.uid, "gid": ident.gid, "cwd": str(SANDBOX_STATE)}
@@ -539,13 +562,13 @@ class BwrapBackend(ChildProcessBackend):
         assert self.wall.nsenter is not None
         assert self.wall.ip is not None
         await net.configure(launch.init_pid, nsenter=self.wall.nsenter, ip=self.wall.ip)
-        egress = prepared.settings.egress
-        if egress is not None:
+        for layer, egress in enumerate(prepared.settings.egress_layers):
             assert self.wall.nft is not None
             resolved = await trio.to_thread.run_sync(network.resolve_rules, egress)
+            table = "hyperhive_egress" if layer == 0 else f"hyperhive_egress_{layer}"
             await net.apply_egress(
                 launch.init_pid,
-                network.nft_ruleset(resolved),
+                network.nft_ruleset(resolved, table),
                 nsenter=self.wall.nsenter,
                 nft=self.wall.nft,
             )
@@ -598,6 +621,12 @@ class BwrapBackend(ChildProcessBackend):
         self, spec: AgentSpec, argv: Sequence[str]
     ) -> tuple[list[str], dict[str, str], Path | None]:
         raise AssertionError("the bwrap backend overrides exec")  # pragma: no cover
+
+    async def hand_over(self, name: str, path: Path) -> None:
+        """With a root daemon: give the tree `path` to `name`'s uid (never following links)."""
+        if self.wall.privileged:
+            uid = await trio.to_thread.run_sync(self._uids.uid, name)
+            await trio.to_thread.run_sync(uids.own_state, path, uid, uid)
 
     async def exec(self, name: str, argv: Sequence[str]) -> ExecResult:
         """Run `argv` in a sibling sandbox: the agent's walls and files, no network.

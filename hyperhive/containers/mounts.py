@@ -26,6 +26,7 @@ from typing import Final
 
 __all__ = [
     "ETC_ALLOWED",
+    "MANAGER_GITCONFIG",
     "SYSTEM_LINKS",
     "etc_entries",
     "runtime_binds",
@@ -40,7 +41,14 @@ ETC_ALLOWED: Final = (
     "ld.so.conf", "ld.so.conf.d", "localtime", "magic", "mime.types", "nsswitch.conf",
     "os-release", "pki", "protocols", "services", "ssl", "terminfo", "timezone",
 )  # fmt: skip
-GENERATED: Final = ("passwd", "group", "hosts", "resolv.conf")
+GENERATED: Final = ("passwd", "group", "hosts", "resolv.conf", "gitconfig")
+# The manager's /etc/gitconfig: it commits in its proposed repos as itself, and reads the
+# applied repos (bound read-only, owned by the daemon) without git calling them dubious.
+MANAGER_GITCONFIG: Final = (
+    "[user]\n\tname = manager\n\temail = manager@hyperhive\n"
+    "[safe]\n\tdirectory = *\n"
+    "[init]\n\tdefaultBranch = main\n"
+)
 
 # (name, symlink target or None) for a top-level host entry
 SystemEntry = tuple[str, str | None]
@@ -100,10 +108,17 @@ def runtime_binds() -> list[Path]:
 
 
 def write_etc(
-    directory: Path, *, name: str, uid: int, gid: int, user_network: bool
+    directory: Path,
+    *,
+    name: str,
+    uid: int,
+    gid: int,
+    user_network: bool,
+    gitconfig: str | None = None,
 ) -> dict[str, Path]:
     """Write the generated `/etc` files for agent `name` into `directory` (daemon-owned).
 
+    With `gitconfig` the sandbox's `/etc/gitconfig` is that text instead of the host's.
     Returns the file for each sandbox `/etc` name. Blocking: run off the trio thread.
     """
     directory.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -122,6 +137,10 @@ def write_etc(
         from hyperhive.containers.network import DNS_ADDRESS
 
         files["resolv.conf"] = f"nameserver {DNS_ADDRESS}\n"
+    if gitconfig is not None:
+        files["gitconfig"] = gitconfig
+    else:
+        (directory / "gitconfig").unlink(missing_ok=True)
     written = {}
     for label, text in files.items():
         path = directory / label

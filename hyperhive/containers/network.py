@@ -58,10 +58,15 @@ READY_SECONDS: Final = 10.0
 _NS_GET_USERNS: Final = 0xB701
 
 
-def nft_ruleset(rules: Sequence[tuple[EgressRule, tuple[str, ...]]]) -> str:
-    """The nftables table enforcing `rules` (each with its hostname's addresses) in a netns."""
+def nft_ruleset(
+    rules: Sequence[tuple[EgressRule, tuple[str, ...]]], table: str = "hyperhive_egress"
+) -> str:
+    """The nftables table enforcing `rules` (each with its hostname's addresses) in a netns.
+
+    Two such tables (different `table` names) both filter every packet: a destination must
+    be accepted by each (the operator's allowlist and the approved one)."""
     lines = [
-        "table inet hyperhive_egress {",
+        f"table inet {table} {{",
         "  chain output {",
         "    type filter hook output priority 0; policy drop;",
         '    oif "lo" accept',

@@ -290,6 +290,16 @@ class NixosBackend:
     async def exec(self, name: str, argv: Sequence[str]) -> ExecResult:
         return await self._run([NIXOS_CONTAINER, "run", name, "--", *argv], None)
 
+    async def run_job(self, spec: AgentSpec) -> int:
+        """Build steps need a sandbox of their own; nixos containers have none (yet)."""
+        raise ContainerError(
+            f"{spec.name}: the nixos backend cannot run agent.toml build steps; build into the "
+            "agent's NixOS configuration instead, or leave build.commands empty"
+        )
+
+    async def hand_over(self, name: str, path: Path) -> None:
+        """The containers run as root inside: nothing to hand over."""
+
     # -- internals ----------------------------------------------------------------------------
 
     def _conf(self, name: str) -> Path:

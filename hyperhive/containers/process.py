@@ -33,7 +33,11 @@ def process_environment(spec: AgentSpec) -> dict[str, str]:
         if key in os.environ:
             base[key] = os.environ[key]
     env = agent_environment(
-        spec, socket_dir=spec.socket_dir, state_dir=spec.state_dir, config_dir=spec.config_dir
+        spec,
+        socket_dir=spec.socket_dir,
+        state_dir=spec.state_dir,
+        config_dir=spec.config_dir,
+        tools_dir=spec.tools_dir,
     )
     return {**base, **env}
 

@@ -11,6 +11,12 @@ A missing key takes the daemon's default (`ContainerSettings`); a missing `egres
 destination. The file is read at every start, so `hyperhive rebuild NAME` applies a change.
 A file that does not parse makes the start fail with the file and the field named; nothing of
 it is half-applied.
+
+An agent whose config came through an approval also has *approved* settings (its
+`agent.toml`, `hyperhive.config_repo.agent_toml.to_sandbox_settings`). `combine` joins the
+two, the operator's file capping what was approved: each limit is the lower of the approved
+value and the operator's (the file's, else the daemon's default), both egress allowlists apply
+(a destination must pass each), and the binds of both are mounted.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ __all__ = [
     "Bind",
     "EgressRule",
     "SandboxSettings",
+    "combine",
     "load_sandbox_settings",
     "parse_egress",
     "parse_size",
@@ -150,6 +157,13 @@ class SandboxSettings:
     memory_max: int | None = None
     pids_max: int | None = None
     disk_quota: int | None = None
+    # A second allowlist every connection must also pass (`combine`: the approved one).
+    also_egress: tuple[EgressRule, ...] | None = None
+
+    @property
+    def egress_layers(self) -> tuple[tuple[EgressRule, ...], ...]:
+        """Every allowlist in force; a destination must be allowed by each."""
+        return tuple(rules for rules in (self.egress, self.also_egress) if rules is not None)
 
     @classmethod
     def from_json(cls, data: Any, where: str = "sandbox settings") -> SandboxSettings:
@@ -182,6 +196,36 @@ class SandboxSettings:
             pids_max=pids,
             disk_quota=_optional_size(data, "disk_quota"),
         )
+
+
+def combine(
+    operator: SandboxSettings,
+    approved: SandboxSettings | None,
+    *,
+    memory_max: int,
+    pids_max: int,
+    disk_quota: int,
+) -> SandboxSettings:
+    """The settings an agent runs with: the operator's file capping its approved config.
+
+    The keyword arguments are the daemon's defaults, which stand for the operator where the
+    file says nothing. Without approved settings this is the operator's file as it was.
+    """
+    if approved is None:
+        return operator
+
+    def capped(mine: int | None, theirs: int | None, default: int) -> int:
+        cap = theirs if theirs is not None else default
+        return cap if mine is None else min(mine, cap)
+
+    return SandboxSettings(
+        binds=(*operator.binds, *approved.binds),
+        egress=operator.egress,
+        memory_max=capped(approved.memory_max, operator.memory_max, memory_max),
+        pids_max=capped(approved.pids_max, operator.pids_max, pids_max),
+        disk_quota=capped(approved.disk_quota, operator.disk_quota, disk_quota),
+        also_egress=approved.egress,
+    )
 
 
 def _optional_size(data: dict[str, Any], key: str) -> int | None:

@@ -12,6 +12,7 @@ from hyperhive.errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     from hyperhive.config import StatePaths
     from hyperhive.containers.base import ContainerBackend
@@ -66,6 +67,8 @@ class ContainerSettings:
     tmp_size: int = 1 << 30
     agent_uids: tuple[int, int] = (1_900_000, 1_965_535)
     extra_binds: tuple[Bind, ...] = ()
+    secret_dirs: tuple[Path, ...] = ()
+    secret_environ: Mapping[str, str] | None = None
 
 
 def resolve_backend(kind: str) -> tuple[BackendKind, list[str]]:
@@ -118,6 +121,7 @@ def make_backend(settings: ContainerSettings, paths: StatePaths) -> ContainerBac
         defaults = WallDefaults(
             memory_max=settings.memory_max,
             pids_max=settings.pids_max,
+            disk_quota=settings.disk_quota,
             tmp_size=settings.tmp_size,
             agent_uids=settings.agent_uids,
             binds=settings.extra_binds,

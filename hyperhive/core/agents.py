@@ -40,7 +40,8 @@ import trio
 
 from actors import ActorError, ActorStatistics, Reply
 from hyperhive import wire
-from hyperhive.containers.base import AgentSpec, AgentState
+from hyperhive.containers.base import AgentState
+from hyperhive.core.agent_spec import SpecBuilder
 from hyperhive.core.agent_views import StatusBoard, ViewBuilder
 from hyperhive.core.credentials import Credential, CredentialStore
 from hyperhive.core.lifecycle import MAX_LOG_LINES, TRANSIENT, Plan, Step, Verb, plan
@@ -73,6 +74,7 @@ __all__ = [
     "AgentsHandle",
     "AgentsMsg",
     "AgentsSnapshot",
+    "Deploy",
     "ReadLogs",
     "ReadTombstones",
     "ReadTransient",
@@ -91,6 +93,16 @@ _LIVE_STATES: Final = tuple(state.value for state in _LIVE)
 
 
 @attrs.frozen
+class Deploy:
+    """What a spawn or rebuild from the approvals actor runs: deploy `id` (None: the agent's
+    plain config directory again, a rollback past its first deploy) with the network on or
+    off, as its `agent.toml` says."""
+
+    id: int | None
+    network: bool
+
+
+@attrs.frozen
 class AgentsSnapshot:
     """What the actor publishes after every change; reading it never blocks."""
 
@@ -99,6 +111,7 @@ class AgentsSnapshot:
     transient: Mapping[str, str] = attrs.field(factory=dict)
     with_record: frozenset[str] = frozenset()  # the names, and the manager once it has one
     paused: frozenset[str] = frozenset()
+    deploys: Mapping[str, Deploy] = attrs.field(factory=dict)  # what each one runs
 
     def is_recipient(self, name: str) -> bool:
         """Whether a message to `name` has somewhere to go (an agent, the manager unless it
@@ -115,8 +128,9 @@ def snapshot_of(
     names = frozenset(registry.names())
     manager = frozenset({MANAGER}) if registry.has_record(MANAGER) else frozenset()
     paused = frozenset(record.name for record in registry.records() if record.paused)
+    deploys = {r.name: Deploy(r.deploy, r.network) for r in registry.records()}
     return AgentsSnapshot(
-        names, registry.manager_retired, dict(transient or {}), names | manager, paused
+        names, registry.manager_retired, dict(transient or {}), names | manager, paused, deploys
     )
 
 
@@ -133,7 +147,8 @@ class Register:
 
 @attrs.frozen
 class Act:
-    """Run lifecycle `verb` on agent `name`; answered once it is done."""
+    """Run lifecycle `verb` on agent `name`; answered once it is done. With `deploy`, a spawn
+    or rebuild records that deploy first (the approvals actor's deploy step)."""
 
     verb: Verb
     name: str
@@ -142,6 +157,7 @@ class Act:
     purge: bool = False
     force: bool = False
     status: str | None = None  # autostart: the backend's state of the agent, just read
+    deploy: Deploy | None = None
 
 
 @attrs.frozen
@@ -279,6 +295,9 @@ class AgentsActor:
         self._credentials = CredentialStore(paths.credentials_dir)
         self._transient: dict[str, str] = {}
         self._created: set[str] = set()
+        self._specs = SpecBuilder(
+            paths=paths, settings=settings, offload=offload, operator_pronouns=operator_pronouns
+        )
         self._views = ViewBuilder(
             paths=paths,
             settings=settings,
@@ -512,7 +531,12 @@ class AgentsActor:
         registry = self._registry
         name = act.name
         if Step.REGISTER in decided.steps:
-            record = AgentRecord(name, network=act.network)
+            deploy = act.deploy
+            record = AgentRecord(
+                name,
+                network=act.network if deploy is None else deploy.network,
+                deploy=None if deploy is None else deploy.id,
+            )
             await self._offload(registry.register, name, record)
             self._publish()
         elif record is None:
@@ -523,6 +547,12 @@ class AgentsActor:
         if Step.WANT_STOPPED in decided.steps and record.wanted != "stopped":
             record = attrs.evolve(record, wanted="stopped")
             await self._offload(registry.save, record)
+        if Step.UPDATE in decided.steps and act.deploy is not None:
+            deploy = act.deploy
+            if (record.deploy, record.network) != (deploy.id, deploy.network):
+                record = attrs.evolve(record, deploy=deploy.id, network=deploy.network)
+                await self._offload(registry.save, record)
+                self._publish()
         return record
 
     async def _perform(
@@ -553,7 +583,7 @@ class AgentsActor:
                 await self._open_socket(name)
                 self._events.publish(wire.AgentRegistered(name))
             case Step.CREATE:
-                await self._need_backend().create(self.spec_for(record))
+                await self._need_backend().create(await self._specs.spec(record))
                 return True
             case Step.START:
                 await self._provide(name)
@@ -564,7 +594,7 @@ class AgentsActor:
                 await self._need_backend().stop(name, grace=0.0)
             case Step.UPDATE:
                 backend = self._need_backend()
-                outcome = await backend.update(self.spec_for(record))
+                outcome = await backend.update(await self._specs.spec(record))
                 live = (await backend.status(name)).state in _LIVE
                 if live and outcome == "restart-required":
                     await backend.stop(name, grace=grace)
@@ -624,25 +654,6 @@ class AgentsActor:
                 "restart it with --backend bwrap, process or nixos"
             )
         return self._backend
-
-    def spec_for(self, record: AgentRecord) -> AgentSpec:
-        """The backend spec of an agent, from its record and the daemon's settings."""
-        paths = self._paths
-        name = record.name
-        return AgentSpec(
-            name=name,
-            role=record.role,
-            state_dir=paths.agent_state_dir(name),
-            config_dir=paths.agent_config_dir(name),
-            socket_dir=paths.container_socket_dir(name),
-            log_path=paths.agent_log(name),
-            argv=self._settings.agent_command,
-            # The harness fills the operator's pronouns into the system prompt; whoami answers
-            # from the daemon's own value, so the two must be the same one.
-            env={**self._settings.env, wire.ENV_OPERATOR_PRONOUNS: self._pronouns},
-            network=record.network,
-            settings_file=paths.agent_dir(name) / "sandbox.json",
-        )
 
     # -- start-up and shutdown ----------------------------------------------------------------
 
@@ -718,7 +729,9 @@ class AgentsActor:
     async def _answer_logs(self, record: AgentRecord, msg: ReadLogs) -> None:
         try:
             backend = self._need_backend()
-            await backend.create(self.spec_for(record))  # idempotent: the backend knows the log
+            if (await backend.status(record.name)).state is AgentState.ABSENT:
+                # Only so the backend knows the log; the spec it runs comes with a start.
+                await backend.create(self._specs.base(record))
             lines = max(0, min(msg.lines, MAX_LOG_LINES))
             msg.reply.send(await backend.logs(msg.name, lines=lines))
         except Exception as exc:
@@ -800,6 +813,25 @@ class AgentsHandle:
             lambda reply: Act(verb, name, reply, network=network, purge=purge, force=force),
             timeout=ACTION_TIMEOUT + CALL_TIMEOUT,
         )
+
+    async def deploy(self, name: str, deploy: Deploy, *, spawn: bool) -> None:
+        """Spawn `name` from `deploy`, or rebuild it with it (restarting it if it runs);
+        returns once it runs again (or is rebuilt, when it is meant to be stopped)."""
+        verb: Verb = "spawn" if spawn else "rebuild"
+        await self._mailbox.call(
+            lambda reply: Act(verb, name, reply, network=deploy.network, deploy=deploy),
+            timeout=ACTION_TIMEOUT + CALL_TIMEOUT,
+        )
+
+    def deployed(self, name: str) -> Deploy | None:
+        """What `name` runs (its deploy and network flag) as last published; None if it has
+        no record."""
+        return self._snapshot.deploys.get(name)
+
+    def deployed_id(self, name: str) -> int | None:
+        """The approval whose deploy `name` runs (None: none, or no such agent)."""
+        found = self._snapshot.deploys.get(name)
+        return None if found is None else found.id
 
     async def spawn(self, name: str, *, network: bool = True) -> None:
         """Create agent `name` (record, directories, socket, container) and start it."""

@@ -9,9 +9,11 @@ destroy (the backend marks those `requested`), and no operator action in flight 
 - a `ContainerCrash` helper event in the manager's inbox (a durable broker message from
   `hive`), so the manager can look at it and decide what to do;
 - a `ContainerCrashed` dashboard event;
-- a rescan of that agent, so its row turns `crashed`.
+- a rescan of that agent, so its row turns `crashed`;
+- a note to the approvals actor (`on_crash`), which rolls back a deploy that crash-loops.
 
-Crashed agents are not restarted here: the manager or the operator decides. The daemon log gets
+Crashed agents are not restarted here: the manager or the operator decides (within a fresh
+deploy's crash-loop window the approvals actor restarts it, docs/approvals.md). The daemon log gets
 the name and exit status only, never the agent's output (it may hold secrets).
 
 Accepts: `AgentExited` (the backend's exit channel). Emits: `ContainerCrashed` (hub), the
@@ -63,8 +65,10 @@ class CrashWatch:
         messages: MessagesHandle,
         events: EventsHandle,
         on_change: Callable[[str], None],
+        on_crash: Callable[[str], None] = lambda name: None,
     ) -> None:
         self._exits = exits
+        self._on_crash = on_crash
         self._transient = transient
         self._messages = messages
         self._events = events
@@ -102,6 +106,7 @@ class CrashWatch:
         if not is_crash(exited, transient):
             return
         self.reported += 1
+        self._on_crash(exited.name)
         kind = "failed to set up its sandbox" if exited.setup_failed else "crashed"
         LOGGER.warning("agent %s %s (exit status %s)", exited.name, kind, exited.exit_code)
         self._events.publish(wire.ContainerCrashed(exited.name, exited.exit_code, exited.detail))

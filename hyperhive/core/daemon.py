@@ -26,9 +26,12 @@ from hyperhive import wire
 from hyperhive.clock import SystemClock, WallClock
 from hyperhive.containers.settings import ContainerSettings, make_backend
 from hyperhive.core import broker, events, questions, reminders
+from hyperhive.core.agent_spec import SpecBuilder
 from hyperhive.core.agent_views import StatusBoard
 from hyperhive.core.agents import AgentsActor, AgentsHandle, AgentsMsg, snapshot_of
+from hyperhive.core.approvals import ApprovalsActor, ApprovalsHandle, ApprovalsMsg, DeployPolicy
 from hyperhive.core.crash_watch import CrashWatch
+from hyperhive.core.deploy import ConfigRepos
 from hyperhive.core.handles import Handles, StatusView, UrlBook
 from hyperhive.core.limits import LimitLog, Limits
 from hyperhive.core.listener import Identity, ListenerStats, serve_unix_socket
@@ -71,6 +74,7 @@ class Tree:
     root: Supervisor
     handles: Handles
     agents: AgentsActor
+    approvals: ApprovalsActor
     hub: events.EventHub
     rescanner: Rescanner
     crash_watch: CrashWatch | None
@@ -99,6 +103,7 @@ async def build_tree(
     limits: Limits,
     operator_pronouns: str = DEFAULT_PRONOUNS,
     extra_children: Sequence[ExtraChild] = (),
+    deploy_policy: DeployPolicy | None = None,
 ) -> Tree:
     """Build the whole supervision tree (mailboxes, actors, supervisors, handles) in one pass.
 
@@ -114,6 +119,7 @@ async def build_tree(
         ├── crash-watch     unrequested agent exits -> the manager's inbox (only with a backend)
         ├── listeners       (one_for_one, dynamic) admin socket, manager socket, one per agent
         ├── agents          the agents actor: records, lifecycle actions, agent sockets
+        ├── approvals       the approval queue, config repos and deploys (asks the agents actor)
         ├── rescanner       the container view (the agents actor's rows), diffed into events
         └── (extra)         `extra_children`: the dashboard, the demo (hyperhive/web/launch.py)
 
@@ -121,7 +127,8 @@ async def build_tree(
     broker can answer) and stop before them (no request arrives while the broker closes its
     store). The agents actor comes after them: it opens the agents' sockets once the listeners
     supervisor runs, and on stop it stops the agents while their sockets still answer; the
-    rescanner, which reads its rows, comes after it and so stops first.
+    approvals actor, which asks the agents actor to rebuild agents, and the rescanner, which
+    reads its rows, come after it and so stop first.
     `extra_children` are surfaces over the whole tree (the dashboard, the demo): each is built
     from the handles and placed last, so it finds every actor serving and is stopped first.
     Mailboxes come first, so every handle and actor is built with what it needs; the one
@@ -136,6 +143,7 @@ async def build_tree(
     to_reminders: Mailbox[reminders.RemindersMsg] = Mailbox("reminders", size=256)
     to_rescanner: Mailbox[RescannerMsg] = Mailbox("rescanner", size=256)
     to_agents: Mailbox[AgentsMsg] = Mailbox("agents", size=256)
+    to_approvals: Mailbox[ApprovalsMsg] = Mailbox("approvals", size=256)
 
     # Who the agents are is known before any actor runs: the broker reads it for the first
     # message, whichever actor sends it.
@@ -164,6 +172,7 @@ async def build_tree(
         agents=agents_handle,
         statuses=statuses,
         urls=UrlBook(),
+        approvals=ApprovalsHandle(to_approvals),
         status=StatusView(paths, clock, started_at, tree_statistics),
         limits=limits,
         operator_pronouns=operator_pronouns,
@@ -282,6 +291,26 @@ async def build_tree(
         operator_pronouns=operator_pronouns,
         autostarted=autostarted,
     )
+    approvals = ApprovalsActor(
+        to_approvals,
+        path=paths.approvals_db,
+        clock=clock,
+        offload=offload,
+        repos=ConfigRepos(
+            paths=paths,
+            now=clock.now,
+            offload=offload,
+            backend=backend,
+            specs=SpecBuilder(
+                paths=paths, settings=settings, offload=offload, operator_pronouns=operator_pronouns
+            ),
+            events=event_handle,
+        ),
+        agents=agents_handle,
+        messages=messages,
+        events=event_handle,
+        policy=deploy_policy or DeployPolicy(),
+    )
     crash_watch = (
         CrashWatch(
             backend.exits(),
@@ -289,6 +318,7 @@ async def build_tree(
             messages=messages,
             events=event_handle,
             on_change=changed,
+            on_crash=handles.approvals.crashed,
         )
         if backend is not None
         else None
@@ -353,6 +383,14 @@ async def build_tree(
                 shutdown_timeout=settings.shutdown_grace + _KILL_ALLOWANCE,
                 report=agents.statistics,
             ),
+            # After the agents actor, which it asks to rebuild agents: stopped before it.
+            ChildSpec(
+                "approvals",
+                approvals.run,
+                mailbox=to_approvals,
+                shutdown_timeout=5.0,
+                report=approvals.statistics,
+            ),
             # After the agents actor, whose rows it reads: it stops first, so no rescan
             # waits on an agents actor that has stopped.
             ChildSpec(
@@ -375,6 +413,7 @@ async def build_tree(
         root=root,
         handles=handles,
         agents=agents,
+        approvals=approvals,
         hub=hub,
         rescanner=rescanner,
         crash_watch=crash_watch,
@@ -392,6 +431,7 @@ async def run_daemon(
     containers: ContainerSettings | None = None,
     limits: Limits | None = None,
     extra_children: Sequence[ExtraChild] = (),
+    deploy_policy: DeployPolicy | None = None,
 ) -> None:
     """The whole of `hyperhive serve`: lock, run, stop on a signal within SHUTDOWN_DEADLINE.
 
@@ -415,6 +455,7 @@ async def run_daemon(
             limits=limits or Limits(),
             operator_pronouns=operator_pronouns,
             extra_children=extra_children,
+            deploy_policy=deploy_policy,
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, received, tree, nursery.cancel_scope)

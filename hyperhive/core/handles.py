@@ -11,10 +11,11 @@ are here too, so no two surfaces answer them differently.
 - ``agents``: the agents actor, and its published snapshot (`hyperhive.core.agents`);
 - ``statuses``: what each agent said it is doing (`hyperhive.core.agent_views.StatusBoard`);
 - ``urls``: where the hive is reached from a browser (`UrlBook`);
+- ``approvals``: the approval queue and config repos (`hyperhive.core.approvals`);
 - ``status``: the live actor tree (`StatusView`).
 
-A later actor (approvals, issue 12) adds one handle here and one child in
-`hyperhive.core.daemon.build_tree`; mypy then says which surface still lacks it.
+A new actor adds one handle here and one child in `hyperhive.core.daemon.build_tree`; mypy
+then says which surface still lacks it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import trio
 from actors import ChildStatistics, SupervisorStatistics
 from hyperhive import __version__, wire
 from hyperhive.core import loose_ends
+from hyperhive.core.approvals import Actor, Status, loose
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from hyperhive.config import StatePaths
     from hyperhive.core.agent_views import StatusBoard
     from hyperhive.core.agents import AgentsHandle
+    from hyperhive.core.approvals import ApprovalsHandle
     from hyperhive.core.events import EventsHandle
     from hyperhive.core.limits import Limits
     from hyperhive.core.listener import Identity
@@ -106,6 +109,7 @@ class Handles:
     agents: AgentsHandle
     statuses: StatusBoard
     urls: UrlBook
+    approvals: ApprovalsHandle
     status: StatusView
     limits: Limits
     operator_pronouns: str
@@ -122,18 +126,25 @@ class Handles:
         )
 
     async def loose_ends(self, who: Identity) -> wire.LooseEnds:
-        """`who`'s open questions and pending or failed reminders; hive-wide for the manager."""
+        """`who`'s open questions, pending or failed reminders and the approvals waiting for
+        the operator about it; hive-wide for the manager (whose requests they are)."""
         name = loose_ends.scope(who)
         open_questions = await self.questions.open_questions(name)
         undelivered = await self.reminders.listing(owner=name, limit=1000)
-        return loose_ends.assemble(open_questions, undelivered)
+        waiting = await self.approvals.pending(name)
+        return loose_ends.assemble(open_questions, undelivered, [loose(a) for a in waiting])
 
     async def cancel_loose_end(self, by: Identity, kind: str, id: int) -> None:
-        """Cancel a question (answered `[cancelled by <name>]`) or an undelivered reminder."""
-        if loose_ends.cancel_kind(kind) == "question":
-            await self.questions.cancel(by, id)
-        else:
-            await self.reminders.cancel(by, id)
+        """Cancel a question (answered `[cancelled by <name>]`), an undelivered reminder, or
+        (the manager, the operator) a pending approval (tagged denied/ "cancelled ...")."""
+        match loose_ends.cancel_kind(kind, by.role):
+            case "question":
+                await self.questions.cancel(by, id)
+            case "reminder":
+                await self.reminders.cancel(by, id)
+            case "approval":
+                actor = Actor.OPERATOR if by.role == "operator" else Actor.MANAGER
+                await self.approvals.decide(id, Status.CANCELLED, actor)
 
 
 def actor_info(

@@ -4,13 +4,13 @@ One aggregate of three sections (docs/questions.md, docs/reminders.md):
 
 - ``questions``: unanswered questions, asked by the agent or of it;
 - ``reminders``: its pending reminders, and failed ones (with the reason) until dismissed;
-- ``approvals``: config changes awaiting the operator. Approvals arrive with a later issue;
-  until then this section is always empty. It is part of the shape now so that clients (the
-  MCP tool, the per-agent page) need no change when it fills.
+- ``approvals``: config changes awaiting the operator (docs/approvals.md): an agent sees the
+  ones about itself, the manager (whose requests they are) and the operator every one.
 
 An agent sees its own; the manager (and the operator) see the hive's. ``cancel_loose_end(kind,
-id)`` takes ``question`` or ``reminder``; who may cancel what is decided by the owning actor
-(`questions.cancel_refusal`, `reminders.cancel_refusal`).
+id)`` takes ``question``, ``reminder`` or, for the manager and the operator, ``approval``
+(withdrawing a request); who may cancel what is decided by the owning actor
+(`questions.cancel_refusal`, `reminders.cancel_refusal`, `approvals.transition_refusal`).
 
 Everything here is pure; `Hive.loose_ends` gathers the rows from the actors.
 """
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "assemble", "cancel_kind", "count", "scope"]
 
-KINDS: Final = ("question", "reminder")
+KINDS: Final = ("question", "reminder", "approval")
 
 
 def scope(who: Identity) -> str | None:
@@ -55,18 +55,23 @@ def count(ends: wire.LooseEnds) -> int:
     return len(ends.questions) + len(ends.reminders) + len(ends.approvals)
 
 
-def cancel_kind(kind: str) -> Literal["question", "reminder"]:
-    """Check the ``kind`` of a `cancel_loose_end`.
+def cancel_kind(kind: str, role: str = "agent") -> Literal["question", "reminder", "approval"]:
+    """Check the ``kind`` of a `cancel_loose_end` by someone of ``role``.
 
     Raises:
-        BadRequest: anything but ``question`` or ``reminder``; the text says what is accepted.
+        BadRequest: anything but ``question``, ``reminder`` or ``approval``, or an approval
+            cancelled by an agent (only the manager, who asked, or the operator may).
     """
     if kind == "question":
         return "question"
     if kind == "reminder":
         return "reminder"
     if kind == "approval":
-        raise BadRequest("approvals are not cancelled with cancel_loose_end; the operator decides")
+        if role == "agent":
+            raise BadRequest(
+                "only the manager (who asked for it) or the operator can cancel an approval"
+            )
+        return "approval"
     raise BadRequest(f"unknown loose-end kind {kind!r}; use one of: {', '.join(KINDS)}")
 
 

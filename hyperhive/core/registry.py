@@ -3,8 +3,8 @@
 An agent is registered when `agents/<name>/agent.json` exists. The directory is the agent's
 home on the host (its socket directory `run/`, its `state/` and `config/`), so the registry
 survives a daemon restart with no database of its own. `agent.json` is the agent's record
-(`AgentRecord`: role, network on/off, wanted state); older files holding only the name
-read with the defaults.
+(`AgentRecord`: role, network on/off, wanted state, the deploy it runs); older files
+holding only the name read with the defaults.
 
 The manager's record lives at `agents/manager/agent.json` too, but the manager is not an agent
 name (`names()` never lists it; its socket is `manager/hive.sock`). A destroyed agent leaves a
@@ -62,6 +62,9 @@ class AgentRecord:
     network: bool = True
     wanted: Literal["running", "stopped"] = "running"
     paused: bool = False
+    # The approval whose deploy (agents/<name>/deploys/<id>/) the container runs; None: its
+    # config is agents/<name>/config, as the operator left it (docs/approvals.md).
+    deploy: int | None = None
 
     @classmethod
     def from_json(cls, name: str, data: Any) -> AgentRecord:
@@ -72,12 +75,14 @@ class AgentRecord:
             "stopped" if data.get("wanted") == "stopped" else "running"
         )
         # Older records carry a hashed "web_port"; nothing needs it any more.
+        deploy = data.get("deploy")
         return cls(
             name=name,
             role=role,
             network=data.get("network") is not False,
             wanted=wanted,
             paused=data.get("paused") is True,
+            deploy=deploy if isinstance(deploy, int) and not isinstance(deploy, bool) else None,
         )
 
 

@@ -10,15 +10,17 @@ powers.
   registration, the lifecycle actions (spawn ... destroy, list, logs), pausing, an agent's
   mail, dead letters, event history and live subscription; the operator's questions,
   answering any question, every reminder, hive-wide loose ends and cancelling any of them;
-  and the original's host-socket verbs (list, agent_status, subscribe_agent_status, urls,
-  set_paused, start/stop by scope, restart) in its shapes;
-- manager (its own socket): the agent commands as `manager`, with hive-wide loose ends;
+  the original's host-socket verbs (list, agent_status, subscribe_agent_status, urls,
+  set_paused, start/stop by scope, restart) in its shapes; the approval queue (pending,
+  approve, deny, a diff, an agent's config history);
+- manager (its own socket): the agent commands as `manager`, with hive-wide loose ends; start,
+  stop, restart, kill and rebuild of any agent but itself (never destroy); the config requests
+  (request_init_config, request_spawn, request_apply_commit) and cancelling its requests;
 - agent (one socket each): send, recv, ack_turn, requeue_inflight, ask, answer, remind, whoami,
   get_loose_ends, cancel_loose_end, set_status as itself.
 
-A command with no handler for a role (today the manager's approval requests, issue 12) is
-refused with "not available to ..."; a test checks that every command is either handled or
-listed in `NOT_YET`.
+A command with no handler for a role is refused with "not available to ..."; a test checks
+that every command is handled (`NOT_YET` lists any declared ahead of its handler).
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import trio
 
 from hyperhive import wire
+from hyperhive.core.approvals import Actor, Kind, Status, to_wire
 from hyperhive.core.credentials import parse_variables
-from hyperhive.core.registry import MANAGER
+from hyperhive.core.registry import MANAGER as MANAGER_NAME
 from hyperhive.errors import BadRequest, HyperhiveError, NotAllowed, UnknownAgent, WireError
 
 if TYPE_CHECKING:
@@ -45,11 +48,12 @@ __all__ = ["HANDLERS", "NOT_YET", "Surfaces", "agent_status_row", "rfc3339", "sc
 R = TypeVar("R")
 _Handler = Callable[["Handles", "Connection", Any], Awaitable[Any]]
 OPERATOR: Final = frozenset({"operator"})
+MANAGER: Final = frozenset({"manager"})
 AGENTS: Final = frozenset({"agent", "manager"})
 EVERYONE: Final = OPERATOR | AGENTS
 HANDLERS: Final[dict[type[wire.Request[Any]], tuple[frozenset[str], _Handler]]] = {}
-# Declared in the table for the manager's tools; their actor arrives with issue 12.
-NOT_YET: Final = frozenset({wire.RequestSpawn, wire.RequestInitConfig, wire.RequestApplyCommit})
+# Commands declared in the table ahead of their handler (none today).
+NOT_YET: Final[frozenset[type[wire.Request[Any]]]] = frozenset()
 
 
 def handles(
@@ -376,32 +380,45 @@ async def _spawn(hive: Handles, conn: Connection, request: wire.Spawn) -> wire.C
     return await _container(hive, request.name)
 
 
-@handles(wire.StartAgent, OPERATOR)
+def _not_itself(conn: Connection, name: str, verb: str) -> None:
+    """The manager acts on the agents, never on its own container (the operator does)."""
+    if conn.identity.role == "manager" and name == conn.identity.name:
+        raise NotAllowed(
+            f"the manager cannot {verb} itself; ask the operator (`hyperhive {verb} manager`)"
+        )
+
+
+@handles(wire.StartAgent, OPERATOR | MANAGER)
 async def _start(hive: Handles, conn: Connection, request: wire.StartAgent) -> wire.Container:
+    _not_itself(conn, request.name, "start")
     await hive.agents.act("start", request.name)
     return await _container(hive, request.name)
 
 
-@handles(wire.StopAgent, OPERATOR)
+@handles(wire.StopAgent, OPERATOR | MANAGER)
 async def _stop(hive: Handles, conn: Connection, request: wire.StopAgent) -> wire.Container:
+    _not_itself(conn, request.name, "stop")
     await hive.agents.act("stop", request.name)
     return await _container(hive, request.name)
 
 
-@handles(wire.RestartAgent, OPERATOR)
+@handles(wire.RestartAgent, OPERATOR | MANAGER)
 async def _restart(hive: Handles, conn: Connection, request: wire.RestartAgent) -> wire.Container:
+    _not_itself(conn, request.name, "restart")
     await hive.agents.act("restart", request.name)
     return await _container(hive, request.name)
 
 
-@handles(wire.KillAgent, OPERATOR)
+@handles(wire.KillAgent, OPERATOR | MANAGER)
 async def _kill(hive: Handles, conn: Connection, request: wire.KillAgent) -> wire.Container:
+    _not_itself(conn, request.name, "kill")
     await hive.agents.act("kill", request.name)
     return await _container(hive, request.name)
 
 
-@handles(wire.RebuildAgent, OPERATOR)
+@handles(wire.RebuildAgent, OPERATOR | MANAGER)
 async def _rebuild(hive: Handles, conn: Connection, request: wire.RebuildAgent) -> wire.Container:
+    _not_itself(conn, request.name, "rebuild")
     await hive.agents.act("rebuild", request.name)
     return await _container(hive, request.name)
 
@@ -466,7 +483,7 @@ async def _agent_status(
 
 
 def _roster_order(row: wire.AgentStatusRow) -> tuple[bool, str]:
-    return (row.name == MANAGER, row.name)
+    return (row.name == MANAGER_NAME, row.name)
 
 
 def agent_status_row(view: wire.ContainerView, url: str | None) -> wire.AgentStatusRow:
@@ -596,7 +613,7 @@ def scope_names(scope: wire.Scope, known: list[str]) -> list[str]:
         )
     names = set(scope.agent_names)
     if scope.agents:
-        names.update(name for name in known if name != MANAGER)
+        names.update(name for name in known if name != MANAGER_NAME)
     if not names:
         raise BadRequest(
             'the scope names no agent; list them in "agent_names" (an empty scope never means '
@@ -606,3 +623,66 @@ def scope_names(scope: wire.Scope, known: list[str]) -> list[str]:
     if unknown:
         raise UnknownAgent(f"unknown agent {unknown[0]!r}; nothing was done")
     return sorted(names)
+
+
+# -- approvals (hyperhive.core.approvals, docs/approvals.md) ------------------------------------
+
+
+@handles(wire.RequestInitConfig, MANAGER)
+async def _init_config(
+    hive: Handles, conn: Connection, request: wire.RequestInitConfig
+) -> wire.ConfigInitialised:
+    return await hive.approvals.init_config(request.name)
+
+
+@handles(wire.RequestSpawn, MANAGER)
+async def _request_spawn(
+    hive: Handles, conn: Connection, request: wire.RequestSpawn
+) -> wire.Submitted:
+    approval = await hive.approvals.request(
+        Kind.SPAWN, request.name, request.commit_ref, request.description
+    )
+    return wire.Submitted(approval.id)
+
+
+@handles(wire.RequestApplyCommit, MANAGER)
+async def _request_apply(
+    hive: Handles, conn: Connection, request: wire.RequestApplyCommit
+) -> wire.Submitted:
+    approval = await hive.approvals.request(
+        Kind.APPLY_COMMIT, request.agent, request.commit_ref, request.description
+    )
+    return wire.Submitted(approval.id)
+
+
+@handles(wire.ListPending, OPERATOR)
+async def _pending(hive: Handles, conn: Connection, request: wire.ListPending) -> wire.Approvals:
+    if request.all:
+        rows = await hive.approvals.recent(request.limit)
+    else:
+        rows = await hive.approvals.pending()
+    return wire.Approvals(tuple(to_wire(row) for row in rows))
+
+
+@handles(wire.Approve, OPERATOR)
+async def _approve(hive: Handles, conn: Connection, request: wire.Approve) -> wire.ApprovalReply:
+    approval = await hive.approvals.decide(request.id, Status.APPROVED, Actor.OPERATOR)
+    return wire.ApprovalReply(to_wire(approval))
+
+
+@handles(wire.Deny, OPERATOR)
+async def _deny(hive: Handles, conn: Connection, request: wire.Deny) -> wire.ApprovalReply:
+    approval = await hive.approvals.decide(request.id, Status.DENIED, Actor.OPERATOR, request.note)
+    return wire.ApprovalReply(to_wire(approval))
+
+
+@handles(wire.ShowApproval, OPERATOR)
+async def _approval_diff(
+    hive: Handles, conn: Connection, request: wire.ShowApproval
+) -> wire.ApprovalDetail:
+    return await hive.approvals.detail(request.id)
+
+
+@handles(wire.ShowConfig, OPERATOR)
+async def _config(hive: Handles, conn: Connection, request: wire.ShowConfig) -> wire.ConfigReply:
+    return await hive.approvals.config(request.name)

@@ -14,7 +14,9 @@ Fault hooks:
 The default agent does what the probe agent (`hyperhive.testing.probe_agent`) does on a real
 backend: counts its starts in its state directory, writes a report there, logs
 `agent NAME started`, then waits to be stopped. `set_payload` swaps in another coroutine.
-`exec` runs the command as a real process on the host with the agent's environment.
+`exec` runs the command as a real process on the host with the agent's environment, and so
+does `run_job` (a deploy's build step: `HYPERHIVE_TOOLS` names the tools directory on the
+host); `fail_jobs(name)` makes the next jobs of `name` exit 1 without running.
 """
 
 from __future__ import annotations
@@ -88,6 +90,17 @@ async def default_payload(agent: FakeAgent) -> int:
     return 0
 
 
+def _environment(spec: AgentSpec) -> dict[str, str]:
+    """The agent's environment with its host paths (a fake agent runs on the host)."""
+    return agent_environment(
+        spec,
+        socket_dir=spec.socket_dir,
+        state_dir=spec.state_dir,
+        config_dir=spec.config_dir,
+        tools_dir=spec.tools_dir,
+    )
+
+
 async def _say_hello(path: Path, line: bytes) -> str:
     """Send one line on the agent's socket and return the first line back (as the probe)."""
     try:
@@ -143,6 +156,7 @@ class FakeBackend:
         self._nursery: trio.Nursery | None = None
         self._stop_requested = trio.Event()
         self.calls: list[tuple[str, str]] = []  # (method, name), for tests that count calls
+        self._fail_jobs: set[str] = set()
 
     # -- fault hooks --------------------------------------------------------------------------
 
@@ -160,6 +174,18 @@ class FakeBackend:
     async def fail_start(self, name: str) -> None:
         """Make the next `start` of `name` fail."""
         self._fail_next_start.add(name)
+
+    def is_running(self, name: str) -> bool:
+        """Whether `name` runs now (never blocks; False for an unknown agent)."""
+        entry = self._entries.get(name)
+        return entry is not None and entry.running is not None
+
+    def fail_jobs(self, name: str, fail: bool = True) -> None:
+        """Make every `run_job` of `name` exit 1 at once (until called with `fail=False`)."""
+        if fail:
+            self._fail_jobs.add(name)
+        else:
+            self._fail_jobs.discard(name)
 
     def set_payload(self, name: str, payload: Callable[[FakeAgent], Awaitable[int]]) -> None:
         """Run `payload` instead of `default_payload` when `name` next starts."""
@@ -209,12 +235,7 @@ class FakeBackend:
             self._fail_next_start.discard(name)
             entry.state, entry.exit_code, entry.detail = AgentState.CRASHED, 1, "fail_start hook"
             raise StartFailed(f"{name}: the fake backend was told to fail this start")
-        env = agent_environment(
-            entry.spec,
-            socket_dir=entry.spec.socket_dir,
-            state_dir=entry.spec.state_dir,
-            config_dir=entry.spec.config_dir,
-        )
+        env = _environment(entry.spec)
         running = _Running(FakeAgent(entry.spec, env, entry.log.append))
         entry.running = running
         entry.state, entry.exit_code, entry.detail = AgentState.RUNNING, None, ""
@@ -256,12 +277,36 @@ class FakeBackend:
         kept = self._entry(name).log[-lines:] if lines > 0 else []
         return "".join(f"{line}\n" for line in kept)
 
+    async def run_job(self, spec: AgentSpec) -> int:
+        self.calls.append(("run_job", spec.name))
+        spec.make_dirs()
+        if spec.name in self._fail_jobs:
+            return 1
+        env = _environment(spec)
+        with spec.log_path.open("ab") as log:
+            try:
+                done = await trio.run_process(
+                    list(spec.argv),
+                    env=env,
+                    cwd=spec.state_dir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    check=False,
+                )
+            except OSError as exc:
+                raise StartFailed(
+                    f"{spec.name}: cannot run {spec.argv[0]}: {exc.strerror}"
+                ) from exc
+        return done.returncode
+
+    async def hand_over(self, name: str, path: Path) -> None:
+        self.calls.append(("hand_over", name))
+
     async def exec(self, name: str, argv: Sequence[str]) -> ExecResult:
         entry = self._entry(name)
         spec = entry.spec
-        env = agent_environment(
-            spec, socket_dir=spec.socket_dir, state_dir=spec.state_dir, config_dir=spec.config_dir
-        )
+        env = _environment(spec)
         try:
             done = await trio.run_process(
                 list(argv),

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from hyperhive.clock import WallClock
     from hyperhive.containers.base import ContainerBackend
+    from hyperhive.core.approvals import DeployPolicy
     from hyperhive.core.handles import Handles
     from hyperhive.offload import Offload
 
@@ -76,12 +77,14 @@ async def open_test_hive(
     offload: Offload = inline,
     operator_pronouns: str = DEFAULT_PRONOUNS,
     extra_children: Sequence[ExtraChild] = (),
+    deploy_policy: DeployPolicy | None = None,
 ) -> AsyncIterator[TestHive]:
     """Run a daemon on `state_dir` for the duration of the block, then stop it in order.
 
     With `backend` (say a `FakeBackend`) the daemon runs containers with it, under
     `containers` settings (default: no manager is created, short grace periods). `limits`
-    overrides the daemon's resource limits (docs/limits.md). `offload` is how stores and files
+    overrides the daemon's resource limits (docs/limits.md), `deploy_policy` when a deploy
+    counts as crash-looping (docs/approvals.md). `offload` is how stores and files
     are reached: inline by default (exact virtual time); `hyperhive.offload.to_thread`
     for a test of the threaded path.
 
@@ -103,6 +106,7 @@ async def open_test_hive(
         limits=limits or Limits(),
         operator_pronouns=operator_pronouns,
         extra_children=extra_children,
+        deploy_policy=deploy_policy,
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(tree.run)

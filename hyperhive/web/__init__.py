@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hyperhive.web.app import WebSettings, create_app
-from hyperhive.web.ops import ApprovalDesk, ApprovalView, DashboardOps
+from hyperhive.web.ops import ApprovalDesk, ApprovalView, DashboardOps, HiveApprovals
 from hyperhive.web.security import Bind, check_bind, parse_bind
 from hyperhive.web.serve import Dashboard, bind_dashboard
 
@@ -29,6 +29,7 @@ __all__ = [
     "Bind",
     "Dashboard",
     "DashboardOps",
+    "HiveApprovals",
     "WebSettings",
     "bind_dashboard",
     "check_bind",

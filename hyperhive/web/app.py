@@ -270,6 +270,10 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
         await ops.cancel_question(id)
         return _ok()
 
+    @app.get("/api/approvals/<int:id>")
+    async def approval(id: int) -> Response:
+        return _ok(approval=await ops.approval(id))
+
     @app.post("/approve/<int:id>")
     async def approve(id: int) -> Response:
         return _ok(approval=await ops.approve(id))

@@ -7,14 +7,15 @@ an `ApprovalDesk` for approvals. Nothing here decides anything: the rules live b
 handles, so the dashboard and the CLI cannot drift apart. When the daemon's handles change shape
 (one typed handle per actor), this module is what moves; the routes do not.
 
-Approvals come from a desk the daemon passes in (`ApprovalDesk`, the interface the config-repo
-work implements); without one the approvals panel stays empty and its actions answer that the
-daemon has no approval flow yet.
+Approvals come from an `ApprovalDesk`: `HiveApprovals`, over the approvals actor's handle (the
+one the admin socket's ``pending`` / ``approve`` / ``deny`` / ``approval_diff`` use), unless a
+test passes another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import typing
 from typing import TYPE_CHECKING, Protocol
@@ -26,10 +27,12 @@ from actors import ActorStatistics
 
 # At run time: cattrs resolves `Snapshot`'s annotations when the page asks for it.
 from hyperhive import wire  # noqa: TC001
+from hyperhive.config_repo.capabilities import Change, render_text
 from hyperhive.core.agent_files import read_capped
+from hyperhive.core.approvals import Actor, Status, to_wire
 from hyperhive.core.listener import Identity
 from hyperhive.core.reminders import container_relative
-from hyperhive.errors import ContainerError, HyperhiveError, NotFound, UnknownAgent
+from hyperhive.errors import HyperhiveError, NotFound, UnknownAgent
 from hyperhive.web.harness_link import HarnessLink
 
 if TYPE_CHECKING:
@@ -45,7 +48,7 @@ __all__ = [
     "ApprovalDesk",
     "ApprovalView",
     "DashboardOps",
-    "NoApprovals",
+    "HiveApprovals",
     "Snapshot",
 ]
 
@@ -86,27 +89,69 @@ class ApprovalDesk(Protocol):
 
     `approve` deploys (or starts deploying) the approved commit; `deny` records `reason`. Both
     raise `NotFound` for an unknown id and `Conflict` for one that is no longer pending, with a
-    sentence the page shows as is. `open` lists what waits for the operator, oldest first.
+    sentence the page shows as is. `open` lists what waits for the operator, oldest first;
+    `detail` is one approval with its diffs (the page fetches it when one is added).
     """
 
     async def open(self) -> list[ApprovalView]: ...
+
+    async def detail(self, id: int) -> ApprovalView: ...
 
     async def approve(self, id: int) -> ApprovalView: ...
 
     async def deny(self, id: int, reason: str) -> ApprovalView: ...
 
 
-class NoApprovals:
-    """The desk of a daemon without the approval flow: nothing waits, nothing can be decided."""
+class HiveApprovals:
+    """The desk over the hive's approvals actor (`hyperhive.core.approvals.ApprovalsHandle`)."""
+
+    def __init__(self, hive: Handles) -> None:
+        self._approvals = hive.approvals
 
     async def open(self) -> list[ApprovalView]:
-        return []
+        return [await self.detail(a.id) for a in await self._approvals.pending()]
+
+    async def detail(self, id: int) -> ApprovalView:
+        detail = await self._approvals.detail(id)
+        lines = [
+            render_text([Change(c.area, c.effect, c.subject, c.before, c.after)])  # type: ignore[arg-type]
+            for c in detail.capabilities
+        ]
+        if detail.capability_error:
+            lines = [f"! {line}" for line in detail.capability_error.splitlines()]
+        return _view(detail.approval, diff=detail.diff, capabilities=tuple(lines))
 
     async def approve(self, id: int) -> ApprovalView:
-        raise ContainerError("this daemon has no approval flow yet; nothing can be approved")
+        decided = await self._approvals.decide(id, Status.APPROVED, Actor.OPERATOR)
+        return _view(to_wire(decided), requested_at=decided.requested_at)
 
     async def deny(self, id: int, reason: str) -> ApprovalView:
-        raise ContainerError("this daemon has no approval flow yet; nothing can be denied")
+        decided = await self._approvals.decide(id, Status.DENIED, Actor.OPERATOR, reason)
+        return _view(to_wire(decided), requested_at=decided.requested_at)
+
+
+def _view(
+    approval: wire.Approval,
+    *,
+    diff: str = "",
+    capabilities: tuple[str, ...] = (),
+    requested_at: float | None = None,
+) -> ApprovalView:
+    at = requested_at
+    if at is None:
+        at = datetime.datetime.fromisoformat(approval.requested_at).timestamp()
+    return ApprovalView(
+        id=approval.id,
+        agent=approval.agent,
+        kind=approval.kind,
+        status=approval.status,
+        description=approval.description,
+        commit_ref=approval.fetched_sha or approval.commit_ref,
+        requested_at=at,
+        diff=diff,
+        capabilities=capabilities,
+        note=approval.note,
+    )
 
 
 @attrs.frozen
@@ -169,7 +214,7 @@ class DashboardOps:
     def __init__(self, hive: Handles, approvals: ApprovalDesk | None = None) -> None:
         self._hive = hive
         self.stats = DashboardStats()
-        self.approvals: ApprovalDesk = approvals or NoApprovals()
+        self.approvals: ApprovalDesk = approvals or HiveApprovals(hive)
         # Seqs restart with each daemon process; `boot` (the one every event frame carries)
         # tells a reconnecting page which one.
         self.boot = hive.events.boot
@@ -271,6 +316,9 @@ class DashboardOps:
 
     async def cancel_question(self, id: int) -> None:
         await self._hive.cancel_loose_end(OPERATOR, "question", id)
+
+    async def approval(self, id: int) -> ApprovalView:
+        return await self.approvals.detail(id)
 
     async def approve(self, id: int) -> ApprovalView:
         return await self.approvals.approve(id)

@@ -45,7 +45,12 @@ from hyperhive.wire.replies import (
     AgentInbox,
     Agents,
     AgentStatuses,
+    ApprovalDetail,
+    ApprovalReply,
+    Approvals,
     Asked,
+    ConfigInitialised,
+    ConfigReply,
     Container,
     Containers,
     CredentialStored,
@@ -264,11 +269,14 @@ class GetLooseEnds(Request[LooseEnds]):
 
 @command(
     "cancel_loose_end",
-    tool=agent_tool("Cancel one of your loose ends: `kind` is `question` or `reminder`."),
+    tool=agent_tool(
+        "Cancel one of your loose ends: `kind` is `question`, `reminder` or (the manager) "
+        "`approval`, withdrawing a request the operator has not decided yet."
+    ),
 )
 @attrs.frozen
 class CancelLooseEnd(Request[LooseEndCancelled]):
-    """Cancel a loose end: ``kind`` is ``question`` or ``reminder``."""
+    """Cancel a loose end: ``kind`` is ``question``, ``reminder`` or ``approval``."""
 
     kind: str = attrs.field(metadata=text(32))
     id: int = attrs.field(metadata=ID)
@@ -305,15 +313,18 @@ class Spawn(Request[Container]):
 @command("start", tool=manager_tool("Start agent `name`'s container."))
 @attrs.frozen
 class StartAgent(Request[Container]):
-    """Admin: start agent ``name``'s container."""
+    """Admin, manager: start agent ``name``'s container."""
 
     name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
 
 
-@command("stop")
+@command(
+    "stop",
+    tool=manager_tool("Stop agent `name` (asked politely, killed after its grace period)."),
+)
 @attrs.frozen
 class StopAgent(Request[Container]):
-    """Admin: stop agent ``name`` (SIGTERM, then SIGKILL after the grace period)."""
+    """Admin, manager: stop agent ``name`` (SIGTERM, then SIGKILL after the grace period)."""
 
     name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
 
@@ -321,7 +332,7 @@ class StopAgent(Request[Container]):
 @command("restart", tool=manager_tool("Restart agent `name`'s container."))
 @attrs.frozen
 class RestartAgent(Request[Container]):
-    """Admin: stop, then start agent ``name``."""
+    """Admin, manager: stop, then start agent ``name``."""
 
     name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
 
@@ -329,15 +340,21 @@ class RestartAgent(Request[Container]):
 @command("kill", tool=manager_tool("Stop agent `name`'s container now."))
 @attrs.frozen
 class KillAgent(Request[Container]):
-    """Admin: kill agent ``name`` at once (no grace period)."""
+    """Admin, manager: kill agent ``name`` at once (no grace period)."""
 
     name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
 
 
-@command("rebuild", tool=manager_tool("Rebuild agent `name`'s container from its applied config."))
+@command(
+    "rebuild",
+    tool=manager_tool(
+        "Rebuild agent `name`'s container from its deployed config (restarts it if running)."
+    ),
+)
 @attrs.frozen
 class RebuildAgent(Request[Container]):
-    """Admin: re-apply agent ``name``'s container settings, restarting it if they need it."""
+    """Admin, manager: re-apply agent ``name``'s container settings from its deployed config,
+    restarting it if they need it."""
 
     name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
 
@@ -477,40 +494,45 @@ class Login(Request[CredentialStored]):
     agents: tuple[str, ...] = attrs.field(default=(), metadata=text(MAX_NAME_CHARS, items=1000))
 
 
-# -- approvals (docs/approvals.md): declared for the manager's tools; no daemon surface handles
-# them until the approvals actor is wired in (issue 12), so they answer "not available".
-
-
-@command(
-    "request_spawn",
-    tool=manager_tool(
-        "Ask the operator to approve creating agent `name` (review its config first)."
-    ),
-)
-@attrs.frozen
-class RequestSpawn(Request[Submitted]):
-    """Manager: ask the operator to approve spawning agent ``name``."""
-
-    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+# -- approvals (docs/approvals.md) ------------------------------------------------------------
 
 
 @command(
     "request_init_config",
     tool=manager_tool(
-        "Prepare a config repository for a new agent `name`, to edit before requesting a spawn."
+        "Create the config repo of a new agent `name` from the template, at "
+        "/agents/<name>/config. Edit agent.toml there, commit, then request_spawn."
     ),
 )
 @attrs.frozen
-class RequestInitConfig(Request[Empty]):
-    """Manager: seed the config repos of a new agent ``name``."""
+class RequestInitConfig(Request[ConfigInitialised]):
+    """Manager: seed the proposed and applied config repos of a new agent ``name``."""
 
     name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
 
 
 @command(
+    "request_spawn",
+    tool=manager_tool(
+        "Ask the operator to approve creating agent `name` from commit `commit_ref` (its hex "
+        "sha, `git rev-parse HEAD` in /agents/<name>/config) of its config repo; "
+        "`description` says what the agent is for."
+    ),
+)
+@attrs.frozen
+class RequestSpawn(Request[Submitted]):
+    """Manager: ask the operator to approve spawning ``name`` from ``commit_ref``."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
+    commit_ref: str = attrs.field(metadata=text(64))
+    description: str = attrs.field(metadata=text(4000))
+
+
+@command(
     "request_apply_commit",
     tool=manager_tool(
-        "Ask the operator to approve config commit `commit_ref` (hex sha) for `agent`."
+        "Ask the operator to approve deploying commit `commit_ref` (its hex sha, never a "
+        "branch name) of /agents/<agent>/config; `description` says what changes and why."
     ),
 )
 @attrs.frozen
@@ -519,7 +541,50 @@ class RequestApplyCommit(Request[Submitted]):
 
     agent: str = attrs.field(metadata=text(MAX_NAME_CHARS))
     commit_ref: str = attrs.field(metadata=text(64))
-    description: str = attrs.field(default="", metadata=text(4000))
+    description: str = attrs.field(metadata=text(4000))
+
+
+@command("pending")
+@attrs.frozen
+class ListPending(Request[Approvals]):
+    """Admin: the approvals waiting for the operator, oldest first (``all``: the newest
+    ``limit`` in any status, newest first)."""
+
+    all: bool = False
+    limit: int = attrs.field(default=100, metadata=number(0, MAX_LIMIT))
+
+
+@command("approve")
+@attrs.frozen
+class Approve(Request[ApprovalReply]):
+    """Admin: approve approval ``id``; its deploy starts (docs/approvals.md)."""
+
+    id: int = attrs.field(metadata=ID)
+
+
+@command("deny")
+@attrs.frozen
+class Deny(Request[ApprovalReply]):
+    """Admin: deny approval ``id``; ``note`` is the reason the manager is told."""
+
+    id: int = attrs.field(metadata=ID)
+    note: str = attrs.field(default="", metadata=text(4000))
+
+
+@command("approval_diff")
+@attrs.frozen
+class ShowApproval(Request[ApprovalDetail]):
+    """Admin: approval ``id`` with its unified diff and capability diff."""
+
+    id: int = attrs.field(metadata=ID)
+
+
+@command("config")
+@attrs.frozen
+class ShowConfig(Request[ConfigReply]):
+    """Admin: agent ``name``'s deployed config and its applied repo's tag history."""
+
+    name: str = attrs.field(metadata=text(MAX_NAME_CHARS))
 
 
 # cmd -> request class, for readers that only need the tag table.

@@ -9,12 +9,15 @@ from __future__ import annotations
 import attrs
 
 from hyperhive.wire._tags import TagTable
-from hyperhive.wire.rows import ContainerView, Message, Question, Reminder
+from hyperhive.wire.rows import Approval, ContainerView, Message, Question, Reminder
 
 __all__ = [
     "EVENTS",
     "AgentRegistered",
     "AgentUnregistered",
+    "ApprovalAdded",
+    "ApprovalResolved",
+    "ConfigRefChanged",
     "ContainerCrashed",
     "ContainerRemoved",
     "ContainerStateChanged",
@@ -169,6 +172,36 @@ class ContainerCrashed:
     detail: str
 
 
+@EVENTS.tag("approval_added")
+@attrs.frozen
+class ApprovalAdded:
+    """The manager asked for an approval; it waits for the operator."""
+
+    approval: Approval
+
+
+@EVENTS.tag("approval_resolved")
+@attrs.frozen
+class ApprovalResolved:
+    """An approval changed status: approved, denied (``note``: the reason), failed (``note``:
+    the error, or "rolled back: ..."), cancelled."""
+
+    approval: Approval
+
+
+@EVENTS.tag("config_ref_changed")
+@attrs.frozen
+class ConfigRefChanged:
+    """A ref of agent ``agent``'s applied repo moved: a tag (``proposal/7`` ... ``deployed/7``,
+    ``failed/7``, ``denied/7``) was set, or ``main`` moved (``ref`` = ``main``). ``message``
+    is the tag's annotation (an error, a reason), empty for main."""
+
+    agent: str
+    ref: str
+    commit: str
+    message: str = ""
+
+
 EventPayload = (
     MessageSent
     | MessageDelivered
@@ -187,6 +220,9 @@ EventPayload = (
     | ContainerCrashed
     | DiskQuotaExceeded
     | LimitHit
+    | ApprovalAdded
+    | ApprovalResolved
+    | ConfigRefChanged
 )
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "ENV_ROLE",
     "ENV_SOCKET",
     "ENV_STATE",
+    "ENV_TOOLS",
     "LIVE_EVENTS",
     "MAX_REPORT_BYTES",
     "MODEL_FILE",
@@ -66,6 +67,7 @@ ENV_ROLE: Final = "HYPERHIVE_ROLE"  # agent | manager
 ENV_SOCKET: Final = "HYPERHIVE_SOCKET"  # the agent's hive.sock: its identity
 ENV_STATE: Final = "HYPERHIVE_AGENT_STATE"  # its state directory (read-write)
 ENV_CONFIG: Final = "HYPERHIVE_CONFIG_DIR"  # its config directory (read-only)
+ENV_TOOLS: Final = "HYPERHIVE_TOOLS"  # its deploy's tools directory (/tools in a sandbox)
 ENV_OPERATOR_PRONOUNS: Final = "HYPERHIVE_OPERATOR_PRONOUNS"  # as whoami answers them
 
 # The agent's socket file, in the socket directory bound into its container.

@@ -17,6 +17,12 @@ __all__ = [
     "HELPER_SENDER",
     "AgentLoggedIn",
     "AgentNeedsLogin",
+    "ApprovalApproved",
+    "ApprovalCancelled",
+    "ApprovalDenied",
+    "ConfigDeployed",
+    "ConfigFailed",
+    "ConfigRolledBack",
     "ContainerCrash",
     "HelperEvent",
     "QuestionAnswered",
@@ -91,6 +97,73 @@ class AgentLoggedIn:
     name: str
 
 
+@HELPER_EVENTS.tag("approval_approved")
+@attrs.frozen
+class ApprovalApproved:
+    """The operator approved your request ``id`` (``kind`` spawn or apply_commit) for
+    ``agent``; its deploy has started. ``config_deployed`` or ``config_failed`` follows."""
+
+    id: int
+    agent: str
+    kind: str
+    commit: str
+
+
+@HELPER_EVENTS.tag("approval_denied")
+@attrs.frozen
+class ApprovalDenied:
+    """The operator denied your request ``id`` for ``agent``; ``reason`` says why."""
+
+    id: int
+    agent: str
+    kind: str
+    reason: str
+
+
+@HELPER_EVENTS.tag("approval_cancelled")
+@attrs.frozen
+class ApprovalCancelled:
+    """Your request ``id`` for ``agent`` was withdrawn (``by`` the manager or the operator)."""
+
+    id: int
+    agent: str
+    by: str
+    reason: str
+
+
+@HELPER_EVENTS.tag("config_deployed")
+@attrs.frozen
+class ConfigDeployed:
+    """Approval ``id``: ``agent`` runs commit ``commit`` of its config now (``main`` moved)."""
+
+    id: int
+    agent: str
+    commit: str
+
+
+@HELPER_EVENTS.tag("config_failed")
+@attrs.frozen
+class ConfigFailed:
+    """Approval ``id`` for ``agent`` failed (``error``: the field path of a bad agent.toml, a
+    build's output, a start that failed); the agent keeps the config it had."""
+
+    id: int
+    agent: str
+    error: str
+
+
+@HELPER_EVENTS.tag("config_rolled_back")
+@attrs.frozen
+class ConfigRolledBack:
+    """``agent`` crash-looped after approval ``id`` was deployed; it was put back on commit
+    ``commit`` (the config before), and ``id`` is tagged failed."""
+
+    id: int
+    agent: str
+    commit: str | None
+    reason: str
+
+
 HelperEvent = (
     QuestionAsked
     | QuestionAnswered
@@ -98,4 +171,10 @@ HelperEvent = (
     | ContainerCrash
     | AgentNeedsLogin
     | AgentLoggedIn
+    | ApprovalApproved
+    | ApprovalDenied
+    | ApprovalCancelled
+    | ConfigDeployed
+    | ConfigFailed
+    | ConfigRolledBack
 )

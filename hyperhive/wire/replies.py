@@ -11,6 +11,8 @@ import attrs
 from hyperhive.wire.events import Event
 from hyperhive.wire.rows import (
     AgentStatusRow,
+    Approval,
+    ConfigTag,
     ContainerView,
     DeadLetter,
     Delivery,
@@ -28,7 +30,13 @@ __all__ = [
     "AgentInbox",
     "AgentStatuses",
     "Agents",
+    "ApprovalDetail",
+    "ApprovalReply",
+    "Approvals",
     "Asked",
+    "CapabilityChange",
+    "ConfigInitialised",
+    "ConfigReply",
     "Container",
     "Containers",
     "CredentialStored",
@@ -257,3 +265,70 @@ class AgentInbox:
     inflight: tuple[Delivery, ...]
     pending_total: int
     inflight_total: int
+
+
+@attrs.frozen
+class Approvals:
+    """Approval rows (``pending``: those waiting for the operator, oldest first)."""
+
+    approvals: tuple[Approval, ...]
+
+
+@attrs.frozen
+class ApprovalReply:
+    """An approval as it stands after an approve, a deny or a cancel."""
+
+    approval: Approval
+
+
+@attrs.frozen
+class CapabilityChange:
+    """One line of a capability diff (docs/config.md): ``effect`` is ``grants``, ``revokes``
+    or ``changes``; ``before`` / ``after`` are None where the capability is absent."""
+
+    area: str
+    effect: str
+    subject: str
+    before: str | None = None
+    after: str | None = None
+
+
+@attrs.frozen
+class ApprovalDetail:
+    """An approval with what it changes: the unified diff from ``base`` (the deployed commit;
+    None for a spawn) to the proposal, and the capability diff beside it.
+
+    ``capability_error`` says why there is no capability diff (the proposed ``agent.toml``
+    does not parse; the approval would fail). All text is the manager's: escape it.
+    """
+
+    approval: Approval
+    base: str | None
+    diff: str
+    diff_truncated: bool
+    capabilities: tuple[CapabilityChange, ...]
+    capability_error: str | None = None
+
+
+@attrs.frozen
+class ConfigReply:
+    """An agent's config as deployed: ``main`` of its applied repo, the ``agent.toml`` there,
+    the deploy its container runs (``deploy``, an approval id; None: not from an approval),
+    and every approval tag, oldest first."""
+
+    name: str
+    main: str | None
+    agent_toml: str | None
+    deploy: int | None
+    tags: tuple[ConfigTag, ...]
+
+
+@attrs.frozen
+class ConfigInitialised:
+    """A new agent's config repos are ready: the manager edits ``path`` (in its container),
+    commits, and asks for a spawn of that commit; ``applied_path`` is the read-only record."""
+
+    name: str
+    seed: str
+    path: str
+    applied_path: str

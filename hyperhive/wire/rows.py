@@ -15,6 +15,8 @@ from hyperhive.wire.page import HarnessReport
 
 __all__ = [
     "AgentStatusRow",
+    "Approval",
+    "ConfigTag",
     "ContainerView",
     "DeadLetter",
     "Delivery",
@@ -111,16 +113,50 @@ class Reminder:
 
 @attrs.frozen
 class LooseApproval:
-    """An approval awaiting the operator, as loose ends list it.
-
-    Approvals arrive with a later issue; until then the ``approvals`` section of `LooseEnds` is
-    always empty and this shape is a placeholder the approvals work may extend.
-    """
+    """An approval awaiting the operator, as loose ends list it: its id, the agent it is for,
+    its description (``summary``) and when it was asked for (unix seconds)."""
 
     id: int
     agent: str
     summary: str
     submitted_at: float
+    kind: str = "apply_commit"
+    commit_ref: str = ""
+
+
+@attrs.frozen
+class Approval:
+    """One approval request in the original's shape (docs/approvals.md).
+
+    ``kind`` is ``spawn`` or ``apply_commit``; ``status`` is ``pending``, ``approved``,
+    ``denied``, ``failed`` or ``cancelled``. ``requested_at`` and ``resolved_at`` are RFC 3339
+    (UTC); ``fetched_sha`` is the full commit the proposal was imported as; ``note`` is the
+    operator's reason for a denial or the error of a failure. ``description`` and ``note`` are
+    the manager's and the daemon's text: escape them where they are shown.
+    """
+
+    id: int
+    agent: str
+    kind: str
+    requested_at: str
+    status: str
+    description: str
+    commit_ref: str
+    fetched_sha: str | None = None
+    resolved_at: str | None = None
+    note: str | None = None
+
+
+@attrs.frozen
+class ConfigTag:
+    """One tag of an agent's applied repo: ``stage/id`` on ``commit``, when (RFC 3339), and
+    its message (a denial's reason, a failure's error)."""
+
+    stage: str
+    id: int
+    commit: str
+    at: str
+    message: str
 
 
 @attrs.frozen

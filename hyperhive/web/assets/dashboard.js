@@ -202,6 +202,16 @@
       el("div", { class: "sides" }, R.diff(a.diff), caps),
       el("div", { class: "actions" }, approve, deny), reasonBox);
   }
+  // An event carries the row only; the card needs the diffs, which the desk reads from git.
+  function loadApproval(id) {
+    fetch("/api/approvals/" + id, { credentials: "same-origin" }).then((r) => r.json()).then((answer) => {
+      if (answer.ok && answer.approval) { state.approvals.set(id, answer.approval); renderApprovals(); }
+    }).catch(() => {});
+  }
+  function settleApproval(row) {
+    const known = state.approvals.get(row.id);
+    if (known) { state.approvals.set(row.id, Object.assign({}, known, { status: row.status, note: row.note })); renderApprovals(); }
+  }
   function renderApprovals() {
     const open = [...state.approvals.values()].filter((a) => a.status === "pending");
     $("approvals-count").textContent = open.length ? String(open.length) : "";
@@ -296,12 +306,16 @@
         sysRow(key, order, "-", ev.name + " left the hive"); if (!fromHistory) resync(); break;
       case "disk_quota_exceeded": sysRow(key, order, "!", ev.name + " uses " + bytes(ev.disk_bytes) + " of disk, past its quota of " + bytes(ev.disk_quota), "warn"); break;
       case "reminder_failed": sysRow(key, order, "⏰", "a reminder for " + ev.reminder.owner + " failed: " + (ev.reminder.failure || ""), "warn"); break;
-      case "approval_added": state.approvals.set(ev.approval.id, ev.approval); renderApprovals();
+      case "approval_added": if (!fromHistory) loadApproval(ev.approval.id);
         sysRow(key, order, "§", ev.approval.agent + ": approval #" + ev.approval.id + " requested");
         if (!fromHistory) notifyUser("approval for " + ev.approval.agent, ev.approval.description);
         break;
-      case "approval_resolved": state.approvals.set(ev.approval.id, ev.approval); renderApprovals();
-        sysRow(key, order, "§", "approval #" + ev.approval.id + " " + ev.approval.status + (ev.approval.note ? ": " + ev.approval.note : "")); break;
+      case "approval_resolved": settleApproval(ev.approval);
+        sysRow(key, order, "§", "approval #" + ev.approval.id + " " + ev.approval.status + (ev.approval.note ? ": " + ev.approval.note : ""),
+          ev.approval.status === "failed" ? "bad" : ""); break;
+      case "config_ref_changed": if (!fromHistory && ev.ref.startsWith("refs/tags/deployed/"))
+          sysRow(key, order, "§", ev.agent + " runs config " + ev.commit.slice(0, 12) + " (" + ev.ref.slice(10) + ")");
+        break;
       case "gap": if (!fromHistory) { sysRow(key, order, "…", "missed events " + ev.first_seq + "–" + ev.last_seq + "; reloading", "warn"); resync(); } break;
       default: break;
     }

@@ -60,6 +60,7 @@ MANAGER_TOOLS = {
     "request_init_config",
     "request_apply_commit",
     "kill",
+    "stop",
     "start",
     "restart",
     "rebuild",
@@ -142,24 +143,33 @@ async def test_questions_and_reminders_round_trip(short_tmp: Path) -> None:
         assert text == f"cancelled reminder #{reminder_id}"
 
 
-async def test_tools_the_daemon_does_not_have_yet_say_so_and_do_nothing(short_tmp: Path) -> None:
+async def test_every_manager_tool_reaches_the_daemon_and_a_refusal_is_its_sentence(
+    short_tmp: Path,
+) -> None:
     async with open_test_hive(short_tmp / "hive") as hive:
         async with open_tools(hive.paths.manager_socket, "manager") as client:
-            for tool, args in [
-                ("request_spawn", {"name": "carol"}),
-                ("request_apply_commit", {"agent": "carol", "commit_ref": "abc1234"}),
+            for tool, args, why in [
+                (
+                    "request_spawn",
+                    {"name": "carol", "commit_ref": "main", "description": "x"},
+                    "commit_ref must be a commit sha",
+                ),
+                (
+                    "request_apply_commit",
+                    {"agent": "carol", "commit_ref": "abc1234", "description": "x"},
+                    "carol does not exist; ask for it with request_spawn",
+                ),
+                ("rebuild", {"name": "carol"}, "unknown agent 'carol'"),
+                ("stop", {"name": "manager"}, "the manager cannot stop itself"),
             ]:
                 error, text = await _call(client, tool, **args)
-                assert error
-                assert "not available yet" in text
-                assert "Nothing was done" in text
-            # Lifecycle tools reach the daemon; on a missing agent (or while the manager's
-            # socket does not take them yet) the answer is an error, never a made-up success.
-            error, text = await _call(client, "rebuild", name="carol")
-            assert error
-            assert "not available yet" in text or "carol" in text
+                assert error, text
+                assert text.startswith(f"{tool} failed: "), text
+                assert why in text
+                assert "not available" not in text
         async with hive.operator() as operator:
             assert (await operator.call(wire.ListAgents())).agents == ()
+            assert (await operator.call(wire.ListPending())).approvals == ()
 
 
 async def test_a_dead_socket_is_a_readable_tool_error(short_tmp: Path) -> None:

@@ -20,7 +20,7 @@ from hyperhive.agent.claude import (
     claude_argv,
     claude_env,
     find_claude,
-    load_extra_mcp,
+    load_config_extras,
     mcp_config,
 )
 from hyperhive.agent.runtime import CommandRuntime, TurnControl, TurnRequest
@@ -116,7 +116,7 @@ async def test_the_harness_drives_a_command_runtime_end_to_end(short_tmp: Path) 
 
 
 def test_the_claude_command_line(tmp_path: Path) -> None:
-    config = mcp_config(tmp_path / "mcp.sock", load_extra_mcp(None))
+    config = mcp_config(tmp_path / "mcp.sock", load_config_extras(None))
     argv = claude_argv(
         tmp_path / "claude",
         mcp=config,
@@ -170,22 +170,27 @@ def test_the_claude_command_line(tmp_path: Path) -> None:
     assert resumed_on_default[resumed_on_default.index("--model") + 1] == "default"
 
 
-def test_extra_mcp_servers_are_merged(tmp_path: Path) -> None:
-    (tmp_path / "extra-mcp.json").write_text(
-        json.dumps(
-            {
-                "matrix": {
-                    "command": "/bin/matrix-mcp",
-                    "args": ["--x"],
-                    "env": {"A": "1"},
-                    "allowedTools": ["send_message", "*"],
-                },
-                "files": {"command": "files-mcp"},
-            }
-        )
+def test_the_deployed_agent_toml_adds_servers_tools_model_and_instructions(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "agent.toml").write_text(
+        'model = "claude-opus-4-1"\n'
+        'allowed_tools = ["WebFetch", "Bash(git log:*)"]\n'
+        "[mcp_servers.matrix]\n"
+        'command = "/bin/matrix-mcp"\n'
+        'args = ["--x"]\n'
+        'env = { A = "1" }\n'
+        'allowed_tools = ["send_message", "*"]\n'
+        "[mcp_servers.files]\n"
+        'command = "files-mcp"\n'
     )
-    extra = load_extra_mcp(tmp_path)
-    assert extra.allowed_tools == ("mcp__matrix__send_message", "mcp__matrix", "mcp__files")
+    (tmp_path / "CLAUDE.md").write_text("Always answer in haiku.\n")
+    extra = load_config_extras(tmp_path)
+    assert extra.allowed_tools == (
+        "WebFetch", "Bash(git log:*)", "mcp__matrix__send_message", "mcp__matrix", "mcp__files",
+    )  # fmt: skip
+    assert extra.model == "claude-opus-4-1"
+    assert extra.instructions == "Always answer in haiku."
     config = mcp_config(tmp_path / "mcp.sock", extra)["mcpServers"]
     assert set(config) == {"hive", "matrix", "files"}
     assert config["matrix"] == {
@@ -194,12 +199,14 @@ def test_extra_mcp_servers_are_merged(tmp_path: Path) -> None:
         "args": ["--x"],
         "env": {"A": "1"},
     }
-    (tmp_path / "extra-mcp.json").write_text('{"hive": {"command": "evil"}}')
-    with pytest.raises(ConfigError, match="may not be 'hive'"):
-        load_extra_mcp(tmp_path)
-    (tmp_path / "extra-mcp.json").write_text("[1,")
-    with pytest.raises(ConfigError, match="cannot read"):
-        load_extra_mcp(tmp_path)
+    (tmp_path / "agent.toml").write_text('[mcp_servers.hive]\ncommand = "evil"\n')
+    with pytest.raises(ConfigError, match=r"mcp_servers\.hive"):
+        load_config_extras(tmp_path)
+    (tmp_path / "agent.toml").write_text("[1,")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config_extras(tmp_path)
+    (tmp_path / "agent.toml").unlink()
+    assert load_config_extras(tmp_path).servers == {}
 
 
 def test_claudes_environment_is_quiet_and_uses_stored_credentials_only_as_a_fallback() -> None:

@@ -85,6 +85,7 @@ async def test_something_planted_in_its_place_is_left_alone(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "keep").write_text("mine")
+    paths.proposed("alice").parent.mkdir()
     paths.proposed("alice").symlink_to(elsewhere)
     with pytest.raises(Conflict, match="already has a proposed config repo"):
         await _seed(git, paths, clock)
@@ -110,7 +111,8 @@ async def test_each_agent_gets_its_own_pair(git: Git, paths: RepoPaths, clock: C
     bob = await _seed(git, paths, clock, "bob")
     assert alice != bob  # the name is in the seed's message
     assert sorted(os.listdir(paths.proposed_root)) == ["alice", "bob"]
-    assert sorted(os.listdir(paths.applied_root)) == ["alice.git", "bob.git"]
+    assert sorted(os.listdir(paths.applied_root)) == ["alice", "bob"]
+    assert os.listdir(paths.proposed_root / "alice") == ["config"]
 
 
 def test_names_that_could_leave_the_directory_are_refused(paths: RepoPaths) -> None:

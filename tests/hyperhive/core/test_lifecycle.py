@@ -96,6 +96,7 @@ async def test_spawn_runs_the_agent_on_its_own_socket(short_tmp: Path) -> None:
             "network": True,
             "wanted": "running",
             "paused": False,
+            "deploy": None,
         }
 
 

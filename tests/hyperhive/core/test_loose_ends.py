@@ -52,9 +52,11 @@ def test_scope_is_own_for_agents_and_hive_wide_for_manager_and_operator() -> Non
 def test_cancel_kind_names_what_it_accepts() -> None:
     assert loose_ends.cancel_kind("question") == "question"
     assert loose_ends.cancel_kind("reminder") == "reminder"
-    with pytest.raises(BadRequest, match="the operator decides"):
+    assert loose_ends.cancel_kind("approval", "manager") == "approval"
+    assert loose_ends.cancel_kind("approval", "operator") == "approval"
+    with pytest.raises(BadRequest, match=r"only the manager .* or the operator"):
         loose_ends.cancel_kind("approval")
-    with pytest.raises(BadRequest, match="use one of: question, reminder"):
+    with pytest.raises(BadRequest, match="use one of: question, reminder, approval"):
         loose_ends.cancel_kind("Question")
 
 
@@ -122,11 +124,13 @@ async def test_a_failed_reminder_stays_a_loose_end_until_dismissed(
         assert await _ends(alice) == ([], [])
 
 
-async def test_approvals_cannot_be_cancelled_here(
+async def test_an_agent_cannot_cancel_an_approval_and_an_unknown_one_is_named(
     hive: TestHive, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with hive.manager() as manager:
-        with pytest.raises(RemoteError, match="approvals are not cancelled with cancel_loose_end"):
+    async with hive.manager() as manager, hive.agent("alice") as alice:
+        with pytest.raises(RemoteError, match=r"only the manager .* or the operator"):
+            await alice.call(wire.CancelLooseEnd(kind="approval", id=1))
+        with pytest.raises(RemoteError, match="there is no approval 1"):
             await manager.call(wire.CancelLooseEnd(kind="approval", id=1))
 
 

@@ -175,6 +175,11 @@ class Desk:
     async def open(self) -> list[ApprovalView]:
         return [self.view] if self.view.status == "pending" else []
 
+    async def detail(self, id: int) -> ApprovalView:
+        if id != self.view.id:
+            raise NotFound(f"no approval {id}")
+        return self.view
+
     async def approve(self, id: int) -> ApprovalView:
         return self._decide("approve", id, "", "approved")
 
@@ -208,11 +213,15 @@ async def test_approve_and_deny_call_the_desk(short_tmp: Path) -> None:
             assert (await web.post("/approve/8")).status == 404
 
 
-async def test_without_an_approval_flow_nothing_can_be_decided(web: Web) -> None:
+async def test_the_hives_own_desk_names_an_unknown_approval(web: Web) -> None:
     assert (await web.get("/api/state")).json()["state"]["approvals"] == []
-    reply = await web.post("/approve/1")
-    assert reply.status == 503
-    assert "no approval flow" in reply.json()["error"]
+    for reply in (
+        await web.post("/approve/1"),
+        await web.post("/deny/1", {"reason": "no"}),
+        await web.get("/api/approvals/1"),
+    ):
+        assert reply.status == 404
+        assert "there is no approval 1" in reply.json()["error"]
 
 
 async def test_a_token_guards_every_request(short_tmp: Path) -> None:

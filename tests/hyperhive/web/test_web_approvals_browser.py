@@ -1,23 +1,29 @@
-"""The approvals panel in Chromium, over the interface the approval flow implements.
+"""The approvals panel in Chromium, driving real approvals: approve deploys, deny records why.
 
-The approval flow itself (config repos, deploys) is issue 12's; until it is wired into the
-daemon, this drives the panel against a desk that records what the page asked of it, on a
-real daemon with its real dashboard, served from a thread while Playwright drives the page.
+A real daemon with its real dashboard (fake containers, real git, real sqlite) is served from
+a thread while Playwright drives the page. The manager's side is its own socket and an
+ordinary git in its proposed repo, as its model would do it.
 """
 
 from __future__ import annotations
 
+import json
 import queue
+import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
-import attrs
 import pytest
 import trio
 
-from hyperhive.errors import Conflict, NotFound
-from hyperhive.web import ApprovalView
+from hyperhive import wire
+from hyperhive.client import open_client
+from hyperhive.config import StatePaths
+from hyperhive.config_repo.seed import RepoPaths
+from hyperhive.testing.manager_git import ManagerGit
 
 from .conftest import open_web
 
@@ -26,72 +32,66 @@ from .test_web_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 expect = playwright_api.expect
-DIFF = """diff --git a/agent.toml b/agent.toml
---- a/agent.toml
-+++ b/agent.toml
-@@ -1,3 +1,3 @@
- model = "sonnet"
--network = false
-+network = true
- memory_max = "4G"
-"""
+MORE_MEMORY = '[env]\nGREETING = "<b>hi</b>"\n\n[limits]\nmemory = "512M"\n'
+NETWORK_OFF = "[network]\nenabled = false\n"
 
 
-class Desk:
-    def __init__(self) -> None:
-        self.approvals = {
-            id: ApprovalView(
-                id=id,
-                agent=agent,
-                kind="apply_commit",
-                status="pending",
-                description=f"<b>{agent}</b> wants the network",
-                commit_ref=f"{id:x}" * 40,
-                requested_at=1.0,
-                diff=DIFF,
-                capabilities=("+ network on",),
-            )
-            for id, agent in ((1, "alice"), (2, "bob"))
-        }
-        self.calls: list[tuple[str, int, str]] = []
+def _serve(ports: queue.Queue[Any], stop: threading.Event, root: Path) -> None:
+    git = ManagerGit(root / "manager-home")
 
-    async def open(self) -> list[ApprovalView]:
-        return [a for a in self.approvals.values() if a.status == "pending"]
-
-    async def approve(self, id: int) -> ApprovalView:
-        return self._decide(id, "approved", "")
-
-    async def deny(self, id: int, reason: str) -> ApprovalView:
-        return self._decide(id, "denied", reason)
-
-    def _decide(self, id: int, status: str, reason: str) -> ApprovalView:
-        if id not in self.approvals:
-            raise NotFound(f"no approval {id}")
-        if self.approvals[id].status != "pending":
-            raise Conflict(f"approval {id} is {self.approvals[id].status}")
-        self.calls.append((status, id, reason))
-        self.approvals[id] = attrs.evolve(self.approvals[id], status=status, note=reason or None)
-        return self.approvals[id]
-
-
-def _serve(desk: Desk, ports: queue.Queue[int], stop: threading.Event, root: Path) -> None:
     async def main() -> None:
-        async with open_web(root / "hive", approvals=desk, agents=("alice", "bob")) as web:
-            ports.put(web.port)
+        async with open_web(root / "hive", agents=("alice",)) as web:
+            async with open_client(web.hive.paths.manager_socket) as manager:
+                await manager.call(wire.RequestInitConfig(name="alice"))
+                repo = RepoPaths(web.hive.paths.configs_dir).proposed("alice")
+                base = git(repo, "rev-parse", "HEAD")
+                first = git.commit(repo, {"agent.toml": MORE_MEMORY}, "greet")
+                await manager.call(
+                    wire.RequestApplyCommit(
+                        agent="alice", commit_ref=first, description="<i>greet</i> people"
+                    )
+                )
+                git(repo, "reset", "--quiet", "--hard", base)
+                second = git.commit(repo, {"agent.toml": NETWORK_OFF}, "cut the network")
+                await manager.call(
+                    wire.RequestApplyCommit(
+                        agent="alice", commit_ref=second, description="no network"
+                    )
+                )
+            ports.put((web.port, first, second))
             await trio.to_thread.run_sync(stop.wait)
 
     trio.run(main)
 
 
-def test_approve_and_deny_with_a_reason_on_the_page(screenshots: Path) -> None:
-    desk = Desk()
-    ports: queue.Queue[int] = queue.Queue()
+def _admin(state: Path, request: wire.Request[Any]) -> Any:
+    async def call() -> Any:
+        async with open_client(StatePaths(state).admin_socket) as client:
+            return await client.call(request)
+
+    return trio.run(call)
+
+
+def _tags(state: Path, commit: str) -> set[str]:
+    applied = RepoPaths(StatePaths(state).configs_dir).applied("alice")
+    done = subprocess.run(
+        ["git", "--git-dir", str(applied), "tag", "--points-at", commit],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+def test_approve_deploys_and_deny_records_its_reason(screenshots: Path) -> None:
+    ports: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
     root = Path(tempfile.mkdtemp(prefix="hh-appr-", dir="/tmp"))
-    server = threading.Thread(target=_serve, args=(desk, ports, stop, root), daemon=True)
+    state = root / "hive"
+    server = threading.Thread(target=_serve, args=(ports, stop, root), daemon=True)
     server.start()
     try:
-        port = ports.get(timeout=30)
+        port, first, second = ports.get(timeout=60)
         profile = tempfile.mkdtemp(prefix="hh-chromium-", dir="/tmp")
         with playwright_api.sync_playwright() as p:
             context = p.chromium.launch_persistent_context(
@@ -108,33 +108,46 @@ def test_approve_and_deny_with_a_reason_on_the_page(screenshots: Path) -> None:
             page.goto(f"http://127.0.0.1:{port}/")
             cards = page.locator(".approval")
             expect(cards).to_have_count(2)
-            alice = page.locator('.approval[data-id="1"]')
-            # the diff, per line, beside the capability diff; agent text stays text
-            expect(alice.locator("td.d2h-ins:not(.d2h-code-linenumber)")).to_contain_text(
-                "network = true"
+            greet = page.locator('.approval[data-id="1"]')
+            # the real diff, per line, beside the real capability diff; agent text stays text
+            expect(greet.locator("td.d2h-ins:not(.d2h-code-linenumber)").first).to_contain_text(
+                "GREETING"
             )
-            expect(alice.locator("td.d2h-del:not(.d2h-code-linenumber)")).to_contain_text(
-                "network = false"
-            )
-            expect(alice.locator(".caps")).to_have_text("+ network on")
-            expect(alice.locator(".text")).to_have_text("<b>alice</b> wants the network")
+            expect(greet.locator(".caps")).to_contain_text("+ env GREETING")
+            expect(greet.locator(".caps")).to_contain_text("- limit memory")
+            expect(greet.locator(".text")).to_have_text("<i>greet</i> people")
             expect(page.locator("#banner")).to_contain_text("2 approvals")
+            cut = page.locator('.approval[data-id="2"]')
+            expect(cut.locator(".caps")).to_contain_text("- network egress")
             page.screenshot(path=str(screenshots / "08-approvals.png"))
-            alice.locator("button.approve").click()
-            expect(alice).to_have_count(0)
-            assert desk.calls == [("approved", 1, "")]
-            bob = page.locator('.approval[data-id="2"]')
-            bob.locator("button.deny").click()
-            bob.locator("button.confirm-deny").click()  # no reason yet: refused on the page
+
+            greet.locator("button.approve").click()
+            expect(greet).to_have_count(0)
+            deadline = time.monotonic() + 30
+            while "deployed/1" not in _tags(state, first):
+                assert time.monotonic() < deadline, "approval 1 was never deployed"
+                time.sleep(0.1)
+            config = _admin(state, wire.ShowConfig(name="alice"))
+            assert (config.main, config.deploy) == (first, 1)
+            expect(page.locator("#flow")).to_contain_text("alice runs config " + first[:12])
+
+            cut.locator("button.deny").click()
+            cut.locator("button.confirm-deny").click()  # no reason yet: refused on the page
             expect(page.locator("#toast")).to_contain_text("needs a reason")
-            assert desk.calls == [("approved", 1, "")]
-            bob.locator("textarea.reason").fill("no network for bob")
+            assert _admin(state, wire.ListPending()).approvals[0].status == "pending"
+            cut.locator("textarea.reason").fill("keep alice online")
             page.screenshot(path=str(screenshots / "09-deny-reason.png"))
-            bob.locator("button.confirm-deny").click()
-            expect(bob).to_have_count(0)
-            assert desk.calls[-1] == ("denied", 2, "no network for bob")
+            cut.locator("button.confirm-deny").click()
+            expect(cut).to_have_count(0)
             expect(page.locator("#approvals")).to_contain_text("nothing waits for approval")
-            assert problems == []
+            (row,) = [a for a in _admin(state, wire.ListPending(all=True)).approvals if a.id == 2]
+            assert (row.status, row.note) == ("denied", "keep alice online")
+            deadline = time.monotonic() + 30
+            while "denied/2" not in _tags(state, second):
+                assert time.monotonic() < deadline, "approval 2 was never tagged denied"
+                time.sleep(0.1)
+            expect(page.locator("#flow")).to_contain_text("approval #2 denied: keep alice online")
+            assert problems == [], json.dumps(problems)
             context.close()
     finally:
         stop.set()
