@@ -439,8 +439,12 @@ class ClaudeRuntime:
         if self._nursery is None:
             raise RuntimeError("ClaudeRuntime.run must be running")
         try:
+            argv = self._argv(model, resume)
+        except ConfigError as exc:  # the config's agent.toml: the turn fails with its errors
+            return f"cannot start claude: {exc}"
+        try:
             process = await trio.lowlevel.open_process(
-                self._argv(model, resume),
+                argv,
                 stdin=-1,
                 stdout=-1,
                 stderr=-1,

@@ -301,8 +301,8 @@ async def call_tool(socket: Path, tool: Tool, arguments: object) -> str:
     """Run one tool call: check, send on `socket`, render the reply.
 
     Raises:
-        ToolFailed: bad arguments, not available yet, the daemon refused, no daemon, or no
-            answer in time; the text says which.
+        ToolFailed: bad arguments, the daemon refused, no daemon, or no answer in time; the
+            text says which.
 
     Cancellation: safe; the connection is closed, so a parked ``recv`` is withdrawn.
     """

@@ -24,6 +24,7 @@ import trio
 from actors import ChildSpec, Mailbox, Supervisor, SupervisorStatistics
 from hyperhive import wire
 from hyperhive.clock import SystemClock, WallClock
+from hyperhive.config_repo.seed import RepoPaths
 from hyperhive.containers.settings import ContainerSettings, make_backend
 from hyperhive.core import broker, events, questions, reminders
 from hyperhive.core.agent_spec import SpecBuilder
@@ -40,6 +41,7 @@ from hyperhive.core.messages import BrokerVacuum, MessagesHandle, VacuumTick
 from hyperhive.core.registry import MANAGER, AgentRegistry
 from hyperhive.core.rescanner import Rescanner, RescannerMsg, request_rescan
 from hyperhive.core.surfaces import Surfaces
+from hyperhive.errors import ConfigError
 from hyperhive.offload import Offload, to_thread
 
 if TYPE_CHECKING:
@@ -135,6 +137,11 @@ async def build_tree(
     late-bound reference is `StatusView.tree`, the root's own statistics.
     """
     paths.ensure()
+    # The manager's container binds configs/proposed and configs/applied: they exist first.
+    try:
+        await offload(RepoPaths(paths.configs_dir).ensure)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {paths.configs_dir}: {exc.strerror}") from exc
     registry = await offload(AgentRegistry, paths)
     to_hub: Mailbox[events.HubMsg] = Mailbox("events", size=1024)
     to_broker: Mailbox[broker.BrokerMsg] = Mailbox("broker", size=4096)

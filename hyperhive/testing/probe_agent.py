@@ -7,6 +7,8 @@ Run by the container conformance suite and the sandbox tests as an agent's comma
 - reads `$HYPERHIVE_CONFIG_DIR/probe.txt` and tries to write into the config directory;
 - tries to write every path listed in `probe-targets.json` in its config dir, and checks which
   of the paths listed in `probe-hidden.json` it can see at all;
+- records the environment variables named in `probe-env.json` in its config dir (None where
+  unset);
 - connects to `$HYPERHIVE_SOCKET`, sends one line (`probe-line.txt` in its config dir, else a
   hive `send` to the operator) and records the first line it gets back;
 - if `probe-wall.json` is in its config dir, tries what it lists against the sandbox's walls
@@ -84,6 +86,7 @@ def _report(name: str, state: Path, config: Path) -> dict[str, Any]:
         "pid": os.getpid(),
         "starts": starts,
         "env": {k: v for k, v in os.environ.items() if k.startswith("HYPERHIVE_")},
+        "named_env": {k: os.environ.get(k) for k in _json(config / "probe-env.json", [])},
         "home": os.environ.get("HOME"),
         "cwd": os.getcwd(),
         "config": probe_txt.read_text() if probe_txt.exists() else None,

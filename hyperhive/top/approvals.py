@@ -8,16 +8,19 @@ without the approval flow answers ``ok: false`` to ``pending``, which `pending` 
 None and the sentence the daemon gave, so the pane says so instead of pretending the queue is
 empty.
 
-The rows carry text the manager wrote (descriptions, notes): every field is type-checked and
-clipped here, and rendered literally later. A daemon serving a diff of an approval is not
-there yet, so `diff` answers None.
+``{"cmd":"approval_diff","id":I}`` answers the capability diff and the unified diff, which
+`diff` turns into one text: the capability lines (``+`` grants, ``-`` revokes, ``~``
+changes), then the diff.
+
+The rows carry text the manager wrote (descriptions, notes, diffs): every field is
+type-checked and clipped here, and rendered literally later.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 import attrs
 import trio
@@ -28,11 +31,12 @@ from hyperhive.errors import LineTooLong, NotRunning, RemoteError
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ApprovalDesk", "ApprovalRow", "HostSocketDesk", "parse_rows"]
+__all__ = ["ApprovalDesk", "ApprovalRow", "HostSocketDesk", "diff_text", "parse_rows"]
 
 _MAX_ROWS: Final = 200
 _MAX_TEXT: Final = 4000  # core.approvals.MAX_DESCRIPTION
 _MAX_FIELD: Final = 200
+_MAX_DIFF: Final = 256 * 1024  # config_repo's diff cap
 _TIMEOUT: Final = 10.0
 
 
@@ -90,6 +94,37 @@ def parse_rows(obj: object) -> list[ApprovalRow]:
     return parsed
 
 
+def diff_text(reply: dict[str, Any]) -> str:
+    """An ``approval_diff`` reply as one text: the capability diff, then the unified diff."""
+    lines = ["capabilities:"]
+    error = _text(reply, "capability_error", _MAX_TEXT)
+    changes = reply.get("capabilities")
+    if error is not None:
+        lines.append(f"  (none: {error})")
+    elif isinstance(changes, list) and changes:
+        lines.extend("  " + _capability(change) for change in changes[:_MAX_ROWS])
+    else:
+        lines.append("  no change to what the agent may do")
+    diff = _text(reply, "diff", _MAX_DIFF) or ""
+    truncated = " (cut short)" if reply.get("diff_truncated") is True else ""
+    return "\n".join([*lines, f"diff from {_text(reply, 'base') or 'nothing'}{truncated}:", diff])
+
+
+def _capability(change: object) -> str:
+    """One capability line as `hyperhive diff` prints it (`config_repo.capabilities`)."""
+    from hyperhive.config_repo.capabilities import Change, render_text
+
+    if not isinstance(change, dict):
+        return "~ ?"
+    given = change.get("effect")
+    effect: Literal["grants", "revokes", "changes"] = (
+        "grants" if given == "grants" else "revokes" if given == "revokes" else "changes"
+    )
+    area, subject = _text(change, "area") or "?", _text(change, "subject") or ""
+    row = Change(area, effect, subject, _text(change, "before"), _text(change, "after"))
+    return render_text([row])
+
+
 class ApprovalDesk(Protocol):
     """What `top` needs from the approval flow."""
 
@@ -116,7 +151,11 @@ class HostSocketDesk:
         return parse_rows(reply), ""
 
     async def diff(self, id: int) -> str | None:
-        return None
+        try:
+            reply = await self._ask({"cmd": "approval_diff", "id": id})
+        except RemoteError:
+            return None
+        return diff_text(reply)
 
     async def approve(self, id: int) -> None:
         await self._ask({"cmd": "approve", "id": id})

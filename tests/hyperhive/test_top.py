@@ -1,9 +1,9 @@
 """`hyperhive top`'s shell in process: a real daemon's feed and replies reach the screen, and
 keys (written into a pipe) become actions.
 
-The approval flow is not served by the daemon yet (issue 12): `_Desk` stands in for it, in the
-shape `HostSocketDesk` speaks (`hyperhive/top/approvals.py`), so the keys that approve and deny
-are tested end to end through the shell.
+`_Desk` stands in for the approval flow in the shape `HostSocketDesk` speaks
+(`hyperhive/top/approvals.py`), so the keys that approve and deny are tested through the shell
+without git; `HostSocketDesk` itself is tested against a daemon's real approval flow below.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import trio
 from rich.console import Console
 
 from hyperhive import wire
+from hyperhive.config_repo.seed import RepoPaths
 from hyperhive.testing import FakeWallClock, open_test_hive
+from hyperhive.testing.fake_containers import FakeBackend
+from hyperhive.testing.manager_git import ManagerGit
 from hyperhive.top import run_top
 from hyperhive.top.approvals import ApprovalRow, HostSocketDesk
 
@@ -79,7 +82,7 @@ async def test_top_shows_agents_and_new_messages_live(short_tmp: Path) -> None:
     assert "hyperhive top · 1 agents" in screen
     assert "bob" in screen
     assert "absent" in screen
-    assert "no approval flow here (unknown cmd 'pending'" in screen
+    assert "0 approvals" in screen
 
 
 async def test_keys_approve_and_deny_through_the_desk(short_tmp: Path) -> None:
@@ -113,11 +116,53 @@ async def test_keys_approve_and_deny_through_the_desk(short_tmp: Path) -> None:
     assert "0 approvals" in output.getvalue()
 
 
+async def test_the_host_socket_desk_lists_shows_and_denies_a_real_approval(
+    short_tmp: Path,
+) -> None:
+    git = ManagerGit(short_tmp / "git-home")
+    with trio.fail_after(60):
+        async with open_test_hive(short_tmp / "s", backend=FakeBackend()) as hive:
+            async with hive.manager() as manager:
+                await manager.call(wire.RequestInitConfig(name="carol"))
+                proposed = RepoPaths(hive.paths.configs_dir).proposed("carol")
+                sha = git.commit(proposed, {"agent.toml": '[env]\nGREETING = "hi"\n'}, "carol")
+                asked = await manager.call(
+                    wire.RequestSpawn(name="carol", commit_ref=sha, description="a new carol")
+                )
+            desk = HostSocketDesk(hive.paths.admin_socket)
+            rows, note = await desk.pending()
+            diff = await desk.diff(asked.id)
+            await desk.deny(asked.id, "not yet")
+            after, _ = await desk.pending()
+            unknown = await desk.diff(asked.id + 100)
+    assert note == ""
+    assert rows is not None
+    assert [(r.id, r.agent, r.kind, r.status, r.fetched_sha) for r in rows] == [
+        (asked.id, "carol", "spawn", "pending", sha)
+    ]
+    assert diff is not None
+    assert "+ env GREETING" in diff
+    assert '+GREETING = "hi"' in diff
+    assert after == []
+    assert unknown is None
+
+
 async def test_the_host_socket_desk_says_when_the_daemon_has_no_approval_flow(
     short_tmp: Path,
 ) -> None:
+    async def old_daemon(stream: trio.SocketStream) -> None:
+        async with stream:
+            await wire.LineReader(stream).read_line()
+            await stream.send_all(b'{"version":1,"ok":false,"error":"unknown cmd \'pending\'"}\n')
+
+    socket = short_tmp / "admin.sock"
+    listener = trio.socket.socket(trio.socket.AF_UNIX)
+    await listener.bind(str(socket))
+    listener.listen()
     with trio.fail_after(10):
-        async with open_test_hive(short_tmp / "s") as hive:
-            rows, note = await HostSocketDesk(hive.paths.admin_socket).pending()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.serve_listeners, old_daemon, [trio.SocketListener(listener)])
+            rows, note = await HostSocketDesk(socket).pending()
+            nursery.cancel_scope.cancel()
     assert rows is None
-    assert note.startswith("unknown cmd 'pending'")
+    assert note == "unknown cmd 'pending'"
