@@ -414,7 +414,16 @@ class ClaudeRuntime:
         if self._warm_start is None:
             self._warm_start = False
         resume = None if fresh else self._stored_session()
-        return await self._spawn(model=request.model, resume=resume)
+        return await self._spawn(model=self._wanted_model(request), resume=resume)
+
+    def _wanted_model(self, request: TurnRequest) -> str | None:
+        """The model chosen on the agent's page, else its deployed ``agent.toml``'s."""
+        if request.model:
+            return request.model
+        try:
+            return load_config_extras(self.settings.config_dir).model
+        except ConfigError:  # the turn fails with it when claude starts
+            return None
 
     async def _unfit(
         self, claude: ClaudeProcess, request: TurnRequest, *, fresh: bool
@@ -426,13 +435,14 @@ class ClaudeRuntime:
             return "a new session was asked for"
         if claude.hive_status not in (None, "connected"):
             return f"its hive tools are {claude.hive_status}"
-        if request.model != claude.model:
+        wanted = self._wanted_model(request)
+        if wanted != claude.model:
             # No model (null) is claude's default model: that change applies in place too.
-            if await claude.control("set_model", model=request.model):
-                self._publish(wire.ClaudeChanged("model", claude.pid, model=request.model))
-                claude.model = request.model
+            if await claude.control("set_model", model=wanted):
+                self._publish(wire.ClaudeChanged("model", claude.pid, model=wanted))
+                claude.model = wanted
                 return None
-            return f"the model changed to {request.model or 'the default'}"
+            return f"the model changed to {wanted or 'the default'}"
         return None
 
     async def _spawn(self, *, model: str | None, resume: str | None) -> ClaudeProcess | str:

@@ -17,6 +17,7 @@ from hyperhive import wire
 from hyperhive.agent import login, prompts, serve_cli
 from hyperhive.agent.claude import (
     ClaudeOptions,
+    ClaudeRuntime,
     claude_argv,
     claude_env,
     find_claude,
@@ -406,3 +407,16 @@ def test_both_roads_to_agent_serve_take_the_same_options(entry: list[str]) -> No
     for option in serve_cli.OPTIONS:
         assert option.flag in done.stdout
         assert option.env in done.stdout
+
+
+def test_the_deployed_model_is_the_default_and_the_pages_choice_wins(tmp_path: Path) -> None:
+    settings = AgentSettings(
+        name="alice", role="agent", socket=tmp_path / "s", state_dir=tmp_path, config_dir=tmp_path
+    )
+    runtime = ClaudeRuntime(settings, tmp_path / "claude")  # never started: only its choice
+    assert runtime._wanted_model(TurnRequest("hi")) is None
+    (tmp_path / "agent.toml").write_text('model = "claude-opus-4-1"\n')
+    assert runtime._wanted_model(TurnRequest("hi")) == "claude-opus-4-1"
+    assert runtime._wanted_model(TurnRequest("hi", model="haiku")) == "haiku"
+    (tmp_path / "agent.toml").write_text("model = 5\n")  # broken: the spawn says why
+    assert runtime._wanted_model(TurnRequest("hi")) is None
