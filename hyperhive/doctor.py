@@ -240,6 +240,32 @@ def check_nftables(probes: Probes) -> Finding:
     return Finding("nftables", "ok", f"{nft} enforces egress allowlists")
 
 
+_GIT_NEEDED: Final = (2, 29)  # rev-list --filter-print-omitted with blob:limit
+
+
+def check_git(probes: Probes) -> Finding:
+    name = "git"
+    git = probes.which("git")
+    fix = "apt-get install git (2.29 or later; Debian 12 has 2.39)"
+    if git is None:
+        return Finding(name, "warn", "git is not on PATH: no config change can be proposed", fix)
+    try:
+        done = subprocess.run(
+            [git, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Finding(name, "warn", f"{git} --version did not run: {exc}", fix)
+    words = done.stdout.split()
+    version = words[2] if len(words) > 2 and words[:2] == ["git", "version"] else ""
+    numbers = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if len(numbers) < 2 or numbers < _GIT_NEEDED:
+        shown = version or done.stdout.strip()[:_MAX_SHOWN] or "no version"
+        return Finding(
+            name, "warn", f"{git} is {shown}: config changes need git 2.29 or later", fix
+        )
+    return Finding(name, "ok", f"{git} {version} keeps the config repos (docs/approvals.md)")
+
+
 def check_cgroup(probes: Probes) -> Finding:
     directory, why = find_delegated_cgroup(probes.mountinfo, probes.proc_cgroup)
     if directory is None:
@@ -658,6 +684,7 @@ CHECKS: Final[tuple[tuple[str, Callable[[Probes], Finding]], ...]] = (
     ("seccomp", check_seccomp),
     ("user-mode network", check_user_network),
     ("nftables", check_nftables),
+    ("git", check_git),
     ("cgroup", check_cgroup),
     ("state directory", check_state_dir),
     ("descriptor limit", check_open_files),

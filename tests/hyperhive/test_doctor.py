@@ -419,7 +419,7 @@ def test_a_check_that_raises_is_a_failure_not_a_crash(tmp_path: Path) -> None:
     [found] = [f for f in findings if f.check == "descriptor limit"]
     assert found.status == "fail"
     assert "getrlimit exploded" in found.summary
-    assert len(findings) == 12
+    assert len(findings) == 13
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -497,3 +497,15 @@ def test_json_shape() -> None:
         ],
     }
     assert exit_status([*findings, Finding("c", "fail", "bad", "fix")]) == 1
+
+
+def test_git_missing_or_too_old_warns(tmp_path: Path) -> None:
+    assert _finding(_probes(tmp_path / "s"), "git").status == "ok"
+    missing = _finding(_probes(tmp_path / "s", path=str(tmp_path / "empty")), "git")
+    assert missing.status == "warn"
+    assert "no config change can be proposed" in missing.summary
+    _script(tmp_path, "git", 'echo "git version 2.20.1"')
+    old = _finding(_probes(tmp_path / "s", path=str(tmp_path / "bin")), "git")
+    assert old.status == "warn"
+    assert "is 2.20.1: config changes need git 2.29 or later" in old.summary
+    assert "apt-get install git" in old.fix
