@@ -403,8 +403,12 @@ class Harness:
         self, now: float, resets_at: float | None, retry_at: float, detail: str
     ) -> None:
         body = {"since": now, "resets_at": resets_at, "retry_at": retry_at, "detail": detail}
+        sentinel = self.paths.rate_limited
+        scratch = sentinel.with_name(sentinel.name + ".tmp")
         try:
-            self.paths.rate_limited.write_text(json.dumps(body) + "\n")
+            # Whole or not at all: the daemon and the page read it while it may be written.
+            scratch.write_text(json.dumps(body) + "\n")
+            scratch.replace(sentinel)
         except OSError as exc:
             self.bus.note(f"cannot write the rate-limit sentinel: {exc}")
 

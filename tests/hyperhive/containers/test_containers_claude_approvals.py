@@ -131,7 +131,8 @@ async def _pending(hive: TestHive) -> wire.Approval:
     async with hive.operator() as operator:
         while True:
             approvals = (await operator.call(wire.ListPending())).approvals
-            if approvals:
+            # A row is listed as soon as it is stored, before its commit is fetched.
+            if approvals and approvals[0].fetched_sha is not None:
                 return approvals[0]
             await trio.sleep(0.2)
 
