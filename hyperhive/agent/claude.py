@@ -14,8 +14,9 @@ process takes ``/compact`` before the prompt (proactive compaction), ``/compact`
 prompt again after a prompt-too-long result, and an ``interrupt`` control request when the
 harness cancels. A model change (back to the default too) is a ``set_model`` control request
 between turns; a new session, a session claude cannot resume, or one too small to compact gets
-a fresh process. A process resuming a session without a chosen model is started with
-``--model default``: otherwise claude would carry on with the model the session last used.
+a fresh process. A process resuming a session without a chosen model (page, ``agent.toml`` or
+the operator's ``ANTHROPIC_MODEL``) is started with ``--model default``: otherwise claude would
+carry on with the model the session last used.
 
 The process is replaced, resuming the session, when it dies, stops answering (`Limits`), or
 reaches `ClaudeOptions.max_turns` or `max_age`; one idle for `idle_release` is let go, and the
@@ -417,13 +418,19 @@ class ClaudeRuntime:
         return await self._spawn(model=self._wanted_model(request), resume=resume)
 
     def _wanted_model(self, request: TurnRequest) -> str | None:
-        """The model chosen on the agent's page, else its deployed ``agent.toml``'s."""
+        """The model chosen on the agent's page, else its deployed ``agent.toml``'s, else the
+        operator's ``ANTHROPIC_MODEL`` (the harness's environment or a stored gateway login).
+
+        The last matters for a resumed process, which is otherwise started with
+        ``--model default`` and would not honour the variable.
+        """
         if request.model:
             return request.model
         try:
-            return load_config_extras(self.settings.config_dir).model
+            deployed = load_config_extras(self.settings.config_dir).model
         except ConfigError:  # the turn fails with it when claude starts
-            return None
+            deployed = None
+        return deployed or self._env().get("ANTHROPIC_MODEL") or None
 
     async def _unfit(
         self, claude: ClaudeProcess, request: TurnRequest, *, fresh: bool

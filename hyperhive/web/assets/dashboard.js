@@ -64,6 +64,9 @@
     node.dataset.activity = String(report.activity);
     return node;
   }
+  function saysSo(c, activity) {
+    return Boolean(c.activity) && c.activity.activity === activity;
+  }
   function containerCard(c) {
     const crashed = c.state === "crashed";
     const title = el("div", { class: "title" },
@@ -74,8 +77,9 @@
       c.transient ? chip(c.transient + "…", "busy", "operator action in flight") : null,
       chip("wants " + c.wanted, "dim"),
       c.paused ? chip("paused", "warn", "paused by the operator: no turns, its mail waits") : null,
-      c.needs_login ? chip("needs login", "warn") : null,
-      c.rate_limited ? chip("rate-limited", "warn", "the agent hit its rate limit and waits for the reset") : null,
+      // The activity chip already says so when the harness reports it: one chip, not two.
+      c.needs_login && !saysSo(c, "needs_login") ? chip("needs login", "warn") : null,
+      c.rate_limited && !saysSo(c, "rate_limited") ? chip("rate-limited", "warn", "the agent hit its rate limit and waits for the reset") : null,
       c.model ? chip(c.model, "dim", "model") : null,
       c.deployed_sha ? chip("@" + c.deployed_sha.slice(0, 8), "dim", "deployed config " + c.deployed_sha) : null,
       c.pending_reminders ? chip("⏰ " + c.pending_reminders, "info", "pending reminders") : null,

@@ -239,7 +239,8 @@ async def test_an_idle_process_is_let_go_and_the_next_wake_starts_cold(short_tmp
 async def test_a_process_that_stops_answering_is_replaced_within_the_turn(
     short_tmp: Path,
 ) -> None:
-    options = ClaudeOptions(limits=Limits(answer_timeout=3.0))
+    # Long enough that the replacement, starting cold on a loaded machine, is not judged too.
+    options = ClaudeOptions(limits=Limits(answer_timeout=8.0))
     with trio.fail_after(_TEST_TIMEOUT):
         async with (
             open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
@@ -370,7 +371,8 @@ async def test_model_changes_new_sessions_and_lost_sessions_between_warm_turns(
 async def test_a_process_silent_inside_a_turn_is_killed_and_the_turn_retried(
     short_tmp: Path,
 ) -> None:
-    options = ClaudeOptions(limits=Limits(stall_timeout=3.0))
+    # Long enough that the replacement, starting cold on a loaded machine, is not judged too.
+    options = ClaudeOptions(limits=Limits(stall_timeout=8.0))
     with trio.fail_after(_TEST_TIMEOUT):
         async with (
             open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,

@@ -420,3 +420,16 @@ def test_the_deployed_model_is_the_default_and_the_pages_choice_wins(tmp_path: P
     assert runtime._wanted_model(TurnRequest("hi", model="haiku")) == "haiku"
     (tmp_path / "agent.toml").write_text("model = 5\n")  # broken: the spawn says why
     assert runtime._wanted_model(TurnRequest("hi")) is None
+
+
+def test_the_operators_anthropic_model_stands_when_nothing_else_chose_one(tmp_path: Path) -> None:
+    settings = AgentSettings(
+        name="alice", role="agent", socket=tmp_path / "s", state_dir=tmp_path, config_dir=tmp_path
+    )
+    env = {"ANTHROPIC_MODEL": "us.anthropic.claude-gateway-model"}
+    runtime = ClaudeRuntime(settings, tmp_path / "claude", env=env)
+    # A resumed process gets it as --model, not "default", which would override the variable.
+    assert runtime._wanted_model(TurnRequest("hi")) == "us.anthropic.claude-gateway-model"
+    (tmp_path / "agent.toml").write_text('model = "claude-opus-4-1"\n')
+    assert runtime._wanted_model(TurnRequest("hi")) == "claude-opus-4-1"
+    assert runtime._wanted_model(TurnRequest("hi", model="haiku")) == "haiku"
