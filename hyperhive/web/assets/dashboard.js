@@ -67,6 +67,14 @@
   function saysSo(c, activity) {
     return Boolean(c.activity) && c.activity.activity === activity;
   }
+  // How its last turn ended (the harness's report): result, when, how long, what it cost.
+  function lastTurnChip(t) {
+    const cost = typeof t.cost_usd === "number" ? " · $" + t.cost_usd.toFixed(4) : "";
+    const text = "last turn " + t.result + " " + when(t.ended_at) + " (" + (t.duration_ms / 1000).toFixed(1) + " s" + cost + ")";
+    const node = chip(text, t.result === "ok" ? "dim" : "warn", t.detail || "the agent's last turn");
+    node.classList.add("last-turn");
+    return node;
+  }
   function containerCard(c) {
     const crashed = c.state === "crashed";
     const title = el("div", { class: "title" },
@@ -89,6 +97,7 @@
       c.network ? null : chip("no network", "dim"),
       c.pending_messages || c.inflight_messages
         ? chip("✉ " + (c.pending_messages || 0) + " waiting · " + (c.inflight_messages || 0) + " in flight", "info", "mail") : null,
+      c.last_turn ? lastTurnChip(c.last_turn) : null,
     );
     // Why it is where it is (the daemon's sentence), and what the agent said it is doing:
     // both shown as text, never markup.

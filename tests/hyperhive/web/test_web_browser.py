@@ -149,6 +149,9 @@ def test_a_message_sent_from_the_cli_appears_live(
     expect(row.locator("em")).to_have_text("from the cli")  # markdown, rendered
     reply = flow.locator(".row.msg", has_text="got your message")
     expect(reply.locator("strong")).to_have_text("alice", timeout=SLOW)
+    # Her card says how that turn ended (seen by the next rescan of her report).
+    card = page.locator('.container[data-name="alice"]')  # type: ignore[attr-defined]
+    expect(card.locator(".chip.last-turn")).to_contain_text("last turn ok", timeout=30_000)
     shot(page, screenshots, "02-message-flow")
 
 
@@ -277,7 +280,7 @@ def test_pausing_from_the_page_shows_on_the_card_and_in_list(
     expect(card.locator(".chip", has_text="paused")).to_have_count(0, timeout=10_000)
 
 
-def test_approvals_panel_waits_for_the_approval_flow(page: object) -> None:
+def test_the_approvals_panel_says_when_nothing_waits(page: object) -> None:
     panel = page.locator("#approvals-panel")  # type: ignore[attr-defined]
     expect(panel).to_contain_text("nothing waits for approval")
 
