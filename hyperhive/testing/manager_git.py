@@ -49,6 +49,11 @@ class ManagerGit:
             raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
         return done.stdout.strip()
 
+    def init(self, repo: Path) -> None:
+        """A new repository at `repo` on branch main."""
+        repo.mkdir(parents=True, exist_ok=True)
+        self(repo, "init", "--quiet", "--initial-branch=main")
+
     def commit(self, repo: Path, files: Mapping[str, str], message: str = "change") -> str:
         """Write `files` (relative paths), commit everything, return the new sha."""
         for name, text in files.items():
