@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 
 __all__ = [
-    "activity_text",
     "agent_inbox_table",
     "approval_detail",
     "approvals_table",
@@ -75,9 +74,9 @@ _STATE_STYLE = {"running": "green", "crashed": "bold red", "unknown": "yellow"}
 
 def containers_table(views: Iterable[wire.ContainerView], now: float | None = None) -> Table:
     """Agents: container state (and any action in flight), what the agent is doing and why
-    (while it works, what its harness says it is doing: thinking, running a tool, ...), its
-    mail (pending + in flight), its last turn, then flags (the wanted state where it differs,
-    the network when off, the row's notes)."""
+    (the daemon's word and sentence: while it works, thinking, running a tool, ...), its mail
+    (pending + in flight), its last turn, then flags (the wanted state where it differs, the
+    network when off, the row's notes)."""
     at = time.time() if now is None else now
     table = Table(title="agents")
     for column in ("agent", "state", "doing", "why", "mail", "last turn", "notes"):
@@ -102,49 +101,12 @@ def containers_table(views: Iterable[wire.ContainerView], now: float | None = No
             literal(view.name),
             state,
             literal(view.semantic or "-", _DOING_STYLE.get(view.semantic, "")),
-            literal(_why(view, at) + (f" — “{said}”" if said else "")),
+            literal(view.reason + (f" — “{said}”" if said else "")),
             Text(f"{view.pending_messages} + {view.inflight_messages}"),
             literal(last_turn(view.last_turn, at)),
             literal(", ".join(notes)),
         )
     return table
-
-
-def activity_text(report: wire.HarnessReport | None, *, now: float) -> str:
-    """What the agent is doing, in a few words (`wire.HarnessReport`; ``-`` when unknown)."""
-    if report is None:
-        return "-"
-    until = ""
-    if report.until is not None and report.until > now:
-        until = " until " + datetime.datetime.fromtimestamp(report.until).strftime("%H:%M:%S")
-    detail = f": {_clip(report.detail, 120)}" if report.detail else ""
-    match report.activity:
-        case "tool":
-            return f"running {report.tool or 'a tool'}"
-        case "waiting_recv":
-            return "waiting on recv"
-        case "retrying":
-            return f"retrying{detail}{until}"
-        case "rate_limited":
-            return f"rate limited{until}{detail}"
-        case "backing_off":
-            return f"backing off{until}{detail}"
-        case "needs_login":
-            return "needs login"
-        case "disconnected":
-            return "lost the hive, reconnecting"
-        case "interrupted":
-            return "interrupted (waits for new work)"
-        case known if known in wire.ACTIVITIES:
-            return known
-    return f"unknown ({_clip(report.activity, 40)})"
-
-
-def _why(view: wire.ContainerView, now: float) -> str:
-    """The reason for the semantic state; while it works, what its harness says it does."""
-    if view.semantic == "working" and view.activity is not None:
-        return activity_text(view.activity, now=now)
-    return view.reason
 
 
 _DOING_STYLE = {

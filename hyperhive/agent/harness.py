@@ -13,9 +13,10 @@ messages back, and they arrive flagged as redelivered.
 
 The web page (or a test) drives the harness through `cancel`, `request_compact`,
 `request_new_session` and `set_model`; everything it does is published on the events bus, and
-where it is (its state and why, its last turn, an API retry in progress) is written to its
-report for the daemon (`hyperhive.agent.report`). While the operator has paused the agent the
-daemon hands it no mail (a recv says so), and it runs no turn, not even for messages it holds.
+what it is doing and why (its state, the tool its turn runs, an API retry in progress, its
+last turn) is kept in its report (`hyperhive.agent.report`), which the daemon and the page
+read. While the operator has paused the agent the daemon hands it no mail (a recv says so),
+and it runs no turn, not even for messages it holds.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from hyperhive import wire
 from hyperhive.agent.login import LoginState
 from hyperhive.agent.report import Reporter, clip
 from hyperhive.agent.runtime import TurnControl, TurnReport, TurnRequest, TurnRunner
-from hyperhive.agent.stream import ApiRetry, Outcome, decode
+from hyperhive.agent.stream import Outcome
 from hyperhive.agent.turn_stats import TurnStatsRow, TurnStatsStore
 from hyperhive.agent.wake import build_wake_prompt, wake_reason
 from hyperhive.client import Client, open_client
@@ -296,23 +297,10 @@ class Harness:
         return report
 
     def _observe(self, payload: wire.LiveEventPayload) -> None:
-        """A turn's live event: published, and an API retry noted in the report."""
+        """A turn's live event: published, and what it says the turn does reported."""
         self.bus.publish(payload)
         if isinstance(payload, wire.StreamLine):
-            data = payload.data
-            if data.get("type") == "system" and data.get("subtype") == "api_retry":
-                for event in decode(data):
-                    if isinstance(event, ApiRetry):
-                        self.reporter.retrying(
-                            wire.ApiRetrying(
-                                max(0, min(event.attempt, 1000)),
-                                max(0, min(event.max_retries, 1000)),
-                                clip(event.error or ""),
-                                event.error_status
-                                if event.error_status is not None and 0 <= event.error_status <= 999
-                                else None,
-                            )
-                        )
+            self.reporter.stream(payload.data)
 
     async def _after_turn(self, client: Client, report: TurnReport, request: TurnRequest) -> None:
         outcome = report.outcome

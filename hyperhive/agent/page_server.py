@@ -7,9 +7,8 @@ feed of the events bus), ``cancel``, ``compact``, ``new_session``, ``set_model``
 (a pasted setup-token or API key), ``login_start`` and ``login_code`` (``claude auth login``
 over pipes), ``stats`` (turn stats by hour or day).
 
-`PageServer.run` also keeps the agent's `Activity` current from the bus and writes its report
-to `wire.STATE_REPORT` in the state directory whenever it changes (small, replaced whole), which
-the daemon reads for the dashboard's row and ``hyperhive list``.
+`PageServer.run` also keeps the badges' numbers (`Activity`) current from the bus; ``state``
+answers them with the harness's report of what it is doing (`hyperhive.agent.report`).
 
 Nothing here trusts the daemon less than it must: a request line is capped, read with a
 deadline and decoded with its bounds; a bad one is answered ``ok: false`` and the server goes
@@ -19,7 +18,6 @@ on. A credential is never logged or published: the events say only that one was 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import socket
@@ -107,14 +105,13 @@ class PageServer:
         self.clock = clock
         self._offload = offload
         self.login_flow = login_flow
-        self.activity = Activity.starting(clock.now())
+        self.activity = Activity()
         self._nursery: trio.Nursery | None = None
-        self._report_dirty = trio.Event()
 
     # -- running ----------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Track the activity and serve the socket until cancelled.
+        """Track the badges and serve the socket until cancelled.
 
         A socket that cannot be bound (no room in the socket directory) is a note on the bus:
         the harness still runs, the page says the harness cannot be reached.
@@ -127,7 +124,6 @@ class PageServer:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._track, subscription)
-            nursery.start_soon(self._write_reports)
             try:
                 sock = await self._offload(_bind, self.socket_path)
             except OSError as exc:
@@ -145,25 +141,10 @@ class PageServer:
     async def _track(self, subscription: Any) -> None:
         while True:
             async for event in subscription:
-                if self.activity.observe(event.seq, event.at, event.kind, event.data):
-                    self._report_dirty.set()
-            # Fell behind (or the bus closed): pick up from the harness's own state.
-            self.activity.observe(0, self.clock.now(), "state", {"state": self.harness.state.value})
-            self._report_dirty.set()
+                self.activity.observe(event.seq, event.kind, event.data)
+            # Fell behind (or the bus closed): subscribe again.
             subscription = self.bus.subscribe(4096)
             await trio.sleep(0.1)
-
-    async def _write_reports(self) -> None:
-        path = self.harness.paths.root / wire.STATE_REPORT
-        while True:
-            await self._report_dirty.wait()
-            self._report_dirty = trio.Event()
-            body = orjson.dumps(wire.to_json(self.activity.report))
-            try:
-                await self._offload(_replace, path, body)
-            except OSError as exc:
-                _log.warning("cannot write %s: %s", path, exc)
-            await trio.sleep(0.2)  # at most five writes a second, the last state always lands
 
     # -- one connection ---------------------------------------------------------------------
 
@@ -231,7 +212,7 @@ class PageServer:
         self.activity.last_seq = max(self.activity.last_seq, self.bus.last_seq)
         if self.harness.logged_in is not None:
             self.activity.logged_in = self.harness.logged_in
-        return self.activity.state(self.harness.runner.name, flow)
+        return self.activity.state(self.harness.reporter.report, self.harness.runner.name, flow)
 
     async def _history(self, after: int, limit: int, before: int | None) -> wire.PageEvents:
         events = await self.bus.history(limit, after_seq=after, before_seq=before)
@@ -271,18 +252,3 @@ class PageServer:
         if self.stats is None:
             return {"bucket": bucket, "buckets": [], "models": {}, "tools": {}, "results": {}}
         return await self._offload(self.stats.summary, bucket, count, self.clock.now())
-
-
-def _replace(path: Path, body: bytes) -> None:
-    """Write `body` to `path` whole (a temporary file, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:
-            raise
-        tmp.unlink()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(body)
-    os.replace(tmp, path)

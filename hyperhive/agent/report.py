@@ -1,15 +1,19 @@
-"""The harness's report to the daemon: where its turn loop is, and why (`wire.AgentReport`).
+"""The harness's report: what the agent is doing and why (`wire.AgentReport`), in one place.
 
-The harness rewrites ``hyperhive-report.json`` in its state directory (atomically: a scratch
-file renamed over it) whenever its state, the reason for it or its last turn changes, and when
-Claude retries an API call inside a turn. The daemon reads it with every row it builds
-(`hyperhive.core.container_view`) as hostile input: capped, never through a symlink, decoded
-strictly against the bounds declared on `wire.AgentReport`. That is how `hyperhive list`, the
-original's ``agent_status`` and the dashboard say why an agent is stuck: needs login, API
-retry 3 of 10 with the error, rate limited until 14:05, backing off, paused.
+`Reporter` holds the report and is fed from both sides of the harness: the turn loop says where
+it is (`state`: idle, running, rate limited until T, backing off with the error, needs login,
+paused, ...) and how each turn ended (`turn_ended`: the last turn, an interrupted one, the
+failures in a row); the running turn's live stream says what happens inside it (`stream`: the
+tool it runs, waiting on recv, Claude retrying the API n of m). The page's badges are answered
+from it (`hyperhive.agent.page_server`), and it rewrites ``hyperhive-report.json`` in the state
+directory (atomically: a scratch file renamed over it) whenever it changes.
 
-A file, not a socket: it works the same with the network off, costs the daemon nothing while
-nobody looks, and cannot make the daemon wait on a hung harness.
+The daemon reads that file with every row it builds (`hyperhive.core.container_view`) as
+hostile input: capped, never through a symlink, decoded strictly against the bounds declared on
+`wire.AgentReport`, and turns it into the words `hyperhive list`, ``top``, the original's
+``agent_status``, the dashboard and the agent's page show. A file, not a socket: it works the
+same with the network off, costs the daemon nothing while nobody looks, and cannot make the
+daemon wait on a hung harness.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from hyperhive import wire
+from hyperhive.agent.stream import ApiRetry, decode
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from hyperhive.clock import WallClock
@@ -31,12 +37,29 @@ if TYPE_CHECKING:
 __all__ = ["Reporter", "clip"]
 
 _log = logging.getLogger(__name__)
+_IN_A_TURN = ("running", "compacting")
 
 
 def clip(text: str, limit: int = 300) -> str:
     """`text` on one line, at most `limit` characters (the report's field bound)."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _blocks(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    message = data.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+
+
+def _retrying(event: ApiRetry) -> wire.ApiRetrying:
+    status = event.error_status
+    return wire.ApiRetrying(
+        max(0, min(event.attempt, 1000)),
+        max(0, min(event.max_retries, 1000)),
+        clip(event.error or ""),
+        status if status is not None and 0 <= status <= 999 else None,
+    )
 
 
 class Reporter:
@@ -48,25 +71,64 @@ class Reporter:
         self._clock = clock
         self.report = wire.AgentReport("starting", clock.now())
         self._written: wire.AgentReport | None = None
+        self._tools: dict[str, str] = {}  # the running turn's open tool_use ids -> names
 
     def state(self, state: str, *, detail: str = "", until: float | None = None) -> None:
-        """The loop entered `state` (or its reason changed); a new state drops an API retry."""
+        """The loop entered `state` (or its reason changed). A new state drops what the turn
+        was doing; only idle keeps an interrupted turn's mark (it waits for new work)."""
         report = self.report
-        since = report.since if state == report.state else self._clock.now()
-        retry = report.retry if state == report.state else None
+        same = state == report.state
+        if not same:
+            self._tools.clear()
         self._set(
             attrs.evolve(
-                report, state=state, since=since, detail=clip(detail), until=until, retry=retry
+                report,
+                state=state,
+                since=report.since if same else self._clock.now(),
+                detail=clip(detail),
+                until=until,
+                tool=report.tool if same else None,
+                retry=report.retry if same else None,
+                interrupted=report.interrupted and state == "idle",
             )
         )
 
-    def retrying(self, retry: wire.ApiRetrying | None) -> None:
-        """Claude is retrying an API call in the running turn (None: it is not)."""
-        self._set(attrs.evolve(self.report, retry=retry))
+    def stream(self, data: Mapping[str, Any]) -> None:
+        """One stream-json line of the running turn's: the tool it runs, an API retry."""
+        if self.report.state not in _IN_A_TURN or data.get("parent_tool_use_id"):
+            return  # a sub-agent's step: the Task tool is still what runs
+        kind = data.get("type")
+        if kind == "system" and data.get("subtype") == "api_retry":
+            for event in decode(data):
+                if isinstance(event, ApiRetry):
+                    self._set(attrs.evolve(self.report, retry=_retrying(event)))
+            return
+        if kind == "assistant":
+            for block in _blocks(data):
+                if block.get("type") == "tool_use":
+                    self._tools[str(block.get("id"))] = clip(str(block.get("name", "?")), 200)
+        elif kind == "user":
+            for block in _blocks(data):
+                if block.get("type") == "tool_result":
+                    self._tools.pop(str(block.get("tool_use_id")), None)
+        else:
+            return
+        # The API answered: any retry is over.
+        tool = next(reversed(self._tools.values())) if self._tools else None
+        self._set(attrs.evolve(self.report, tool=tool, retry=None))
 
     def turn_ended(self, last: wire.LastTurn, *, turns: int, failures: int) -> None:
+        self._tools.clear()
         self._set(
-            attrs.evolve(self.report, last_turn=last, turns=turns, failures=failures, retry=None)
+            attrs.evolve(
+                self.report,
+                last_turn=last,
+                turns=turns,
+                failures=failures,
+                tool=None,
+                retry=None,
+                interrupted=last.result == "interrupted",
+            )
         )
 
     def _set(self, report: wire.AgentReport) -> None:

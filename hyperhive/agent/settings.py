@@ -66,7 +66,7 @@ class AgentPaths:
 
     @property
     def report(self) -> Path:
-        """Where the turn loop is and why (`wire.AgentReport`), for the daemon's rows."""
+        """What the agent is doing and why (`wire.AgentReport`), for the daemon's rows."""
         return self.root / wire.REPORT_FILE
 
     @property

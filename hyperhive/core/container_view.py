@@ -4,20 +4,21 @@ it, and the pure diff the rescanner turns into events.
 A row joins four sources: the agent's record (role, network, wanted state), the
 backend's status (state, exit code, detail), the lifecycle's transient action, and small files:
 
-- `hyperhive-needs-login`, `hyperhive-rate-limited` (sentinels), `hyperhive-model`,
-  `hyperhive-state.json` (what the harness says it is doing, a `wire.HarnessReport`, written
-  by its page server) and the turn loop's report `hyperhive-report.json` (`wire.AgentReport`:
-  its turn state and why, its last turn) in the agent's state directory, written by the
-  harness (`hyperhive.agent.settings.AgentPaths`);
+- `hyperhive-needs-login`, `hyperhive-rate-limited` (sentinels), `hyperhive-model` and the
+  harness's report `hyperhive-report.json` (`wire.AgentReport`: what it is doing and why, its
+  last turn; `hyperhive.agent.report`) in the agent's state directory, written by the harness
+  (`hyperhive.agent.settings.AgentPaths`);
 - `deployed-sha` in the agent's host directory, written by the config flow when it deploys;
 - the state directory's disk use (`hyperhive.containers.disk`), held against its soft quota:
   `quota_crossings` finds the rows that just went over, for the operator's event.
+
+`semantic_state` turns all that into the word and the sentence every surface shows (`list`,
+``top``, the dashboard's card, the agent's page through `doing`).
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, TypeVar
 
@@ -38,6 +39,7 @@ __all__ = [
     "AgentFlags",
     "build_view",
     "diff_views",
+    "doing",
     "quota_crossings",
     "read_flags",
     "semantic_state",
@@ -49,7 +51,6 @@ NEEDS_LOGIN = wire.NEEDS_LOGIN
 RATE_LIMITED = wire.RATE_LIMITED
 MODEL = wire.MODEL_FILE
 DEPLOYED_SHA = wire.DEPLOYED_SHA
-STATE_REPORT = wire.STATE_REPORT
 
 
 # What the harness writes is a line or two; anything bigger is refused unread.
@@ -64,7 +65,6 @@ class AgentFlags:
     deployed_sha: str | None = None
     disk_bytes: int | None = None
     disk_quota: int | None = None
-    activity: wire.HarnessReport | None = None
     report: wire.AgentReport | None = None
     # Why a file was ignored (a symlink, a FIFO, too big ...): shown in the agent's `list` row.
     problems: tuple[str, ...] = ()
@@ -100,15 +100,6 @@ def read_flags(state_dir: Path, agent_dir: Path) -> AgentFlags:
 
         return guarded(read, None)
 
-    def activity() -> wire.HarnessReport | None:
-        data = read_capped(state_dir, PurePosixPath(STATE_REPORT), MAX_FLAG_BYTES, shown_as=_SHOWN)
-        if not data:
-            return None
-        try:
-            return wire.from_json(json.loads(data), wire.HarnessReport)
-        except (ValueError, RecursionError, BadRequest) as exc:
-            raise UnsafeFile(f"/state/{STATE_REPORT}: not a state report ({exc})") from None
-
     def report() -> wire.AgentReport | None:
         def read() -> wire.AgentReport | None:
             path = PurePosixPath(wire.REPORT_FILE)
@@ -123,7 +114,6 @@ def read_flags(state_dir: Path, agent_dir: Path) -> AgentFlags:
         return guarded(read, None)
 
     return AgentFlags(
-        activity=guarded(activity, None),
         needs_login=sentinel(NEEDS_LOGIN),
         rate_limited=sentinel(RATE_LIMITED),
         model=first_line(state_dir, MODEL, _SHOWN),
@@ -173,7 +163,6 @@ def build_view(
         disk_bytes=flags.disk_bytes,
         disk_quota=flags.disk_quota,
         notes=(*flags.problems, *notes),
-        activity=flags.activity if status is not None and status.state.value == "running" else None,
         paused=record.paused,
         turn_state=report.state if report is not None else None,
         last_turn=flags.report.last_turn if flags.report is not None else None,
@@ -192,9 +181,7 @@ def semantic_state(
     """Where the agent is, in a word, and why, in a sentence (pure).
 
     In order: an action in flight; the container (absent, stopped, crashed, starting, unknown);
-    paused; needs login; then what the harness reports: rate limited until T, an API retry n of
-    N with its error, backing off after a failed turn, working, compacting, idle, lost the
-    hive.
+    then, for a harness that runs, what `doing` says.
     """
     if view.transient:
         return view.transient, f"{view.transient} (an operator action is in flight)"
@@ -207,18 +194,38 @@ def semantic_state(
         return "stopped", "not running" + ("; it is meant to: start it" if should else "")
     if view.state not in ("running", "starting"):
         return view.state, view.detail[:200]
-    if view.paused:
-        waiting = f"; {view.pending_messages} message(s) wait" if view.pending_messages else ""
+    return doing(
+        report,
+        now,
+        paused=view.paused,
+        pending_messages=view.pending_messages,
+        needs_login=view.needs_login,
+    )
+
+
+def doing(
+    report: wire.AgentReport | None,
+    now: float,
+    *,
+    paused: bool = False,
+    pending_messages: int = 0,
+    needs_login: bool = False,
+) -> tuple[str, str]:
+    """What a running harness is doing, in a word, and why, in a sentence (pure): the one
+    reading of its report, for the daemon's rows and the agent's live page alike.
+
+    In order: paused by the operator; needs login; then what the harness reports: rate limited
+    until T, an API retry n of N with its error, backing off after a failed turn, working
+    (thinking, running tool X, waiting on recv), compacting, interrupted, idle, lost the hive.
+    """
+    if paused:
+        waiting = f"; {pending_messages} message(s) wait" if pending_messages else ""
         return "paused", f"paused by the operator{waiting} (resume it to continue)"
-    if view.needs_login or (report is not None and report.state == "needs_login"):
+    if needs_login or (report is not None and report.state == "needs_login"):
         detail = report.detail if report is not None and report.detail else "no Claude credential"
         return "needs login", f"{detail}; log it in with `hyperhive login`"
     if report is None:
         return "starting", "its harness has not reported yet"
-    return _from_report(report, now)
-
-
-def _from_report(report: wire.AgentReport, now: float) -> tuple[str, str]:
     retry = report.retry
     match report.state:
         case "rate_limited":
@@ -230,11 +237,18 @@ def _from_report(report: wire.AgentReport, now: float) -> tuple[str, str]:
             return "backing off", f"its turn failed{failures}{_detail(report.detail)}{when}"
         case "running" | "compacting" if retry is not None:
             error = retry.error or (f"HTTP {retry.status}" if retry.status else "an API error")
-            return "retrying", f"API retry {retry.attempt} of {retry.max_retries}: {error}"
+            status = f" ({retry.status})" if retry.error and retry.status else ""
+            return "retrying", f"API retry {retry.attempt} of {retry.max_retries}: {error}{status}"
+        case "running" if report.tool == wire.RECV_TOOL:
+            return "working", "waiting on recv"
+        case "running" if report.tool:
+            return "working", f"running {report.tool}"
         case "running":
-            return "working", "running a turn"
+            return "working", "thinking"
         case "compacting":
             return "compacting", "compacting its conversation"
+        case "idle" if report.interrupted:
+            return "interrupted", "its turn was cancelled; it waits for new work"
         case "idle":
             return "idle", "waiting for mail"
         case "paused":
@@ -243,7 +257,7 @@ def _from_report(report: wire.AgentReport, now: float) -> tuple[str, str]:
             return "lost the hive", "its harness lost its socket and is reconnecting"
         case "starting":
             return "starting", "its harness is starting"
-    return report.state, report.detail
+    return f"unknown ({report.state[:40]})", report.detail
 
 
 def _detail(text: str) -> str:

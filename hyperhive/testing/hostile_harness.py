@@ -9,7 +9,7 @@ The daemon must treat whatever an agent's harness says as hostile (docs/web-ui.m
 page"); the other modes serve the page socket the way a model that took over its sandbox could:
 
 - ``markup``: every answer has the expected shape, and every string in it is HTML and script
-  (activity, detail, model, event kinds and data, tool names, stats keys, a ``javascript:``
+  (state, detail, model, event kinds and data, tool names, stats keys, a ``javascript:``
   login URL), and the feed streams such events forever;
 - ``raw``: every answer is an HTML document, not JSON;
 - ``huge``: an answer that never ends (no newline, megabytes);
@@ -49,7 +49,12 @@ _RAW: Final = (
 
 
 def _report() -> dict[str, Any]:
-    return {"activity": PAYLOAD[:40], "since": time.time(), "detail": PAYLOAD, "tool": PAYLOAD}
+    return {
+        "state": PAYLOAD[:32],
+        "since": time.time(),
+        "detail": PAYLOAD[:300],
+        "tool": PAYLOAD[:200],
+    }
 
 
 def _event(seq: int) -> dict[str, Any]:
@@ -178,9 +183,9 @@ def _canned_answer(request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "events": chosen[-limit:], "last_seq": events[-1]["seq"]}
     if cmd == "state":
         report = {
-            "activity": "retrying",
+            "state": "running",
             "since": time.time(),
-            "detail": "API retry 2 of 10: overloaded (529)",
+            "retry": {"attempt": 2, "max_retries": 10, "error": "overloaded", "status": 529},
         }
         return {
             "ok": True,

@@ -8,7 +8,8 @@ agent asked the operator is answered through the operator's endpoint
 (``/answer-question/<id>``), never the agent's socket.
 
     GET  /agent/<name>/                       the page
-    GET  /agent/<name>/api/state              container row + the harness's badges
+    GET  /agent/<name>/api/state              container row + the harness's badges, and what
+                                              it is doing in a word and a sentence
     GET  /agent/<name>/events/history         stored events (after_seq, before_seq, limit)
     GET  /agent/<name>/events/stream          SSE, ``id: <seq>``, resumable (Last-Event-ID)
     POST /agent/<name>/api/cancel|compact|new-session|model
@@ -29,6 +30,7 @@ import trio
 from quart import Response, request
 
 from hyperhive import wire
+from hyperhive.core.container_view import doing
 from hyperhive.errors import BadRequest
 from hyperhive.web.charts import bar_chart
 from hyperhive.web.harness_link import HarnessUnreachable, checked_event
@@ -148,7 +150,20 @@ def install(app: QuartTrio, ops: DashboardOps, asset: Callable[[str], Response])
             problem = None
         except HarnessUnreachable as exc:
             state, problem = None, str(exc)
-        return ok(agent=name, container=view, harness=state, harness_error=problem)
+        # In words: the live report's, read as the daemon reads its rows; else the row's own.
+        if state is not None:
+            paused, waiting = (view.paused, view.pending_messages) if view else (False, 0)
+            word, reason = doing(state.report, time.time(), paused=paused, pending_messages=waiting)
+        else:
+            word, reason = (view.semantic, view.reason) if view is not None else ("", "")
+        return ok(
+            agent=name,
+            container=view,
+            harness=state,
+            harness_error=problem,
+            semantic=word,
+            reason=reason,
+        )
 
     @app.get("/agent/<name>/events/history")
     async def agent_history(name: str) -> Response:
@@ -189,7 +204,7 @@ def install(app: QuartTrio, ops: DashboardOps, asset: Callable[[str], Response])
     @app.get("/agent/<name>/login/state")
     async def agent_login_state(name: str) -> Response:
         state = await link(name).call(wire.PageGetState(), wire.PageState)
-        return ok(logged_in=state.logged_in, login=state.login, activity=state.report)
+        return ok(logged_in=state.logged_in, login=state.login, report=state.report)
 
     @app.post("/agent/<name>/login/<step>")
     async def agent_login(name: str, step: str) -> Response:

@@ -47,7 +47,6 @@ from hyperhive.wire.helper_events import HELPER_EVENTS, HelperEvent
 from hyperhive.wire.page import (
     MAX_EVENT_BYTES,
     PAGE_COMMANDS,
-    HarnessReport,
     LoginFlow,
     PageEvent,
     PageEvents,
@@ -275,7 +274,6 @@ for _command in COMMANDS.values():
     _bounded(_command.request)
 for _page_type in (
     *PAGE_COMMANDS.values(),
-    HarnessReport,
     LoginFlow,
     PageEvent,
     PageEvents,

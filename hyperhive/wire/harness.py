@@ -35,6 +35,7 @@ __all__ = [
     "MODEL_FILE",
     "NEEDS_LOGIN",
     "RATE_LIMITED",
+    "RECV_TOOL",
     "REPORT_FILE",
     "SOCKET_NAME",
     "TURN_STATES",
@@ -95,10 +96,12 @@ RATE_LIMITED: Final = "hyperhive-rate-limited"  # present while it waits out a r
 MODEL_FILE: Final = "hyperhive-model"  # the model chosen on the agent's page
 # Written by the config flow in the agent's host directory when it deploys a commit.
 DEPLOYED_SHA: Final = "deployed-sha"
-# The harness's report of where its turn loop is (`AgentReport`, JSON), rewritten whole on
+# The harness's report of what it is doing and why (`AgentReport`, JSON), rewritten whole on
 # every change; the daemon reads it as hostile input, at most MAX_REPORT_BYTES.
 REPORT_FILE: Final = "hyperhive-report.json"
 MAX_REPORT_BYTES: Final = 8192
+# The hive's recv tool as claude names it: a turn running it waits on mail.
+RECV_TOOL: Final = "mcp__hive__recv"
 
 
 # -- the harness's report (written by the harness, read by the daemon's view) -----------------
@@ -147,19 +150,23 @@ class LastTurn:
 
 @attrs.frozen
 class AgentReport:
-    """Where the harness's turn loop is, and why (`REPORT_FILE`).
+    """What the harness is doing, and why (`REPORT_FILE`, and the page's `PageState.report`).
 
     ``state`` is one of `TURN_STATES`; ``since`` when it entered it; ``detail`` the reason
     (the login probe's, the failure's); ``until`` when a wait ends (a rate limit's reset, a
-    backoff's retry), wall-clock; ``retry`` an API retry in progress; ``pending_held`` the
-    messages it holds for a retried turn.
+    backoff's retry), wall-clock; while a turn runs, ``tool`` the tool it waits on (`RECV_TOOL`:
+    waiting for mail; None: the model is thinking) and ``retry`` an API retry in progress;
+    ``interrupted`` that its last turn was cancelled and its messages wait for new work; then
+    its last turn, how many turns it ran and how many failed in a row.
     """
 
     state: str = attrs.field(metadata=text(32))
     since: float = attrs.field(metadata=_WHEN)
     detail: str = attrs.field(default="", metadata=text(300))
     until: float | None = attrs.field(default=None, metadata=_WHEN)
+    tool: str | None = attrs.field(default=None, metadata=text(200))
     retry: ApiRetrying | None = None
+    interrupted: bool = False
     last_turn: LastTurn | None = None
     turns: int = attrs.field(default=0, metadata=_COUNT)
     failures: int = attrs.field(default=0, metadata=number(0, 1000))

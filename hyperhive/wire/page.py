@@ -11,8 +11,8 @@ The harness runs where the model can run code, so on the daemon's side every ans
 it is read with a size cap and a deadline and decoded into these types, whose fields carry
 bounds (`hyperhive.wire._bounds`), before anything else sees it.
 
-The harness also keeps a small report of what it is doing (`STATE_REPORT`, a `HarnessReport`),
-which the daemon reads like its other sentinel files for the dashboard's row and ``list``.
+``state`` answers the harness's report of what it is doing (`hyperhive.wire.harness.AgentReport`,
+the one it also writes to its state directory for the daemon's rows) with the badges' numbers.
 """
 
 from __future__ import annotations
@@ -23,17 +23,15 @@ import attrs
 
 from hyperhive.wire._bounds import INT64_MAX, number, text
 from hyperhive.wire._tags import TagTable
+from hyperhive.wire.harness import AgentReport
 
 __all__ = [
-    "ACTIVITIES",
     "LOGIN_KINDS",
     "MAX_EVENT_BYTES",
     "MAX_PAGE_REPLY_BYTES",
     "PAGE_COMMANDS",
     "PAGE_DIR",
     "PAGE_SOCKET",
-    "STATE_REPORT",
-    "HarnessReport",
     "LoginFlow",
     "PageCancel",
     "PageCompact",
@@ -56,28 +54,12 @@ __all__ = [
 
 PAGE_DIR: Final = "page"  # inside the socket directory, the agent's to write
 PAGE_SOCKET: Final = "page.sock"
-STATE_REPORT: Final = "hyperhive-state.json"  # in the state directory
 
 # What one answer line may hold. A history page of 500 events, each a stream-json line.
 MAX_PAGE_REPLY_BYTES: Final = 8 * 1024 * 1024
 MAX_EVENT_BYTES: Final = 1024 * 1024  # one live event (a stream-json line)
 MAX_SEQ: Final = INT64_MAX
 
-# The semantic states (`HarnessReport.activity`), as the dashboard and `list` show them.
-ACTIVITIES: Final = (
-    "starting",
-    "idle",
-    "thinking",
-    "tool",  # running tool `tool`
-    "waiting_recv",  # the model called recv and waits for mail
-    "compacting",
-    "retrying",  # claude retries the API (`detail`: attempt n of m, the error)
-    "rate_limited",  # until `until`
-    "backing_off",  # after a failed turn, until `until` (`detail`: the error)
-    "needs_login",
-    "disconnected",  # lost the daemon's socket
-    "interrupted",  # a cancelled turn; its messages wait for new work
-)
 LOGIN_KINDS: Final = ("oauth_token", "api_key")
 
 PAGE_COMMANDS = TagTable("page command")
@@ -193,22 +175,6 @@ PageRequest = (
 
 
 @attrs.frozen
-class HarnessReport:
-    """What the harness is doing (`STATE_REPORT`, and part of `PageState`).
-
-    ``activity`` is one of `ACTIVITIES` (anything else is shown as ``unknown``); ``tool`` the
-    tool running; ``until`` when a rate limit or a backoff ends (unix seconds); ``detail`` the
-    error or reason, as text.
-    """
-
-    activity: str = attrs.field(metadata=text(40))
-    since: float = attrs.field(metadata=_TIME)
-    detail: str = attrs.field(default="", metadata=_DETAIL)
-    tool: str | None = attrs.field(default=None, metadata=_NAME)
-    until: float | None = attrs.field(default=None, metadata=_TIME)
-
-
-@attrs.frozen
 class LoginFlow:
     """The ``claude auth login`` the page drives: ``status`` idle, starting, waiting_code
     (``url`` is where to log in), checking, done or failed (``detail`` says why)."""
@@ -222,7 +188,7 @@ class LoginFlow:
 class PageState:
     """The badges' data: the report, the model, context and cost of the last turn, login."""
 
-    report: HarnessReport
+    report: AgentReport
     model: str | None = attrs.field(default=None, metadata=text(100))
     ctx: int | None = attrs.field(default=None, metadata=_COUNT)
     context_window: int | None = attrs.field(default=None, metadata=_COUNT)

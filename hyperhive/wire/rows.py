@@ -11,7 +11,6 @@ import attrs
 
 from hyperhive.wire._bounds import text
 from hyperhive.wire.harness import LastTurn
-from hyperhive.wire.page import HarnessReport
 
 __all__ = [
     "AgentStatusRow",
@@ -168,8 +167,6 @@ class ContainerView:
     killing, rebuilding, destroying); ``wanted`` is ``running`` or ``stopped``. The flags come
     from the harness's sentinel files in the agent's state directory (docs/containers.md);
     ``notes`` says why any of those files was ignored, and which limits the agent hit lately.
-    ``activity`` is the harness's own report of what it is doing (idle, thinking, running a
-    tool, rate limited until ..., `hyperhive.wire.page.ACTIVITIES`), while it runs.
     """
 
     name: str
@@ -190,13 +187,12 @@ class ContainerView:
     # What the operator should know about this agent: files in its directory that were ignored
     # (and why), limits it hit lately (docs/limits.md).
     notes: tuple[str, ...] = ()
-    # What its harness says it is doing (`STATE_REPORT`), while its container runs.
-    activity: HarnessReport | None = None
     # Paused by the operator: it takes no turns and its mail waits (set_paused).
     paused: bool = False
     # Why it is where it is, in a word and a sentence (`hyperhive.core.container_view`):
     # stopped, crashed, starting, paused, needs login, rate limited, retrying, backing off,
-    # working, compacting, idle, lost the hive, ...
+    # working (the reason: thinking, running a tool, waiting on recv), compacting, idle,
+    # interrupted, lost the hive, ...
     semantic: str = ""
     reason: str = ""
     # The harness's own turn state (its report), its last turn, and the mail it has.

@@ -63,22 +63,24 @@
     if (!h) {
       setChip("b-harness", "harness unreachable", "bad");
       $("b-harness").title = answer.harness_error || "";
-      const fallback = view && view.activity ? R.activity(view.activity) : { text: "?", kind: "dim" };
+      const fallback = R.doing(answer.semantic, answer.reason);
       setChip("b-activity", fallback.text, fallback.kind);
+      $("b-activity").title = answer.reason || "";
       showLogin(Boolean(view && view.needs_login), null);
       return;
     }
     setChip("b-harness", "harness alive", "ok");
     $("b-harness").title = "runtime " + h.runtime;
-    const act = R.activity(h.report);
+    const act = R.doing(answer.semantic, answer.reason);
     setChip("b-activity", act.text, act.kind);
-    $("b-activity").dataset.activity = h.report.activity;
+    $("b-activity").dataset.semantic = act.word;
+    $("b-activity").title = answer.reason || "";
     setChip("b-model", "model " + (h.model || "default"), "dim");
     const ctxText = h.ctx === null || h.ctx === undefined ? "ctx ?" :
       "ctx " + tokens(h.ctx) + (h.context_window ? " / " + tokens(h.context_window) : "");
     setChip("b-ctx", ctxText, h.context_window && h.ctx > 0.8 * h.context_window ? "warn" : "dim");
     setChip("b-cost", h.cost_usd === null || h.cost_usd === undefined ? "cost ?" : "cost $" + h.cost_usd.toFixed(4), "dim");
-    showLogin(h.logged_in === false || h.report.activity === "needs_login", h.login);
+    showLogin(h.logged_in === false || h.report.state === "needs_login", h.login);
   }
   async function refreshBadges() {
     try { paintBadges(await getJSON(base + "api/state")); }

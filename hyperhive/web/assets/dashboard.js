@@ -57,15 +57,19 @@
 
   // -- containers ------------------------------------------------------------------------------
   const STATE_KIND = { running: "ok", starting: "busy", stopping: "busy", stopped: "dim", crashed: "bad", absent: "dim", unknown: "warn" };
-  function activityChip(report) {
-    const shown = R.activity(report);
-    const node = chip(shown.text, shown.kind, "what the agent says it is doing");
+  // What a running agent is doing, in the daemon's word (its reason is the "why" line).
+  function live(c) {
+    return (c.state === "running" || c.state === "starting") && !c.transient && Boolean(c.semantic);
+  }
+  function doingChip(c) {
+    const shown = R.doing(c.semantic, c.reason);
+    const node = chip(shown.word, shown.kind, "what the agent is doing");
     node.classList.add("activity");
-    node.dataset.activity = String(report.activity);
+    node.dataset.semantic = shown.word;
     return node;
   }
-  function saysSo(c, activity) {
-    return Boolean(c.activity) && c.activity.activity === activity;
+  function saysSo(c, semantic) {
+    return live(c) && c.semantic === semantic;
   }
   // How its last turn ended (the harness's report): result, when, how long, what it cost.
   function lastTurnChip(t) {
@@ -81,13 +85,13 @@
       el("a", { class: "name", href: "/agent/" + encodeURIComponent(c.name) + "/", title: "open " + c.name + "'s page" }, c.name),
       c.role === "manager" ? chip("manager", "info") : null,
       chip(c.state, STATE_KIND[c.state] || "", "container state"),
-      c.activity ? activityChip(c.activity) : null,
+      live(c) ? doingChip(c) : null,
       c.transient ? chip(c.transient + "…", "busy", "operator action in flight") : null,
       chip("wants " + c.wanted, "dim"),
-      c.paused ? chip("paused", "warn", "paused by the operator: no turns, its mail waits") : null,
-      // The activity chip already says so when the harness reports it: one chip, not two.
-      c.needs_login && !saysSo(c, "needs_login") ? chip("needs login", "warn") : null,
-      c.rate_limited && !saysSo(c, "rate_limited") ? chip("rate-limited", "warn", "the agent hit its rate limit and waits for the reset") : null,
+      // The doing chip already says so when it is what the agent is doing: one chip, not two.
+      c.paused && !saysSo(c, "paused") ? chip("paused", "warn", "paused by the operator: no turns, its mail waits") : null,
+      c.needs_login && !saysSo(c, "needs login") ? chip("needs login", "warn") : null,
+      c.rate_limited && !saysSo(c, "rate limited") ? chip("rate-limited", "warn", "the agent hit its rate limit and waits for the reset") : null,
       c.model ? chip(c.model, "dim", "model") : null,
       c.deployed_sha ? chip("@" + c.deployed_sha.slice(0, 8), "dim", "deployed config " + c.deployed_sha) : null,
       c.pending_reminders ? chip("⏰ " + c.pending_reminders, "info", "pending reminders") : null,
@@ -99,9 +103,10 @@
         ? chip("✉ " + (c.pending_messages || 0) + " waiting · " + (c.inflight_messages || 0) + " in flight", "info", "mail") : null,
       c.last_turn ? lastTurnChip(c.last_turn) : null,
     );
-    // Why it is where it is (the daemon's sentence), and what the agent said it is doing:
-    // both shown as text, never markup.
-    const why = c.semantic ? el("div", { class: "why", "data-semantic": c.semantic }, c.semantic + (c.reason ? ": " + c.reason : "")) : null;
+    // Why it is where it is (the daemon's sentence, after the word when no chip says it), and
+    // what the agent said it is doing: both shown as text, never markup.
+    const reason = live(c) ? c.reason : c.semantic + (c.reason ? ": " + c.reason : "");
+    const why = c.semantic && reason ? el("div", { class: "why", "data-semantic": c.semantic }, reason) : null;
     const said = c.status_text ? el("div", { class: "said" }, "“" + c.status_text + "”") : null;
     const buttons = el("div", { class: "actions" });
     for (const verb of ["start", "stop", "restart", "kill", "rebuild", c.paused ? "resume" : "pause"]) {

@@ -30,30 +30,20 @@
     return box;
   }
   function text(value) { return document.createTextNode(String(value)); }
-  // What an agent is doing (a wire HarnessReport) in a few words, and the chip kind for it.
-  const KNOWN = ["starting", "idle", "thinking", "tool", "waiting_recv", "compacting", "retrying",
-    "rate_limited", "backing_off", "needs_login", "disconnected", "interrupted"];
-  function activity(report) {
-    if (!report) return { text: "?", kind: "dim" };
-    const until = typeof report.until === "number" && report.until * 1000 > Date.now()
-      ? " until " + new Date(report.until * 1000).toLocaleTimeString() : "";
-    const detail = report.detail ? ": " + String(report.detail).slice(0, 160) : "";
-    switch (report.activity) {
-      case "tool": return { text: "running " + String(report.tool || "a tool"), kind: "busy" };
-      case "waiting_recv": return { text: "waiting on recv", kind: "info" };
-      case "thinking": return { text: "thinking", kind: "busy" };
-      case "compacting": return { text: "compacting", kind: "busy" };
-      case "retrying": return { text: "retrying" + detail + until, kind: "warn" };
-      case "rate_limited": return { text: "rate limited" + until + detail, kind: "warn" };
-      case "backing_off": return { text: "backing off" + until + detail, kind: "warn" };
-      case "needs_login": return { text: "needs login", kind: "warn" };
-      case "disconnected": return { text: "lost the hive", kind: "bad" };
-      case "interrupted": return { text: "interrupted", kind: "warn" };
-      case "idle": return { text: "idle", kind: "ok" };
-      default:
-        return KNOWN.includes(report.activity) ? { text: String(report.activity), kind: "dim" }
-          : { text: "unknown (" + String(report.activity).slice(0, 40) + ")", kind: "warn" };
-    }
+  // What an agent is doing, as the daemon put it (a row's or the page state's `semantic` and
+  // `reason`: hyperhive/core/container_view.py): the chip's kind, and its text on the agent's
+  // page, where no line says the reason (the word, what it runs while it works, the reason
+  // with the word while it waits on the API).
+  const KIND = { idle: "ok", working: "busy", compacting: "busy", starting: "busy", retrying: "warn",
+    "rate limited": "warn", "backing off": "warn", "needs login": "warn", interrupted: "warn",
+    paused: "warn", "lost the hive": "bad", crashed: "bad", stopped: "dim" };
+  function doing(semantic, reason) {
+    const word = String(semantic || "");
+    if (!word) return { word: "?", text: "?", kind: "dim" };
+    const why = String(reason || "").slice(0, 200);
+    const text = word === "working" || word === "rate limited" ? why || word
+      : (word === "retrying" || word === "backing off") && why ? word + ": " + why : word;
+    return { word: word, text: text, kind: KIND[word] || (word.startsWith("unknown") ? "warn" : "dim") };
   }
-  window.HiveRender = { markdown: markdown, diff: diff, text: text, activity: activity };
+  window.HiveRender = { markdown: markdown, diff: diff, text: text, doing: doing };
 })();

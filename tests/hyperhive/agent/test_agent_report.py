@@ -1,6 +1,6 @@
 """Why an agent is stuck: the harness's report, the daemon's reading of it, and pausing.
 
-The harness writes where its turn loop is (`hyperhive-report.json`); the daemon reads it as
+The harness writes what it is doing and why (`hyperhive-report.json`); the daemon reads it as
 hostile input and turns it, with its own facts (paused, needs login, the container's state),
 into the word and sentence `hyperhive list` shows. Runs on the plain autojump clock.
 """
@@ -53,7 +53,7 @@ async def test_the_report_says_retrying_then_backing_off_then_idle(
             await trio.testing.wait_all_tasks_blocked()
             retrying = row(state, now=clock.now())
             assert (retrying.turn_state, retrying.semantic) == ("running", "retrying")
-            assert retrying.reason == "API retry 3 of 10: overloaded"
+            assert retrying.reason == "API retry 3 of 10: overloaded (529)"
 
             runner.release.set()
             await next_event(feed, "state", state="backing_off")
@@ -118,6 +118,8 @@ async def test_a_paused_agent_takes_no_turn_and_its_mail_waits(
         (b'{"state":"idle","since":1,"retry":{"attempt":-1,"max_retries":10}}', "from 0 to"),
         (b'{"state":"idle","since":1e400}', "expected float @ .since"),  # infinity
         (b'{"state":"idle","since":1,"turns":true}', "expected int @ .turns"),
+        (b'{"state":"running","since":1,"tool":"' + b"t" * 201 + b'"}', "longer than 200"),
+        (b'{"state":"idle","since":1,"interrupted":"yes"}', "@ .interrupted"),
         (b"[" * 40 + b"]" * 40, "nested too deeply"),
     ],
 )

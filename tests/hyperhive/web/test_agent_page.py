@@ -96,7 +96,8 @@ async def test_the_page_shows_a_real_harness_and_steers_it(short_tmp: Path) -> N
                 await _event(web, "acked")
                 state = (await web.get("/agent/alice/api/state")).json()
                 harness = state["harness"]
-                assert harness["report"]["activity"] == "idle"
+                assert harness["report"]["state"] == "idle"
+                assert (state["semantic"], state["reason"]) == ("idle", "waiting for mail")
                 assert (harness["model"], harness["ctx"]) == ("scripted-model", 1000)
                 assert harness["runtime"] == "scripted"
                 assert state["harness_error"] is None

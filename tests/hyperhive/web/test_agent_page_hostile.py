@@ -135,6 +135,7 @@ async def test_the_canned_stand_in_answers_like_a_harness(short_tmp: Path) -> No
             assert [e["kind"] for e in events if e["kind"] == "invalid"] == []
             older = await web.get(f"/agent/alice/events/history?before_seq={events[0]['seq']}")
             assert older.json()["events"][0]["seq"] == 1
-            state = (await web.get("/agent/alice/api/state")).json()["harness"]
-            assert state["report"]["activity"] == "retrying"
+            answer = (await web.get("/agent/alice/api/state")).json()
+            assert answer["harness"]["report"]["retry"]["attempt"] == 2
+            assert answer["semantic"] == "retrying"
             n.cancel_scope.cancel()
