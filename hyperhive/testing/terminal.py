@@ -41,9 +41,12 @@ KEYS = {
 
 def _take_terminal() -> None:
     """In the child: a session of its own with the pty as its controlling terminal, so that
-    Ctrl-C and a resize reach it as signals, as in a real terminal."""
+    Ctrl-C and a resize reach it as signals, as in a real terminal. SIGINT back to its default
+    too: a test run started in the background of a shell inherits it ignored, and an
+    interactive terminal never has it so."""
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 class Terminal:

@@ -125,6 +125,10 @@ def test_agents_keep_their_sockets_and_mail_across_a_daemon_restart(short_tmp: P
         assert "unknown agent 'alice'" in cli_error(short_tmp, "send", "alice", "hello?")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class LineFollower:
     """Lines of a child's stdout, read by a thread so a test can wait with a real-time bound."""
 
@@ -164,6 +168,8 @@ def test_hyperhive_events_follows_the_stream(short_tmp: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "COLUMNS": "200"},
+            # A run started in a shell's background inherits SIGINT ignored; a user's never is.
+            preexec_fn=_default_sigint,
         )
         try:
             lines = LineFollower(follower)
