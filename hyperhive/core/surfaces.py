@@ -388,39 +388,36 @@ def _not_itself(conn: Connection, name: str, verb: str) -> None:
         )
 
 
+async def _act_on_other(hive: Handles, conn: Connection, verb: Verb, name: str) -> wire.Container:
+    """One lifecycle verb on agent `name`, which the manager may not aim at itself."""
+    _not_itself(conn, name, verb)
+    await hive.agents.act(verb, name)
+    return await _container(hive, name)
+
+
 @handles(wire.StartAgent, OPERATOR | MANAGER)
 async def _start(hive: Handles, conn: Connection, request: wire.StartAgent) -> wire.Container:
-    _not_itself(conn, request.name, "start")
-    await hive.agents.act("start", request.name)
-    return await _container(hive, request.name)
+    return await _act_on_other(hive, conn, "start", request.name)
 
 
 @handles(wire.StopAgent, OPERATOR | MANAGER)
 async def _stop(hive: Handles, conn: Connection, request: wire.StopAgent) -> wire.Container:
-    _not_itself(conn, request.name, "stop")
-    await hive.agents.act("stop", request.name)
-    return await _container(hive, request.name)
+    return await _act_on_other(hive, conn, "stop", request.name)
 
 
 @handles(wire.RestartAgent, OPERATOR | MANAGER)
 async def _restart(hive: Handles, conn: Connection, request: wire.RestartAgent) -> wire.Container:
-    _not_itself(conn, request.name, "restart")
-    await hive.agents.act("restart", request.name)
-    return await _container(hive, request.name)
+    return await _act_on_other(hive, conn, "restart", request.name)
 
 
 @handles(wire.KillAgent, OPERATOR | MANAGER)
 async def _kill(hive: Handles, conn: Connection, request: wire.KillAgent) -> wire.Container:
-    _not_itself(conn, request.name, "kill")
-    await hive.agents.act("kill", request.name)
-    return await _container(hive, request.name)
+    return await _act_on_other(hive, conn, "kill", request.name)
 
 
 @handles(wire.RebuildAgent, OPERATOR | MANAGER)
 async def _rebuild(hive: Handles, conn: Connection, request: wire.RebuildAgent) -> wire.Container:
-    _not_itself(conn, request.name, "rebuild")
-    await hive.agents.act("rebuild", request.name)
-    return await _container(hive, request.name)
+    return await _act_on_other(hive, conn, "rebuild", request.name)
 
 
 @handles(wire.Destroy, OPERATOR)
