@@ -17,6 +17,8 @@ agent asked the operator is answered through the operator's endpoint
     POST /agent/<name>/login/token|api-key|start|code
     GET  /agent/<name>/stats                  the stats page; stats.json; stats/<metric>.svg
     GET  /agent/<name>/inbox                  pending and in-flight mail (the broker)
+    GET  /agent/<name>/inbox/stream           the hub's events for its inbox (in app.py, which
+                                              owns the hub streams: `sse.concerns`)
     GET  /agent/<name>/loose-ends             open questions and reminders (the daemon)
 """
 

@@ -39,9 +39,11 @@ from hyperhive.web.http import ok as _ok
 from hyperhive.web.http import text_field as _text
 from hyperhive.web.logs import follow_logs
 from hyperhive.web.ops import LIFECYCLE_ACTIONS
-from hyperhive.web.sse import FrameCache, event_stream
+from hyperhive.web.sse import FrameCache, concerns, event_stream
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from hyperhive.web.ops import DashboardOps
 
 __all__ = ["WebSettings", "create_app"]
@@ -213,8 +215,7 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
             }
         )
 
-    @app.get("/dashboard/stream")
-    async def stream() -> Response:
+    def hub_stream(keep: Callable[[wire.Event], bool] | None) -> Response:
         if streams["open"] >= MAX_STREAMS:
             return _error(503, f"too many open streams (at most {MAX_STREAMS})")
         last = request.headers.get("last-event-id") or request.args.get("last_event_id")
@@ -222,7 +223,7 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
         async def body() -> Any:
             streams["open"] += 1
             try:
-                async for chunk in event_stream(ops, last, cache):
+                async for chunk in event_stream(ops, last, cache, keep):
                     yield chunk
             finally:
                 streams["open"] -= 1
@@ -232,6 +233,15 @@ def create_app(ops: DashboardOps, settings: WebSettings) -> QuartTrio:
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Accel-Buffering"] = "no"
         return response
+
+    @app.get("/dashboard/stream")
+    async def stream() -> Response:
+        return hub_stream(None)
+
+    @app.get("/agent/<name>/inbox/stream")
+    async def agent_inbox_stream(name: str) -> Response:
+        ops.harness_link(name)  # an unknown agent is a 404
+        return hub_stream(lambda event: concerns(name, event.payload))
 
     @app.get("/api/file")
     async def file_preview() -> Response:

@@ -13,7 +13,12 @@ says ``resumed: false`` and the page reloads its snapshot. A client that reads t
 never waited for: the hub drops its events and hands it one ``gap`` frame
 (``first_seq``..``last_seq``) in their place, after which the page reloads its snapshot.
 
-The pure parts (`frame`, `parse_last_event_id`, `resume_frames`) are tested without trio.
+``/agent/<name>/inbox/stream`` is the same stream kept to the events that change that agent's
+inbox or loose ends (`concerns`), with the same ids, resume and gap frames: the agent's page
+reloads its inbox when one arrives.
+
+The pure parts (`frame`, `parse_last_event_id`, `resume_frames`, `concerns`) are tested
+without trio.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import trio
 from hyperhive import wire
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Callable, Sequence
 
     from hyperhive.web.ops import DashboardOps
 
@@ -36,6 +41,7 @@ __all__ = [
     "HEARTBEAT",
     "RETRY_MS",
     "FrameCache",
+    "concerns",
     "event_stream",
     "frame",
     "parse_last_event_id",
@@ -112,10 +118,38 @@ def resume_frames(
     return start, replay
 
 
+def concerns(name: str, payload: wire.EventPayload) -> bool:
+    """Whether an event changes what `name`'s page shows in its inbox or loose ends: mail to it
+    stored, leased (taken), dead-lettered; its questions (asked or asked of it) and reminders;
+    and every gap (the page reloads then)."""
+    match payload:
+        case wire.EventGap():
+            return True
+        case wire.MessageSent(message=message):
+            return message.recipient == name
+        case wire.MessageDelivered(recipient=who) | wire.MessageDeadLettered(recipient=who):
+            return who == name
+        case wire.QuestionAdded(question=q) | wire.QuestionResolved(question=q):
+            return name in (q.asker, q.target)
+        case (
+            wire.ReminderSet(reminder=r)
+            | wire.ReminderFired(reminder=r)
+            | wire.ReminderFailed(reminder=r)
+        ):
+            return r.owner == name
+        case wire.ReminderCancelled(owner=owner):
+            return owner == name
+    return False
+
+
 async def event_stream(
-    ops: DashboardOps, last_event_id: str | None, cache: FrameCache
+    ops: DashboardOps,
+    last_event_id: str | None,
+    cache: FrameCache,
+    keep: Callable[[wire.Event], bool] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The body of one `/dashboard/stream` response (see the module docstring).
+    """The body of one `/dashboard/stream` response (see the module docstring); with `keep`,
+    only the events it keeps (the hello frame and the seqs are the same).
 
     Resource handling: the hub subscription is dropped when the client goes (the generator is
     closed) or the app stops.
@@ -127,6 +161,8 @@ async def event_stream(
         hello, replay = resume_frames(
             ops.boot, parse_last_event_id(last_event_id, ops.boot), history
         )
+        if keep is not None:
+            replay = [event for event in replay if keep(event)]
         yield b"retry: %d\n\n" % RETRY_MS + hello + b"".join(map(cache.encode, replay))
         floor = history.seq
         while True:
@@ -138,7 +174,11 @@ async def event_stream(
             if not batch:
                 yield b": ping\n\n"
                 continue
-            chunk = b"".join(cache.encode(event) for event in batch if event.seq > floor)
+            chunk = b"".join(
+                cache.encode(event)
+                for event in batch
+                if event.seq > floor and (keep is None or keep(event))
+            )
             if chunk:
                 yield chunk
     finally:

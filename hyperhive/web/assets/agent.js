@@ -87,7 +87,11 @@
     catch (err) { setChip("b-harness", "page error", "bad"); $("b-harness").title = err.message; }
   }
   function soonBadges() { clearTimeout(badgeTimer); badgeTimer = setTimeout(refreshBadges, 150); }
-  function soonSide() { clearTimeout(sideTimer); sideTimer = setTimeout(refreshSide, 300); }
+  // At most one reload of the inbox and loose ends waits: a burst of events is one reload, and
+  // a steady stream of them cannot keep postponing it.
+  function soonSide() {
+    if (sideTimer === null) sideTimer = setTimeout(() => { sideTimer = null; refreshSide(); }, 300);
+  }
 
   // -- the terminal --------------------------------------------------------------------------------
   const BADGE_KINDS = new Set(["state", "turn_started", "turn_ended", "usage", "model", "rate_limited",
@@ -126,7 +130,7 @@
       try { event = JSON.parse(message.data); } catch (err) { return; }
       if (event.kind === "hello") { setChip("conn", "live", "ok"); return; }
       if (event.kind === "harness_up") {
-        setChip("conn", "live", "ok"); soonBadges();
+        setChip("conn", "live", "ok"); soonBadges(); soonSide();
         // A harness that was not up at the cold load: its stored events come now.
         if (!historyLoaded) loadHistory().catch((err) => toast("history: " + err.message));
         return;
@@ -247,13 +251,16 @@
     }
     return box;
   }
+  let sideRound = 0;
   async function refreshSide() {
+    const round = ++sideRound;
     try {
       const inbox = await getJSON(base + "inbox");
+      const loose = (await getJSON(base + "loose-ends")).loose_ends;
+      if (round !== sideRound) return;  // a newer reload started: its answer is the one to show
       const rows = [...inbox.inflight.map((d) => mailRow(d, "inflight")), ...inbox.pending.map((d) => mailRow(d, "pending"))];
       $("inbox").replaceChildren(...(rows.length ? rows : [el("p", { class: "muted" }, "no mail waiting")]));
       $("inbox-count").textContent = rows.length ? String(rows.length) : "";
-      const loose = (await getJSON(base + "loose-ends")).loose_ends;
       const items = [
         ...loose.questions.map(questionRow),
         ...loose.reminders.map((r) => el("div", { class: "card reminder", "data-id": r.id }, "⏰ #" + r.id + " ", el("span", { class: "text" }, r.message))),
@@ -264,8 +271,24 @@
     } catch (err) { toast(err.message); }
   }
 
+  // The inbox, live: the daemon's event stream kept to this agent's mail, questions and
+  // reminders (sent to it, taken, dead-lettered, asked, answered, set, fired). Each frame, and
+  // the hello of every (re)connection, reloads the inbox and loose ends from the daemon (whole
+  // rows, never the frame's preview); the browser resumes it after its Last-Event-ID.
+  let inboxRetry = 2000;
+  function connectInbox() {
+    const mail = new EventSource(base + "inbox/stream");
+    mail.onmessage = () => { inboxRetry = 2000; soonSide(); };
+    mail.onerror = () => {
+      if (mail.readyState !== EventSource.CLOSED) return;  // the browser reconnects by itself
+      // Refused (too many streams, the daemon restarting): again later, less often each time.
+      setTimeout(connectInbox, inboxRetry);
+      inboxRetry = Math.min(inboxRetry * 2, 30000);
+    };
+  }
+
   // -- start -----------------------------------------------------------------------------------------
   refreshBadges();
-  refreshSide();
+  connectInbox();  // its hello loads the inbox: no mail can arrive between the load and the stream
   loadHistory().catch((err) => toast("history: " + err.message)).finally(connect);
 })();

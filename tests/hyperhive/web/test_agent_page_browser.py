@@ -378,3 +378,41 @@ def test_every_row_kind_renders_as_the_taxonomy_says(
     bottom = "t => t.scrollHeight - t.scrollTop - t.clientHeight < 24"
     _wait_for(lambda: term.evaluate(bottom), 5)
     assert page.errors == []
+
+
+def test_the_inbox_follows_mail_as_it_arrives_is_taken_and_acked(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    hive.cli("spawn", "postie")
+    hive.cli("stop", "postie")
+    page.goto(f"{hive.url}agent/postie/")
+    inbox = page.locator("#inbox")
+    expect(inbox).to_contain_text("no mail waiting", timeout=15_000)
+    # Mail to a stopped agent waits, and shows on its open page without a reload, as text.
+    parcel = 'hold on <script>window.__pwned=5</script><img src=x onerror="window.__pwned=6">'
+    hive.cli("send", "postie", parcel)
+    row = inbox.locator(".mail", has_text="hold on <script>")
+    expect(row).to_have_class(re.compile(r"\bpending\b"), timeout=10_000)
+    expect(row.locator(".text")).to_have_text(parcel)
+    expect(row.locator(".who")).to_have_text(" operator")
+    expect(page.locator("#inbox-count")).to_have_text("1")
+    shot(page, screenshots, "agent-10-inbox-pending")
+    # Started, the agent takes it: the row moves to in flight (the model holds that turn).
+    hive.cli("start", "postie")
+    expect(row).to_have_class(re.compile(r"\binflight\b"), timeout=SLOW)
+    expect(row.locator(".chip").first).to_have_text("in flight")
+    # Mail that arrives during the turn shows at once, pending behind it.
+    hive.cli("send", "postie", "a second parcel")
+    second = inbox.locator(".mail.pending", has_text="a second parcel")
+    expect(second).to_have_count(1, timeout=10_000)
+    expect(page.locator("#inbox-count")).to_have_text("2")
+    shot(page, screenshots, "agent-11-inbox-in-flight")
+    # Cancelled, the held turn ends; the next turn takes both, and acked they leave the inbox.
+    expect(page.locator("#b-harness")).to_have_text("harness alive", timeout=SLOW)
+    page.locator("#c-cancel").click()
+    expect(inbox).to_contain_text("no mail waiting", timeout=SLOW)
+    expect(page.locator("#inbox-count")).to_have_text("")
+    for what in ("script", "img"):
+        expect(page.locator(f"#side {what}")).to_have_count(0)
+    assert page.evaluate("window.__pwned") is None
+    assert page.errors == []

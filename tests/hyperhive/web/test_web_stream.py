@@ -10,7 +10,7 @@ import trio
 from hyperhive import wire
 from hyperhive.core.events import Subscriber
 from hyperhive.web.ops import DashboardStats
-from hyperhive.web.sse import FrameCache, event_stream
+from hyperhive.web.sse import FrameCache, concerns, event_stream
 
 from .conftest import Web
 
@@ -24,10 +24,12 @@ class Stream:
         self.status = 0
 
     @classmethod
-    async def open(cls, web: Web, last_event_id: str | None = None) -> Stream:
+    async def open(
+        cls, web: Web, last_event_id: str | None = None, path: str = "/dashboard/stream"
+    ) -> Stream:
         stream = await trio.open_tcp_stream("127.0.0.1", web.port)
         extra = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id else ""
-        request = f"GET /dashboard/stream HTTP/1.1\r\nHost: 127.0.0.1:{web.port}\r\n{extra}\r\n"
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{web.port}\r\n{extra}\r\n"
         await stream.send_all(request.encode())
         self = cls(stream)
         head = await self._until(b"\r\n\r\n")
@@ -157,3 +159,53 @@ async def test_a_client_that_falls_behind_gets_one_gap_frame() -> None:
     assert b'"first_seq":5,"last_seq":10' in frames[-1]
     await body.aclose()
     assert ops.unsubscribed
+
+
+async def test_an_agents_inbox_stream_has_only_its_mail_and_resumes(web: Web) -> None:
+    send = web.hive.handles.messages.send
+    with trio.fail_after(10):
+        stream = await Stream.open(web, path="/agent/alice/inbox/stream")
+        assert stream.status == 200
+        _, hello = await stream.frame()
+        assert hello["kind"] == "hello"
+        await send("alice", "operator", "from alice, not to her")
+        await send("operator", "alice", "to alice")
+        event_id, event = await stream.frame()
+        assert (event["kind"], event["message"]["body"]) == ("sent", "to alice")
+        assert event_id == f"{hello['boot']}.{event['seq']}"
+        await stream.aclose()
+        # Resumed after its last id: what it missed, still only alice's.
+        await send("alice", "operator", "again not hers")
+        await send("operator", "alice", "while away")
+        resumed = await Stream.open(web, event_id, path="/agent/alice/inbox/stream")
+        _, hello2 = await resumed.frame()
+        assert hello2["resumed"] is True
+        _, missed = await resumed.frame()
+        assert (missed["kind"], missed["message"]["body"]) == ("sent", "while away")
+        await resumed.aclose()
+        unknown = await Stream.open(web, path="/agent/nobody/inbox/stream")
+        assert unknown.status == 404
+        await unknown.aclose()
+
+
+def test_what_concerns_an_agents_inbox() -> None:
+    def message(sender: str, recipient: str) -> wire.Message:
+        return wire.Message(1, sender, recipient, "hi", 0.0)
+
+    def question(asker: str, target: str) -> wire.Question:
+        return wire.Question(1, asker, target, "?", (), False, 0.0)
+
+    reminder = wire.Reminder(1, "alice", "check", 0.0, 1.0, "pending")
+    assert concerns("alice", wire.MessageSent(message("bob", "alice")))
+    assert not concerns("alice", wire.MessageSent(message("alice", "bob")))
+    assert concerns("alice", wire.MessageDelivered(1, "alice", 1))
+    assert not concerns("alice", wire.MessageDelivered(1, "bob", 1))
+    assert concerns("alice", wire.MessageDeadLettered(1, "alice", 6))
+    assert concerns("alice", wire.QuestionAdded(question("alice", "operator")))
+    assert concerns("alice", wire.QuestionResolved(question("bob", "alice")))
+    assert not concerns("alice", wire.QuestionAdded(question("bob", "operator")))
+    assert concerns("alice", wire.ReminderFired(reminder))
+    assert not concerns("bob", wire.ReminderSet(reminder))
+    assert concerns("alice", wire.ReminderCancelled(1, "alice", "alice"))
+    assert concerns("alice", wire.EventGap(3, 9))
+    assert not concerns("alice", wire.AgentRegistered("alice"))
