@@ -199,6 +199,10 @@ class ChildProcessBackend(abc.ABC):
             entry.last, entry.exit_code = AgentState.CRASHED, None
             entry.detail = f"cannot run {spec.argv[0] if spec.argv else '?'}: {exc.strerror}"
             raise StartFailed(f"{name}: {entry.detail}") from exc
+        except StartFailed as exc:  # refused before anything ran (a bad bind, sandbox.json)
+            entry.last, entry.exit_code = AgentState.CRASHED, None
+            entry.detail = str(exc).removeprefix(f"{name}: ")
+            raise
         finally:
             os.close(log_fd)
         child = _Child(launch, offset)

@@ -32,6 +32,7 @@ namespaces.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -418,6 +419,9 @@ class BwrapBackend(ChildProcessBackend):
             own = await trio.to_thread.run_sync(load_sandbox_settings, spec.settings_file)
         except ConfigError as exc:
             raise StartFailed(f"{spec.name}: {exc}") from exc
+        problem = await trio.to_thread.run_sync(_missing_bind_source, self._bind_origins(spec, own))
+        if problem is not None:
+            raise StartFailed(f"{spec.name}: {problem}")
         defaults = self._defaults
         settings = combine(
             own,
@@ -483,6 +487,16 @@ class BwrapBackend(ChildProcessBackend):
         )
         return _Prepared(launcher_argv(plan, bwrap), sandbox_environment(spec), fds, settings, mode)
 
+    def _bind_origins(self, spec: AgentSpec, own: SandboxSettings) -> list[tuple[Bind, str]]:
+        """Every extra bind of `spec`'s sandbox, with where it was asked for (for errors)."""
+        approved = spec.approved.binds if spec.approved is not None else ()
+        return [
+            *((bind, "the daemon's extra_binds") for bind in self._defaults.binds),
+            *((bind, f"binds in {spec.settings_file}") for bind in own.binds),
+            *((bind, f"binds in {spec.config_dir / 'agent.toml'}") for bind in approved),
+            *((bind, "the daemon's own binds for this agent") for bind in spec.binds),
+        ]
+
     def argv(self, spec: AgentSpec, command: Sequence[str]) -> list[str]:
         """The bwrap part of the command line for `spec` on this host (for tests and docs)."""
         return bwrap_argv(
@@ -534,8 +548,10 @@ class BwrapBackend(ChildProcessBackend):
                 raise StartFailed(
                     f"{spec.name}: bwrap reported no sandbox within {STATUS_WAIT_SECONDS}s"
                 )
-            if launch.init_pid is not None:
-                await self._connect(spec, launch, prepared, log_fd)
+            if launch.init_pid is not None and not await self._connected(
+                spec, launch, prepared, log_fd
+            ):
+                return launch  # it ended already: `start` reports bwrap's own words
             os.write(block_write, b"1")  # the agent's program may run now
         except BaseException:
             # Cancelled or failed before `start` could track it: nobody else will ever stop
@@ -545,6 +561,25 @@ class BwrapBackend(ChildProcessBackend):
         finally:
             os.close(block_write)
         return launch
+
+    async def _connected(
+        self, spec: AgentSpec, launch: Launch, prepared: _Prepared, log_fd: int
+    ) -> bool:
+        """`_connect`, or False when the sandbox ended before its network was up.
+
+        bwrap reports the sandbox's pid before it makes the mounts; one it cannot make (a bind
+        source that is a dangling link) ends it while the network is being set up. That is
+        the sandbox failing, with bwrap's sentence in the log, not the program failing to run.
+        """
+        try:
+            await self._connect(spec, launch, prepared, log_fd)
+        except (OSError, StartFailed):
+            with trio.move_on_after(1.0):
+                await launch.proc.wait()
+            if launch.proc.returncode is None:
+                raise
+            return False
+        return True
 
     async def _connect(
         self, spec: AgentSpec, launch: Launch, prepared: _Prepared, log_fd: int
@@ -645,6 +680,29 @@ class BwrapBackend(ChildProcessBackend):
             for fd in prepared.fds:
                 os.close(fd)
         return ExecResult(signal_exit_code(done.returncode), done.stdout, done.stderr)
+
+
+def _missing_bind_source(binds: Sequence[tuple[Bind, str]]) -> str | None:
+    """A sentence naming the first bind source that is not there, else None. Blocking.
+
+    bwrap would only fail with exit 1 once the sandbox is half built; checked here, the start
+    fails naming the path and who asked for it. `lstat`: the source itself is never followed
+    (a link there is bwrap's to resolve, as before), so nothing it points at is touched.
+    """
+    for bind, origin in binds:
+        try:
+            os.lstat(bind.source)
+        except OSError as exc:
+            problem = (
+                "does not exist"
+                if exc.errno in (errno.ENOENT, errno.ENOTDIR)
+                else f"cannot be looked at ({exc.strerror})"
+            )
+            return (
+                f"the bind source {bind.source} (for {bind.target}, from {origin}) {problem}; "
+                "create it or remove the bind"
+            )
+    return None
 
 
 async def _read_status(launch: Launch) -> bool:

@@ -13,6 +13,7 @@ import trio
 from actors import Mailbox
 from hyperhive import wire
 from hyperhive.containers import disk, network, uids
+from hyperhive.containers.base import AgentState
 from hyperhive.containers.bwrap import BwrapBackend, bwrap_works
 from hyperhive.containers.limits import CgroupTree, Limits, find_delegated_cgroup, prlimit_plan
 from hyperhive.containers.sandbox import (
@@ -343,3 +344,59 @@ async def test_a_broken_sandbox_json_fails_the_start_with_the_file_named(short_t
             await backend.start("alice")
         assert str(settings_file) in str(caught.value)
         backend.request_stop()
+
+
+@needs_bwrap
+async def test_a_missing_bind_source_fails_the_start_naming_the_path_and_who_asked(
+    short_tmp: Path,
+) -> None:
+    import attrs
+
+    backend = BwrapBackend(runtime_dir=short_tmp / "runtime", shutdown_grace=1.0)
+    settings_file = short_tmp / "alice" / "sandbox.json"
+    settings_file.parent.mkdir(parents=True, exist_ok=True)
+    missing = short_tmp / "srv" / "data"
+    settings_file.write_text(json.dumps({"binds": [{"source": str(missing), "target": "/data"}]}))
+    alice = attrs.evolve(make_spec(short_tmp, "alice"), settings_file=settings_file)
+    gone = short_tmp / "reference"
+    approved = SandboxSettings(binds=(Bind(gone, PurePosixPath("/ref")),))
+    bob = attrs.evolve(make_spec(short_tmp, "bob"), approved=approved)
+    carol = attrs.evolve(make_spec(short_tmp, "carol"), argv=(str(short_tmp / "no-such-program"),))
+    # A link as the source is not followed by the check; bwrap, which resolves it, says why
+    # it cannot bind it, and the start says so rather than blaming the program.
+    link = short_tmp / "planted"
+    link.symlink_to(short_tmp / "nowhere")
+    dave = attrs.evolve(
+        make_spec(short_tmp, "dave"),
+        approved=SandboxSettings(binds=(Bind(link, PurePosixPath("/l")),)),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(backend.run)
+        for spec in (alice, bob, carol, dave):
+            await backend.create(spec)
+        with trio.fail_after(30):
+            with pytest.raises(StartFailed) as from_file:
+                await backend.start("alice")
+            with pytest.raises(StartFailed) as from_toml:
+                await backend.start("bob")
+            with pytest.raises(StartFailed) as no_program:
+                await backend.start("carol")
+            with pytest.raises(StartFailed) as dangling:
+                await backend.start("dave")
+            status = await backend.status("alice")
+        backend.request_stop()
+    assert str(from_file.value) == (
+        f"alice: the bind source {missing} (for /data, from binds in {settings_file}) does not "
+        "exist; create it or remove the bind"
+    )
+    detail = str(from_file.value).removeprefix("alice: ")
+    assert (status.state, status.detail) == (AgentState.CRASHED, detail)
+    toml = bob.config_dir / "agent.toml"
+    assert f"the bind source {gone} (for /ref, from binds in {toml}) does not" in str(
+        from_toml.value
+    )
+    # A program that is not there is still reported as the program.
+    assert f"cannot run {short_tmp / 'no-such-program'}" in str(no_program.value)
+    assert "bind" not in str(no_program.value)
+    assert f"Can't find source path {link}" in str(dangling.value)
+    assert "cannot run" not in str(dangling.value)
