@@ -120,8 +120,12 @@ class ChildProcessBackend(abc.ABC):
     # -- subclass hooks -----------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def _launch(self, spec: AgentSpec, log_fd: int) -> Launch:
-        """Start the agent's process (in its sandbox, for bwrap), its output going to `log_fd`."""
+    async def _launch(self, spec: AgentSpec, log_fd: int, *, job: bool = False) -> Launch:
+        """Start the agent's process (in its sandbox, for bwrap), its output going to `log_fd`.
+
+        `job` (a build step, `run_job`): `log_fd` is for the payload's output alone; helpers
+        such as the network's log elsewhere.
+        """
 
     @abc.abstractmethod
     def _terminate(self, child: _Child) -> None:
@@ -257,10 +261,12 @@ class ChildProcessBackend(abc.ABC):
 
         Cancellation: the job is killed (shielded, bounded) and its helpers released.
         """
+        if self._nursery is None:
+            raise ContainerError(f"the {self.kind} backend is not running; cannot run a job")
         await trio.to_thread.run_sync(spec.make_dirs)
         log_fd, offset = await trio.to_thread.run_sync(_open_log, spec.log_path)
         try:
-            launch = await self._launch(spec, log_fd)
+            launch = await self._launch(spec, log_fd, job=True)
         except OSError as exc:
             raise StartFailed(f"{spec.name}: cannot run {spec.argv[0]}: {exc.strerror}") from exc
         finally:

@@ -237,7 +237,8 @@ class ContainerBackend(Protocol):
     async def run_job(self, spec: AgentSpec) -> int:
         """Run `spec.argv` once in a fresh sandbox built from `spec` (a deploy's build step:
         its own state and socket directories, the tools directory writable, the network as
-        `spec.network` says), its output appended to `spec.log_path`; its exit status.
+        `spec.network` says), its output appended to `spec.log_path` (only its own: a helper
+        such as the network's logs to the daemon's log); its exit status.
 
         Never touches a running agent of the same name. Raises ContainerError (StartFailed)
         when it cannot run at all.

@@ -514,7 +514,7 @@ class BwrapBackend(ChildProcessBackend):
 
     # -- the ChildProcessBackend hooks --------------------------------------------------------
 
-    async def _launch(self, spec: AgentSpec, log_fd: int) -> Launch:
+    async def _launch(self, spec: AgentSpec, log_fd: int, *, job: bool = False) -> Launch:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         block_read, block_write = os.pipe2(os.O_CLOEXEC)
         try:
@@ -548,8 +548,11 @@ class BwrapBackend(ChildProcessBackend):
                 raise StartFailed(
                     f"{spec.name}: bwrap reported no sandbox within {STATUS_WAIT_SECONDS}s"
                 )
+            # A build's log holds only what the build printed: slirp4netns's own lines go
+            # to the daemon's log instead.
+            helper_log = None if job else log_fd
             if launch.init_pid is not None and not await self._connected(
-                spec, launch, prepared, log_fd
+                spec, launch, prepared, helper_log
             ):
                 return launch  # it ended already: `start` reports bwrap's own words
             os.write(block_write, b"1")  # the agent's program may run now
@@ -563,7 +566,7 @@ class BwrapBackend(ChildProcessBackend):
         return launch
 
     async def _connected(
-        self, spec: AgentSpec, launch: Launch, prepared: _Prepared, log_fd: int
+        self, spec: AgentSpec, launch: Launch, prepared: _Prepared, log_fd: int | None
     ) -> bool:
         """`_connect`, or False when the sandbox ended before its network was up.
 
@@ -582,15 +585,22 @@ class BwrapBackend(ChildProcessBackend):
         return True
 
     async def _connect(
-        self, spec: AgentSpec, launch: Launch, prepared: _Prepared, log_fd: int
+        self, spec: AgentSpec, launch: Launch, prepared: _Prepared, log_fd: int | None
     ) -> None:
-        """Bring up the user-mode network (and its allowlist) before the agent runs."""
+        """Bring up the user-mode network (and its allowlist) before the agent runs.
+
+        slirp4netns writes to `log_fd`, or with None to the daemon's log (bounded).
+        """
         if prepared.network_mode != "user":
             return
         assert launch.init_pid is not None
         assert self.wall.slirp4netns is not None
         net = network.UserNetwork(
-            self.wall.slirp4netns, log_fd=log_fd, privileged=self.wall.privileged
+            self.wall.slirp4netns,
+            log_fd=log_fd,
+            privileged=self.wall.privileged,
+            nursery=self._nursery,
+            label=spec.name,
         )
         self._networks[launch.proc.pid] = net
         await net.start(launch.init_pid)

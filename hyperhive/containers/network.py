@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import socket
 import subprocess
@@ -55,6 +56,9 @@ AGENT_ADDRESS: Final = "10.0.2.100/24"
 MTU: Final = 65520
 DNS_ADDRESS: Final = "10.0.2.3"
 READY_SECONDS: Final = 10.0
+RELAY_LINES: Final = 50  # per slirp4netns run, into the daemon's log
+RELAY_LINE_CHARS: Final = 300
+LOGGER = logging.getLogger("hyperhive.containers")
 _NS_GET_USERNS: Final = 0xB701
 
 
@@ -106,13 +110,52 @@ def resolve_rules(rules: Sequence[EgressRule]) -> list[tuple[EgressRule, tuple[s
     return resolved
 
 
-class UserNetwork:
-    """slirp4netns on one sandbox's network namespace (see the module docstring)."""
+async def relay_to_daemon_log(stream: trio.abc.ReceiveStream, label: str) -> None:
+    """Log slirp4netns's lines (from `stream`, its stderr) to the daemon's log, bounded.
 
-    def __init__(self, slirp4netns: str, *, log_fd: int, privileged: bool) -> None:
+    At most `RELAY_LINES` lines of at most `RELAY_LINE_CHARS` each, unprintable characters
+    replaced; the rest is read and dropped, so slirp4netns never blocks on a full pipe.
+    Returns at the end of the stream (slirp4netns exited), closing it.
+    """
+    logged, pending = 0, b""
+    async with stream:
+        while data := await stream.receive_some(65536):
+            *lines, pending = (pending + data).split(b"\n")
+            pending = pending[-RELAY_LINE_CHARS * 4 :]  # a line without an end stays bounded
+            for raw in lines:
+                logged += 1
+                if logged <= RELAY_LINES:
+                    text = raw.decode("utf-8", errors="replace")[:RELAY_LINE_CHARS]
+                    printable = "".join(c if c.isprintable() else "?" for c in text)
+                    LOGGER.info("slirp4netns for %s: %s", label, printable)
+                elif logged == RELAY_LINES + 1:
+                    LOGGER.info("slirp4netns for %s: (further lines dropped)", label)
+
+
+class UserNetwork:
+    """slirp4netns on one sandbox's network namespace (see the module docstring).
+
+    Its stderr goes to `log_fd` (the agent's log), or with `log_fd` None to the daemon's log
+    through `relay_to_daemon_log`, run in `nursery` (a build: its log holds only the build's
+    output).
+    """
+
+    def __init__(
+        self,
+        slirp4netns: str,
+        *,
+        log_fd: int | None,
+        privileged: bool,
+        nursery: trio.Nursery | None = None,
+        label: str = "",
+    ) -> None:
+        if log_fd is None and nursery is None:
+            raise ValueError("slirp4netns's output needs a log fd or a nursery to relay it")
         self._slirp = slirp4netns
         self._log_fd = log_fd
         self._privileged = privileged
+        self._nursery = nursery
+        self._label = label
         self.proc: _spawn.SpawnedProcess | None = None
         self._exit_write: int | None = None
 
@@ -144,14 +187,23 @@ class UserNetwork:
                 f"--exit-fd={exit_read}", f"--ready-fd={ready_write}",
                 "--netns-type=path", f"/proc/self/fd/{net_fd}", "tap0",
             ]  # fmt: skip
+            stderr, relay_write = self._log_fd, None
+            if stderr is None:
+                relay_read, relay_write = os.pipe2(os.O_CLOEXEC)
+                stderr = relay_write
+                assert self._nursery is not None
+                stream = trio.lowlevel.FdStream(relay_read)
+                self._nursery.start_soon(relay_to_daemon_log, stream, self._label)
             try:
                 self.proc = await _spawn.open_process(
-                    argv, stdout=subprocess.DEVNULL, stderr=self._log_fd, pass_fds=fds
+                    argv, stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=fds
                 )
             finally:
                 for fd in fds:
                     os.close(fd)
                 fds = []
+                if relay_write is not None:
+                    os.close(relay_write)  # the relay ends when slirp4netns does
             await self._wait_ready(ready_read)
         finally:
             for fd in fds:
@@ -163,7 +215,8 @@ class UserNetwork:
             with trio.move_on_after(READY_SECONDS):
                 if await stream.receive_some(16) == b"1":
                     return
-            raise StartFailed("slirp4netns did not bring the agent's network up (see its log)")
+            where = "the daemon's log" if self._log_fd is None else "the agent's log"
+            raise StartFailed(f"slirp4netns did not bring the agent's network up (see {where})")
         finally:
             await stream.aclose()
 

@@ -47,7 +47,7 @@ class ProcessBackend(ChildProcessBackend):
 
     kind = "process"
 
-    async def _launch(self, spec: AgentSpec, log_fd: int) -> Launch:
+    async def _launch(self, spec: AgentSpec, log_fd: int, *, job: bool = False) -> Launch:
         proc = await _spawn.open_process(
             list(spec.argv),
             stdin=subprocess.DEVNULL,

@@ -182,6 +182,12 @@ async def test_a_deploy_runs_in_the_wall_and_the_repos_stay_where_they_belong(
     assert report["visible"] == dict.fromkeys(hidden, False)
     deploy = hive.paths.deploy_dir("alice", asked.id)
     assert (deploy / "config" / "agent.toml").read_text() == AGENT_TOML
+    # The build's log: what the build printed (nothing) under hyperhive's line per command;
+    # slirp4netns, which gave the build its network, logged to the daemon's log instead.
+    commands = AGENT_TOML.split("commands = [\n")[1].split("\n]")[0].splitlines()
+    expected_log = "".join(f"$ {json.loads(line.strip().rstrip(','))}\n" for line in commands)
+    assert (deploy / "build.log").read_text() == expected_log
+    assert "slirp4netns for alice: " in caplog.text
     assert not (deploy / "config" / "probe-evil").exists()
 
     # The manager: its proposed repos read-write, the applied ones read-only.

@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 import trio
+import trio.testing
 
 from actors import Mailbox
 from hyperhive import wire
@@ -79,6 +80,23 @@ def test_sandbox_settings_parse_and_refuse_with_the_field_named(tmp_path: Path) 
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="not JSON"):
         load_sandbox_settings(path)
+
+
+async def test_slirp4netns_lines_reach_the_daemon_log_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    send, receive = trio.testing.memory_stream_one_way_pair()
+    lines = [b"sent tapfd=5 for tap0\x1b[31m", b"x" * 5000, *(b"line %d" % n for n in range(80))]
+    caplog.set_level("INFO", logger="hyperhive.containers")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(network.relay_to_daemon_log, receive, "alice")
+        await send.send_all(b"\n".join(lines) + b"\n" + b"y" * 100_000)  # no end: dropped
+        await send.aclose()
+    logged = [r.getMessage() for r in caplog.records if r.name == "hyperhive.containers"]
+    assert logged[0] == "slirp4netns for alice: sent tapfd=5 for tap0?[31m"
+    assert logged[1] == "slirp4netns for alice: " + "x" * network.RELAY_LINE_CHARS
+    assert logged[2:-1] == [f"slirp4netns for alice: line {n}" for n in range(48)]
+    assert logged[-1] == "slirp4netns for alice: (further lines dropped)"
 
 
 def test_the_egress_ruleset_allows_only_what_is_listed() -> None:
