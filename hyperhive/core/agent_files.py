@@ -89,25 +89,28 @@ def is_regular_file(root: Path, relative: PurePosixPath, *, shown_as: str = "") 
     return True
 
 
-def write_file(
-    root: Path, relative: PurePosixPath, data: bytes, *, mode: int = 0o644, shown_as: str = ""
-) -> None:
-    """Write ``data`` to ``root / relative``, creating missing directories on the way.
+def write_file(root: Path, relative: PurePosixPath, data: bytes, *, shown_as: str = "") -> None:
+    """Write ``data`` to ``root / relative`` for the agent: mode 0600, owned like ``root``.
 
-    The file is truncated only once it is known to be a regular file with a single link, so a
-    hard link to someone else's file is refused rather than emptied.
+    Missing directories on the way are created (0700, owned like ``root``). The file is
+    truncated only once it is known to be a regular file with a single link, so a hard link to
+    someone else's file is refused rather than emptied. Ownership and mode are set on the open
+    fds, never by path: a root daemon hands the file to the agent's uid (its state directory's
+    owner) without ever following a link.
 
     Raises:
         UnsafeFile: as for `read_capped`, or the write failed; the text says which.
     """
     try:
         with _walk(root, relative, create=True) as parent:
-            fd = os.open(relative.name, _WRITE, mode, dir_fd=parent)
+            fd = os.open(relative.name, _WRITE, 0o600, dir_fd=parent)
     except OSError as exc:
         raise _refused(shown_as, relative, exc, "write") from exc
     with os.fdopen(fd, "wb") as file:
         _check_plain(shown_as, relative, os.fstat(fd))
         try:
+            _own_like_root(fd, root)
+            os.fchmod(fd, 0o600)
             os.ftruncate(fd, 0)
             file.write(data)
             file.flush()
@@ -170,13 +173,32 @@ def _walk(root: Path, relative: PurePosixPath, *, create: bool) -> Iterator[int]
                 if not create:
                     raise
                 with contextlib.suppress(FileExistsError):  # made meanwhile: opening checks it
-                    os.mkdir(part, 0o755, dir_fd=fd)
+                    os.mkdir(part, 0o700, dir_fd=fd)
                 next_fd = os.open(part, _DIR, dir_fd=fd)
+                _own_like(next_fd, os.fstat(fd))
             os.close(fd)
             fd = next_fd
         yield fd
     finally:
         os.close(fd)
+
+
+def _own_like_root(fd: int, root: Path) -> None:
+    top = os.open(root, _DIR)
+    try:
+        _own_like(fd, os.fstat(top))
+    finally:
+        os.close(top)
+
+
+def _own_like(fd: int, owner: os.stat_result) -> None:
+    """Give the open file `fd` the owner of `owner` (only a root daemon can, and must: its
+    agents have uids of their own)."""
+    if os.geteuid() != 0:
+        return
+    info = os.fstat(fd)
+    if (info.st_uid, info.st_gid) != (owner.st_uid, owner.st_gid):
+        os.fchown(fd, owner.st_uid, owner.st_gid)
 
 
 def _label(shown_as: str, relative: PurePosixPath) -> str:

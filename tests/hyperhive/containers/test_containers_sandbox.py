@@ -7,6 +7,7 @@ and reach from inside its container, then obeys commands left in its state direc
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -262,3 +263,37 @@ def test_the_harness_runtime_is_bound_into_the_sandbox(
         assert not any(o in p.parents for p in binds for o in binds)  # no bind inside another
     finally:
         shutil.rmtree(venv)
+
+
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="per-agent uids need a root daemon")
+async def test_a_file_the_daemon_writes_for_an_agent_is_its_own(short_tmp: Path) -> None:
+    """Issue: a root daemon wrote reminder files as root, 0644, into the agent's state."""
+    async with open_test_hive(short_tmp, containers=settings("bwrap")) as hive:
+        lifecycle, backend = hive.handles.agents, hive.tree.backend
+        assert lifecycle is not None
+        assert backend is not None
+        await lifecycle.spawn("alice")
+        state = hive.paths.agent_state_dir("alice")
+        await wait_report(state, starts=1)
+        async with hive.agent("alice") as alice:
+            await alice.call(wire.Remind(message="right away", delay_seconds=0, file_path="n/x.md"))
+        note = state / "n" / "x.md"
+        with trio.fail_after(20):
+            while not note.exists():
+                await trio.sleep(0.01)
+        uids = json.loads((hive.paths.containers_dir / "bwrap" / "uids.json").read_text())
+        with trio.fail_after(30):
+            inside = await backend.exec(
+                "alice",
+                ["/bin/sh", "-c", "id -u; cat /state/n/x.md; echo ' and more' >> /state/n/x.md"],
+            )
+    uid = uids["alice"]
+    assert uid >= 1_900_000
+    found = {
+        p.name: (p.stat().st_uid, p.stat().st_gid, p.stat().st_mode & 0o777)
+        for p in (note, note.parent)
+    }
+    assert found == {"x.md": (uid, uid, 0o600), "n": (uid, uid, 0o700)}
+    assert (inside.returncode, inside.stdout.decode()) == (0, f"{uid}\nright away"), inside.stderr
+    assert note.read_text() == "right away and more\n"

@@ -117,6 +117,48 @@ def test_write_creates_missing_directories(tmp_path: Path) -> None:
     assert (state / "notes" / "deep" / "today.md").read_text() == "again"
 
 
+AGENT_UID = 1_900_007  # a per-agent host uid, as a root daemon hands them out
+
+
+def test_a_written_file_is_the_agents_own_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue: reminder files were root's, 0644. As root the real chown is checked; otherwise
+    the same call path runs on a real file, with the chown recorded instead of made."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    chowned: dict[str, tuple[int, int]] = {}
+    if os.geteuid() == 0:
+        os.chown(state, AGENT_UID, AGENT_UID)  # what own_state does before each start
+    else:
+        real_fstat = os.fstat
+
+        def fstat(fd: int) -> os.stat_result:
+            found = real_fstat(fd)
+            if os.path.realpath(f"/proc/self/fd/{fd}") != str(state):
+                return found
+            fields = list(found)
+            fields[4:6] = [AGENT_UID, AGENT_UID]  # st_uid, st_gid: the agent's directory
+            return os.stat_result(fields)
+
+        def fchown(fd: int, uid: int, gid: int) -> None:
+            chowned[os.path.realpath(f"/proc/self/fd/{fd}")] = (uid, gid)
+
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+        monkeypatch.setattr(os, "fstat", fstat)
+        monkeypatch.setattr(os, "fchown", fchown)
+    write_state_file(state, PurePosixPath("notes/today.md"), "remember")
+    monkeypatch.undo()
+    note, notes = state / "notes" / "today.md", state / "notes"
+    assert note.read_text() == "remember"
+    assert (note.stat().st_mode & 0o777, notes.stat().st_mode & 0o777) == (0o600, 0o700)
+    if os.geteuid() == 0:
+        owners = {p: (p.stat().st_uid, p.stat().st_gid) for p in (note, notes)}
+        assert owners == {note: (AGENT_UID, AGENT_UID), notes: (AGENT_UID, AGENT_UID)}
+    else:
+        assert chowned == {str(note): (AGENT_UID, AGENT_UID), str(notes): (AGENT_UID, AGENT_UID)}
+
+
 def test_write_refuses_a_symlinked_directory_out(tmp_path: Path) -> None:
     state, outside = tmp_path / "state", tmp_path / "outside"
     state.mkdir()
