@@ -33,7 +33,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-__all__ = ["UnsafeFile", "is_regular_file", "read_capped", "replace_private", "write_file"]
+__all__ = [
+    "UnsafeFile",
+    "is_regular_file",
+    "read_capped",
+    "remove_leftover",
+    "replace_private",
+    "write_file",
+]
 
 _DIR: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -156,6 +163,36 @@ def replace_private(root: Path, name: str, data: bytes, *, shown_as: str = "") -
         raise _refused(shown_as, relative, exc, "write") from exc
     finally:
         os.close(top)
+
+
+def remove_leftover(root: Path, name: str) -> bool:
+    """Remove ``root / name`` (a file directly in ``root``) if it is there; True if it was.
+
+    ``unlink`` never follows the leaf: a symlink there is removed itself, not what it points
+    at; ``root`` is opened without following links. A directory of that name is left alone.
+
+    Raises:
+        UnsafeFile: ``root`` is or goes through a symlink, or the unlink failed.
+    """
+    relative = PurePosixPath(name)
+    try:
+        top = os.open(root, _DIR)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _refused("", relative, exc, "remove") from exc
+    try:
+        info = os.stat(name, dir_fd=top, follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode):
+            return False
+        os.unlink(name, dir_fd=top)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _refused("", relative, exc, "remove") from exc
+    finally:
+        os.close(top)
+    return True
 
 
 @contextlib.contextmanager

@@ -41,6 +41,7 @@ import trio
 from actors import ActorError, ActorStatistics, Reply
 from hyperhive import wire
 from hyperhive.containers.base import AgentState
+from hyperhive.core.agent_files import remove_leftover
 from hyperhive.core.agent_spec import SpecBuilder
 from hyperhive.core.agent_views import StatusBoard, ViewBuilder
 from hyperhive.core.credentials import Credential, CredentialStore
@@ -89,6 +90,9 @@ CALL_TIMEOUT: Final = 30.0
 # An action waits out the agent's stop grace and the backend's own work; give it room.
 ACTION_TIMEOUT: Final = 300.0
 _LIVE: Final = (AgentState.RUNNING, AgentState.STARTING)
+# Files an older harness left in the state directory that nothing reads any more: removed at
+# the agent's next start (the report is `wire.REPORT_FILE` now).
+LEFTOVER_FILES: Final = ("hyperhive-state.json",)
 _LIVE_STATES: Final = tuple(state.value for state in _LIVE)
 
 
@@ -459,6 +463,17 @@ class AgentsActor:
         )
         msg.reply.send(given)
 
+    async def _before_start(self, name: str) -> None:
+        """Tidy `name`'s state directory and hand it its credential."""
+        state_dir = self._paths.agent_state_dir(name)
+        for leftover in LEFTOVER_FILES:
+            try:
+                if await self._offload(remove_leftover, state_dir, leftover):
+                    LOGGER.info("removed %s's leftover /state/%s", name, leftover)
+            except HyperhiveError as exc:
+                LOGGER.warning("could not remove %s's leftover /state/%s: %s", name, leftover, exc)
+        await self._provide(name)
+
     async def _provide(self, name: str, *, overwrite: bool = False) -> bool:
         """Hand `name` its credential; a refusal is logged, never raised (it only blocks that
         agent's login, which its row then shows)."""
@@ -586,7 +601,7 @@ class AgentsActor:
                 await self._need_backend().create(await self._specs.spec(record))
                 return True
             case Step.START:
-                await self._provide(name)
+                await self._before_start(name)
                 await self._need_backend().start(name)
             case Step.STOP:
                 await self._need_backend().stop(name, grace=grace)
@@ -602,7 +617,7 @@ class AgentsActor:
             case Step.START_IF_WANTED:
                 backend = self._need_backend()
                 if record.wanted == "running" and (await backend.status(name)).state not in _LIVE:
-                    await self._provide(name)
+                    await self._before_start(name)
                     await backend.start(name)
             case Step.DESTROY:
                 if backend is not None:

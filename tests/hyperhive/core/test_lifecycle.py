@@ -387,3 +387,26 @@ async def test_the_dashboard_sees_an_agent_come_up(short_tmp: Path) -> None:
                 if ("running", None) in states:
                     break
                 await trio.sleep(1)
+
+
+async def test_a_leftover_report_of_an_older_harness_goes_at_the_next_start(
+    short_tmp: Path,
+) -> None:
+    backend = FakeBackend()
+    outside = short_tmp / "precious.json"
+    outside.write_text("the host's")
+    async with _hive(short_tmp, backend) as hive:
+        agents = lifecycle_of(hive)
+        for name in ("alice", "bob"):
+            await agents.spawn(name)
+            await agents.stop(name)
+        alice = hive.paths.agent_state_dir("alice") / "hyperhive-state.json"
+        alice.write_text('{"state": "idle"}')
+        bob = hive.paths.agent_state_dir("bob") / "hyperhive-state.json"
+        bob.symlink_to(outside)  # planted: the link goes, never what it points at
+        await agents.start("alice")
+        await agents.start("bob")
+        assert not alice.exists()
+        assert not bob.is_symlink()
+        assert (await agents.view("alice")).state == "running"
+    assert outside.read_text() == "the host's"
