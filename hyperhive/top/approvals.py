@@ -31,27 +31,14 @@ from hyperhive.errors import LineTooLong, NotRunning, RemoteError
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ApprovalDesk", "ApprovalRow", "HostSocketDesk", "diff_text", "parse_rows"]
+__all__ = ["ApprovalDesk", "HostSocketDesk", "diff_text", "parse_rows"]
 
 _MAX_ROWS: Final = 200
 _MAX_TEXT: Final = 4000  # core.approvals.MAX_DESCRIPTION
 _MAX_FIELD: Final = 200
+_LONG_TEXT: Final = {"description": _MAX_TEXT, "note": _MAX_TEXT}
 _MAX_DIFF: Final = 256 * 1024  # config_repo's diff cap
 _TIMEOUT: Final = 10.0
-
-
-@attrs.frozen
-class ApprovalRow:
-    id: int
-    agent: str
-    kind: str
-    requested_at: str
-    status: str
-    description: str
-    commit_ref: str
-    fetched_sha: str | None = None
-    resolved_at: str | None = None
-    note: str | None = None
 
 
 def _text(obj: dict[str, Any], key: str, limit: int = _MAX_FIELD) -> str | None:
@@ -59,39 +46,31 @@ def _text(obj: dict[str, Any], key: str, limit: int = _MAX_FIELD) -> str | None:
     return value[:limit] if isinstance(value, str) else None
 
 
-def parse_rows(obj: object) -> list[ApprovalRow]:
+def parse_rows(obj: object) -> list[wire.Approval]:
     """The well-formed rows of a ``pending`` reply's ``approvals`` (others are skipped)."""
     rows = obj.get("approvals") if isinstance(obj, dict) else None
     if not isinstance(rows, list):
         return []
-    parsed = []
-    for raw in rows[:_MAX_ROWS]:
-        if not isinstance(raw, dict):
-            continue
-        id = raw.get("id")
-        required = [_text(raw, k) for k in ("agent", "kind", "requested_at", "status")]
-        description = _text(raw, "description", _MAX_TEXT)
-        commit_ref = _text(raw, "commit_ref")
-        if not isinstance(id, int) or isinstance(id, bool) or None in required:
-            continue
-        if description is None or commit_ref is None:
-            continue
-        agent, kind, requested_at, status = (str(v) for v in required)
-        parsed.append(
-            ApprovalRow(
-                id,
-                agent,
-                kind,
-                requested_at,
-                status,
-                description,
-                commit_ref,
-                _text(raw, "fetched_sha"),
-                _text(raw, "resolved_at"),
-                _text(raw, "note", _MAX_TEXT),
-            )
-        )
-    return parsed
+    parsed = (_row(raw) for raw in rows[:_MAX_ROWS] if isinstance(raw, dict))
+    return [row for row in parsed if row is not None]
+
+
+def _row(raw: dict[str, Any]) -> wire.Approval | None:
+    """`raw` as the wire's row, or None if malformed. The fields come from `wire.Approval`
+    itself: ``id`` an integer, every other one text, type-checked and clipped (the manager
+    wrote the description); a field without a default must be there."""
+    values: dict[str, Any] = {}
+    for field in attrs.fields(wire.Approval):
+        if field.name == "id":
+            value: Any = raw.get("id")
+            if not isinstance(value, int) or isinstance(value, bool):
+                return None
+        else:
+            value = _text(raw, field.name, _LONG_TEXT.get(field.name, _MAX_FIELD))
+            if value is None and field.default is attrs.NOTHING:
+                return None
+        values[field.name] = value
+    return wire.Approval(**values)
 
 
 def diff_text(reply: dict[str, Any]) -> str:
@@ -128,7 +107,7 @@ def _capability(change: object) -> str:
 class ApprovalDesk(Protocol):
     """What `top` needs from the approval flow."""
 
-    async def pending(self) -> tuple[list[ApprovalRow] | None, str]: ...
+    async def pending(self) -> tuple[list[wire.Approval] | None, str]: ...
 
     async def diff(self, id: int) -> str | None: ...
 
@@ -143,7 +122,7 @@ class HostSocketDesk:
     def __init__(self, socket: Path) -> None:
         self._socket = socket
 
-    async def pending(self) -> tuple[list[ApprovalRow] | None, str]:
+    async def pending(self) -> tuple[list[wire.Approval] | None, str]:
         try:
             reply = await self._ask({"cmd": "pending"})
         except RemoteError as exc:

@@ -22,7 +22,6 @@ from hyperhive import wire
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from hyperhive.top.approvals import ApprovalRow
 
 __all__ = [
     "PANES",
@@ -132,7 +131,7 @@ def scroll_window(count: int, cursor: int, offset: int, visible: int) -> int:
 class TopModel:
     agents: dict[str, wire.ContainerView] = attrs.Factory(dict)
     questions: dict[int, wire.Question] = attrs.Factory(dict)
-    approvals: list[ApprovalRow] = attrs.Factory(list)
+    approvals: list[wire.Approval] = attrs.Factory(list)
     # None while the daemon serves no approval flow; then `approvals_note` says what it said.
     approvals_served: bool = False
     approvals_note: str = "asking the daemon…"
@@ -162,7 +161,7 @@ class TopModel:
     def load_questions(self, questions: Iterable[wire.Question]) -> None:
         self.questions = {q.id: q for q in questions if q.target == "operator"}
 
-    def load_approvals(self, rows: list[ApprovalRow] | None, note: str = "") -> None:
+    def load_approvals(self, rows: list[wire.Approval] | None, note: str = "") -> None:
         """Pending approvals; None (with the daemon's sentence) when it serves no approval flow."""
         self.approvals_served = rows is not None
         self.approvals = [row for row in rows or () if row.status == "pending"]
@@ -246,7 +245,7 @@ class TopModel:
         id = self.current("questions")
         return self.questions.get(id) if isinstance(id, int) else None
 
-    def current_approval(self) -> ApprovalRow | None:
+    def current_approval(self) -> wire.Approval | None:
         id = self.current("approvals")
         return next((row for row in self.approvals if row.id == id), None)
 

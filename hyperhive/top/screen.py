@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 
     from hyperhive import wire
-    from hyperhive.top.approvals import ApprovalRow
     from hyperhive.top.model import Pane
 
 __all__ = ["NOT_REPORTED", "render"]
@@ -457,7 +456,7 @@ def _question_detail(model: TopModel, q: wire.Question, now: float) -> _Detail:
     return _Detail(model, lines, Text("a: answer · ↑↓: scroll · Esc: back", style="dim"))
 
 
-def _approval_detail(model: TopModel, row: ApprovalRow) -> _Detail:
+def _approval_detail(model: TopModel, row: wire.Approval) -> _Detail:
     head = Text(f"approval #{row.id}: ", style="bold")
     head.append(visible(row.kind), style="bold")
     head.append(" for ")

@@ -21,16 +21,16 @@ from hyperhive.testing import FakeWallClock, open_test_hive
 from hyperhive.testing.fake_containers import FakeBackend
 from hyperhive.testing.manager_git import ManagerGit
 from hyperhive.top import run_top
-from hyperhive.top.approvals import ApprovalRow, HostSocketDesk
+from hyperhive.top.approvals import HostSocketDesk
 
 
 class _Desk:
     def __init__(self) -> None:
         self.rows = {
-            7: ApprovalRow(
+            7: wire.Approval(
                 7, "bob", "apply_commit", "2027-01-15T08:00:00Z", "pending", "net on", "a1b2c3d"
             ),
-            8: ApprovalRow(
+            8: wire.Approval(
                 8, "bob", "spawn", "2027-01-15T08:01:00Z", "pending", "carol", "b2c3d4e"
             ),
         }
@@ -38,7 +38,7 @@ class _Desk:
         self.diffs: list[int] = []
         self.changed = trio.Event()
 
-    async def pending(self) -> tuple[list[ApprovalRow] | None, str]:
+    async def pending(self) -> tuple[list[wire.Approval] | None, str]:
         return [row for row in self.rows.values() if row.status == "pending"], ""
 
     async def diff(self, id: int) -> str | None:

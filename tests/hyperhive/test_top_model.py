@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from hyperhive import wire
-from hyperhive.top.approvals import ApprovalRow, parse_rows
+from hyperhive.top.approvals import parse_rows
 from hyperhive.top.keys import KeyDecoder
 from hyperhive.top.model import (
     Answer,
@@ -46,8 +46,8 @@ def _question(id: int, asker: str = "a03", text: str = "Which colour?") -> wire.
     return wire.Question(id, asker, "operator", text, ("blue", "green"), False, NOW - 30)
 
 
-def _approval(id: int, agent: str = "a05", description: str = "give a05 the web") -> ApprovalRow:
-    return ApprovalRow(
+def _approval(id: int, agent: str = "a05", description: str = "give a05 the web") -> wire.Approval:
+    return wire.Approval(
         id, agent, "apply_commit", "2027-01-15T08:00:00Z", "pending", description, "a1b2c3d4e5f6"
     )
 
@@ -375,6 +375,17 @@ def test_approval_rows_are_parsed_defensively() -> None:
     assert len(rows[0].description) == 4000
     assert parse_rows({"approvals": "nope"}) == []
     assert parse_rows(None) == []
+
+
+def test_the_daemons_pending_reply_reads_back_as_its_own_wire_rows() -> None:
+    sent = (
+        wire.Approval(3, "a05", "spawn", "2027-01-15T08:00:00Z", "pending", "carol", "main"),
+        wire.Approval(
+            4, "a06", "apply_commit", "2027-01-15T08:01:00Z", "pending", "web", "a1b2c3",
+            fetched_sha="a1b2c3" * 6 + "abcd", note="checked",
+        ),
+    )  # fmt: skip
+    assert parse_rows(wire.to_json(wire.Approvals(sent))) == list(sent)
 
 
 def test_a_long_diff_scrolls_and_the_decision_line_stays() -> None:
