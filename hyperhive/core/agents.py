@@ -116,6 +116,7 @@ class AgentsSnapshot:
     with_record: frozenset[str] = frozenset()  # the names, and the manager once it has one
     paused: frozenset[str] = frozenset()
     deploys: Mapping[str, Deploy] = attrs.field(factory=dict)  # what each one runs
+    parents: Mapping[str, str] = attrs.field(factory=dict)  # who asked for it, where known
 
     def is_recipient(self, name: str) -> bool:
         """Whether a message to `name` has somewhere to go (an agent, the manager unless it
@@ -132,9 +133,17 @@ def snapshot_of(
     names = frozenset(registry.names())
     manager = frozenset({MANAGER}) if registry.has_record(MANAGER) else frozenset()
     paused = frozenset(record.name for record in registry.records() if record.paused)
-    deploys = {r.name: Deploy(r.deploy, r.network) for r in registry.records()}
+    records = registry.records()
+    deploys = {r.name: Deploy(r.deploy, r.network) for r in records}
+    parents = {r.name: r.parent for r in records if r.parent is not None}
     return AgentsSnapshot(
-        names, registry.manager_retired, dict(transient or {}), names | manager, paused, deploys
+        names,
+        registry.manager_retired,
+        dict(transient or {}),
+        names | manager,
+        paused,
+        deploys,
+        parents,
     )
 
 
@@ -551,6 +560,8 @@ class AgentsActor:
                 name,
                 network=act.network if deploy is None else deploy.network,
                 deploy=None if deploy is None else deploy.id,
+                # A spawn from a deploy is the manager's approved request_spawn.
+                parent=None if deploy is None else MANAGER,
             )
             await self._offload(registry.register, name, record)
             self._publish()
@@ -842,6 +853,11 @@ class AgentsHandle:
         """What `name` runs (its deploy and network flag) as last published; None if it has
         no record."""
         return self._snapshot.deploys.get(name)
+
+    def parent(self, name: str) -> str | None:
+        """Who asked for `name`: the manager for an agent spawned from its approved request,
+        else None (the operator's spawn, or not known); as last published."""
+        return self._snapshot.parents.get(name)
 
     def deployed_id(self, name: str) -> int | None:
         """The approval whose deploy `name` runs (None: none, or no such agent)."""

@@ -349,6 +349,13 @@ class ListApprovals:
 
 
 @attrs.frozen
+class ListDeploying:
+    """The agents with an approved config not yet deployed (its deploy queued or running)."""
+
+    reply: Reply[frozenset[str]]
+
+
+@attrs.frozen
 class ReadDetail:
     id: int
     reply: Reply[wire.ApprovalDetail]
@@ -406,6 +413,7 @@ ApprovalsMsg: TypeAlias = (
     | Request
     | Decide
     | ListApprovals
+    | ListDeploying
     | ReadDetail
     | ReadConfig
     | Fetched
@@ -469,6 +477,8 @@ class ApprovalsActor:
         self._events = events
         self._policy = policy
         self._probation: dict[str, _Probation] = {}
+        # Approved, not deployed yet: agent -> approval ids whose deploy is queued or running.
+        self._deploying: dict[str, set[int]] = {}
         self._nursery: trio.Nursery | None = None
         self._last_error: str | None = None
         self._deploys = 0
@@ -523,6 +533,8 @@ class ApprovalsActor:
                     else:
                         rows = await self._offload(store.recent, limit, agent)
                     msg.reply.send(rows)
+                case ListDeploying():
+                    msg.reply.send(frozenset(self._deploying))
                 case ReadDetail(id=id):
                     approval = await self._get(store, id)
                     self._spawn(self._detail, approval, msg.reply)
@@ -636,6 +648,7 @@ class ApprovalsActor:
         msg.reply.send(decided)
         match msg.to:
             case Status.APPROVED:
+                self._deploying.setdefault(decided.agent, set()).add(decided.id)
                 self._child(decided.agent, self._deploy, decided)
             case Status.DENIED:
                 self._child(decided.agent, self._deny, decided, note or "")
@@ -683,18 +696,33 @@ class ApprovalsActor:
             try:
                 await self._agents.deploy(name, target, spawn=spawn)
             except Exception as exc:
+                self._deployed(name, id)
                 await self._restore(name, previous, spawn=spawn)
                 why = _error(exc, "starting")
                 raise _Failed(f"the agent did not come up with it: {why}") from None
+            # It runs the new config: no longer waiting, before the refs (and their events)
+            # say it is deployed.
+            self._deployed(name, id)
             await self._repos.finish(name, id)
         except Exception as exc:
+            self._deployed(name, id)
             error = str(exc) if isinstance(exc, _Failed) else str(_error(exc, "deploying"))
             await self._tag_quietly(approval, Stage.FAILED, error)
             await self._tell(wire.ConfigFailed(id, name, error))
         else:
             await self._tell(wire.ConfigDeployed(id, name, approval.fetched_sha))
+        finally:
+            self._deployed(name, id)  # also when cancelled
         finished = DeployFinished(id, name, error, previous, previous_main, trio.current_time())
         await self._mailbox.cast(finished)
+
+    def _deployed(self, name: str, id: int) -> None:
+        """Approval `id` of `name` waits no more (deployed, or failed): idempotent."""
+        ids = self._deploying.get(name)
+        if ids is not None:
+            ids.discard(id)
+            if not ids:
+                del self._deploying[name]
 
     async def _restore(self, name: str, previous: Deploy | None, *, spawn: bool) -> None:
         """After a deploy that did not come up: the agent back as it was (a failed spawn: gone)."""
@@ -886,6 +914,10 @@ class ApprovalsHandle:
         return await self._mailbox.call(
             lambda r: ListApprovals(False, limit, None, r), timeout=CALL_TIMEOUT
         )
+
+    async def deploying(self) -> frozenset[str]:
+        """The agents with an approved config whose deploy is queued or running."""
+        return await self._mailbox.call(ListDeploying, timeout=CALL_TIMEOUT)
 
     async def detail(self, id: int) -> wire.ApprovalDetail:
         """Approval `id` with its unified and capability diffs."""

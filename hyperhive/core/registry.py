@@ -65,6 +65,9 @@ class AgentRecord:
     # The approval whose deploy (agents/<name>/deploys/<id>/) the container runs; None: its
     # config is agents/<name>/config, as the operator left it (docs/approvals.md).
     deploy: int | None = None
+    # Who asked for it: the manager for an agent spawned from its approved request_spawn;
+    # None for the operator's own spawns and records older than this field.
+    parent: str | None = None
 
     @classmethod
     def from_json(cls, name: str, data: Any) -> AgentRecord:
@@ -76,6 +79,7 @@ class AgentRecord:
         )
         # Older records carry a hashed "web_port"; nothing needs it any more.
         deploy = data.get("deploy")
+        parent = data.get("parent")
         return cls(
             name=name,
             role=role,
@@ -83,6 +87,7 @@ class AgentRecord:
             wanted=wanted,
             paused=data.get("paused") is True,
             deploy=deploy if isinstance(deploy, int) and not isinstance(deploy, bool) else None,
+            parent=MANAGER if parent == MANAGER else None,
         )
 
 

@@ -30,6 +30,7 @@ import datetime
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import attrs
 import trio
 
 from hyperhive import wire
@@ -39,6 +40,8 @@ from hyperhive.core.registry import MANAGER as MANAGER_NAME
 from hyperhive.errors import BadRequest, HyperhiveError, NotAllowed, UnknownAgent, WireError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from hyperhive.core.handles import Handles
     from hyperhive.core.lifecycle import Verb
     from hyperhive.core.listener import Connection
@@ -475,7 +478,8 @@ async def _agent_status(
     hive: Handles, conn: Connection, request: wire.GetAgentStatus
 ) -> wire.AgentStatuses:
     views = await hive.agents.views()
-    rows = [agent_status_row(view, hive.urls.agent_page(name)) for name, view in views.items()]
+    deploying = await hive.approvals.deploying()
+    rows = [_status_row(hive, view, deploying) for view in views.values()]
     return wire.AgentStatuses(tuple(sorted(rows, key=_roster_order)))
 
 
@@ -483,17 +487,40 @@ def _roster_order(row: wire.AgentStatusRow) -> tuple[bool, str]:
     return (row.name == MANAGER_NAME, row.name)
 
 
-def agent_status_row(view: wire.ContainerView, url: str | None) -> wire.AgentStatusRow:
-    """An agent's row in the original's shape, from its container view."""
+def _status_row(
+    hive: Handles, view: wire.ContainerView, deploying: frozenset[str]
+) -> wire.AgentStatusRow:
+    name = view.name
+    return agent_status_row(
+        view,
+        hive.urls.agent_page(name),
+        parent=hive.agents.parent(name),
+        needs_update=name in deploying,
+    )
+
+
+def agent_status_row(
+    view: wire.ContainerView,
+    url: str | None,
+    *,
+    parent: str | None = None,
+    needs_update: bool = False,
+) -> wire.AgentStatusRow:
+    """An agent's row in the original's shape, from its container view.
+
+    `needs_update`: an approved config of the agent waits to be deployed (its deploy is queued
+    or running); `parent`: the manager for an agent spawned from its approved request
+    (docs/conventions.md, "Commands shared with the original").
+    """
     said = view.status_text if view.state == "running" else None
     return wire.AgentStatusRow(
         name=view.name,
         running=view.state == "running",
         failed=view.state == "crashed",
-        needs_update=False,
+        needs_update=needs_update,
         needs_login=view.needs_login or view.turn_state == "needs_login",
         paused=view.paused,
-        parent=None,
+        parent=parent,
         deployed_sha=view.deployed_sha[:12] if view.deployed_sha else None,
         active_model=view.model,
         status_text=said,
@@ -516,8 +543,9 @@ async def _subscribe_status(
     """One `agent_statuses` line per agent whose row changed, until the client leaves."""
     subscriber = await hive.events.subscribe()
     try:
-        last = {
-            name: agent_status_row(view, hive.urls.agent_page(name))
+        feed = _StatusFeed(hive, await hive.approvals.deploying())
+        feed.last = {
+            name: _status_row(hive, view, feed.deploying)
             for name, view in (await hive.agents.views()).items()
         }
         await conn.send(wire.encode_response(wire.Empty()))
@@ -528,7 +556,7 @@ async def _subscribe_status(
             nursery.start_soon(_cancel_on_eof, conn, nursery.cancel_scope)
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 async for batch in batches:
-                    lines = [row for event in batch for row in _changed_rows(hive, event, last)]
+                    lines = await feed.changed_rows(batch)
                     if lines:
                         await conn.send(b"".join(lines))
             nursery.cancel_scope.cancel(reason="subscriber went away")
@@ -536,18 +564,48 @@ async def _subscribe_status(
         hive.events.unsubscribe(subscriber)
 
 
-def _changed_rows(
-    hive: Handles, event: wire.Event, last: dict[str, wire.AgentStatusRow]
-) -> list[bytes]:
-    payload = event.payload
-    if not isinstance(payload, wire.ContainerStateChanged):
-        return []
-    view = payload.container
-    row = agent_status_row(view, hive.urls.agent_page(view.name))
-    if last.get(view.name) == row:
-        return []  # the view changed in a column the original's row does not carry
-    last[view.name] = row
-    return [wire.encode_response(wire.AgentStatuses((row,)))]
+@attrs.define
+class _StatusFeed:
+    """One subscriber's last rows. A container event carries its view; an approval or a ref of
+    an agent's applied repo changing may change `needs_update`, so those refetch the agents
+    waiting on a deploy (the approvals actor updates that set before either event)."""
+
+    hive: Handles
+    deploying: frozenset[str]
+    last: dict[str, wire.AgentStatusRow] = attrs.Factory(dict)
+
+    async def changed_rows(self, batch: Sequence[wire.Event]) -> list[bytes]:
+        views: dict[str, wire.ContainerView | None] = {}
+        refresh = False
+        for event in batch:
+            payload = event.payload
+            if isinstance(payload, wire.ContainerStateChanged):
+                views[payload.container.name] = payload.container
+            elif isinstance(payload, wire.ApprovalResolved | wire.ConfigRefChanged):
+                refresh = True
+                agent = (
+                    payload.approval.agent
+                    if isinstance(payload, wire.ApprovalResolved)
+                    else payload.agent
+                )
+                if agent in self.last:
+                    views.setdefault(agent, None)
+        if refresh:
+            self.deploying = await self.hive.approvals.deploying()
+        lines = []
+        for name, known in views.items():
+            view = known
+            if view is None:
+                fetched = await self.hive.agents.views([name])
+                if name not in fetched:
+                    continue  # gone meanwhile
+                view = fetched[name]
+            row = _status_row(self.hive, view, self.deploying)
+            if self.last.get(name) == row:
+                continue  # the change is in a column the original's row does not carry
+            self.last[name] = row
+            lines.append(wire.encode_response(wire.AgentStatuses((row,))))
+        return lines
 
 
 @handles(wire.GetUrls, OPERATOR)

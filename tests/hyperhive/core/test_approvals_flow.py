@@ -493,3 +493,78 @@ async def test_a_spawn_through_the_flow_creates_the_agent(short_tmp: Path) -> No
         view = await hive.handles.agents.view("carol")
         assert (view.state, view.network, view.deployed_sha) == ("running", False, sha)
         assert tags_at(hive, "carol", sha) >= {f"deployed/{submitted.id}"}
+
+
+async def _statuses(hive: TestHive) -> dict[str, wire.AgentStatusRow]:
+    async with hive.operator() as operator:
+        reply = await operator.call(wire.GetAgentStatus())
+    return {row.name: row for row in reply.agent_statuses}
+
+
+async def test_agent_status_names_the_parent_and_an_approved_config_not_yet_deployed(
+    short_tmp: Path,
+) -> None:
+    """Issue: the original's `agent_status` rows always said needs_update false, parent null."""
+    git = ManagerGit(short_tmp / "manager-home")
+    gate = short_tmp / "let-the-build-finish"
+    async with flow_hive(short_tmp) as (hive, backend):
+        await running_alice(hive, backend, short_tmp)  # the operator's spawn: no parent
+        async with hive.manager() as manager:
+            await manager.call(wire.RequestInitConfig(name="carol"))
+            sha = git.commit(repos(hive).proposed("carol"), {"agent.toml": ENV_TOML}, "carol")
+            spawn = await manager.call(
+                wire.RequestSpawn(name="carol", commit_ref=sha, description="a note keeper")
+            )
+        async with hive.operator() as operator:
+            await operator.call(wire.Approve(id=spawn.id))
+        seen: list[wire.HelperEvent] = []
+        await wait_helper(hive, wire.ConfigDeployed, seen)
+        before = await _statuses(hive)
+
+        build = f'\n[build]\ncommands = ["while [ ! -e {gate} ]; do sleep 0.05; done"]\n'
+        _, id = await propose(hive, git, "alice", {"agent.toml": ENV_TOML + build})
+        with trio.fail_after(60):
+            async with await trio.open_unix_socket(str(hive.paths.admin_socket)) as feed:
+                await feed.send_all(b'{"cmd":"subscribe_agent_status"}\n')
+                lines = _Lines(feed)
+                assert json.loads(await lines.next())["ok"]
+                async with hive.operator() as operator:
+                    await operator.call(wire.Approve(id=id))
+                waiting = await _statuses(hive)
+                streamed = [await lines.row("alice")]
+                gate.touch()
+                while streamed[-1]["needs_update"] or not streamed[-1]["running"]:
+                    streamed.append(await lines.row("alice"))
+        await wait_helper(hive, wire.ConfigDeployed, seen)
+        after = await _statuses(hive)
+
+    assert {n: (r.parent, r.needs_update) for n, r in before.items()} == {
+        "alice": (None, False),
+        "carol": ("manager", False),
+    }
+    assert (waiting["alice"].needs_update, waiting["carol"].needs_update) == (True, False)
+    assert streamed[0]["needs_update"] is True  # pushed when the operator approved
+    assert (after["alice"].needs_update, after["carol"].parent) == (False, "manager")
+
+
+class _Lines:
+    """JSON lines of one socket, read as they come."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream, self._buffer = stream, bytearray()
+
+    async def next(self) -> bytes:
+        while b"\n" not in self._buffer:
+            data = await self._stream.receive_some(65536)
+            assert data, "the daemon closed the feed"
+            self._buffer += data
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer = bytearray(rest)
+        return line
+
+    async def row(self, name: str) -> dict[str, object]:
+        """The next streamed row of `name` (other agents' rows are skipped)."""
+        while True:
+            for row in json.loads(await self.next())["agent_statuses"]:
+                if row["name"] == name:
+                    return dict(row)

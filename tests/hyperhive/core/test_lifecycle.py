@@ -97,6 +97,7 @@ async def test_spawn_runs_the_agent_on_its_own_socket(short_tmp: Path) -> None:
             "wanted": "running",
             "paused": False,
             "deploy": None,
+            "parent": None,  # the operator's spawn
         }
 
 
