@@ -40,6 +40,7 @@ from hyperhive.core.lock import hold_state_lock
 from hyperhive.core.messages import BrokerVacuum, MessagesHandle, VacuumTick
 from hyperhive.core.registry import MANAGER, AgentRegistry
 from hyperhive.core.rescanner import Rescanner, RescannerMsg, request_rescan
+from hyperhive.core.state_watch import StateWatch
 from hyperhive.core.surfaces import Surfaces
 from hyperhive.errors import ConfigError
 from hyperhive.offload import Offload, to_thread
@@ -79,6 +80,7 @@ class Tree:
     approvals: ApprovalsActor
     hub: events.EventHub
     rescanner: Rescanner
+    state_watch: StateWatch
     crash_watch: CrashWatch | None
     backend: ContainerBackend | None
     limit_log: LimitLog
@@ -119,6 +121,7 @@ async def build_tree(
         ├── reminders       the reminder store and its scheduler
         ├── containers      the container backend's watcher (only with a backend)
         ├── crash-watch     unrequested agent exits -> the manager's inbox (only with a backend)
+        ├── state-watch     inotify on the agents' state dirs -> prompt rescans (with a backend)
         ├── listeners       (one_for_one, dynamic) admin socket, manager socket, one per agent
         ├── agents          the agents actor: records, lifecycle actions, agent sockets
         ├── approvals       the approval queue, config repos and deploys (asks the agents actor)
@@ -163,8 +166,16 @@ async def build_tree(
     limit_log = LimitLog(event_handle.publish)
     root: Supervisor  # assigned once below; status reads it only while the tree runs
 
+    # A harness's report or sentinel rewritten: that agent's row soon (rate-limited per agent).
+    state_watch = StateWatch(
+        names=agents_handle.names_with_manager,
+        state_dir=paths.agent_state_dir,
+        on_change=lambda name: request_rescan(to_rescanner, name),
+    )
+
     def changed(name: str) -> None:
         request_rescan(to_rescanner, name)
+        state_watch.notice(name)
 
     statuses = StatusBoard(clock, changed)
 
@@ -346,6 +357,13 @@ async def build_tree(
                 shutdown_timeout=0.0,
                 report=crash_watch.statistics,
             ),
+            # The agents' state directories, watched: a changed report is rescanned at once.
+            ChildSpec(
+                "state-watch",
+                state_watch.run,
+                shutdown_timeout=0.0,
+                report=state_watch.statistics,
+            ),
         ]
     root = Supervisor(
         "root",
@@ -423,6 +441,7 @@ async def build_tree(
         approvals=approvals,
         hub=hub,
         rescanner=rescanner,
+        state_watch=state_watch,
         crash_watch=crash_watch,
         backend=backend,
         limit_log=limit_log,

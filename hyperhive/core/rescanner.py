@@ -12,7 +12,15 @@ the actor does not re-announce every row.
 A row whose disk use just went past its soft quota also raises `DiskQuotaExceeded` (once per
 crossing; at start-up for an agent that already is) and a warning in the daemon's log. An
 agent whose needs-login flag went up or down is told to the manager (`tell_manager`): the
-`AgentNeedsLogin` and `AgentLoggedIn` helper events, once per change (not at start-up).
+`AgentNeedsLogin` and `AgentLoggedIn` helper events, once per change (not at start-up), and
+past a burst of `TELL_BURST` at most one per agent every `TELL_EVERY` seconds: an agent that
+flips its sentinel in a loop cannot flood the manager's inbox. A change held back is told by a
+later pass (the next rescan of anyone) once its agent may be told again, if it still holds:
+the manager always ends up knowing where each agent is.
+
+Rows are asked for by the lifecycle, crash watch and the state watch
+(`hyperhive.core.state_watch`: a harness rewrote its report or a sentinel), which coalesces
+and rate-limits them per agent.
 
 Accepts: `Rescan`. Emits: `ContainerStateChanged`, `ContainerRemoved`, `DiskQuotaExceeded`
 (hub); `AgentNeedsLogin`, `AgentLoggedIn` (helper events, to the manager).
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 import trio
@@ -36,9 +44,19 @@ if TYPE_CHECKING:
 
     from actors import Mailbox
 
-__all__ = ["Rescan", "Rescanner", "RescannerMsg", "login_changes", "request_rescan"]
+__all__ = [
+    "TELL_BURST",
+    "TELL_EVERY",
+    "Rescan",
+    "Rescanner",
+    "RescannerMsg",
+    "login_changes",
+    "request_rescan",
+]
 
 LOGGER = logging.getLogger("hyperhive.rescanner")
+TELL_BURST: Final = 4
+TELL_EVERY: Final = 30.0
 
 
 @attrs.frozen
@@ -58,19 +76,42 @@ def request_rescan(mailbox: Mailbox[RescannerMsg], *names: str) -> None:
 
 
 def login_changes(
-    old: Mapping[str, wire.ContainerView], new: Mapping[str, wire.ContainerView]
+    told: Mapping[str, bool], new: Mapping[str, wire.ContainerView]
 ) -> list[wire.AgentNeedsLogin | wire.AgentLoggedIn]:
-    """What to tell the manager: agents (never the manager itself) whose needs-login flag
-    changed between two views of them, sorted by name."""
-    told: list[wire.AgentNeedsLogin | wire.AgentLoggedIn] = []
+    """What to tell the manager: agents (never the manager itself) whose needs-login flag is
+    not what the manager was last told (`told`; an agent it has no word of is not a change),
+    sorted by name."""
+    changes: list[wire.AgentNeedsLogin | wire.AgentLoggedIn] = []
     for name in sorted(new):
-        before = old.get(name)
-        if before is None or name == "manager" or before.needs_login == new[name].needs_login:
+        before = told.get(name)
+        if before is None or name == "manager" or before == new[name].needs_login:
             continue
-        told.append(
+        changes.append(
             wire.AgentNeedsLogin(name) if new[name].needs_login else wire.AgentLoggedIn(name)
         )
-    return told
+    return changes
+
+
+class _Allowance:
+    """A token bucket per agent: `burst` at once, then one every `every` seconds (trio time)."""
+
+    def __init__(self, burst: int, every: float) -> None:
+        self._burst = burst
+        self._every = every
+        self._left: dict[str, tuple[float, float]] = {}  # name -> (tokens, at)
+
+    def take(self, name: str) -> bool:
+        now = trio.current_time()
+        tokens, at = self._left.get(name, (float(self._burst), now))
+        tokens = min(float(self._burst), tokens + (now - at) / self._every)
+        if tokens < 1.0:
+            self._left[name] = (tokens, now)
+            return False
+        self._left[name] = (tokens - 1.0, now)
+        return True
+
+    def forget(self, name: str) -> None:
+        self._left.pop(name, None)
 
 
 class Rescanner:
@@ -91,6 +132,11 @@ class Rescanner:
         self._interval = interval
         self._tell_manager = tell_manager
         self.last: dict[str, wire.ContainerView] = {}
+        # What the manager was last told of each agent's login (or first saw), and how often
+        # it may be told again.
+        self._told: dict[str, bool] = {}
+        self._allowance = _Allowance(TELL_BURST, TELL_EVERY)
+        self._held_back = 0
         self._passes = 0
         self._last_error: str | None = None
 
@@ -101,6 +147,7 @@ class Rescanner:
             last_error=self._last_error,
             passes=self._passes,
             rows=len(self.last),
+            logins_held_back=self._held_back,
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -166,9 +213,22 @@ class Rescanner:
             *(wire.DiskQuotaExceeded(v.name, v.disk_bytes or 0, v.disk_quota or 0) for v in over),
         )
         if self._tell_manager is not None:
-            for event in login_changes(old, new):
-                try:
-                    await self._tell_manager(event)
-                except Exception as exc:  # the manager hears of the next change; we go on
-                    self._last_error = repr(exc)
-                    LOGGER.error("could not tell the manager about %s's login: %s", event.name, exc)
+            await self._tell_logins(new)
+
+    async def _tell_logins(self, new: Mapping[str, wire.ContainerView]) -> None:
+        assert self._tell_manager is not None
+        for name in [n for n in self._told if n not in new]:
+            del self._told[name]
+            self._allowance.forget(name)
+        for name, view in new.items():
+            self._told.setdefault(name, view.needs_login)  # first seen: nothing to tell
+        for event in login_changes(self._told, new):
+            if not self._allowance.take(event.name):
+                self._held_back += 1  # a later pass tells it, if it still holds then
+                continue
+            self._told[event.name] = isinstance(event, wire.AgentNeedsLogin)
+            try:
+                await self._tell_manager(event)
+            except Exception as exc:  # the manager hears of the next change; we go on
+                self._last_error = repr(exc)
+                LOGGER.error("could not tell the manager about %s's login: %s", event.name, exc)

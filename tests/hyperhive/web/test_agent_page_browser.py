@@ -195,11 +195,22 @@ def test_the_token_login_flow_stores_a_credential_and_the_agent_leaves_needs_log
     expect(page.locator("#login-panel")).to_be_visible(timeout=SLOW)
     expect(page.locator("#b-activity")).to_have_text("needs login")
     shot(page, screenshots, "agent-04-needs-login")
-    # The manager is told, as a helper event in its inbox, within a rescan (10 s).
+    # The manager is told, as a helper event in its inbox.
     _wait_for(lambda: {"event": "needs_login", "name": "guest"} in _manager_mail(hive), 40)
+    # The dashboard, open beside it, shows the card's needs-login chip.
+    board = page.context.new_page()
+    board.goto(hive.url)
+    card = board.locator('.container[data-name="guest"]')
+    expect(card).to_contain_text("needs login", timeout=15_000)
     page.locator("#token-text").fill(f"Your OAuth token:\n\n{TOKEN}\n")
     page.locator("#login-token button[type=submit]").click()
     expect(page.locator("#login-panel")).to_be_hidden(timeout=SLOW)
+    # The harness logged in: the card and the manager follow within about a second (the
+    # daemon watches the agent's state directory), not at the next 10 s rescan.
+    expect(card).not_to_contain_text("needs login", timeout=3_000)
+    _wait_for(lambda: {"event": "logged_in", "name": "guest"} in _manager_mail(hive), 3)
+    shot(board, screenshots, "agent-04b-dashboard-logged-in")
+    board.close()
     expect(page.locator("#b-activity")).not_to_have_text("needs login", timeout=SLOW)
     stored = hive.state / "agents" / "guest" / "state" / "hyperhive-credentials.json"
     assert json.loads(stored.read_text()) == {"kind": "oauth_token", "value": TOKEN}
@@ -207,7 +218,6 @@ def test_the_token_login_flow_stores_a_credential_and_the_agent_leaves_needs_log
     assert TOKEN not in hive.daemon.log
     assert TOKEN not in (hive.state / "agents" / "guest" / "agent.log").read_text()
     expect(page.locator("#b-harness")).to_have_text("harness alive")
-    _wait_for(lambda: {"event": "logged_in", "name": "guest"} in _manager_mail(hive), 40)
     assert page.errors == []
 
 
@@ -224,7 +234,7 @@ def _wait_for(check: Any, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while not check():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.5)
+        time.sleep(0.1)
 
 
 def test_the_stats_page_shows_the_turns_just_run(
