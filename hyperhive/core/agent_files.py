@@ -37,6 +37,7 @@ __all__ = [
     "UnsafeFile",
     "is_regular_file",
     "read_capped",
+    "remove_file",
     "remove_leftover",
     "replace_private",
     "write_file",
@@ -123,6 +124,27 @@ def write_file(root: Path, relative: PurePosixPath, data: bytes, *, shown_as: st
             file.flush()
         except OSError as exc:
             raise _refused(shown_as, relative, exc, "write") from exc
+
+
+def remove_file(root: Path, relative: PurePosixPath, *, shown_as: str = "") -> bool:
+    """Remove ``root / relative``; True if something was removed, False when absent.
+
+    The leaf is unlinked under its parent's descriptor, reached without following a symlink:
+    a symlink the agent put there is removed itself, never what it points to; a directory is
+    refused.
+
+    Raises:
+        UnsafeFile: a symlink or non-directory on the way, a directory at the leaf, or the
+            removal failed.
+    """
+    try:
+        with _walk(root, relative, create=False) as parent:
+            os.unlink(relative.name, dir_fd=parent)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _refused(shown_as, relative, exc, "remove") from exc
+    return True
 
 
 def replace_private(root: Path, name: str, data: bytes, *, shown_as: str = "") -> None:

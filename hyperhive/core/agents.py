@@ -44,7 +44,7 @@ from hyperhive.containers.base import AgentState
 from hyperhive.core.agent_files import remove_leftover
 from hyperhive.core.agent_spec import SpecBuilder
 from hyperhive.core.agent_views import StatusBoard, ViewBuilder
-from hyperhive.core.credentials import Credential, CredentialStore
+from hyperhive.core.credentials import Credential, CredentialStore, remove_agent_credentials
 from hyperhive.core.lifecycle import MAX_LOG_LINES, TRANSIENT, Plan, Step, Verb, plan
 from hyperhive.core.registry import MANAGER, AgentRecord, AgentRegistry, remove_tree, validate_name
 from hyperhive.errors import (
@@ -193,6 +193,15 @@ class Login:
 
 
 @attrs.frozen
+class Logout:
+    """Log `name` out: no credential is given to it any more, and the credential files in its
+    state directory are removed; answered with the files removed (as the agent sees them)."""
+
+    name: str
+    reply: Reply[list[str]]
+
+
+@attrs.frozen
 class ReadViews:
     """The container rows of `names` (every agent and the manager when None)."""
 
@@ -240,6 +249,7 @@ AgentsMsg: TypeAlias = (
     | Act
     | SetPause
     | Login
+    | Logout
     | ReadViews
     | ReadLogs
     | ReadTombstones
@@ -369,6 +379,8 @@ class AgentsActor:
                     await self._on_set_pause(msg)
                 case Login():
                     await self._on_login(msg)
+                case Logout():
+                    await self._on_logout(msg)
                 case ReadViews(names=names):
                     records, transient = self._records_of(names), dict(self._transient)
                     self._spawn(self._answer_views, records, transient, msg.reply)
@@ -482,6 +494,16 @@ class AgentsActor:
             except HyperhiveError as exc:
                 LOGGER.warning("could not remove %s's leftover /state/%s: %s", name, leftover, exc)
         await self._provide(name)
+
+    async def _on_logout(self, msg: Logout) -> None:
+        name = msg.name
+        if not self._registry.has_record(name):
+            raise UnknownAgent(f"unknown agent {name!r}; nothing was removed")
+        await self._offload(self._credentials.revoke, name)
+        state_dir = self._paths.agent_state_dir(name)
+        removed = await self._offload(remove_agent_credentials, state_dir)
+        LOGGER.info("logged %s out: removed %s", name, ", ".join(removed) or "no file")
+        msg.reply.send(removed)
 
     async def _provide(self, name: str, *, overwrite: bool = False) -> bool:
         """Hand `name` its credential; a refusal is logged, never raised (it only blocks that
@@ -906,6 +928,11 @@ class AgentsHandle:
         return await self._mailbox.call(
             lambda reply: Login(credential, wanted, reply), timeout=CALL_TIMEOUT
         )
+
+    async def logout(self, name: str) -> list[str]:
+        """Log `name` out (its credential is no longer given to it, its credential files are
+        removed); the files removed. Raises UnknownAgent for a name nobody has."""
+        return await self._mailbox.call(lambda reply: Logout(name, reply), timeout=CALL_TIMEOUT)
 
     async def views(self, names: Sequence[str] | None = None) -> dict[str, wire.ContainerView]:
         """The container rows of `names` (every agent and the manager when None)."""

@@ -17,6 +17,13 @@ waiting for a login starts its pending work the moment the file lands, without a
 file the agent wrote itself (``hyperhive agent login``) is left alone unless the operator names
 that agent.
 
+Logging an agent out (the agent page's "log out": `CredentialStore.revoke` and
+`remove_agent_credentials`) removes both ends: its grant becomes "none" (so neither its own
+nor the hive's credential is given to it again, until the operator logs it in by name) and
+the credential files in its state directory are unlinked without following a symlink
+(``hyperhive-credentials.json``, and Claude's own ``home/.claude/.credentials.json`` of a
+browser login).
+
 The values never reach a log, argv, an event, a config repo or another agent: `Credential`
 shows names only, errors name variables, never values, and only the agent's own state
 directory ever holds a copy. Blocking file work: run it through the daemon's offload.
@@ -33,7 +40,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Final
 
 from hyperhive import wire
-from hyperhive.core.agent_files import UnsafeFile, read_capped, replace_private
+from hyperhive.core.agent_files import UnsafeFile, read_capped, remove_file, replace_private
 from hyperhive.errors import BadRequest, ConfigError
 
 if TYPE_CHECKING:
@@ -42,14 +49,20 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGENT_FILE",
+    "CLAUDE_FILE",
     "KINDS",
     "Credential",
     "CredentialStore",
     "parse_variables",
+    "remove_agent_credentials",
     "variables_from_text",
 ]
 
 AGENT_FILE: Final = "hyperhive-credentials.json"  # in the agent's state dir (AgentPaths)
+# Claude's own, from a browser login: under the agent's HOME (its state dir's home/).
+CLAUDE_FILE: Final = PurePosixPath("home/.claude/.credentials.json")
+# An agent's grant when the operator logged it out: no credential, not even the hive's.
+_NONE: Final = "none"
 _MAX_VALUE: Final = 8192
 _FROM_DAEMON: Final = "daemon"
 
@@ -176,12 +189,24 @@ class CredentialStore:
         self._drop_unreferenced(set(grants.values()))
 
     def has_own(self, name: str) -> bool:
-        """Whether `name` was given a credential of its own (not the hive's)."""
+        """Whether `name` was given a credential of its own (not the hive's), or logged out."""
         return name in self._grants()
 
+    def revoke(self, name: str) -> None:
+        """Log `name` out: no credential of its own and not the hive's, until it is named in
+        a `store` again."""
+        self._ensure()
+        grants = self._grants()
+        grants[name] = _NONE
+        self._write("agents.json", grants)
+        self._drop_unreferenced(set(grants.values()))
+
     def resolve(self, name: str) -> Credential | None:
-        """The credential `name` uses: its own, else the hive's, else None."""
+        """The credential `name` uses: its own, else the hive's, else None (and None for an
+        agent logged out)."""
         ref = self._grants().get(name)
+        if ref == _NONE:
+            return None
         found = self._read(f"{ref}.json") if ref else None
         if found is None:
             found = self._read("hive.json")
@@ -253,6 +278,21 @@ class CredentialStore:
             if path.stem not in refs:
                 with contextlib.suppress(OSError):
                     path.unlink()
+
+
+def remove_agent_credentials(state_dir: Path) -> list[str]:
+    """Unlink the credential files in an agent's state directory, never through a symlink (a
+    link planted there is removed itself); the ones removed, as the agent sees them.
+
+    Raises:
+        UnsafeFile: a path on the way is a symlink or not a directory, or a directory sits
+            where a file should.
+    """
+    removed = []
+    for relative in (PurePosixPath(AGENT_FILE), CLAUDE_FILE):
+        if remove_file(state_dir, relative, shown_as="/state"):
+            removed.append(f"/state/{relative}")
+    return removed
 
 
 def _agents_own(state_dir: Path) -> bool:

@@ -14,7 +14,7 @@ agent asked the operator is answered through the operator's endpoint
     GET  /agent/<name>/events/stream          SSE, ``id: <seq>``, resumable (Last-Event-ID)
     POST /agent/<name>/api/cancel|compact|new-session|model
     GET  /agent/<name>/login/state            the login flow
-    POST /agent/<name>/login/token|api-key|start|code
+    POST /agent/<name>/login/token|api-key|start|code|logout
     GET  /agent/<name>/stats                  the stats page; stats.json; stats/<metric>.svg
     GET  /agent/<name>/inbox                  pending and in-flight mail (the broker)
     GET  /agent/<name>/inbox/stream           the hub's events for its inbox (in app.py, which
@@ -210,7 +210,7 @@ def install(app: QuartTrio, ops: DashboardOps, asset: Callable[[str], Response])
 
     @app.post("/agent/<name>/login/<step>")
     async def agent_login(name: str, step: str) -> Response:
-        harness = link(name)
+        harness = link(name)  # an unknown agent is a 404
         if step in ("token", "api-key"):
             value = text_field(await json_body(), "value")
             kind = "oauth_token" if step == "token" else "api_key"
@@ -222,6 +222,10 @@ def install(app: QuartTrio, ops: DashboardOps, asset: Callable[[str], Response])
         if step == "code":
             code = text_field(await json_body(), "code")
             return ok(login=await harness.call(wire.PageLoginCode(code), wire.LoginFlow))
+        if step == "logout":
+            # The daemon's own work (its credential store, the agent's files), not the harness's.
+            removed, restarted = await ops.logout(name)
+            return ok(removed=removed, restarted=restarted)
         return json_response({"ok": False, "error": f"no login step {step!r}"}, 404)
 
     async def stats_of(name: str) -> wire.PageStats:

@@ -67,6 +67,7 @@
       setChip("b-activity", fallback.text, fallback.kind);
       $("b-activity").title = answer.reason || "";
       showLogin(Boolean(view && view.needs_login), null);
+      $("logout-panel").hidden = true;
       return;
     }
     setChip("b-harness", "harness alive", "ok");
@@ -81,6 +82,7 @@
     setChip("b-ctx", ctxText, h.context_window && h.ctx > 0.8 * h.context_window ? "warn" : "dim");
     setChip("b-cost", h.cost_usd === null || h.cost_usd === undefined ? "cost ?" : "cost $" + h.cost_usd.toFixed(4), "dim");
     showLogin(h.logged_in === false || h.report.state === "needs_login", h.login);
+    $("logout-panel").hidden = !(h.logged_in === true && h.report.state !== "needs_login");
   }
   async function refreshBadges() {
     try { paintBadges(await getJSON(base + "api/state")); }
@@ -203,6 +205,28 @@
     e.preventDefault();
     post(base + "login/code", { code: $("login-code").value })
       .then((a) => { $("login-code").value = ""; showLogin(true, a.login); pollFlow(); }).catch(loginError);
+  });
+  // Log out: the first click asks, a second within 5 s does it (no dialogs on this page).
+  $("logout").addEventListener("click", () => {
+    const button = $("logout");
+    if (!button.dataset.armed) {
+      button.dataset.armed = "1";
+      button.textContent = "really log out? click again";
+      clearTimeout(button.timer);
+      button.timer = setTimeout(() => { delete button.dataset.armed; button.textContent = "log out"; }, 5000);
+      return;
+    }
+    clearTimeout(button.timer);
+    delete button.dataset.armed;
+    button.textContent = "log out";
+    button.disabled = true;
+    post(base + "login/logout")
+      .then((a) => {
+        toast("logged out: " + (a.removed.length ? a.removed.join(", ") + " removed" : "no stored credential") + (a.restarted ? "; it restarts" : ""));
+        soonBadges();
+      })
+      .catch((err) => toast(err.message))
+      .finally(() => { button.disabled = false; });
   });
   // While a browser login runs its state lives in the sandbox's claude process: ask until it
   // settles (a few requests, only while the operator is logging in).

@@ -19,10 +19,13 @@ from hyperhive import wire
 from hyperhive.agent import login as harness_login
 from hyperhive.agent.settings import AgentPaths
 from hyperhive.containers.settings import ContainerSettings
+from hyperhive.core.agent_files import UnsafeFile
 from hyperhive.core.credentials import (
     AGENT_FILE,
+    CLAUDE_FILE,
     CredentialStore,
     parse_variables,
+    remove_agent_credentials,
     variables_from_text,
 )
 from hyperhive.errors import BadRequest, ConfigError, RemoteError
@@ -169,6 +172,51 @@ def test_a_state_directory_that_is_a_link_gets_nothing(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="symlink"):
         store.provide("alice", tmp_path / "agents" / "alice" / "state")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_logged_out_agent_is_given_nothing_until_it_is_named_again(tmp_path: Path) -> None:
+    store = CredentialStore(tmp_path / "credentials")
+    hive = parse_variables([f"ANTHROPIC_API_KEY={SECRET}"])
+    store.store(hive)
+    store.store(parse_variables(["CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-bob"]), ["bob"])
+    store.revoke("bob")
+    assert store.resolve("bob") is None  # not its own, and not the hive's either
+    assert store.has_own("bob")  # so the hive's next login passes it by
+    assert store.resolve("alice") == hive
+    assert [p.name for p in (tmp_path / "credentials").glob("c-*.json")] == []
+    state = _state(tmp_path, "bob")
+    assert not store.provide("bob", state)
+    assert not (state / AGENT_FILE).exists()
+    again = parse_variables(["CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-bob-again"])
+    store.store(again, ["bob"])
+    assert store.resolve("bob") == again
+
+
+def test_logging_out_removes_the_files_and_never_follows_a_link(tmp_path: Path) -> None:
+    state = _state(tmp_path, "alice")
+    harness_login.save_credentials(AgentPaths(state), "oauth_token", "sk-ant-oat01-alices-own")
+    (state / CLAUDE_FILE).parent.mkdir(parents=True)
+    (state / CLAUDE_FILE).write_text("{}")
+    assert remove_agent_credentials(state) == [f"/state/{AGENT_FILE}", f"/state/{CLAUDE_FILE}"]
+    assert not (state / AGENT_FILE).exists()
+    assert not (state / CLAUDE_FILE).exists()
+    assert remove_agent_credentials(state) == []
+    # A link planted in its place is removed itself; what it points to stays.
+    victim = tmp_path / "host-file"
+    victim.write_text("the host's\n")
+    (state / AGENT_FILE).symlink_to(victim)
+    assert remove_agent_credentials(state) == [f"/state/{AGENT_FILE}"]
+    assert victim.read_text() == "the host's\n"
+    assert not (state / AGENT_FILE).is_symlink()
+    # A linked directory on the way is refused, and nothing behind it is touched.
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / ".claude").mkdir(parents=True)
+    (elsewhere / ".claude" / ".credentials.json").write_text("{}")
+    os.rename(state / "home", tmp_path / "old-home")
+    (state / "home").symlink_to(elsewhere)
+    with pytest.raises(UnsafeFile, match="symlink"):
+        remove_agent_credentials(state)
+    assert (elsewhere / ".claude" / ".credentials.json").exists()
 
 
 def test_the_harness_ignores_variables_a_credential_may_not_set(tmp_path: Path) -> None:

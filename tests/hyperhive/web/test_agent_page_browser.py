@@ -426,3 +426,39 @@ def test_the_inbox_follows_mail_as_it_arrives_is_taken_and_acked(
         expect(page.locator(f"#side {what}")).to_have_count(0)
     assert page.evaluate("window.__pwned") is None
     assert page.errors == []
+
+
+def test_log_out_removes_the_stored_credential_and_the_agent_needs_login_again(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    hive.cli("spawn", "guestbook")
+    _open(page, hive, "guestbook")
+    expect(page.locator("#login-panel")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#logout-panel")).to_be_hidden()
+    page.locator("#token-text").fill(TOKEN)
+    page.locator("#login-token button[type=submit]").click()
+    expect(page.locator("#login-panel")).to_be_hidden(timeout=SLOW)
+    stored = hive.state / "agents" / "guestbook" / "state" / "hyperhive-credentials.json"
+    assert stored.exists()
+    expect(page.locator("#logout-panel")).to_be_visible(timeout=10_000)
+    shot(page, screenshots, "agent-12-logged-in")
+    logout = page.locator("#logout")
+    logout.click()
+    expect(logout).to_have_text("really log out? click again")
+    assert stored.exists()  # one click only asks
+    logout.click()
+    expect(page.locator("#toast")).to_contain_text("hyperhive-credentials.json removed")
+    # Restarted without it, the agent needs a login again: the page, the card, the manager.
+    expect(page.locator("#login-panel")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#b-activity")).to_have_text("needs login", timeout=SLOW)
+    expect(page.locator("#logout-panel")).to_be_hidden()
+    assert not stored.exists()
+    assert TOKEN not in hive.daemon.log
+    _wait_for(lambda: {"event": "needs_login", "name": "guestbook"} in _manager_mail(hive), 30)
+    shot(page, screenshots, "agent-13-logged-out")
+    # Another restart does not give it a credential again.
+    hive.cli("restart", "guestbook")
+    _open(page, hive, "guestbook")
+    expect(page.locator("#login-panel")).to_be_visible(timeout=SLOW)
+    assert not stored.exists()
+    assert page.errors == []
