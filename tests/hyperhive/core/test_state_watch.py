@@ -278,3 +278,30 @@ async def test_the_watch_asks_at_most_once_a_gap_per_agent(
 
 
 short_tmp_unused = Path("/nonexistent")
+
+
+async def test_a_state_directory_that_is_a_link_is_not_watched(short_tmp: Path) -> None:
+    """inotify on the directory itself, never through a symlink: a linked state directory
+    gets no watch (its row is still read, and refused, at each rescan)."""
+    (short_tmp / "alice").mkdir()
+    target = short_tmp / "somewhere"
+    target.mkdir()
+    (short_tmp / "evil").symlink_to(target)
+    asked: list[str] = []
+    watch = StateWatch(
+        names=lambda: ["alice", "evil"],
+        state_dir=lambda name: short_tmp / name,
+        on_change=asked.append,
+    )
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watch.run)
+            assert watch.watching == {"alice"}
+            (target / wire.NEEDS_LOGIN).write_text("x\n")
+            (short_tmp / "alice" / "unrelated.txt").write_text("x\n")
+            (short_tmp / "alice" / wire.NEEDS_LOGIN).write_text("x\n")
+            while not asked:
+                await trio.sleep(0.02)
+            await trio.sleep(0.5)
+            nursery.cancel_scope.cancel()
+    assert asked == ["alice"]
