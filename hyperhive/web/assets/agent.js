@@ -299,20 +299,36 @@
   // reminders (sent to it, taken, dead-lettered, asked, answered, set, fired). Each frame, and
   // the hello of every (re)connection, reloads the inbox and loose ends from the daemon (whole
   // rows, never the frame's preview); the browser resumes it after its Last-Event-ID.
+  // A hidden tab lets go of it (a browser opens about six connections to one host: every
+  // open page's streams count) and takes it again, with a reload, when shown.
   let inboxRetry = 2000;
+  let mail = null;
+  let mailTimer = null;
   function connectInbox() {
-    const mail = new EventSource(base + "inbox/stream");
+    clearTimeout(mailTimer);
+    if (mail) mail.close();
+    mail = new EventSource(base + "inbox/stream");
+    const mine = mail;
     mail.onmessage = () => { inboxRetry = 2000; soonSide(); };
     mail.onerror = () => {
-      if (mail.readyState !== EventSource.CLOSED) return;  // the browser reconnects by itself
+      if (mine !== mail || mine.readyState !== EventSource.CLOSED) return;  // it reconnects itself
       // Refused (too many streams, the daemon restarting): again later, less often each time.
-      setTimeout(connectInbox, inboxRetry);
+      mailTimer = setTimeout(connectInbox, inboxRetry);
       inboxRetry = Math.min(inboxRetry * 2, 30000);
     };
   }
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") {
+      clearTimeout(mailTimer);
+      if (mail) { mail.close(); mail = null; }
+    } else if (!mail) {
+      connectInbox();
+    }
+  });
 
   // -- start -----------------------------------------------------------------------------------------
   refreshBadges();
-  connectInbox();  // its hello loads the inbox: no mail can arrive between the load and the stream
+  if (document.visibilityState === "hidden") refreshSide();
+  else connectInbox();  // its hello loads the inbox: no mail can arrive between the load and the stream
   loadHistory().catch((err) => toast("history: " + err.message)).finally(connect);
 })();
