@@ -12,12 +12,17 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from hyperhive import wire
 from hyperhive.errors import NotRunning, RemoteError
+from hyperhive.wire._bounds import MAX_LINE_BYTES
+from hyperhive.wire.codec import decode_event, decode_reply, encode_request
+from hyperhive.wire.framing import LineReader
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
+
+    from hyperhive.wire._table import Request
+    from hyperhive.wire.events import Event
 
 __all__ = ["Client", "Feed", "open_client"]
 
@@ -29,9 +34,9 @@ class Client:
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self._stream = stream
-        self._reader = wire.LineReader(stream, max_bytes=64 * wire.MAX_LINE_BYTES)
+        self._reader = LineReader(stream, max_bytes=64 * MAX_LINE_BYTES)
 
-    async def call(self, request: wire.Request[R]) -> R:
+    async def call(self, request: Request[R]) -> R:
         """Send `request` and decode its response as its command's reply type.
 
         ``await client.call(wire.Send(to="bob", body="hi"))`` is a `wire.Sent`: the command
@@ -41,13 +46,13 @@ class Client:
             RemoteError: the daemon answered ok:false, or closed the connection.
         """
         try:
-            await self._stream.send_all(wire.encode_request(request))
+            await self._stream.send_all(encode_request(request))
             line = await self._reader.read_line()
         except trio.BrokenResourceError as exc:
             raise RemoteError("the daemon closed the connection") from exc
         if line is None:
             raise RemoteError("the daemon closed the connection")
-        return wire.decode_reply(line, request)
+        return decode_reply(line, request)
 
     async def subscribe(self) -> Feed:
         """Turn this connection into a feed; returns once subscribed.
@@ -56,27 +61,29 @@ class Client:
         `EventGap` markers where this client fell behind, until the daemon closes the feed.
         It is a plain iterator (not an async generator), so breaking out of the loop is safe.
         """
-        await self.call(wire.SubscribeEvents())
+        from hyperhive.wire.commands import SubscribeEvents  # the whole table; not a harness's
+
+        await self.call(SubscribeEvents())
         return Feed(self._reader)
 
 
 class Feed:
     """The events of a subscribed connection, one per ``async for`` step."""
 
-    def __init__(self, reader: wire.LineReader) -> None:
+    def __init__(self, reader: LineReader) -> None:
         self._reader = reader
 
     def __aiter__(self) -> Feed:
         return self
 
-    async def __anext__(self) -> wire.Event:
+    async def __anext__(self) -> Event:
         try:
             line = await self._reader.read_line()
         except trio.BrokenResourceError as exc:
             raise RemoteError("the daemon closed the connection") from exc
         if line is None:
             raise StopAsyncIteration
-        return wire.decode_event(line)
+        return decode_event(line)
 
 
 @contextlib.asynccontextmanager

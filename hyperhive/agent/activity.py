@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from hyperhive import wire
-
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from hyperhive.wire.harness import AgentReport
+    from hyperhive.wire.page import LoginFlow, PageState
 
 __all__ = ["Activity"]
 
@@ -43,10 +44,10 @@ class Activity:
         self.context_window = row.get("context_window")
         self.cost_usd = row.get("cost_usd")
 
-    def state(
-        self, report: wire.AgentReport, runtime: str, login: wire.LoginFlow
-    ) -> wire.PageState:
-        return wire.PageState(
+    def state(self, report: AgentReport, runtime: str, login: LoginFlow) -> PageState:
+        from hyperhive.wire.page import PageState  # at a page request, not at start
+
+        return PageState(
             report=report,
             model=self.model,
             ctx=self.ctx,

@@ -43,20 +43,20 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
-from hyperhive import wire
-from hyperhive.agent import login, prompts
-from hyperhive.agent.claude_process import HIVE_SERVER, ClaudeProcess, Limits
+from hyperhive.agent import login
 from hyperhive.agent.mcp_server import open_mcp_socket, serve_mcp
+from hyperhive.agent.outcome import Outcome
 from hyperhive.agent.runtime import Publish, TurnControl, TurnReport, TurnRequest
 from hyperhive.agent.settings import Role
-from hyperhive.agent.stream import Outcome, Result, TurnTracker
-from hyperhive.config_repo.agent_toml import parse_agent_toml
 from hyperhive.errors import ConfigError
+from hyperhive.wire.harness import AUTH_VARIABLES, HIVE_SERVER, ClaudeChanged, Note
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from hyperhive.agent.claude_process import ClaudeProcess
     from hyperhive.agent.settings import AgentSettings
+    from hyperhive.agent.stream import Result, TurnTracker
 
 __all__ = [
     "ClaudeOptions",
@@ -135,6 +135,8 @@ def load_config_extras(config_dir: Path | None) -> ConfigExtras:
         instructions = ""
     if text is None:
         return ConfigExtras(instructions=instructions.strip())
+    from hyperhive.config_repo.agent_toml import parse_agent_toml  # at a turn, not at start
+
     config = parse_agent_toml(text)
     servers: dict[str, dict[str, Any]] = {}
     allowed: list[str] = list(config.allowed_tools)
@@ -221,9 +223,20 @@ def claude_env(base: Mapping[str, str], credentials: Mapping[str, str]) -> dict[
             "ENABLE_TOOL_SEARCH": "false",
         }
     )
-    if not any(env.get(name) for name in wire.AUTH_VARIABLES):
+    if not any(env.get(name) for name in AUTH_VARIABLES):
         env.update(credentials)
     return env
+
+
+@attrs.frozen
+class Limits:
+    """How long a process may take before it counts as wedged (seconds)."""
+
+    answer_timeout: float = 60.0  # no output at all after a message
+    stall_timeout: float = 900.0  # no output inside a turn (tool progress arrives every 30 s)
+    interrupt_grace: float = 15.0  # after an interrupt request, before the kill
+    exit_grace: float = 10.0  # after stdin closes, before the kill
+    control_timeout: float = 10.0  # for a control request's answer
 
 
 @attrs.frozen
@@ -299,6 +312,8 @@ class ClaudeRuntime:
         self, request: TurnRequest, control: TurnControl, publish: Publish
     ) -> TurnReport:
         self._publish = publish
+        from hyperhive.agent.stream import TurnTracker  # the parser loads at the first turn
+
         tracker = TurnTracker()
         async with self._lock:
             self._busy = True
@@ -325,7 +340,7 @@ class ClaudeRuntime:
         self._warm_start = None
         outcome, detail, again = await self._attempt(request, control, tracker, fresh=fresh)
         if again and not control.interrupt.is_set():
-            publish(wire.Note(f"{detail}; retrying in a fresh session"))
+            publish(Note(f"{detail}; retrying in a fresh session"))
             retry = attrs.evolve(request, compact_first=False)
             outcome, detail, _ = await self._attempt(retry, control, tracker, fresh=True)
         return TurnReport(outcome, tracker, detail, warm=self._warm_start)
@@ -368,7 +383,7 @@ class ClaudeRuntime:
     ) -> Result | None:
         publish = self._publish
         if claude.has_conversation and (request.compact_first or request.prompt is None):
-            publish(wire.Note("compacting the conversation"))
+            publish(Note("compacting the conversation"))
             result = await claude.ask("/compact", control)
             if request.prompt is None or result is None or control.interrupt.is_set():
                 return result
@@ -380,7 +395,7 @@ class ClaudeRuntime:
         if control.interrupt.is_set():
             return result
         before = tracker.compactions
-        publish(wire.Note("prompt too long: compacting, then retrying the turn"))
+        publish(Note("prompt too long: compacting, then retrying the turn"))
         compact = await claude.ask("/compact", control)
         if compact is None or tracker.compactions == before:
             return result  # nothing to compact: the caller starts a fresh session
@@ -446,7 +461,7 @@ class ClaudeRuntime:
         if wanted != claude.model:
             # No model (null) is claude's default model: that change applies in place too.
             if await claude.control("set_model", model=wanted):
-                self._publish(wire.ClaudeChanged("model", claude.pid, model=wanted))
+                self._publish(ClaudeChanged("model", claude.pid, model=wanted))
                 claude.model = wanted
                 return None
             return f"the model changed to {wanted or 'the default'}"
@@ -473,6 +488,8 @@ class ClaudeRuntime:
             )
         except OSError as exc:
             return f"cannot start {self.claude}: {exc}"
+        from hyperhive.agent.claude_process import ClaudeProcess
+
         claude = ClaudeProcess(
             process,
             self._publish,
@@ -483,7 +500,7 @@ class ClaudeRuntime:
         )
         claude.start(self._nursery)
         self._current = claude
-        self._publish(wire.ClaudeChanged("started", claude.pid, resume=resume, model=model))
+        self._publish(ClaudeChanged("started", claude.pid, resume=resume, model=model))
         return claude
 
     async def _drop(self, reason: str, *, kill: bool = False) -> None:
@@ -497,7 +514,7 @@ class ClaudeRuntime:
             with trio.CancelScope(shield=True):
                 code = await (claude.kill() if kill else claude.close())
         self._publish(
-            wire.ClaudeChanged(
+            ClaudeChanged(
                 "stopped",
                 claude.pid,
                 reason=reason,
@@ -562,6 +579,8 @@ class ClaudeRuntime:
                     await self._drop(f"idle for {idle:.0f}s: the next wake starts cold")
 
     def _argv(self, model: str | None, resume: str | None) -> list[str]:
+        from hyperhive.agent import prompts  # at the first spawn, not at start-up
+
         extra = load_config_extras(self.settings.config_dir)
         system = prompts.system_prompt(self.settings)
         if extra.instructions:

@@ -22,10 +22,8 @@ import math
 import uuid
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
 import trio
 
-from hyperhive import wire
 from hyperhive.agent.runtime import read_lines, stop_process
 from hyperhive.agent.stream import (
     ControlResponse,
@@ -36,29 +34,19 @@ from hyperhive.agent.stream import (
     decode,
     parse_line,
 )
+from hyperhive.wire.harness import HIVE_SERVER, Note, StderrLine, StreamLine
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from hyperhive.agent.claude import Limits
     from hyperhive.agent.runtime import Publish, TurnControl
 
-__all__ = ["ClaudeProcess", "Limits"]
+__all__ = ["ClaudeProcess"]
 
-HIVE_SERVER: Final = "hive"
 _MAX_LINE: Final = 32 * 1024 * 1024  # a tool result can be large; the SDK's 1 MiB cap bit people
 _STDERR_TAIL: Final = 20
 _log = logging.getLogger(__name__)
-
-
-@attrs.frozen
-class Limits:
-    """How long a process may take before it counts as wedged (seconds)."""
-
-    answer_timeout: float = 60.0  # no output at all after a message
-    stall_timeout: float = 900.0  # no output inside a turn (tool progress arrives every 30 s)
-    interrupt_grace: float = 15.0  # after an interrupt request, before the kill
-    exit_grace: float = 10.0  # after stdin closes, before the kill
-    control_timeout: float = 10.0  # for a control request's answer
 
 
 def user_message(text: str) -> bytes:
@@ -150,7 +138,7 @@ class ClaudeProcess:
         self.last_line_at = trio.current_time()
         try:
             for obj in parse_line(line):
-                self._publish(wire.StreamLine(obj))
+                self._publish(StreamLine(obj))
                 for event in decode(obj):
                     self._observe(event)
         except Exception:  # the parser never raises; a bug here must not end the harness
@@ -182,7 +170,7 @@ class ClaudeProcess:
         def on_line(line: bytes) -> None:
             text = line.decode("utf-8", "replace")
             self.stderr_tail = [*self.stderr_tail[-(_STDERR_TAIL - 1) :], text]
-            self._publish(wire.StderrLine(text))
+            self._publish(StderrLine(text))
 
         await read_lines(self.process.stderr, on_line, max_bytes=1024 * 1024)
 
@@ -264,7 +252,7 @@ class ClaudeProcess:
             self.wedged = f"claude did not answer within {limits.answer_timeout:.0f}s"
         else:
             self.wedged = f"claude stopped answering (no output for {limits.stall_timeout:.0f}s)"
-        self._publish(wire.Note(f"{self.wedged}: killing it (pid {self.pid})"))
+        self._publish(Note(f"{self.wedged}: killing it (pid {self.pid})"))
         await self.kill()
 
     async def control(self, subtype: str, **fields: Any) -> bool:

@@ -12,15 +12,9 @@ from typing import Annotated
 
 import typer
 
-from hyperhive.agent.settings import (
-    ENV_AGENT,
-    ENV_CONFIG,
-    ENV_ROLE,
-    ENV_SOCKET,
-    ENV_STATE,
-    AgentSettings,
-)
+from hyperhive.agent.settings import AgentSettings
 from hyperhive.errors import HyperhiveError
+from hyperhive.wire.harness import ENV_AGENT, ENV_CONFIG, ENV_ROLE, ENV_SOCKET, ENV_STATE
 
 __all__ = ["agent_app"]
 

@@ -33,8 +33,9 @@ import attrs
 import outcome
 import trio
 
-from hyperhive import wire
 from hyperhive.errors import StoreError
+from hyperhive.wire.codec import encode_live_event
+from hyperhive.wire.harness import LiveEventPayload, Note
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
@@ -205,9 +206,9 @@ class EventBus:
         self._written_seq = 0
         self._progress = trio.Event()
 
-    def publish(self, payload: wire.LiveEventPayload) -> LiveEvent:
+    def publish(self, payload: LiveEventPayload) -> LiveEvent:
         """Stamp, fan out and queue one event (a `hyperhive.wire.harness` type). Never blocks."""
-        kind, data = wire.encode_live_event(payload)
+        kind, data = encode_live_event(payload)
         event = LiveEvent(self._seq, self._clock.now(), kind, data)
         self._seq += 1
         self._subscribers = [s for s in self._subscribers if s._offer(event)]
@@ -222,7 +223,7 @@ class EventBus:
     def note(self, text: str) -> LiveEvent:
         """A line of harness commentary (shown on the agent's page and logged)."""
         _log.info("%s", text)
-        return self.publish(wire.Note(text))
+        return self.publish(Note(text))
 
     def subscribe(self, capacity: int = 1024) -> Subscription:
         """A feed of every event published from now on."""

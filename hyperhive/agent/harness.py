@@ -31,21 +31,38 @@ from typing import TYPE_CHECKING, Final
 import attrs
 import trio
 
-from hyperhive import wire
 from hyperhive.agent.login import LoginState
+from hyperhive.agent.outcome import Outcome
 from hyperhive.agent.report import Reporter, clip
 from hyperhive.agent.runtime import TurnControl, TurnReport, TurnRequest, TurnRunner
-from hyperhive.agent.stream import Outcome
 from hyperhive.agent.turn_stats import TurnStatsRow, TurnStatsStore
-from hyperhive.agent.wake import build_wake_prompt, wake_reason
 from hyperhive.client import Client, open_client
 from hyperhive.errors import HyperhiveError, StoreError
 from hyperhive.offload import Offload, to_thread
+from hyperhive.wire.harness import (
+    BackingOff,
+    HarnessStarted,
+    LastTurn,
+    LiveEventPayload,
+    LoggedIn,
+    ModelChosen,
+    NeedsLogin,
+    RateLimitCleared,
+    RateLimited,
+    StateChanged,
+    StreamLine,
+    TurnAcked,
+    TurnEnded,
+    TurnStarted,
+    UsageChanged,
+)
+from hyperhive.wire.turn import AckTurn, Recv, RequeueInflight
 
 if TYPE_CHECKING:
     from hyperhive.agent.events import EventBus
     from hyperhive.agent.settings import AgentSettings
     from hyperhive.clock import WallClock
+    from hyperhive.wire.mail import Delivery
 
 __all__ = ["Harness", "HarnessOptions", "TurnState"]
 
@@ -114,7 +131,7 @@ class Harness:
         self.state = TurnState.STARTING
         self.reporter = Reporter(self.paths.report, clock)
         self.model: str | None = None
-        self._held: list[wire.Delivery] = []
+        self._held: list[Delivery] = []
         self._shown: set[int] = set()  # held ids an unfinished turn already showed
         self._more_waiting = False
         self._parked = False  # after an interrupt: wait for new work before retrying
@@ -161,7 +178,7 @@ class Harness:
                 self.paths.model.unlink(missing_ok=True)
         except OSError as exc:
             self.bus.note(f"cannot persist the model choice: {exc}")
-        self.bus.publish(wire.ModelChosen(self.model))
+        self.bus.publish(ModelChosen(self.model))
 
     @property
     def logged_in(self) -> bool | None:
@@ -211,9 +228,9 @@ class Harness:
 
     async def _on_connect(self, client: Client) -> None:
         if not self._requeued:
-            requeued = await client.call(wire.RequeueInflight())
+            requeued = await client.call(RequeueInflight())
             self._requeued = True
-            self.bus.publish(wire.HarnessStarted(requeued.count, self.settings.name))
+            self.bus.publish(HarnessStarted(requeued.count, self.settings.name))
             if requeued.count:
                 self.bus.note(f"{requeued.count} message(s) from before the restart are back")
         if self._ack_owed:
@@ -241,7 +258,7 @@ class Harness:
         if idle and not self._paused:
             self._set_state(TurnState.IDLE)
         wait = self.options.recv_wait if idle else 0.0
-        got = await client.call(wire.Recv(wait_seconds=wait, max=room))
+        got = await client.call(Recv(wait_seconds=wait, max=room))
         was_paused, self._paused = self._paused, got.paused
         if self._paused:
             held = f"; {len(self._held)} message(s) held for the next turn" if self._held else ""
@@ -258,6 +275,8 @@ class Harness:
     # -- one turn -------------------------------------------------------------------------------
 
     async def _turn(self, client: Client) -> None:
+        from hyperhive.agent.wake import build_wake_prompt, wake_reason  # not needed at start
+
         deliveries = tuple(self._held)
         retried = bool(self._shown)
         prompt = build_wake_prompt(
@@ -284,7 +303,7 @@ class Harness:
         started_at, started = self.clock.now(), trio.current_time()
         self._set_state(TurnState.RUNNING if request.prompt else TurnState.COMPACTING)
         self.bus.publish(
-            wire.TurnStarted(
+            TurnStarted(
                 wake_from, messages, request.model, request.fresh_session, request.compact_first
             )
         )
@@ -296,10 +315,10 @@ class Harness:
         await self._record(report, wake_from, messages, started_at, ended_at)
         return report
 
-    def _observe(self, payload: wire.LiveEventPayload) -> None:
+    def _observe(self, payload: LiveEventPayload) -> None:
         """A turn's live event: published, and what it says the turn does reported."""
         self.bus.publish(payload)
-        if isinstance(payload, wire.StreamLine):
+        if isinstance(payload, StreamLine):
             self.reporter.stream(payload.data)
 
     async def _after_turn(self, client: Client, report: TurnReport, request: TurnRequest) -> None:
@@ -334,11 +353,11 @@ class Harness:
             self._back_off(report)
 
     async def _ack(self, client: Client) -> None:
-        acked = await client.call(wire.AckTurn())
+        acked = await client.call(AckTurn())
         self._ack_owed = False
         self._held.clear()
         self._shown.clear()
-        self.bus.publish(wire.TurnAcked(acked.count))
+        self.bus.publish(TurnAcked(acked.count))
 
     async def _compact_only(self) -> None:
         report = await self._run(TurnRequest(None, model=self.model), "compact", 0)
@@ -364,7 +383,7 @@ class Harness:
         self._retry_at = trio.current_time() + wait
         self._write_sentinel(now, resets_at, now + wait, report.detail)
         self._set_state(TurnState.RATE_LIMITED, report.detail, until=now + wait)
-        self.bus.publish(wire.RateLimited(resets_at, wait, report.detail))
+        self.bus.publish(RateLimited(resets_at, wait, report.detail))
 
     def _back_off(self, report: TurnReport) -> None:
         wait = min(
@@ -375,7 +394,7 @@ class Harness:
         self._retry_at = trio.current_time() + wait
         detail = f"{report.outcome.value}: {report.detail or 'no detail'}"
         self._set_state(TurnState.BACKING_OFF, detail, until=self.clock.now() + wait)
-        self.bus.publish(wire.BackingOff(report.outcome.value, report.detail, wait))
+        self.bus.publish(BackingOff(report.outcome.value, report.detail, wait))
         self.bus.note(
             f"turn {report.outcome.value}: {report.detail or 'no detail'}; "
             f"retrying its messages in {wait:.0f}s"
@@ -404,7 +423,7 @@ class Harness:
         if self.paths.rate_limited.exists():
             with contextlib.suppress(OSError):
                 self.paths.rate_limited.unlink()
-            self.bus.publish(wire.RateLimitCleared())
+            self.bus.publish(RateLimitCleared())
 
     # -- login ----------------------------------------------------------------------------------
 
@@ -416,11 +435,11 @@ class Harness:
             if state.logged_in:
                 if self.paths.needs_login.exists():
                     self.paths.needs_login.unlink(missing_ok=True)
-                    self.bus.publish(wire.LoggedIn(state.method))
+                    self.bus.publish(LoggedIn(state.method))
                 return
             if self.state is not TurnState.NEEDS_LOGIN:
                 self._set_state(TurnState.NEEDS_LOGIN, state.detail)
-                self.bus.publish(wire.NeedsLogin(state.detail))
+                self.bus.publish(NeedsLogin(state.detail))
                 try:
                     self.paths.needs_login.write_text(state.detail + "\n")
                 except OSError as exc:
@@ -467,7 +486,7 @@ class Harness:
         """Enter `state` (published when it changes) and report it with its reason."""
         if state is not self.state:
             self.state = state
-            self.bus.publish(wire.StateChanged(state.value))
+            self.bus.publish(StateChanged(state.value))
         self.reporter.state(state.value, detail=detail, until=until)
 
     async def _record(
@@ -498,7 +517,7 @@ class Harness:
             loose_ends=loose_ends,
         )
         self.bus.publish(
-            wire.TurnEnded(
+            TurnEnded(
                 outcome=report.outcome.value,
                 detail=report.detail,
                 duration_ms=row.duration_ms,
@@ -509,12 +528,10 @@ class Harness:
                 warm=report.warm,
             )
         )
-        self.bus.publish(
-            wire.UsageChanged(tracker.ctx_tokens, tracker.cost_usd, tracker.context_window)
-        )
+        self.bus.publish(UsageChanged(tracker.ctx_tokens, tracker.cost_usd, tracker.context_window))
         failures = self._failures + (report.outcome not in (Outcome.OK, Outcome.INTERRUPTED))
         self.reporter.turn_ended(
-            wire.LastTurn(
+            LastTurn(
                 ended_at=ended_at,
                 duration_ms=max(0, row.duration_ms),
                 result=report.outcome.value,
@@ -532,10 +549,12 @@ class Harness:
                 _log.warning("%s", exc)
 
     async def _count_loose_ends(self) -> int | None:
+        from hyperhive.wire.commands import GetLooseEnds  # after a turn: the whole table
+
         try:
             with trio.move_on_after(10):
                 async with open_client(self.settings.socket) as side:
-                    ends = await side.call(wire.GetLooseEnds())
+                    ends = await side.call(GetLooseEnds())
                     return len(ends.questions) + len(ends.reminders) + len(ends.approvals)
         except HyperhiveError as exc:
             _log.info("loose ends unavailable: %s", exc)

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import trio
 
-from hyperhive import wire
 from hyperhive.errors import ConfigError
+from hyperhive.wire.harness import AUTH_VARIABLES, CREDENTIAL_VARIABLE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -79,7 +79,7 @@ def stored_credentials(paths: AgentPaths) -> dict[str, str]:
         return {
             name: value
             for name, value in env.items()
-            if isinstance(value, str) and value and wire.CREDENTIAL_VARIABLE.fullmatch(name)
+            if isinstance(value, str) and value and CREDENTIAL_VARIABLE.fullmatch(name)
         }
     kind, value = raw.get("kind"), raw.get("value")
     if kind not in _ENV_OF or not isinstance(value, str) or not value:
@@ -130,7 +130,7 @@ async def probe(claude: Path, env: Mapping[str, str]) -> LoginState:
     counts as logged in (Claude does not check them before the first request); otherwise
     ``claude auth status --json`` decides.
     """
-    for variable, method in wire.AUTH_VARIABLES.items():
+    for variable, method in AUTH_VARIABLES.items():
         if env.get(variable):
             return LoginState(True, method)
     try:

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from hyperhive import wire
 from hyperhive.errors import BadRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
+
+    from hyperhive.wire.page import LoginFlow
 
 __all__ = ["FLOW_TIMEOUT", "LoginFlowDriver", "find_url"]
 
@@ -59,16 +60,20 @@ class LoginFlowDriver:
         self._env = dict(env)
         self._cwd = cwd
         self._on_done = on_done
-        self._flow = wire.LoginFlow()
+        self._flow: LoginFlow | None = None  # idle (the page types load on first use)
         self._stdin: trio.abc.SendStream | None = None
         self._scope: trio.CancelScope | None = None
         self._changed = trio.Event()
 
-    def state(self) -> wire.LoginFlow:
-        return self._flow
+    def state(self) -> LoginFlow:
+        from hyperhive.wire.page import LoginFlow
+
+        return self._flow if self._flow is not None else LoginFlow()
 
     def _set(self, status: str, *, url: str | None = None, detail: str = "") -> None:
-        self._flow = wire.LoginFlow(status, url, detail[:2000])
+        from hyperhive.wire.page import LoginFlow
+
+        self._flow = LoginFlow(status, url, detail[:2000])
         self._changed.set()
         self._changed = trio.Event()
 
@@ -89,7 +94,7 @@ class LoginFlowDriver:
             BadRequest: no flow waits for a code, or the code is not one line.
         """
         code = code.strip()
-        if self._stdin is None or self._flow.status != "waiting_code":
+        if self._stdin is None or self.state().status != "waiting_code":
             raise BadRequest("no login is waiting for a code; start one first")
         if not code or any(c in code for c in "\r\n\x00"):
             raise BadRequest("paste the code the browser showed (one line)")
@@ -98,7 +103,7 @@ class LoginFlowDriver:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             self._set("failed", detail="claude auth login is gone; start again")
             return
-        self._set("checking", url=self._flow.url)
+        self._set("checking", url=self.state().url)
 
     async def _run(self) -> None:
         with trio.CancelScope() as scope:
@@ -135,7 +140,7 @@ class LoginFlowDriver:
                 self._on_done()
             else:
                 detail = f"claude auth login exited with status {status}"
-                self._set("failed", url=self._flow.url, detail=detail)
+                self._set("failed", url=self.state().url, detail=detail)
         finally:
             if self._stdin is process.stdin:  # not a newer flow's
                 self._stdin = None
@@ -149,5 +154,5 @@ class LoginFlowDriver:
         async for chunk in stdout:
             if len(seen) < _OUTPUT_CAP:
                 seen += chunk.decode(errors="replace")
-                if self._flow.status == "starting" and (url := find_url(seen)):
+                if self.state().status == "starting" and (url := find_url(seen)):
                     self._set("waiting_code", url=url[:4000])

@@ -9,12 +9,12 @@ standard-library byte relay between its stdio and that socket (`hyperhive.agent.
 ready in tens of milliseconds.
 
 The SDK (`mcp.server.lowlevel.Server`: ``tools/list`` and ``tools/call``) takes a second or two
-to import, so the socket listens first and the import runs in a worker thread: the harness is
-serving at once, and a relay that connects before the import finished waits in the listen
-backlog. Each connection is one MCP session; its tools come from the command table
-(`hyperhive.agent.tools`), and every call opens the agent's own daemon socket, so identity
-stays the socket. Results are plain text (no output schema); a failed call is an ``isError``
-result whose text says what happened; a cancelled call's connection is closed.
+to import, so the socket listens first and the import runs in a worker thread: once the harness
+is serving, its warm-up imports it (`hyperhive.agent.serve`), and a relay that connects before
+that finished waits for it. Each connection is one MCP session; its tools come from the
+command table (`hyperhive.agent.tools`), and every call opens the agent's own daemon socket,
+so identity stays the socket. Results are plain text (no output schema); a failed call is an
+``isError`` result whose text says what happened; a cancelled call's connection is closed.
 """
 
 from __future__ import annotations
@@ -31,14 +31,21 @@ from typing import TYPE_CHECKING, Any, Final
 
 import trio
 
-from hyperhive import __version__, wire
-from hyperhive.agent.tools import ToolFailed, call_tool, input_schema, tools_for
+from hyperhive import __version__
 from hyperhive.errors import LineTooLong
+from hyperhive.wire.framing import LineReader
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-__all__ = ["INSTRUCTIONS", "build_server", "open_mcp_server", "open_mcp_socket", "serve_mcp"]
+__all__ = [
+    "INSTRUCTIONS",
+    "build_server",
+    "import_sdk",
+    "open_mcp_server",
+    "open_mcp_socket",
+    "serve_mcp",
+]
 
 _log = logging.getLogger(__name__)
 INSTRUCTIONS: Final = "hyperhive: talk to the other agents and the operator."
@@ -53,6 +60,8 @@ def build_server(socket: Path, *, manager: bool) -> Any:
     """
     import mcp_types as types
     from mcp.server.lowlevel import Server
+
+    from hyperhive.agent.tools import ToolFailed, call_tool, input_schema, tools_for
 
     tools = {tool.name: tool for tool in tools_for(manager)}
     listing = types.ListToolsResult(
@@ -112,9 +121,10 @@ async def serve_mcp(
 ) -> None:
     """Serve the ``hive`` tools on the unix socket `path` until cancelled.
 
-    Calls ``task_status.started()`` as soon as the socket listens (the SDK is imported after
-    that, in a thread). Each accepted connection is one MCP session, served until the relay
-    closes it.
+    Calls ``task_status.started()`` as soon as the socket listens. The SDK is imported, in a
+    thread, when the first connection arrives (the harness's warm-up has usually done it by
+    then: `hyperhive.agent.serve`). Each accepted connection is one MCP session, served until
+    the relay closes it.
 
     Cancellation: cancelling closes the socket and every session.
     """
@@ -126,15 +136,21 @@ async def serve_mcp(
         os.chmod(path, 0o600)
         listener.listen(64)
         task_status.started()
+        built: list[Any] = []
+        building = trio.Lock()
+
+        async def handle(stream: trio.SocketStream) -> None:
+            async with building:
+                if not built:
+                    await trio.to_thread.run_sync(import_sdk)
+                    built.append(
+                        await trio.to_thread.run_sync(
+                            lambda: build_server(daemon_socket, manager=manager)
+                        )
+                    )
+            await _session(built[0], stream)
+
         try:
-            await trio.to_thread.run_sync(_import_sdk)
-            server = await trio.to_thread.run_sync(
-                lambda: build_server(daemon_socket, manager=manager)
-            )
-
-            async def handle(stream: trio.SocketStream) -> None:
-                await _session(server, stream)
-
             async with trio.open_nursery() as nursery:
                 await trio.serve_listeners(
                     handle, [trio.SocketListener(listener)], handler_nursery=nursery
@@ -144,7 +160,8 @@ async def serve_mcp(
                 os.unlink(path)
 
 
-def _import_sdk() -> None:
+def import_sdk() -> None:
+    """Import the SDK (a second or two; blocking: call it off the trio thread)."""
     for module in _SDK_MODULES:
         importlib.import_module(module)
 
@@ -159,7 +176,7 @@ async def _session(server: Any, stream: trio.abc.Stream) -> None:
     server_writes, from_server = anyio.create_memory_object_stream[Any](0)
 
     async def read_lines() -> None:
-        reader = wire.LineReader(stream, max_bytes=MAX_LINE)
+        reader = LineReader(stream, max_bytes=MAX_LINE)
         async with to_server:
             while True:
                 try:

@@ -10,6 +10,9 @@ over pipes), ``stats`` (turn stats by hour or day).
 `PageServer.run` also keeps the badges' numbers (`Activity`) current from the bus; ``state``
 answers them with the harness's report of what it is doing (`hyperhive.agent.report`).
 
+The page types (`hyperhive.wire.page`) are imported by the first request, not at start-up (the
+harness's start-up time, docs/performance.md).
+
 Nothing here trusts the daemon less than it must: a request line is capped, read with a
 deadline and decoded with its bounds; a bad one is answered ``ok: false`` and the server goes
 on. A credential is never logged or published: the events say only that one was stored.
@@ -27,11 +30,12 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 import trio
 
-from hyperhive import wire
 from hyperhive.agent import login
 from hyperhive.agent.activity import Activity
 from hyperhive.errors import ConfigError, HyperhiveError, LineTooLong
+from hyperhive.wire.codec import decode_page_request, encode_page_error, encode_page_reply
 from hyperhive.wire.framing import LineReader
+from hyperhive.wire.harness import PAGE_DIR, PAGE_SOCKET
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
     from hyperhive.agent.turn_stats import TurnStatsStore
     from hyperhive.clock import WallClock
     from hyperhive.offload import Offload
+    from hyperhive.wire.page import PageEvents, PageRequest, PageState
 
 __all__ = ["PageServer", "page_socket_path"]
 
@@ -53,12 +58,14 @@ _REPLAY_MAX: Final = 2000
 
 def page_socket_path(hive_socket: Path) -> Path:
     """Where the page socket lives: beside ``hive.sock``, in ``page/`` (the agent's to write)."""
-    return hive_socket.parent / wire.PAGE_DIR / wire.PAGE_SOCKET
+    return hive_socket.parent / PAGE_DIR / PAGE_SOCKET
 
 
 def _event_line(event: LiveEvent) -> bytes:
+    from hyperhive.wire.page import MAX_EVENT_BYTES
+
     line = orjson.dumps(event.to_json(), option=orjson.OPT_NON_STR_KEYS, default=str)
-    if len(line) >= wire.MAX_EVENT_BYTES:
+    if len(line) >= MAX_EVENT_BYTES:
         clipped = {"seq": event.seq, "at": event.at, "kind": event.kind}
         line = orjson.dumps({**clipped, "data": {"clipped_bytes": len(line)}})
     return line + b"\n"
@@ -155,76 +162,94 @@ class PageServer:
                     line = await LineReader(stream, _REQUEST_BYTES).read_line()
                 if line is None:
                     return
-                request = wire.decode_page_request(line)
+                request = decode_page_request(line)
                 await self._answer(stream, request)
             except (trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError):
                 return
             except (HyperhiveError, LineTooLong) as exc:
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await stream.send_all(wire.encode_page_error(str(exc)))
+                    await stream.send_all(encode_page_error(str(exc)))
             except Exception as exc:
                 _log.exception("page request failed")
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                    await stream.send_all(wire.encode_page_error(f"internal error ({exc!r})"))
+                    await stream.send_all(encode_page_error(f"internal error ({exc!r})"))
 
-    async def _answer(self, stream: trio.SocketStream, request: wire.PageRequest) -> None:
+    async def _answer(self, stream: trio.SocketStream, request: PageRequest) -> None:
+        from hyperhive.wire.page import (
+            PageCancel,
+            PageCompact,
+            PageGetState,
+            PageGetStats,
+            PageHistory,
+            PageLogin,
+            PageLoginCode,
+            PageLoginStart,
+            PageNewSession,
+            PageSetModel,
+            PageSubscribe,
+        )
+
         harness = self.harness
         match request:
-            case wire.PageGetState():
+            case PageGetState():
                 reply: object = self.state()
-            case wire.PageHistory(after_seq=after, limit=limit, before_seq=before):
+            case PageHistory(after_seq=after, limit=limit, before_seq=before):
                 reply = await self._history(after, limit, before)
-            case wire.PageSubscribe(after_seq=after):
+            case PageSubscribe(after_seq=after):
                 await self._subscribe(stream, after)
                 return
-            case wire.PageCancel():
+            case PageCancel():
                 if not harness.cancel():
                     harness.bus.note("cancel requested, but no turn runs")
                 reply = None
-            case wire.PageCompact():
+            case PageCompact():
                 harness.request_compact()
                 reply = None
-            case wire.PageNewSession():
+            case PageNewSession():
                 harness.request_new_session()
                 reply = None
-            case wire.PageSetModel(model=model):
+            case PageSetModel(model=model):
                 harness.set_model((model or "").strip() or None)
                 reply = None
-            case wire.PageLogin(kind=kind, value=value):
+            case PageLogin(kind=kind, value=value):
                 await self._login(kind, value)
                 reply = None
-            case wire.PageLoginStart():
+            case PageLoginStart():
                 if self.login_flow is None or self._nursery is None:
                     raise ConfigError("this runtime has no claude auth login to drive")
                 self.login_flow.start(self._nursery)
                 reply = self.login_flow.state()
-            case wire.PageLoginCode(code=code):
+            case PageLoginCode(code=code):
                 if self.login_flow is None:
                     raise ConfigError("this runtime has no claude auth login to drive")
                 await self.login_flow.submit(code)
                 reply = self.login_flow.state()
-            case wire.PageGetStats(bucket=bucket, buckets=count):
+            case PageGetStats(bucket=bucket, buckets=count):
                 reply = await self._stats(bucket, count)
-        await stream.send_all(wire.encode_page_reply(reply))
+        await stream.send_all(encode_page_reply(reply))
 
-    def state(self) -> wire.PageState:
-        flow = self.login_flow.state() if self.login_flow is not None else wire.LoginFlow()
+    def state(self) -> PageState:
+        from hyperhive.wire.page import LoginFlow
+
+        flow = self.login_flow.state() if self.login_flow is not None else LoginFlow()
         self.activity.last_seq = max(self.activity.last_seq, self.bus.last_seq)
         if self.harness.logged_in is not None:
             self.activity.logged_in = self.harness.logged_in
         return self.activity.state(self.harness.reporter.report, self.harness.runner.name, flow)
 
-    async def _history(self, after: int, limit: int, before: int | None) -> wire.PageEvents:
+    async def _history(self, after: int, limit: int, before: int | None) -> PageEvents:
+        from hyperhive.wire.page import PageEvent, PageEvents
+
         events = await self.bus.history(limit, after_seq=after, before_seq=before)
-        return wire.PageEvents(
-            tuple(wire.PageEvent(e.seq, e.at, e.kind, dict(e.data)) for e in events),
+        return PageEvents(
+            tuple(PageEvent(e.seq, e.at, e.kind, dict(e.data)) for e in events),
             self.bus.last_seq,
         )
 
     async def _subscribe(self, stream: trio.SocketStream, after: int | None) -> None:
         subscription = self.bus.subscribe(1024)
         try:
-            await stream.send_all(wire.encode_page_reply(None))
+            await stream.send_all(encode_page_reply(None))
             floor = after if after is not None else self.bus.last_seq
             if after is not None:
                 for event in await self.bus.history(_REPLAY_MAX, after_seq=after):
@@ -237,8 +262,10 @@ class PageServer:
             subscription.close()
 
     async def _login(self, kind: str, value: str) -> None:
-        if kind not in wire.LOGIN_KINDS:
-            raise ConfigError(f"kind must be one of {', '.join(wire.LOGIN_KINDS)}")
+        from hyperhive.wire.page import LOGIN_KINDS
+
+        if kind not in LOGIN_KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(LOGIN_KINDS)}")
         secret = login.parse_setup_token(value) if kind == "oauth_token" else value.strip()
         await self._offload(login.save_credentials, self.harness.paths, kind, secret)
         self.bus.note(f"a credential ({kind.replace('_', ' ')}) was stored from the page")

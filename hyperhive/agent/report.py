@@ -25,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from hyperhive import wire
-from hyperhive.agent.stream import ApiRetry, decode
+from hyperhive.wire.codec import encode_report
+from hyperhive.wire.harness import AgentReport, ApiRetrying, LastTurn
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from hyperhive.agent.stream import ApiRetry
     from hyperhive.clock import WallClock
 
 __all__ = ["Reporter", "clip"]
@@ -52,9 +53,9 @@ def _blocks(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
-def _retrying(event: ApiRetry) -> wire.ApiRetrying:
+def _retrying(event: ApiRetry) -> ApiRetrying:
     status = event.error_status
-    return wire.ApiRetrying(
+    return ApiRetrying(
         max(0, min(event.attempt, 1000)),
         max(0, min(event.max_retries, 1000)),
         clip(event.error or ""),
@@ -69,8 +70,8 @@ class Reporter:
     def __init__(self, path: Path, clock: WallClock) -> None:
         self._path = path
         self._clock = clock
-        self.report = wire.AgentReport("starting", clock.now())
-        self._written: wire.AgentReport | None = None
+        self.report = AgentReport("starting", clock.now())
+        self._written: AgentReport | None = None
         self._tools: dict[str, str] = {}  # the running turn's open tool_use ids -> names
 
     def state(self, state: str, *, detail: str = "", until: float | None = None) -> None:
@@ -99,6 +100,8 @@ class Reporter:
             return  # a sub-agent's step: the Task tool is still what runs
         kind = data.get("type")
         if kind == "system" and data.get("subtype") == "api_retry":
+            from hyperhive.agent.stream import ApiRetry, decode  # the parser: not at start-up
+
             for event in decode(data):
                 if isinstance(event, ApiRetry):
                     self._set(attrs.evolve(self.report, retry=_retrying(event)))
@@ -117,7 +120,7 @@ class Reporter:
         tool = next(reversed(self._tools.values())) if self._tools else None
         self._set(attrs.evolve(self.report, tool=tool, retry=None))
 
-    def turn_ended(self, last: wire.LastTurn, *, turns: int, failures: int) -> None:
+    def turn_ended(self, last: LastTurn, *, turns: int, failures: int) -> None:
         self._tools.clear()
         self._set(
             attrs.evolve(
@@ -131,17 +134,17 @@ class Reporter:
             )
         )
 
-    def _set(self, report: wire.AgentReport) -> None:
+    def _set(self, report: AgentReport) -> None:
         self.report = report
         if report != self._written:
             self._write(report)
 
-    def _write(self, report: wire.AgentReport) -> None:
+    def _write(self, report: AgentReport) -> None:
         scratch = self._path.with_name(self._path.name + ".tmp")
         try:
             fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as file:
-                file.write(wire.encode_report(report))
+                file.write(encode_report(report))
             os.replace(scratch, self._path)
         except OSError as exc:
             _log.warning("cannot write the harness report %s: %s", self._path, exc)

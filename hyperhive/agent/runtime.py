@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Final, Protocol
 import attrs
 import trio
 
-from hyperhive import wire
-from hyperhive.agent.stream import Outcome, TurnTracker
+from hyperhive.agent.outcome import Outcome
+from hyperhive.wire.framing import LineReader
+from hyperhive.wire.harness import LiveEventPayload, OutputLine
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from hyperhive.agent.stream import TurnTracker
 
 __all__ = [
     "CommandRuntime",
@@ -35,7 +38,7 @@ __all__ = [
     "stop_process",
 ]
 
-Publish = Callable[[wire.LiveEventPayload], object]
+Publish = Callable[[LiveEventPayload], object]
 LineHandler = Callable[[bytes], object]
 EXIT_RATE_LIMITED: Final = 75  # EX_TEMPFAIL: a command runtime's way to say "rate limited"
 _STOP_GRACE: Final = 5.0
@@ -94,7 +97,7 @@ async def read_lines(
     """Call `on_line` for every line of `stream` until EOF (over-long lines are skipped)."""
     from hyperhive.errors import LineTooLong
 
-    reader = wire.LineReader(stream, max_bytes=max_bytes)
+    reader = LineReader(stream, max_bytes=max_bytes)
     while True:
         try:
             line = await reader.read_line()
@@ -149,6 +152,8 @@ class CommandRuntime:
     async def run_turn(
         self, request: TurnRequest, control: TurnControl, publish: Publish
     ) -> TurnReport:
+        from hyperhive.agent.stream import TurnTracker  # a turn's, not start-up's
+
         tracker = TurnTracker()
         if request.prompt is None:
             return TurnReport(Outcome.OK, tracker, "nothing to compact")
@@ -177,7 +182,7 @@ class CommandRuntime:
                 nursery.start_soon(self._watch_interrupt, control, process, nursery.cancel_scope)
                 await read_lines(
                     process.stdout,
-                    lambda line: publish(wire.OutputLine(line.decode("utf-8", "replace"))),
+                    lambda line: publish(OutputLine(line.decode("utf-8", "replace"))),
                     max_bytes=1024 * 1024,
                 )
                 code = await process.wait()

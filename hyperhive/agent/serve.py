@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import logging
 import os
 import shlex
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -16,6 +19,7 @@ from hyperhive.agent.claude import ClaudeOptions, ClaudeRuntime, claude_env, fin
 from hyperhive.agent.events import EventBus, open_event_bus
 from hyperhive.agent.harness import Harness, HarnessOptions, LoginCheck, LoginWatch
 from hyperhive.agent.login_flow import LoginFlowDriver
+from hyperhive.agent.mcp_server import import_sdk
 from hyperhive.agent.page_server import PageServer, page_socket_path
 from hyperhive.agent.runtime import CommandRuntime, TurnRunner
 from hyperhive.agent.turn_stats import TurnStatsStore
@@ -29,9 +33,20 @@ if TYPE_CHECKING:
     from hyperhive.agent.settings import AgentSettings
     from hyperhive.clock import WallClock
 
-__all__ = ["ENV_LOGIN_COMMAND", "READY_MARKER", "build_runtime", "open_harness", "serve_agent"]
+__all__ = [
+    "ENV_LOGIN_COMMAND",
+    "LATER_MODULES",
+    "READY_MARKER",
+    "WARM_MARKER",
+    "build_runtime",
+    "open_harness",
+    "serve_agent",
+    "warm_up",
+]
 
+_log = logging.getLogger(__name__)
 READY_MARKER: Final = "hyperhive agent serving"
+WARM_MARKER: Final = "loaded what turns need: the turn loop's modules and the MCP SDK"
 # The command the page's browser login drives (default: `<claude> auth login`).
 ENV_LOGIN_COMMAND: Final = "HYPERHIVE_LOGIN_COMMAND"
 
@@ -169,6 +184,32 @@ async def _serve(settings: AgentSettings, harness: Harness, page: PageServer, ru
             file=sys.stderr,
             flush=True,
         )
+        nursery.start_soon(trio.to_thread.run_sync, warm_up)
+
+
+# What a harness needs only once it is serving: the first turn, the MCP server's first session,
+# the page's first request. Start-up imports none of them (docs/performance.md); `warm_up`
+# imports them in a worker thread right after, so neither the first turn nor the first page
+# request waits on an import.
+LATER_MODULES: Final = (
+    "hyperhive.agent.stream",
+    "hyperhive.agent.claude_process",
+    "hyperhive.agent.wake",
+    "hyperhive.agent.prompts",
+    "hyperhive.wire.page",
+    "hyperhive.wire.commands",
+    "hyperhive.agent.tools",
+    "hyperhive.config_repo.agent_toml",
+)
+
+
+def warm_up() -> None:
+    """Import what start-up left for later (blocking: run it in a worker thread)."""
+    begun = time.monotonic()
+    for module in LATER_MODULES:
+        importlib.import_module(module)
+    import_sdk()
+    _log.info("%s (%.1f s)", WARM_MARKER, time.monotonic() - begun)
 
 
 async def _stop_on_signal(scope: trio.CancelScope) -> None:

@@ -21,18 +21,24 @@ from typing import Final
 
 import attrs
 
-from hyperhive import wire
 from hyperhive.errors import ConfigError
+from hyperhive.wire.harness import (
+    ENV_AGENT,
+    ENV_CONFIG,
+    ENV_OPERATOR_PRONOUNS,
+    ENV_ROLE,
+    ENV_SOCKET,
+    ENV_STATE,
+    MODEL_FILE,
+    NEEDS_LOGIN,
+    RATE_LIMITED,
+    REPORT_FILE,
+)
 
 __all__ = ["AgentPaths", "AgentSettings", "Role"]
 
 # The host <-> harness contract, named in one place (`hyperhive.wire.harness`).
-ENV_AGENT: Final = wire.ENV_AGENT
-ENV_ROLE: Final = wire.ENV_ROLE
-ENV_SOCKET: Final = wire.ENV_SOCKET
-ENV_STATE: Final = wire.ENV_STATE
-ENV_CONFIG: Final = wire.ENV_CONFIG
-ENV_PRONOUNS: Final = wire.ENV_OPERATOR_PRONOUNS
+ENV_PRONOUNS: Final = ENV_OPERATOR_PRONOUNS
 
 
 class Role(enum.Enum):
@@ -57,22 +63,22 @@ class AgentPaths:
     @property
     def rate_limited(self) -> Path:
         """Sentinel: present while the agent waits out a rate limit (the host shows a badge)."""
-        return self.root / wire.RATE_LIMITED
+        return self.root / RATE_LIMITED
 
     @property
     def needs_login(self) -> Path:
         """Sentinel: present while Claude has no credentials (the host shows a login button)."""
-        return self.root / wire.NEEDS_LOGIN
+        return self.root / NEEDS_LOGIN
 
     @property
     def report(self) -> Path:
         """What the agent is doing and why (`wire.AgentReport`), for the daemon's rows."""
-        return self.root / wire.REPORT_FILE
+        return self.root / REPORT_FILE
 
     @property
     def model(self) -> Path:
         """The model chosen on the agent's page (absent: Claude's default)."""
-        return self.root / wire.MODEL_FILE
+        return self.root / MODEL_FILE
 
     @property
     def session(self) -> Path:

@@ -20,13 +20,14 @@ Facts this relies on (research note `claude-mcp.md`, captured from CLI 2.1.330):
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 from collections.abc import Mapping
 from typing import Any, Final
 
 import attrs
+
+from hyperhive.agent.outcome import Outcome
 
 __all__ = [
     "ApiRetry",
@@ -35,7 +36,6 @@ __all__ = [
     "ControlResponse",
     "Init",
     "Other",
-    "Outcome",
     "PermissionDenied",
     "RateLimit",
     "Result",
@@ -431,18 +431,6 @@ def _rate_limit(raw: object) -> RateLimit:
 # --------------------------------------------------------------------------------------------
 # One turn, folded
 # --------------------------------------------------------------------------------------------
-
-
-class Outcome(enum.Enum):
-    """How a turn ended, as far as the harness's decisions go."""
-
-    OK = "ok"
-    RATE_LIMITED = "rate_limited"  # 429 or a subscription limit: wait, then retry
-    PROMPT_TOO_LONG = "prompt_too_long"  # compact (or start afresh), then retry
-    NEEDS_LOGIN = "needs_login"  # authentication failed: no turns until someone logs in
-    INTERRUPTED = "interrupted"  # cancelled on request
-    NO_SESSION = "no_session"  # --resume named a session the CLI does not have
-    FAILED = "failed"  # anything else: API errors after retries, a crash, no result at all
 
 
 def classify(result: Result | None, *, rate_limit_rejected: bool = False) -> Outcome:

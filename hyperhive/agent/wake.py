@@ -12,8 +12,23 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Final
 
-from hyperhive import wire
 from hyperhive.errors import HyperhiveError
+from hyperhive.wire.codec import decode_helper_event
+from hyperhive.wire.helper_events import (
+    HELPER_SENDER,
+    AgentLoggedIn,
+    AgentNeedsLogin,
+    ApprovalApproved,
+    ApprovalCancelled,
+    ApprovalDenied,
+    ConfigDeployed,
+    ConfigFailed,
+    ConfigRolledBack,
+    HelperEvent,
+    QuestionAnswered,
+    QuestionAsked,
+    ReminderDue,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -32,7 +47,6 @@ __all__ = [
 
 REDELIVERED_BANNER: Final = "[redelivered after harness restart — may already be handled]"
 RETRIED_BANNER: Final = "[shown again: the turn that first saw this did not finish]"
-HELPER_SENDER: Final = wire.HELPER_SENDER
 WakeReason = str  # "inbox" | "helper" | "redelivered" | "retry" | "compact"
 
 
@@ -41,7 +55,7 @@ def render_body(sender: str, body: str) -> str:
     if sender != HELPER_SENDER:
         return body
     try:
-        known = _render_known(wire.decode_helper_event(body))
+        known = _render_known(decode_helper_event(body))
     except HyperhiveError:
         known = None
     if known is not None:
@@ -52,46 +66,46 @@ def render_body(sender: str, body: str) -> str:
     return _render_helper(generic)
 
 
-def _render_known(event: wire.HelperEvent) -> str | None:
+def _render_known(event: HelperEvent) -> str | None:
     match event:
-        case wire.QuestionAsked(id=id, asker=asker, question=question, options=options):
+        case QuestionAsked(id=id, asker=asker, question=question, options=options):
             lines = [f"hive event: {asker} asks you question #{id}", "", question]
             if options:
                 lines += ["", "options: " + " | ".join(options)]
             lines += ["", f"Reply with answer(id: {id}, answer: ...)."]
             return "\n".join(lines)
-        case wire.QuestionAnswered(id=id, question=question, answer=answer, answerer=answerer):
+        case QuestionAnswered(id=id, question=question, answer=answer, answerer=answerer):
             return (
                 f"hive event: your question #{id} was answered by {answerer}\n\n"
                 f"question: {question}\nanswer: {answer}"
             )
-        case wire.ReminderDue(id=id, message=message, file_path=file_path):
+        case ReminderDue(id=id, message=message, file_path=file_path):
             where = f"\n(the full text is in {file_path})" if file_path else ""
             return f"hive event: reminder #{id} is due\n\n{message}{where}"
-        case wire.AgentNeedsLogin(name=name):
+        case AgentNeedsLogin(name=name):
             return (
                 f"hive event: {name} needs a login (its Claude has no credentials); the "
                 "operator can log it in on its page"
             )
-        case wire.AgentLoggedIn(name=name):
+        case AgentLoggedIn(name=name):
             return f"hive event: {name} is logged in again and takes its work"
-        case wire.ApprovalApproved(id=id, agent=agent, kind=kind, commit=commit):
+        case ApprovalApproved(id=id, agent=agent, kind=kind, commit=commit):
             return (
                 f"hive event: the operator approved #{id} ({kind} of {agent}, commit "
                 f"{commit[:12]}); it is deploying now. config_deployed or config_failed follows."
             )
-        case wire.ApprovalDenied(id=id, agent=agent, kind=kind, reason=reason):
+        case ApprovalDenied(id=id, agent=agent, kind=kind, reason=reason):
             return f"hive event: the operator denied #{id} ({kind} of {agent})\n\nreason: {reason}"
-        case wire.ApprovalCancelled(id=id, agent=agent, by=by, reason=reason):
+        case ApprovalCancelled(id=id, agent=agent, by=by, reason=reason):
             return f"hive event: #{id} for {agent} was cancelled by {by}: {reason}"
-        case wire.ConfigDeployed(id=id, agent=agent, commit=commit):
+        case ConfigDeployed(id=id, agent=agent, commit=commit):
             return f"hive event: #{id} is deployed: {agent} runs config commit {commit[:12]} now"
-        case wire.ConfigFailed(id=id, agent=agent, error=error):
+        case ConfigFailed(id=id, agent=agent, error=error):
             return (
                 f"hive event: #{id} for {agent} failed; {agent} keeps the config it had\n\n"
                 f"error:\n{error}"
             )
-        case wire.ConfigRolledBack(id=id, agent=agent, commit=commit, reason=reason):
+        case ConfigRolledBack(id=id, agent=agent, commit=commit, reason=reason):
             back = f"commit {commit[:12]}" if commit else "its config from before"
             return (
                 f"hive event: #{id} for {agent} was rolled back to {back}: {reason}. Its "

@@ -318,6 +318,12 @@ class _Prepared:
     network_mode: NetworkMode
 
 
+def _host_mounts() -> tuple[list[mounts.SystemEntry], list[mounts.SystemEntry], list[Path]]:
+    """The host side of the mount allowlist, with the harness's bytecode written (blocking)."""
+    mounts.compile_runtime()
+    return mounts.system_entries(), mounts.etc_entries(), mounts.runtime_binds()
+
+
 class BwrapBackend(ChildProcessBackend):
     """Agents sandboxed by bubblewrap (see the module docstring)."""
 
@@ -460,9 +466,7 @@ class BwrapBackend(ChildProcessBackend):
             fds.append(seccomp_fd)
             os.write(seccomp_fd, self.wall.seccomp_filter)
             os.lseek(seccomp_fd, 0, os.SEEK_SET)
-        system, etc, runtime = await trio.to_thread.run_sync(
-            lambda: (mounts.system_entries(), mounts.etc_entries(), mounts.runtime_binds())
-        )
+        system, etc, runtime = await trio.to_thread.run_sync(_host_mounts)
         etc = [entry for entry in etc if entry[0] not in generated]
         binds = (*self._defaults.binds, *settings.binds, *spec.binds)
         privileged = self.wall.privileged

@@ -21,7 +21,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from hyperhive.errors import ConfigError
-from hyperhive.wire.page import PAGE_DIR
+from hyperhive.wire.harness import PAGE_DIR
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -18,8 +18,9 @@ import attrs
 import trio
 
 from hyperhive import wire
+from hyperhive.agent.outcome import Outcome
 from hyperhive.agent.runtime import TurnControl, TurnReport, TurnRequest
-from hyperhive.agent.stream import Outcome, TurnTracker, Usage
+from hyperhive.agent.stream import TurnTracker, Usage
 
 if TYPE_CHECKING:
     from hyperhive.agent.runtime import Publish

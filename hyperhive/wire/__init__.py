@@ -9,50 +9,81 @@ Unknown keys are tolerated in both directions, so an older client keeps working 
 daemon. The package, by what it holds:
 
 - `commands`: the command table, the protocol's single source (each command and its reply);
-- `replies`: response payloads; `rows`: stored rows (messages, questions, reminders, views);
+  `turn`: the three commands a harness sends on its own (recv, ack_turn, requeue_inflight);
+- `replies`: response payloads; `rows`: stored rows (questions, reminders, views); `mail`: a
+  message and its delivery;
 - `events`: dashboard events; `helper_events`: what the hive tells an agent in its inbox;
 - `harness`: the host <-> harness contract (environment, sentinel files);
 - `page`: the agent's page socket (what the daemon asks a harness, what it may answer);
 - `codec`: the one private converter behind ``encode_*`` / ``decode_*``; `framing`: lines.
 
-Everything public is re-exported here (``from hyperhive import wire; wire.Send(...)``).
+Everything public is re-exported here (``from hyperhive import wire; wire.Send(...)``); the
+first such attribute loads every module. Importing the package itself loads none of them, so a
+process that needs a few (an agent's harness at start, docs/performance.md) imports those
+submodules by name (``from hyperhive.wire.mail import Message``).
 """
 
 from __future__ import annotations
 
-from hyperhive.wire import _bounds, _table, codec, framing
-from hyperhive.wire import events as _events
-from hyperhive.wire import harness as _harness
-from hyperhive.wire import helper_events as _helper_events
-from hyperhive.wire import page as _page
-from hyperhive.wire import replies as _replies
-from hyperhive.wire import rows as _rows
-from hyperhive.wire._bounds import *  # noqa: F403
-from hyperhive.wire._table import *  # noqa: F403
-from hyperhive.wire.codec import *  # noqa: F403
-from hyperhive.wire.commands import *  # noqa: F403
-from hyperhive.wire.events import *  # noqa: F403
-from hyperhive.wire.framing import *  # noqa: F403
-from hyperhive.wire.harness import *  # noqa: F403
-from hyperhive.wire.helper_events import *  # noqa: F403
-from hyperhive.wire.page import *  # noqa: F403
-from hyperhive.wire.replies import *  # noqa: F403
-from hyperhive.wire.rows import *  # noqa: F403
+import importlib
+from typing import TYPE_CHECKING, Any, Final
 
-# Derived, not listed: whatever each module exports (commands: one name per declared command).
-__all__ = sorted(
-    {
-        *_bounds.__all__,
-        *codec.__all__,
-        *_table.__all__,
-        "REQUESTS",
-        *(command.request.__name__ for command in _table.COMMANDS.values()),
-        *_events.__all__,
-        *framing.__all__,
-        *_harness.__all__,
-        *_helper_events.__all__,
-        *_page.__all__,
-        *_replies.__all__,
-        *_rows.__all__,
-    }
+if TYPE_CHECKING:
+    from hyperhive.wire import _bounds as _bounds
+    from hyperhive.wire import _table as _table
+    from hyperhive.wire import codec as codec
+    from hyperhive.wire import framing as framing
+    from hyperhive.wire._bounds import *  # noqa: F403
+    from hyperhive.wire._table import *  # noqa: F403
+    from hyperhive.wire.codec import *  # noqa: F403
+    from hyperhive.wire.commands import *  # noqa: F403
+    from hyperhive.wire.events import *  # noqa: F403
+    from hyperhive.wire.framing import *  # noqa: F403
+    from hyperhive.wire.harness import *  # noqa: F403
+    from hyperhive.wire.helper_events import *  # noqa: F403
+    from hyperhive.wire.mail import *  # noqa: F403
+    from hyperhive.wire.page import *  # noqa: F403
+    from hyperhive.wire.replies import *  # noqa: F403
+    from hyperhive.wire.rows import *  # noqa: F403
+    from hyperhive.wire.turn import *  # noqa: F403
+
+    __all__: list[str]
+
+_MODULES: Final = (
+    "_bounds",
+    "_table",
+    "codec",
+    "commands",
+    "events",
+    "framing",
+    "harness",
+    "helper_events",
+    "mail",
+    "page",
+    "replies",
+    "rows",
+    "turn",
 )
+
+
+def _load() -> None:
+    """Import every module and re-export what each exports (commands: one name per command)."""
+    exported: set[str] = set()
+    for name in _MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        names = getattr(module, "__all__", ())
+        if name == "commands":
+            names = ("REQUESTS", *(entry.request.__name__ for entry in module.COMMANDS.values()))
+        globals().update({attr: getattr(module, attr) for attr in names})
+        exported.update(names)
+    globals()["__all__"] = sorted(exported)
+
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if "__all__" not in globals():
+            _load()
+            if name in globals():
+                return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

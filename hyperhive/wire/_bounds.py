@@ -8,9 +8,11 @@ code builds a value, so past `decode_request` code sees only values inside their
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
+
+from hyperhive.wire._value import value
 
 __all__ = [
     "ID",
@@ -26,9 +28,11 @@ __all__ = [
     "MAX_QUESTION_CHARS",
     "MAX_SECONDS",
     "PROTOCOL_VERSION",
+    "STRICT",
     "Bound",
     "field_bounds",
     "number",
+    "strict",
     "text",
 ]
 
@@ -49,9 +53,10 @@ MAX_OPTIONS: Final = 32
 MAX_ANSWER_CHARS: Final = 64 * 1024
 MAX_PATH_CHARS: Final = 4096
 _BOUND: Final = "hyperhive.bound"
+_C = TypeVar("_C", bound=type[Any])
 
 
-@attrs.frozen
+@value
 class Bound:
     """The range of one request field: numbers within ``[low, high]``; strings of at most
     ``chars`` characters (valid unicode); lists of at most ``items`` such strings."""
@@ -78,3 +83,16 @@ ID: Final = number(1, INT64_MAX)
 def field_bounds(cls: type[Any]) -> dict[str, Bound]:
     """The declared bound of each bounded field of a request class (the fuzz test reads it)."""
     return {f.name: f.metadata[_BOUND] for f in attrs.fields(cls) if _BOUND in f.metadata}
+
+
+# The classes whose decoding checks their field bounds: every command (`_table.command` marks
+# it), the values a command holds, and what a harness writes or serves. Marked where each is
+# declared, so the codec learns of a class only when its module is loaded (the harness starts
+# without loading most of them; docs/performance.md).
+STRICT: Final[set[type[Any]]] = set()
+
+
+def strict(cls: _C) -> _C:
+    """Decode `cls` as strictly as a request: each declared field bound checked (a decorator)."""
+    STRICT.add(cls)
+    return cls

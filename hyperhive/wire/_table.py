@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import attrs
 
+from hyperhive.wire._bounds import strict
+from hyperhive.wire._value import value
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -40,7 +43,7 @@ class Request(Generic[R]):
     __slots__ = ()
 
 
-@attrs.frozen
+@value
 class Tool:
     """A command the agents' MCP server offers as a tool (`hyperhive.agent.tools`)."""
 
@@ -58,7 +61,7 @@ def manager_tool(description: str) -> Tool:
     return Tool(description, manager_only=True)
 
 
-@attrs.frozen
+@value
 class Command:
     """One row of the command table.
 
@@ -87,7 +90,7 @@ _BY_CLASS: Final[dict[type[Any], Command]] = {}
 def command(
     cmd: str, *, tool: Tool | None = None, variant: str | None = None
 ) -> Callable[[_C], _C]:
-    """Declare a command (put it above ``@attrs.frozen``): its tag, its tool, and, from the
+    """Declare a command (put it above ``@value``): its tag, its tool, and, from the
     class's ``Request[Reply]`` base, its reply type.
 
     With ``variant``, the class is a second shape of an existing tag, chosen when a request
@@ -109,7 +112,7 @@ def command(
         if variant is not None:
             VARIANTS.setdefault(cmd, []).append((variant, entry))
         _BY_CLASS[entry.request] = entry
-        return typing.cast("_C", entry.request)
+        return typing.cast("_C", strict(entry.request))
 
     return register
 

@@ -23,7 +23,7 @@ class TagTable(Mapping[str, type[Any]]):
         self._tags: dict[type[Any], str] = {}
 
     def tag(self, tag: str) -> Callable[[_C], _C]:
-        """Register the decorated class under `tag` (put it above ``@attrs.frozen``)."""
+        """Register the decorated class under `tag` (put it above ``@value``)."""
 
         def register(cls: _C) -> _C:
             if tag in self._classes:

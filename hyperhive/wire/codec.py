@@ -9,11 +9,13 @@ no NaN or infinity, and every request field is checked against its declared boun
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import sys
 import typing
 from collections.abc import Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import attrs
 import cattrs
@@ -27,35 +29,25 @@ from hyperhive.wire._bounds import (
     MAX_LINE_BYTES,
     MAX_NESTING,
     PROTOCOL_VERSION,
+    STRICT,
     Bound,
     field_bounds,
 )
-from hyperhive.wire._table import COMMANDS, VARIANTS, Request, reply_type
-from hyperhive.wire.commands import REQUESTS  # noqa: F401  (declares every command)
-from hyperhive.wire.events import EVENTS, Event, EventPayload
+from hyperhive.wire._table import COMMANDS, VARIANTS, Request, command_of, reply_type
 from hyperhive.wire.harness import (
     LIVE_EVENTS,
     MAX_REPORT_BYTES,
     TURN_STATES,
     AgentReport,
-    ApiRetrying,
-    LastTurn,
     LiveEventPayload,
     StreamLine,
 )
-from hyperhive.wire.helper_events import HELPER_EVENTS, HelperEvent
-from hyperhive.wire.page import (
-    MAX_EVENT_BYTES,
-    PAGE_COMMANDS,
-    LoginFlow,
-    PageEvent,
-    PageEvents,
-    PageRequest,
-    PageState,
-    PageStats,
-    StatsBucket,
-)
-from hyperhive.wire.rows import DeadLetter, Delivery, Message
+from hyperhive.wire.mail import Delivery, Message
+
+if TYPE_CHECKING:
+    from hyperhive.wire.events import Event
+    from hyperhive.wire.helper_events import HelperEvent
+    from hyperhive.wire.page import PageEvent, PageRequest
 
 __all__ = [
     "decode_event",
@@ -84,10 +76,23 @@ __all__ = [
 ]
 
 R = TypeVar("R")
-_CMD_OF: Final = {entry.request: entry.cmd for entry in COMMANDS.values()}
-
 _T = TypeVar("_T")
 _converter = make_converter()
+# The codec loads only the wire modules the harness needs at start (mail, harness); the others
+# (commands, rows, events, helper events, page) are loaded by whoever uses their types, and their
+# hooks below name them by module (`_defined_in`) or are built on first use (docs/performance.md).
+_EVENTS: Final = "hyperhive.wire.events"
+
+
+def _defined_in(module: str, name: str) -> Callable[[Any], bool]:
+    """A hook predicate for the type `module.name`, without importing `module`: a value of that
+    type exists only once its module is loaded."""
+
+    def matches(kind: Any) -> bool:
+        loaded = sys.modules.get(module)
+        return loaded is not None and kind == getattr(loaded, name)
+
+    return matches
 
 
 def _strict(kind: type[Any], *, reject: tuple[type[Any], ...] = ()) -> None:
@@ -131,6 +136,8 @@ _converter.register_structure_hook_func(lambda t: t == tuple[str, ...], _structu
 
 
 def _structure_payload(value: Any, _: Any) -> Any:
+    from hyperhive.wire.events import EVENTS
+
     if not isinstance(value, Mapping):
         raise TypeError(f"expected object, got {type(value).__name__}")
     kind = value.get("kind")
@@ -141,11 +148,10 @@ def _structure_payload(value: Any, _: Any) -> Any:
 
 
 def _unstructure_payload(value: Any) -> dict[str, Any]:
+    from hyperhive.wire.events import EVENTS
+
     fields: dict[str, Any] = _converter.unstructure(value)
     return {"kind": EVENTS.tag_of(type(value)), **fields}
-
-
-_converter.register_structure_hook(EventPayload, _structure_payload)
 
 
 def _event_unstructure(event: Event) -> dict[str, Any]:
@@ -158,6 +164,8 @@ def _event_unstructure(event: Event) -> dict[str, Any]:
 
 
 def _event_structure(value: Any, _: Any) -> Event:
+    from hyperhive.wire.events import Event
+
     if not isinstance(value, Mapping):
         raise TypeError(f"expected object, got {type(value).__name__}")
     return Event(
@@ -168,17 +176,26 @@ def _event_structure(value: Any, _: Any) -> Event:
     )
 
 
-_converter.register_unstructure_hook(Event, _event_unstructure)
-_converter.register_structure_hook(Event, _event_structure)
+_converter.register_structure_hook_func(_defined_in(_EVENTS, "EventPayload"), _structure_payload)
+_converter.register_unstructure_hook_func(_defined_in(_EVENTS, "Event"), _event_unstructure)
+_converter.register_structure_hook_func(_defined_in(_EVENTS, "Event"), _event_structure)
 # Field names on the wire match the attribute names, except where Python keywords get in the way.
 _FROM, _TO = override(rename="from"), override(rename="to")
-for _row in (Message, Delivery, DeadLetter):
-    _converter.register_unstructure_hook(
-        _row, make_dict_unstructure_fn(_row, _converter, sender=_FROM, recipient=_TO)
-    )
-    _converter.register_structure_hook(
-        _row, make_dict_structure_fn(_row, _converter, sender=_FROM, recipient=_TO)
-    )
+_is_dead_letter = _defined_in("hyperhive.wire.rows", "DeadLetter")
+
+
+def _renamed(kind: Any) -> bool:
+    return kind in (Message, Delivery) or _is_dead_letter(kind)
+
+
+_converter.register_unstructure_hook_factory(
+    _renamed,
+    lambda row: make_dict_unstructure_fn(row, _converter, sender=_FROM, recipient=_TO),
+)
+_converter.register_structure_hook_factory(
+    _renamed,
+    lambda row: make_dict_structure_fn(row, _converter, sender=_FROM, recipient=_TO),
+)
 
 
 def _out_of_bounds(value: Any, bound: Bound) -> str | None:
@@ -224,12 +241,19 @@ def _format_problem(exc: BaseException, kind: type | None) -> str:
     return cattrs.v.format_exception(exc, kind)
 
 
-def _bounded(cls: type[Any]) -> None:
-    """Check `cls`'s declared field bounds whenever it is decoded (not when code builds one)."""
+def _is_strict(kind: Any) -> bool:
+    return isinstance(kind, type) and kind in STRICT
+
+
+def _bounded(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    """The structure hook of a `STRICT` class: its declared field bounds are checked whenever
+    it is decoded (not when code builds one). Built on the class's first decode."""
+    for inner in _nested(cls):  # the values a command holds carry bounds too
+        STRICT.add(inner)
+    base = _converter.gen_structure_attrs_fromdict(cls)
     checks = [(name, _checker(bound)) for name, bound in field_bounds(cls).items()]
     if not checks:
-        return
-    base = _converter.get_structure_hook(cls)
+        return base
 
     def structure(value: Any, _: Any) -> Any:
         obj = base(value, cls)
@@ -239,7 +263,7 @@ def _bounded(cls: type[Any]) -> None:
                 raise _OutOfBounds(f"{name} {problem}")
         return obj
 
-    _converter.register_structure_hook(cls, structure)
+    return structure
 
 
 def _checker(bound: Bound) -> Callable[[Any], str | None]:
@@ -265,23 +289,7 @@ def _nested(cls: type[Any]) -> set[type[Any]]:
     return found
 
 
-# What a harness reports lives in a file its agent can write: decoded as strictly as a request.
-for _reported in (ApiRetrying, LastTurn, AgentReport):
-    _bounded(_reported)
-for _command in COMMANDS.values():
-    for _inner in _nested(_command.request):
-        _bounded(_inner)
-    _bounded(_command.request)
-for _page_type in (
-    *PAGE_COMMANDS.values(),
-    LoginFlow,
-    PageEvent,
-    PageEvents,
-    PageState,
-    PageStats,
-    StatsBucket,
-):
-    _bounded(_page_type)
+_converter.register_structure_hook_factory(_is_strict, _bounded)
 
 
 def _nested_within(obj: Any, limit: int) -> bool:
@@ -351,9 +359,13 @@ def _structure(obj: Any, cls: type[_T]) -> _T:
 
 
 def _name(cls: type[Any]) -> str:
-    if cls in _CMD_OF:
-        return _CMD_OF[cls]
-    return EVENTS.get_tag(cls) or HELPER_EVENTS.get_tag(cls) or cls.__name__
+    with contextlib.suppress(KeyError):
+        return command_of(cls).cmd
+    for module, table in ((_EVENTS, "EVENTS"), ("hyperhive.wire.helper_events", "HELPER_EVENTS")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and (tag := getattr(loaded, table).get_tag(cls)):
+            return str(tag)
+    return cls.__name__
 
 
 def to_json(value: Any) -> Any:
@@ -377,7 +389,7 @@ def from_json(value: Any, cls: type[_T]) -> _T:
 
 def encode_request(request: Request[Any]) -> bytes:
     """One request line: ``{"cmd": ..., **fields}\\n``."""
-    return _dumps({"cmd": _CMD_OF[type(request)], **_converter.unstructure(request)})
+    return _dumps({"cmd": command_of(request).cmd, **_converter.unstructure(request)})
 
 
 def decode_request(line: bytes | str) -> Request[Any]:
@@ -387,6 +399,8 @@ def decode_request(line: bytes | str) -> Request[Any]:
         BadRequest: invalid JSON, no or unknown ``cmd``, or fields of the wrong type; the text
             says which.
     """
+    import hyperhive.wire.commands  # noqa: F401  (the whole table: a daemon decodes any command)
+
     obj = _loads(line)
     raw = line if isinstance(line, bytes) else line.encode(errors="surrogatepass")
     # Fewer brackets than the bound cannot nest past it: the walk is skipped for nearly
@@ -502,11 +516,15 @@ def encode_event(event: Event) -> bytes:
 
 def decode_event(line: bytes | str) -> Event:
     """Parse one feed line."""
+    from hyperhive.wire.events import Event
+
     return _structure(_loads(line), Event)
 
 
 def encode_helper_event(event: HelperEvent) -> str:
     """The message body for a helper event: ``{"event": tag, **fields}`` (one line of JSON)."""
+    from hyperhive.wire.helper_events import HELPER_EVENTS
+
     fields = _converter.unstructure(event)
     return json.dumps(
         {"event": HELPER_EVENTS.tag_of(type(event)), **fields},
@@ -521,6 +539,8 @@ def decode_helper_event(body: str) -> HelperEvent:
     Raises:
         BadRequest: not JSON, or no known ``event`` tag; the text says which.
     """
+    from hyperhive.wire.helper_events import HELPER_EVENTS
+
     obj = _loads(body)
     tag = obj.pop("event", None)
     cls = HELPER_EVENTS.get(tag) if isinstance(tag, str) else None
@@ -548,6 +568,8 @@ def encode_live_event(payload: LiveEventPayload) -> tuple[str, dict[str, Any]]:
 
 def encode_page_request(request: PageRequest) -> bytes:
     """One request line for an agent's page socket."""
+    from hyperhive.wire.page import PAGE_COMMANDS
+
     fields: dict[str, Any] = _converter.unstructure(request)
     return _dumps({"cmd": PAGE_COMMANDS.tag_of(type(request)), **fields})
 
@@ -558,6 +580,8 @@ def decode_page_request(line: bytes | str) -> PageRequest:
     Raises:
         BadRequest: not JSON, an unknown ``cmd``, or a field out of its bounds.
     """
+    from hyperhive.wire.page import PAGE_COMMANDS
+
     obj = _loads(line)
     tag = obj.pop("cmd", None)
     cls = PAGE_COMMANDS.get(tag) if isinstance(tag, str) else None
@@ -595,6 +619,8 @@ def decode_page_reply(line: bytes | str, cls: type[_T]) -> _T:
 
 def decode_page_event(line: bytes | str) -> PageEvent:
     """One line of a page subscription (capped at `MAX_EVENT_BYTES` by the reader)."""
+    from hyperhive.wire.page import MAX_EVENT_BYTES, PageEvent
+
     obj = _loads(line)
     if len(line) > MAX_EVENT_BYTES or not _nested_within(obj, MAX_NESTING):
         raise BadRequest("the event is too big or nested too deep")

@@ -3,7 +3,7 @@
 A command is one attrs class with its tag and its reply type::
 
     @command("send", tool=agent_tool("Send a message to another agent ..."))
-    @attrs.frozen
+    @value
     class Send(Request[Sent]):
         to: str = attrs.field(metadata=text(MAX_NAME_CHARS))
         body: str = attrs.field(metadata=text(MAX_LINE_BYTES))
@@ -16,7 +16,10 @@ gets (`hyperhive.agent.tools`), the Hypothesis strategies and examples
 (``tests/hyperhive/golden/wire/commands/``). docs/conventions.md shows adding one.
 
 Tags are snake_case and stable: renaming a class never changes the wire. This module has no
-hand-kept ``__all__``: `hyperhive.wire` exports every command in `COMMANDS`.
+hand-kept ``__all__``: `hyperhive.wire` exports every command in `COMMANDS`. The three commands
+an agent's harness sends on its own (recv, ack_turn, requeue_inflight) are declared in
+`hyperhive.wire.turn`, so that a harness starts without declaring the other fifty
+(docs/performance.md); importing this module declares them all.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ from hyperhive.wire._bounds import (
     text,
 )
 from hyperhive.wire._table import COMMANDS, Request, agent_tool, command, manager_tool
+from hyperhive.wire._value import value
 from hyperhive.wire.replies import (
-    Acked,
     AgentInbox,
     Agents,
     AgentStatuses,
@@ -61,10 +64,8 @@ from hyperhive.wire.replies import (
     LogsReply,
     LooseEndCancelled,
     LooseEnds,
-    Messages,
     Questions,
     Reminders,
-    Requeued,
     Resolved,
     Scheduled,
     Sent,
@@ -75,13 +76,14 @@ from hyperhive.wire.replies import (
     WhoamiReply,
 )
 from hyperhive.wire.rows import Scope
+from hyperhive.wire.turn import AckTurn, Recv, RequeueInflight  # noqa: F401  (rows of the table)
 
 if TYPE_CHECKING:
     from typing import Any
 
 
 @command("status")
-@attrs.frozen
+@value
 class GetStatus(Request[StatusReply]):
     """Admin: the live actor tree with each actor's statistics."""
 
@@ -90,7 +92,7 @@ class GetStatus(Request[StatusReply]):
     "send",
     tool=agent_tool("Send a message to another agent by name, to `manager`, or to `operator`."),
 )
-@attrs.frozen
+@value
 class Send(Request[Sent]):
     """Send ``body`` to agent ``to`` (or to ``operator``)."""
 
@@ -98,35 +100,8 @@ class Send(Request[Sent]):
     body: str = attrs.field(metadata=text(MAX_LINE_BYTES))
 
 
-@command(
-    "recv",
-    tool=agent_tool(
-        "Read up to `max` messages from your inbox, waiting up to `wait_seconds` (at most "
-        '180) for the first one. Returns "(empty)" when nothing arrived.'
-    ),
-)
-@attrs.frozen
-class Recv(Request[Messages]):
-    """Long-poll for up to ``max`` messages, waiting at most ``wait_seconds`` for the first."""
-
-    wait_seconds: float = attrs.field(default=0.0, metadata=number(0, MAX_SECONDS))
-    max: int = attrs.field(default=1, metadata=number(1, MAX_LIMIT))
-
-
-@command("ack_turn")
-@attrs.frozen
-class AckTurn(Request[Acked]):
-    """Ack every message delivered to the caller and not yet acked (its turn ended well)."""
-
-
-@command("requeue_inflight")
-@attrs.frozen
-class RequeueInflight(Request[Requeued]):
-    """Put every unacked delivery back in the caller's inbox (a harness starting up)."""
-
-
 @command("register_agent")
-@attrs.frozen
+@value
 class RegisterAgent(Request[Agents]):
     """Admin: make ``name`` a known agent with its own socket."""
 
@@ -134,7 +109,7 @@ class RegisterAgent(Request[Agents]):
 
 
 @command("unregister_agent")
-@attrs.frozen
+@value
 class UnregisterAgent(Request[Agents]):
     """Admin: forget ``name`` and close its socket; its state is kept as a tombstone and its
     messages stay on disk."""
@@ -143,13 +118,13 @@ class UnregisterAgent(Request[Agents]):
 
 
 @command("list_agents")
-@attrs.frozen
+@value
 class ListAgents(Request[Agents]):
     """Admin: the registered agents."""
 
 
 @command("inbox")
-@attrs.frozen
+@value
 class ReadInbox(Request[InboxReply]):
     """Admin: the newest messages agents sent to the operator."""
 
@@ -157,7 +132,7 @@ class ReadInbox(Request[InboxReply]):
 
 
 @command("dead_letters")
-@attrs.frozen
+@value
 class ListDeadLetters(Request[DeadLetters]):
     """Admin: dead-lettered messages, optionally for one recipient."""
 
@@ -165,7 +140,7 @@ class ListDeadLetters(Request[DeadLetters]):
 
 
 @command("replay_dead")
-@attrs.frozen
+@value
 class ReplayDead(Request[Sent]):
     """Admin: put a dead letter back in its recipient's inbox with a fresh attempt count."""
 
@@ -173,7 +148,7 @@ class ReplayDead(Request[Sent]):
 
 
 @command("drop_dead")
-@attrs.frozen
+@value
 class DropDead(Request[Empty]):
     """Admin: delete a dead letter for good."""
 
@@ -181,7 +156,7 @@ class DropDead(Request[Empty]):
 
 
 @command("history")
-@attrs.frozen
+@value
 class History(Request[HistoryReply]):
     """Dashboard events still in the hub's history, with the seq they are current to."""
 
@@ -189,7 +164,7 @@ class History(Request[HistoryReply]):
 
 
 @command("subscribe")
-@attrs.frozen
+@value
 class SubscribeEvents(Request[Empty]):
     """Turn this connection into a live feed of dashboard events, one per line."""
 
@@ -201,7 +176,7 @@ class SubscribeEvents(Request[Empty]):
         "hive event in your inbox. `options` suggests answers; `multi` allows several."
     ),
 )
-@attrs.frozen
+@value
 class Ask(Request[Asked]):
     """Ask the operator (``to`` unset or ``operator``) or agent ``to`` a question.
 
@@ -219,7 +194,7 @@ class Ask(Request[Asked]):
 
 
 @command("answer", tool=agent_tool("Answer question `id` that someone asked you."))
-@attrs.frozen
+@value
 class Answer(Request[Resolved]):
     """Answer question ``id`` (the operator, or the agent it was asked of)."""
 
@@ -235,7 +210,7 @@ class Answer(Request[Resolved]):
         "directory and the reminder points at it."
     ),
 )
-@attrs.frozen
+@value
 class Remind(Request[Scheduled]):
     """Remind the caller of ``message`` after ``delay_seconds`` or at ``at`` (ISO 8601 with a
     timezone); with ``file_path`` the message is written there in the caller's state directory.
@@ -251,7 +226,7 @@ class Remind(Request[Scheduled]):
     "whoami",
     tool=agent_tool("Your name, role, the operator's pronouns and the hyperhive version."),
 )
-@attrs.frozen
+@value
 class Whoami(Request[WhoamiReply]):
     """Who the caller is: name, role, the operator's pronouns, version, pending reminders."""
 
@@ -262,7 +237,7 @@ class Whoami(Request[WhoamiReply]):
         "Your open questions, pending reminders and approvals (hive-wide for the manager)."
     ),
 )
-@attrs.frozen
+@value
 class GetLooseEnds(Request[LooseEnds]):
     """Open questions, pending reminders and approvals: the caller's, or hive-wide (manager)."""
 
@@ -274,7 +249,7 @@ class GetLooseEnds(Request[LooseEnds]):
         "`approval`, withdrawing a request the operator has not decided yet."
     ),
 )
-@attrs.frozen
+@value
 class CancelLooseEnd(Request[LooseEndCancelled]):
     """Cancel a loose end: ``kind`` is ``question``, ``reminder`` or ``approval``."""
 
@@ -283,7 +258,7 @@ class CancelLooseEnd(Request[LooseEndCancelled]):
 
 
 @command("questions")
-@attrs.frozen
+@value
 class ListQuestions(Request[Questions]):
     """Admin: open questions to the operator, or (``answered``) the recently answered ones."""
 
@@ -292,7 +267,7 @@ class ListQuestions(Request[Questions]):
 
 
 @command("reminders")
-@attrs.frozen
+@value
 class ListReminders(Request[Reminders]):
     """Admin: pending and failed reminders (``delivered`` adds recent deliveries)."""
 
@@ -302,7 +277,7 @@ class ListReminders(Request[Reminders]):
 
 
 @command("spawn")
-@attrs.frozen
+@value
 class Spawn(Request[Container]):
     """Admin: create agent ``name``'s container and start it (``network`` false: no network)."""
 
@@ -311,7 +286,7 @@ class Spawn(Request[Container]):
 
 
 @command("start", tool=manager_tool("Start agent `name`'s container."))
-@attrs.frozen
+@value
 class StartAgent(Request[Container]):
     """Admin, manager: start agent ``name``'s container."""
 
@@ -322,7 +297,7 @@ class StartAgent(Request[Container]):
     "stop",
     tool=manager_tool("Stop agent `name` (asked politely, killed after its grace period)."),
 )
-@attrs.frozen
+@value
 class StopAgent(Request[Container]):
     """Admin, manager: stop agent ``name`` (SIGTERM, then SIGKILL after the grace period)."""
 
@@ -330,7 +305,7 @@ class StopAgent(Request[Container]):
 
 
 @command("restart", tool=manager_tool("Restart agent `name`'s container."))
-@attrs.frozen
+@value
 class RestartAgent(Request[Container]):
     """Admin, manager: stop, then start agent ``name``."""
 
@@ -338,7 +313,7 @@ class RestartAgent(Request[Container]):
 
 
 @command("kill", tool=manager_tool("Stop agent `name`'s container now."))
-@attrs.frozen
+@value
 class KillAgent(Request[Container]):
     """Admin, manager: kill agent ``name`` at once (no grace period)."""
 
@@ -351,7 +326,7 @@ class KillAgent(Request[Container]):
         "Rebuild agent `name`'s container from its deployed config (restarts it if running)."
     ),
 )
-@attrs.frozen
+@value
 class RebuildAgent(Request[Container]):
     """Admin, manager: re-apply agent ``name``'s container settings from its deployed config,
     restarting it if they need it."""
@@ -360,7 +335,7 @@ class RebuildAgent(Request[Container]):
 
 
 @command("destroy")
-@attrs.frozen
+@value
 class Destroy(Request[Empty]):
     """Admin: remove agent ``name``'s container; its state stays as a tombstone unless
     ``purge`` (which also purges an existing tombstone of that name). The manager is destroyed
@@ -372,19 +347,19 @@ class Destroy(Request[Empty]):
 
 
 @command("list_containers")
-@attrs.frozen
+@value
 class ListContainers(Request[Containers]):
     """Admin: every agent's container view."""
 
 
 @command("tombstones")
-@attrs.frozen
+@value
 class ListTombstones(Request[Tombstones]):
     """Admin: destroyed agents whose state was kept."""
 
 
 @command("purge_tombstone")
-@attrs.frozen
+@value
 class PurgeTombstone(Request[Empty]):
     """Admin: delete a destroyed agent's kept state for good."""
 
@@ -392,7 +367,7 @@ class PurgeTombstone(Request[Empty]):
 
 
 @command("logs")
-@attrs.frozen
+@value
 class Logs(Request[LogsReply]):
     """Admin: the last ``lines`` lines agent ``name``'s process wrote."""
 
@@ -405,32 +380,32 @@ class Logs(Request[LogsReply]):
 
 
 @command("list")
-@attrs.frozen
+@value
 class ListNames(Request[Agents]):
     """Admin: every agent's name, the manager's included (the original's ``list``)."""
 
 
 @command("agent_status")
-@attrs.frozen
+@value
 class GetAgentStatus(Request[AgentStatuses]):
     """Admin: one `AgentStatusRow` per agent, the manager included."""
 
 
 @command("subscribe_agent_status")
-@attrs.frozen
+@value
 class SubscribeAgentStatus(Request[Empty]):
     """Admin: turn this connection into a feed: after the acknowledgement, one
     ``agent_statuses`` line (a single row) each time an agent's row changes."""
 
 
 @command("urls")
-@attrs.frozen
+@value
 class GetUrls(Request[Urls]):
     """Admin: where the hive is reached from a browser."""
 
 
 @command("set_paused")
-@attrs.frozen
+@value
 class SetPaused(Request[Container]):
     """Admin: pause agent ``name`` (it takes no turns; its mail waits) or resume it. Works on a
     stopped agent too; pausing a paused agent changes nothing."""
@@ -440,7 +415,7 @@ class SetPaused(Request[Container]):
 
 
 @command("start", variant="scope")
-@attrs.frozen
+@value
 class StartScope(Request[Containers]):
     """Admin: start the agents ``scope`` names (the original's ``start``)."""
 
@@ -448,7 +423,7 @@ class StartScope(Request[Containers]):
 
 
 @command("stop", variant="scope")
-@attrs.frozen
+@value
 class StopScope(Request[Containers]):
     """Admin: stop the agents ``scope`` names (the original's ``stop``). A stop is always
     graceful here (SIGTERM, the grace period, then SIGKILL; a turn cut short keeps its
@@ -466,7 +441,7 @@ class StopScope(Request[Containers]):
         "200 characters); an empty text clears it."
     ),
 )
-@attrs.frozen
+@value
 class SetStatus(Request[Empty]):
     """Agent: set (or, empty, clear) the caller's free-text status."""
 
@@ -474,7 +449,7 @@ class SetStatus(Request[Empty]):
 
 
 @command("agent_inbox")
-@attrs.frozen
+@value
 class ReadAgentInbox(Request[AgentInbox]):
     """Admin: agent ``name``'s pending (oldest first, at most ``limit``) and in-flight mail."""
 
@@ -483,7 +458,7 @@ class ReadAgentInbox(Request[AgentInbox]):
 
 
 @command("login")
-@attrs.frozen
+@value
 class Login(Request[CredentialStored]):
     """Admin: store a Claude credential and hand it to agents at once (docs/security.md,
     "Claude credentials"): the hive's, for every agent without one of its own, or, naming
@@ -504,7 +479,7 @@ class Login(Request[CredentialStored]):
         "/agents/<name>/config. Edit agent.toml there, commit, then request_spawn."
     ),
 )
-@attrs.frozen
+@value
 class RequestInitConfig(Request[ConfigInitialised]):
     """Manager: seed the proposed and applied config repos of a new agent ``name``."""
 
@@ -519,7 +494,7 @@ class RequestInitConfig(Request[ConfigInitialised]):
         "`description` says what the agent is for."
     ),
 )
-@attrs.frozen
+@value
 class RequestSpawn(Request[Submitted]):
     """Manager: ask the operator to approve spawning ``name`` from ``commit_ref``."""
 
@@ -535,7 +510,7 @@ class RequestSpawn(Request[Submitted]):
         "branch name) of /agents/<agent>/config; `description` says what changes and why."
     ),
 )
-@attrs.frozen
+@value
 class RequestApplyCommit(Request[Submitted]):
     """Manager: ask the operator to approve deploying ``commit_ref`` of ``agent``'s config."""
 
@@ -545,7 +520,7 @@ class RequestApplyCommit(Request[Submitted]):
 
 
 @command("pending")
-@attrs.frozen
+@value
 class ListPending(Request[Approvals]):
     """Admin: the approvals waiting for the operator, oldest first (``all``: the newest
     ``limit`` in any status, newest first)."""
@@ -555,7 +530,7 @@ class ListPending(Request[Approvals]):
 
 
 @command("approve")
-@attrs.frozen
+@value
 class Approve(Request[ApprovalReply]):
     """Admin: approve approval ``id``; its deploy starts (docs/approvals.md)."""
 
@@ -563,7 +538,7 @@ class Approve(Request[ApprovalReply]):
 
 
 @command("deny")
-@attrs.frozen
+@value
 class Deny(Request[ApprovalReply]):
     """Admin: deny approval ``id``; ``note`` is the reason the manager is told."""
 
@@ -572,7 +547,7 @@ class Deny(Request[ApprovalReply]):
 
 
 @command("approval_diff")
-@attrs.frozen
+@value
 class ShowApproval(Request[ApprovalDetail]):
     """Admin: approval ``id`` with its unified diff and capability diff."""
 
@@ -580,7 +555,7 @@ class ShowApproval(Request[ApprovalDetail]):
 
 
 @command("config")
-@attrs.frozen
+@value
 class ShowConfig(Request[ConfigReply]):
     """Admin: agent ``name``'s deployed config and its applied repo's tag history."""
 

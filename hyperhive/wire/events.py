@@ -6,10 +6,10 @@ these. ``EVENTS`` is their tag table, filled by ``@EVENTS.tag`` where each class
 
 from __future__ import annotations
 
-import attrs
-
 from hyperhive.wire._tags import TagTable
-from hyperhive.wire.rows import Approval, ContainerView, Message, Question, Reminder
+from hyperhive.wire._value import value
+from hyperhive.wire.mail import Message
+from hyperhive.wire.rows import Approval, ContainerView, Question, Reminder
 
 __all__ = [
     "EVENTS",
@@ -41,7 +41,7 @@ EVENTS = TagTable("event")
 
 
 @EVENTS.tag("sent")
-@attrs.frozen
+@value
 class MessageSent:
     """A message was stored. In events the body is a preview (docs/limits.md): when it was
     clipped, ``body_bytes`` is the whole body's size in UTF-8 bytes."""
@@ -51,7 +51,7 @@ class MessageSent:
 
 
 @EVENTS.tag("delivered")
-@attrs.frozen
+@value
 class MessageDelivered:
     id: int
     recipient: str
@@ -59,7 +59,7 @@ class MessageDelivered:
 
 
 @EVENTS.tag("dead_lettered")
-@attrs.frozen
+@value
 class MessageDeadLettered:
     id: int
     recipient: str
@@ -67,19 +67,19 @@ class MessageDeadLettered:
 
 
 @EVENTS.tag("agent_registered")
-@attrs.frozen
+@value
 class AgentRegistered:
     name: str
 
 
 @EVENTS.tag("agent_unregistered")
-@attrs.frozen
+@value
 class AgentUnregistered:
     name: str
 
 
 @EVENTS.tag("gap")
-@attrs.frozen
+@value
 class EventGap:
     """A subscriber fell behind and missed the events ``first_seq..last_seq`` (inclusive)."""
 
@@ -88,7 +88,7 @@ class EventGap:
 
 
 @EVENTS.tag("question_added")
-@attrs.frozen
+@value
 class QuestionAdded:
     """Any new question; the operator's queue is the ones with ``target == "operator"``."""
 
@@ -96,31 +96,31 @@ class QuestionAdded:
 
 
 @EVENTS.tag("question_resolved")
-@attrs.frozen
+@value
 class QuestionResolved:
     question: Question
 
 
 @EVENTS.tag("reminder_set")
-@attrs.frozen
+@value
 class ReminderSet:
     reminder: Reminder
 
 
 @EVENTS.tag("reminder_fired")
-@attrs.frozen
+@value
 class ReminderFired:
     reminder: Reminder
 
 
 @EVENTS.tag("reminder_failed")
-@attrs.frozen
+@value
 class ReminderFailed:
     reminder: Reminder
 
 
 @EVENTS.tag("reminder_cancelled")
-@attrs.frozen
+@value
 class ReminderCancelled:
     id: int
     owner: str
@@ -128,7 +128,7 @@ class ReminderCancelled:
 
 
 @EVENTS.tag("container_state_changed")
-@attrs.frozen
+@value
 class ContainerStateChanged:
     """An agent's container view changed (or appeared); the whole new row."""
 
@@ -136,13 +136,13 @@ class ContainerStateChanged:
 
 
 @EVENTS.tag("container_removed")
-@attrs.frozen
+@value
 class ContainerRemoved:
     name: str
 
 
 @EVENTS.tag("disk_quota_exceeded")
-@attrs.frozen
+@value
 class DiskQuotaExceeded:
     """An agent's state directory grew past its soft disk quota (raised once per crossing)."""
 
@@ -152,7 +152,7 @@ class DiskQuotaExceeded:
 
 
 @EVENTS.tag("limit_hit")
-@attrs.frozen
+@value
 class LimitHit:
     """Agent ``agent`` ran into limit ``limit`` (a `Limits` field, docs/limits.md); ``detail``
     says how. Published at most once a minute per agent and limit."""
@@ -163,7 +163,7 @@ class LimitHit:
 
 
 @EVENTS.tag("container_crashed")
-@attrs.frozen
+@value
 class ContainerCrashed:
     """An agent stopped without an operator action (also sent to the manager's inbox)."""
 
@@ -173,7 +173,7 @@ class ContainerCrashed:
 
 
 @EVENTS.tag("approval_added")
-@attrs.frozen
+@value
 class ApprovalAdded:
     """The manager asked for an approval; it waits for the operator."""
 
@@ -181,7 +181,7 @@ class ApprovalAdded:
 
 
 @EVENTS.tag("approval_resolved")
-@attrs.frozen
+@value
 class ApprovalResolved:
     """An approval changed status: approved, denied (``note``: the reason), failed (``note``:
     the error, or "rolled back: ..."), cancelled."""
@@ -190,7 +190,7 @@ class ApprovalResolved:
 
 
 @EVENTS.tag("config_ref_changed")
-@attrs.frozen
+@value
 class ConfigRefChanged:
     """A ref of agent ``agent``'s applied repo moved: a tag (``proposal/7`` ... ``deployed/7``,
     ``failed/7``, ``denied/7``) was set, or ``main`` moved (``ref`` = ``main``). ``message``
@@ -226,7 +226,7 @@ EventPayload = (
 )
 
 
-@attrs.frozen
+@value
 class Event:
     """One frame of the dashboard stream: a per-process monotonic ``seq``, a wall-clock stamp,
     and ``boot``, the daemon process that numbered it: seqs start again at 1 with every daemon

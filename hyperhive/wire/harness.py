@@ -16,8 +16,9 @@ from typing import Any, Final
 
 import attrs
 
-from hyperhive.wire._bounds import INT64_MAX, number, text
+from hyperhive.wire._bounds import INT64_MAX, number, strict, text
 from hyperhive.wire._tags import TagTable
+from hyperhive.wire._value import value
 
 __all__ = [
     "AUTH_VARIABLES",
@@ -30,10 +31,13 @@ __all__ = [
     "ENV_SOCKET",
     "ENV_STATE",
     "ENV_TOOLS",
+    "HIVE_SERVER",
     "LIVE_EVENTS",
     "MAX_REPORT_BYTES",
     "MODEL_FILE",
     "NEEDS_LOGIN",
+    "PAGE_DIR",
+    "PAGE_SOCKET",
     "RATE_LIMITED",
     "RECV_TOOL",
     "REPORT_FILE",
@@ -100,8 +104,14 @@ DEPLOYED_SHA: Final = "deployed-sha"
 # every change; the daemon reads it as hostile input, at most MAX_REPORT_BYTES.
 REPORT_FILE: Final = "hyperhive-report.json"
 MAX_REPORT_BYTES: Final = 8192
-# The hive's recv tool as claude names it: a turn running it waits on mail.
-RECV_TOOL: Final = "mcp__hive__recv"
+# The agent's page socket (`hyperhive.wire.page`): <socket dir>/page/page.sock, the agent's to
+# write (the daemon opens it without following links: `hyperhive.web.harness_link`).
+PAGE_DIR: Final = "page"
+PAGE_SOCKET: Final = "page.sock"
+# The hive's own MCP server, as claude's --mcp-config names it, and its recv tool as claude
+# names that: a turn running it waits on mail.
+HIVE_SERVER: Final = "hive"
+RECV_TOOL: Final = f"mcp__{HIVE_SERVER}__recv"
 
 
 # -- the harness's report (written by the harness, read by the daemon's view) -----------------
@@ -125,7 +135,8 @@ _WHEN: Final = number(0, 1e11)  # wall-clock seconds, well past any real stamp
 _COUNT: Final = number(0, INT64_MAX)
 
 
-@attrs.frozen
+@strict  # in a file its agent can write: decoded as strictly as a request
+@value
 class ApiRetrying:
     """Claude is retrying an API call inside the running turn (``system/api_retry``)."""
 
@@ -135,7 +146,8 @@ class ApiRetrying:
     status: int | None = attrs.field(default=None, metadata=number(0, 999))
 
 
-@attrs.frozen
+@strict  # in a file its agent can write: decoded as strictly as a request
+@value
 class LastTurn:
     """How the last turn ended: when, after how long, with which outcome; the context it
     ended with and what it cost."""
@@ -148,7 +160,8 @@ class LastTurn:
     cost_usd: float | None = attrs.field(default=None, metadata=number(0, 1e9))
 
 
-@attrs.frozen
+@strict  # in a file its agent can write: decoded as strictly as a request
+@value
 class AgentReport:
     """What the harness is doing, and why (`REPORT_FILE`, and the page's `PageState.report`).
 
@@ -178,7 +191,7 @@ LIVE_EVENTS = TagTable("live event")
 
 
 @LIVE_EVENTS.tag("note")
-@attrs.frozen
+@value
 class Note:
     """A line of harness commentary (shown on the agent's page and logged)."""
 
@@ -186,7 +199,7 @@ class Note:
 
 
 @LIVE_EVENTS.tag("started")
-@attrs.frozen
+@value
 class HarnessStarted:
     """The harness connected and put back `requeued` messages a previous run left in flight."""
 
@@ -195,7 +208,7 @@ class HarnessStarted:
 
 
 @LIVE_EVENTS.tag("state")
-@attrs.frozen
+@value
 class StateChanged:
     """idle, running, compacting, rate_limited, backing_off, needs_login, disconnected."""
 
@@ -203,7 +216,7 @@ class StateChanged:
 
 
 @LIVE_EVENTS.tag("turn_started")
-@attrs.frozen
+@value
 class TurnStarted:
     wake_from: str
     messages: int
@@ -213,7 +226,7 @@ class TurnStarted:
 
 
 @LIVE_EVENTS.tag("turn_ended")
-@attrs.frozen
+@value
 class TurnEnded:
     outcome: str
     detail: str
@@ -226,7 +239,7 @@ class TurnEnded:
 
 
 @LIVE_EVENTS.tag("usage")
-@attrs.frozen
+@value
 class UsageChanged:
     ctx: int | None
     cost_usd: float | None
@@ -234,7 +247,7 @@ class UsageChanged:
 
 
 @LIVE_EVENTS.tag("acked")
-@attrs.frozen
+@value
 class TurnAcked:
     """The turn's messages were acked."""
 
@@ -242,7 +255,7 @@ class TurnAcked:
 
 
 @LIVE_EVENTS.tag("model")
-@attrs.frozen
+@value
 class ModelChosen:
     """The model from the next turn on (None: the runtime's default)."""
 
@@ -250,7 +263,7 @@ class ModelChosen:
 
 
 @LIVE_EVENTS.tag("rate_limited")
-@attrs.frozen
+@value
 class RateLimited:
     resets_at: float | None
     retry_in: float
@@ -258,7 +271,7 @@ class RateLimited:
 
 
 @LIVE_EVENTS.tag("backing_off")
-@attrs.frozen
+@value
 class BackingOff:
     """A turn failed; its messages are retried in `retry_in` seconds."""
 
@@ -268,25 +281,25 @@ class BackingOff:
 
 
 @LIVE_EVENTS.tag("rate_limit_cleared")
-@attrs.frozen
+@value
 class RateLimitCleared:
     pass
 
 
 @LIVE_EVENTS.tag("needs_login")
-@attrs.frozen
+@value
 class NeedsLogin:
     detail: str
 
 
 @LIVE_EVENTS.tag("logged_in")
-@attrs.frozen
+@value
 class LoggedIn:
     method: str
 
 
 @LIVE_EVENTS.tag("claude")
-@attrs.frozen
+@value
 class ClaudeChanged:
     """A Claude process `action`: ``started`` (with resume, model), ``stopped`` (reason,
     turns, age_seconds, exit) or ``model`` (changed in place)."""
@@ -302,7 +315,7 @@ class ClaudeChanged:
 
 
 @LIVE_EVENTS.tag("stream")
-@attrs.frozen
+@value
 class StreamLine:
     """One stream-json line of claude's, as it printed it (agent-produced: data, never markup)."""
 
@@ -310,13 +323,13 @@ class StreamLine:
 
 
 @LIVE_EVENTS.tag("stderr")
-@attrs.frozen
+@value
 class StderrLine:
     line: str
 
 
 @LIVE_EVENTS.tag("output")
-@attrs.frozen
+@value
 class OutputLine:
     """A line the command runtime's process wrote."""
 

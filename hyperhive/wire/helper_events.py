@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
-import attrs
-
 from hyperhive.wire._tags import TagTable
+from hyperhive.wire._value import value
 
 __all__ = [
     "HELPER_EVENTS",
@@ -35,7 +34,7 @@ HELPER_SENDER: Final = "hive"
 
 
 @HELPER_EVENTS.tag("question_asked")
-@attrs.frozen
+@value
 class QuestionAsked:
     """Agent ``asker`` asks you question ``id``; reply with ``answer(id, ...)``."""
 
@@ -47,7 +46,7 @@ class QuestionAsked:
 
 
 @HELPER_EVENTS.tag("question_answered")
-@attrs.frozen
+@value
 class QuestionAnswered:
     """Your question ``id`` was answered by ``answerer`` (``operator``, a peer, ``ttl-watchdog``
     or whoever cancelled it)."""
@@ -59,7 +58,7 @@ class QuestionAnswered:
 
 
 @HELPER_EVENTS.tag("reminder_due")
-@attrs.frozen
+@value
 class ReminderDue:
     """Your reminder ``id`` is due. With ``file_path`` the message is a pointer to that file
     (a path inside your container), which holds the reminder's text."""
@@ -70,7 +69,7 @@ class ReminderDue:
 
 
 @HELPER_EVENTS.tag("container_crash")
-@attrs.frozen
+@value
 class ContainerCrash:
     """Agent ``name`` stopped without an operator action (exit status ``exit_code``, 128+N for
     signal N; None when unknown). ``detail`` is the tail of what it wrote, or systemd's reason."""
@@ -81,7 +80,7 @@ class ContainerCrash:
 
 
 @HELPER_EVENTS.tag("needs_login")
-@attrs.frozen
+@value
 class AgentNeedsLogin:
     """Agent ``name``'s Claude has no credentials (told to the manager); the operator logs it in
     on the agent's page."""
@@ -90,7 +89,7 @@ class AgentNeedsLogin:
 
 
 @HELPER_EVENTS.tag("logged_in")
-@attrs.frozen
+@value
 class AgentLoggedIn:
     """Agent ``name`` has credentials again and takes its work (told to the manager)."""
 
@@ -98,7 +97,7 @@ class AgentLoggedIn:
 
 
 @HELPER_EVENTS.tag("approval_approved")
-@attrs.frozen
+@value
 class ApprovalApproved:
     """The operator approved your request ``id`` (``kind`` spawn or apply_commit) for
     ``agent``; its deploy has started. ``config_deployed`` or ``config_failed`` follows."""
@@ -110,7 +109,7 @@ class ApprovalApproved:
 
 
 @HELPER_EVENTS.tag("approval_denied")
-@attrs.frozen
+@value
 class ApprovalDenied:
     """The operator denied your request ``id`` for ``agent``; ``reason`` says why."""
 
@@ -121,7 +120,7 @@ class ApprovalDenied:
 
 
 @HELPER_EVENTS.tag("approval_cancelled")
-@attrs.frozen
+@value
 class ApprovalCancelled:
     """Your request ``id`` for ``agent`` was withdrawn (``by`` the manager or the operator)."""
 
@@ -132,7 +131,7 @@ class ApprovalCancelled:
 
 
 @HELPER_EVENTS.tag("config_deployed")
-@attrs.frozen
+@value
 class ConfigDeployed:
     """Approval ``id``: ``agent`` runs commit ``commit`` of its config now (``main`` moved)."""
 
@@ -142,7 +141,7 @@ class ConfigDeployed:
 
 
 @HELPER_EVENTS.tag("config_failed")
-@attrs.frozen
+@value
 class ConfigFailed:
     """Approval ``id`` for ``agent`` failed (``error``: the field path of a bad agent.toml, a
     build's output, a start that failed); the agent keeps the config it had."""
@@ -153,7 +152,7 @@ class ConfigFailed:
 
 
 @HELPER_EVENTS.tag("config_rolled_back")
-@attrs.frozen
+@value
 class ConfigRolledBack:
     """``agent`` crash-looped after approval ``id`` was deployed; it was put back on commit
     ``commit`` (the config before), and ``id`` is tagged failed."""

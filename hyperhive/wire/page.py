@@ -2,8 +2,9 @@
 
 The per-agent page is served by the daemon (docs/web-ui.md); the harness only supplies data and
 takes control requests, over a unix socket of its own in the agent's socket directory
-(``<socket dir>/page/page.sock``; `PAGE_DIR`, `PAGE_SOCKET`). One request per connection: the
-daemon writes one JSON line tagged by ``cmd`` (`PAGE_COMMANDS`), the harness answers one line
+(``<socket dir>/page/page.sock``: `hyperhive.wire.harness.PAGE_DIR` and ``PAGE_SOCKET``). One
+request per connection: the daemon writes one JSON line tagged by ``cmd`` (`PAGE_COMMANDS`),
+the harness answers one line
 ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``; ``subscribe`` answers an ok line and
 then one `PageEvent` per line for as long as the daemon reads.
 
@@ -21,8 +22,9 @@ from typing import Any, Final
 
 import attrs
 
-from hyperhive.wire._bounds import INT64_MAX, number, text
+from hyperhive.wire._bounds import INT64_MAX, number, strict, text
 from hyperhive.wire._tags import TagTable
+from hyperhive.wire._value import value
 from hyperhive.wire.harness import AgentReport
 
 __all__ = [
@@ -30,8 +32,6 @@ __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_PAGE_REPLY_BYTES",
     "PAGE_COMMANDS",
-    "PAGE_DIR",
-    "PAGE_SOCKET",
     "LoginFlow",
     "PageCancel",
     "PageCompact",
@@ -52,8 +52,6 @@ __all__ = [
     "StatsBucket",
 ]
 
-PAGE_DIR: Final = "page"  # inside the socket directory, the agent's to write
-PAGE_SOCKET: Final = "page.sock"
 
 # What one answer line may hold. A history page of 500 events, each a stream-json line.
 MAX_PAGE_REPLY_BYTES: Final = 8 * 1024 * 1024
@@ -74,13 +72,13 @@ _MONEY = number(0, 1e9)
 
 
 @PAGE_COMMANDS.tag("state")
-@attrs.frozen
+@value
 class PageGetState:
     """What the harness is doing now (badges)."""
 
 
 @PAGE_COMMANDS.tag("history")
-@attrs.frozen
+@value
 class PageHistory:
     """Stored events with seq > `after_seq` (the newest `limit`), oldest first."""
 
@@ -90,7 +88,7 @@ class PageHistory:
 
 
 @PAGE_COMMANDS.tag("subscribe")
-@attrs.frozen
+@value
 class PageSubscribe:
     """Every event from now on, after the stored ones past `after_seq` (None: none of those)."""
 
@@ -98,25 +96,25 @@ class PageSubscribe:
 
 
 @PAGE_COMMANDS.tag("cancel")
-@attrs.frozen
+@value
 class PageCancel:
     """Interrupt the running turn."""
 
 
 @PAGE_COMMANDS.tag("compact")
-@attrs.frozen
+@value
 class PageCompact:
     """Compact before the next turn (or at the next idle poll)."""
 
 
 @PAGE_COMMANDS.tag("new_session")
-@attrs.frozen
+@value
 class PageNewSession:
     """The next turn starts a new session."""
 
 
 @PAGE_COMMANDS.tag("set_model")
-@attrs.frozen
+@value
 class PageSetModel:
     """Use `model` from the next turn on (None or empty: the runtime's default)."""
 
@@ -124,7 +122,7 @@ class PageSetModel:
 
 
 @PAGE_COMMANDS.tag("login")
-@attrs.frozen
+@value
 class PageLogin:
     """Store a credential: `kind` ``oauth_token`` (what ``claude setup-token`` printed, whole
     or just the token) or ``api_key``."""
@@ -134,13 +132,13 @@ class PageLogin:
 
 
 @PAGE_COMMANDS.tag("login_start")
-@attrs.frozen
+@value
 class PageLoginStart:
     """Start ``claude auth login`` over pipes; its URL arrives in the login flow's state."""
 
 
 @PAGE_COMMANDS.tag("login_code")
-@attrs.frozen
+@value
 class PageLoginCode:
     """The code the browser showed after the login URL, for the running ``claude auth login``."""
 
@@ -148,7 +146,7 @@ class PageLoginCode:
 
 
 @PAGE_COMMANDS.tag("stats")
-@attrs.frozen
+@value
 class PageGetStats:
     """Turn stats bucketed by ``hour`` or ``day``, the newest `buckets` of them."""
 
@@ -174,7 +172,7 @@ PageRequest = (
 # -- replies (harness -> daemon: hostile, decoded with these bounds) ---------------------------
 
 
-@attrs.frozen
+@value
 class LoginFlow:
     """The ``claude auth login`` the page drives: ``status`` idle, starting, waiting_code
     (``url`` is where to log in), checking, done or failed (``detail`` says why)."""
@@ -184,7 +182,7 @@ class LoginFlow:
     detail: str = attrs.field(default="", metadata=_DETAIL)
 
 
-@attrs.frozen
+@value
 class PageState:
     """The badges' data: the report, the model, context and cost of the last turn, login."""
 
@@ -200,7 +198,7 @@ class PageState:
     runtime: str = attrs.field(default="", metadata=text(40))
 
 
-@attrs.frozen
+@value
 class PageEvent:
     """One live event (`hyperhive.wire.harness`): ``kind`` tells how to read ``data``; a kind
     this daemon does not know is still passed on, for the page to show as unknown."""
@@ -211,13 +209,13 @@ class PageEvent:
     data: dict[str, Any]
 
 
-@attrs.frozen
+@value
 class PageEvents:
     events: tuple[PageEvent, ...]
     last_seq: int = attrs.field(default=0, metadata=_COUNT)
 
 
-@attrs.frozen
+@value
 class StatsBucket:
     """One hour or day of turns (``start`` is its first second, unix time)."""
 
@@ -233,7 +231,7 @@ class StatsBucket:
     tool_calls: int = attrs.field(metadata=_COUNT)
 
 
-@attrs.frozen
+@value
 class PageStats:
     """Turn stats by `bucket` (oldest first), with the model mix and tool use over them all,
     and the newest turns."""
@@ -244,3 +242,16 @@ class PageStats:
     tools: dict[str, int]
     results: dict[str, int]
     recent: tuple[dict[str, Any], ...] = ()
+
+
+# What a harness answers is hostile input: every page type is decoded as strictly as a request.
+for _page_type in (
+    *PAGE_COMMANDS.values(),
+    LoginFlow,
+    PageEvent,
+    PageEvents,
+    PageState,
+    PageStats,
+    StatsBucket,
+):
+    strict(_page_type)

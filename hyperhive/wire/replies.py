@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import attrs
 
+from hyperhive.wire._value import value
 from hyperhive.wire.events import Event
+from hyperhive.wire.mail import Delivery, Message
 from hyperhive.wire.rows import (
     AgentStatusRow,
     Approval,
     ConfigTag,
     ContainerView,
     DeadLetter,
-    Delivery,
     HiveUrls,
     LooseApproval,
-    Message,
     Question,
     Reminder,
     Tombstone,
 )
 
 __all__ = [
-    "Acked",
     "ActorInfo",
     "AgentInbox",
     "AgentStatuses",
@@ -47,10 +46,8 @@ __all__ = [
     "LogsReply",
     "LooseEndCancelled",
     "LooseEnds",
-    "Messages",
     "Questions",
     "Reminders",
-    "Requeued",
     "Resolved",
     "Scheduled",
     "Sent",
@@ -62,12 +59,12 @@ __all__ = [
 ]
 
 
-@attrs.frozen
+@value
 class Empty:
     """A success with nothing to say."""
 
 
-@attrs.frozen
+@value
 class ActorInfo:
     """One node of the actor tree as ``status`` reports it.
 
@@ -90,7 +87,7 @@ class ActorInfo:
     counters: dict[str, int] = attrs.field(factory=dict)
 
 
-@attrs.frozen
+@value
 class StatusReply:
     """The actor tree; ``at`` is when it was read (wall-clock seconds), for "how long ago"."""
 
@@ -101,46 +98,27 @@ class StatusReply:
     at: float = 0.0
 
 
-@attrs.frozen
+@value
 class Sent:
     id: int
 
 
-@attrs.frozen
-class Messages:
-    """What a recv handed over. ``paused``: the operator paused the caller, so it is handed
-    nothing until resumed (its harness takes no turns meanwhile)."""
-
-    messages: tuple[Delivery, ...]
-    paused: bool = False
-
-
-@attrs.frozen
-class Acked:
-    count: int
-
-
-@attrs.frozen
-class Requeued:
-    count: int
-
-
-@attrs.frozen
+@value
 class Agents:
     agents: tuple[str, ...]
 
 
-@attrs.frozen
+@value
 class InboxReply:
     messages: tuple[Message, ...]
 
 
-@attrs.frozen
+@value
 class DeadLetters:
     letters: tuple[DeadLetter, ...]
 
 
-@attrs.frozen
+@value
 class HistoryReply:
     """The newest remembered events, oldest first, and the seq they are current to.
 
@@ -153,25 +131,25 @@ class HistoryReply:
     boot: str = ""
 
 
-@attrs.frozen
+@value
 class Asked:
     id: int
 
 
-@attrs.frozen
+@value
 class Resolved:
     """The question as it stands after an answer."""
 
     question: Question
 
 
-@attrs.frozen
+@value
 class Scheduled:
     id: int
     due_at: float
 
 
-@attrs.frozen
+@value
 class WhoamiReply:
     """``pronouns`` are the operator's (``--operator-pronouns``), as the system prompt uses."""
 
@@ -182,70 +160,70 @@ class WhoamiReply:
     pending_reminders: int
 
 
-@attrs.frozen
+@value
 class LooseEnds:
     questions: tuple[Question, ...]
     reminders: tuple[Reminder, ...]
     approvals: tuple[LooseApproval, ...] = ()
 
 
-@attrs.frozen
+@value
 class LooseEndCancelled:
     kind: str
     id: int
 
 
-@attrs.frozen
+@value
 class Questions:
     questions: tuple[Question, ...]
 
 
-@attrs.frozen
+@value
 class Reminders:
     reminders: tuple[Reminder, ...]
 
 
-@attrs.frozen
+@value
 class Containers:
     containers: tuple[ContainerView, ...]
 
 
-@attrs.frozen
+@value
 class Container:
     container: ContainerView
 
 
-@attrs.frozen
+@value
 class Tombstones:
     tombstones: tuple[Tombstone, ...]
 
 
-@attrs.frozen
+@value
 class LogsReply:
     name: str
     text: str
 
 
-@attrs.frozen
+@value
 class Submitted:
     """An approval request was stored as approval ``id`` (docs/approvals.md)."""
 
     id: int
 
 
-@attrs.frozen
+@value
 class AgentStatuses:
     """The original's roster (``agent_status``), one row per agent, the manager included."""
 
     agent_statuses: tuple[AgentStatusRow, ...]
 
 
-@attrs.frozen
+@value
 class Urls:
     urls: HiveUrls
 
 
-@attrs.frozen
+@value
 class CredentialStored:
     """What ``login`` stored: the variables' names (never their values), whether it is the
     hive's credential (every agent without one of its own) and the agents given it now."""
@@ -255,7 +233,7 @@ class CredentialStored:
     agents: tuple[str, ...]
 
 
-@attrs.frozen
+@value
 class AgentInbox:
     """One agent's mail: waiting for it (``pending``, oldest first, at most the limit asked
     for) and handed to it but not yet acked (``inflight``); the totals count them all."""
@@ -267,21 +245,21 @@ class AgentInbox:
     inflight_total: int
 
 
-@attrs.frozen
+@value
 class Approvals:
     """Approval rows (``pending``: those waiting for the operator, oldest first)."""
 
     approvals: tuple[Approval, ...]
 
 
-@attrs.frozen
+@value
 class ApprovalReply:
     """An approval as it stands after an approve, a deny or a cancel."""
 
     approval: Approval
 
 
-@attrs.frozen
+@value
 class CapabilityChange:
     """One line of a capability diff (docs/config.md): ``effect`` is ``grants``, ``revokes``
     or ``changes``; ``before`` / ``after`` are None where the capability is absent."""
@@ -293,7 +271,7 @@ class CapabilityChange:
     after: str | None = None
 
 
-@attrs.frozen
+@value
 class ApprovalDetail:
     """An approval with what it changes: the unified diff from ``base`` (the deployed commit;
     None for a spawn) to the proposal, and the capability diff beside it.
@@ -310,7 +288,7 @@ class ApprovalDetail:
     capability_error: str | None = None
 
 
-@attrs.frozen
+@value
 class ConfigReply:
     """An agent's config as deployed: ``main`` of its applied repo, the ``agent.toml`` there,
     the deploy its container runs (``deploy``, an approval id; None: not from an approval),
@@ -323,7 +301,7 @@ class ConfigReply:
     tags: tuple[ConfigTag, ...]
 
 
-@attrs.frozen
+@value
 class ConfigInitialised:
     """A new agent's config repos are ready: the manager edits ``path`` (in its container),
     commits, and asks for a spawn of that commit; ``applied_path`` is the read-only record."""

@@ -1,15 +1,17 @@
 """Stored rows: what the stores hand out and the wire carries, one attrs class each.
 
-The same classes describe the sqlite rows (``Message``, ``Delivery``, ``DeadLetter``,
-``Question``, ``Reminder``) and their JSON form, so a row and its wire shape cannot drift
-apart. On the wire ``sender`` and ``recipient`` are spelled ``from`` and ``to``.
+The same classes describe the sqlite rows (``DeadLetter``, ``Question``, ``Reminder``, and
+`hyperhive.wire.mail`'s ``Message`` and ``Delivery``) and their JSON form, so a row and its wire
+shape cannot drift apart. On the wire ``sender`` and ``recipient`` are spelled ``from`` and
+``to``.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from hyperhive.wire._bounds import text
+from hyperhive.wire._bounds import strict, text
+from hyperhive.wire._value import value
 from hyperhive.wire.harness import LastTurn
 
 __all__ = [
@@ -18,10 +20,8 @@ __all__ = [
     "ConfigTag",
     "ContainerView",
     "DeadLetter",
-    "Delivery",
     "HiveUrls",
     "LooseApproval",
-    "Message",
     "Question",
     "Reminder",
     "Scope",
@@ -29,35 +29,7 @@ __all__ = [
 ]
 
 
-@attrs.frozen
-class Message:
-    """A message as stored: who sent it to whom, and when (wall-clock unix seconds)."""
-
-    id: int
-    sender: str
-    recipient: str
-    body: str
-    sent_at: float
-
-
-@attrs.frozen
-class Delivery:
-    """A message handed to its recipient; in flight until the recipient's turn is acked.
-
-    ``attempt`` counts deliveries of this row (1 on the first); ``redelivered`` is true when an
-    earlier delivery was never acked (the harness restarted mid-turn).
-    """
-
-    id: int
-    sender: str
-    recipient: str
-    body: str
-    sent_at: float
-    attempt: int
-    redelivered: bool
-
-
-@attrs.frozen
+@value
 class DeadLetter:
     """A message parked after too many unacked deliveries, waiting for the operator."""
 
@@ -70,7 +42,7 @@ class DeadLetter:
     dead_at: float
 
 
-@attrs.frozen
+@value
 class Question:
     """A question as stored (docs/questions.md). ``target`` is ``operator`` or an agent name.
 
@@ -91,7 +63,7 @@ class Question:
     answered_at: float | None = None
 
 
-@attrs.frozen
+@value
 class Reminder:
     """A reminder as stored (docs/reminders.md).
 
@@ -110,7 +82,7 @@ class Reminder:
     failure: str | None = None
 
 
-@attrs.frozen
+@value
 class LooseApproval:
     """An approval awaiting the operator, as loose ends list it: its id, the agent it is for,
     its description (``summary``) and when it was asked for (unix seconds)."""
@@ -123,7 +95,7 @@ class LooseApproval:
     commit_ref: str = ""
 
 
-@attrs.frozen
+@value
 class Approval:
     """One approval request in the original's shape (docs/approvals.md).
 
@@ -146,7 +118,7 @@ class Approval:
     note: str | None = None
 
 
-@attrs.frozen
+@value
 class ConfigTag:
     """One tag of an agent's applied repo: ``stage/id`` on ``commit``, when (RFC 3339), and
     its message (a denial's reason, a failure's error)."""
@@ -158,7 +130,7 @@ class ConfigTag:
     message: str
 
 
-@attrs.frozen
+@value
 class ContainerView:
     """One agent's container as the dashboard, `hyperhive list` and the manager see it.
 
@@ -205,7 +177,8 @@ class ContainerView:
     status_set_at: float | None = None
 
 
-@attrs.frozen
+@strict  # a command's field (the original's lifecycle verbs)
+@value
 class Scope:
     """Which agents a lifecycle verb of the original's host socket targets.
 
@@ -223,7 +196,7 @@ class Scope:
     matrix: bool = False
 
 
-@attrs.frozen
+@value
 class AgentStatusRow:
     """One agent as the original's host socket reports it (``agent_status``), field for field.
 
@@ -248,7 +221,7 @@ class AgentStatusRow:
     pending_reminders: int
 
 
-@attrs.frozen
+@value
 class HiveUrls:
     """Where the hive is reached from a browser (``urls``): None where there is none."""
 
@@ -258,7 +231,7 @@ class HiveUrls:
     matrix: str | None = None
 
 
-@attrs.frozen
+@value
 class Tombstone:
     """A destroyed agent whose state directory was kept; purge removes it for good."""
 

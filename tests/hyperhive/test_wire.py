@@ -313,3 +313,26 @@ async def test_oversized_line_is_skipped_and_the_next_line_still_reads() -> None
         await reader.read_line()
     assert await reader.read_line() == b"ok"
     assert await reader.read_line() is None
+
+
+def test_wire_values_compare_hash_and_show_as_attrs_classes_do() -> None:
+    """Wire types get equality, hashing and repr from `hyperhive.wire._value`, not attrs."""
+    sent, same, other = wire.Sent(3), wire.Sent(3), wire.Sent(4)
+    assert sent == same
+    assert not sent != same  # noqa: SIM202  (__ne__ is ours too)
+    assert sent != other
+    assert hash(sent) == hash(same)
+    assert len({sent, same, other}) == 2
+    assert sent != wire.Acked(3)  # another class with the same fields is not equal
+    assert repr(wire.Send(to="bob", body="hi")) == "Send(to='bob', body='hi')"
+    assert repr(wire.AckTurn()) == "AckTurn()"
+    assert attrs.evolve(sent, id=5) == wire.Sent(5)
+    match wire.Recv(wait_seconds=1.0, max=2):
+        case wire.Recv(wait_seconds=wait, max=count):
+            assert (wait, count) == (1.0, 2)
+
+
+def test_a_credential_never_shows_in_a_login_requests_repr() -> None:
+    login = wire.Login(variables=("ANTHROPIC_API_KEY=sk-secret",), agents=("alice",))
+    assert "sk-secret" not in repr(login)
+    assert repr(login) == "Login(agents=('alice',))"

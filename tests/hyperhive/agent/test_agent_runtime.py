@@ -24,9 +24,9 @@ from hyperhive.agent.claude import (
     load_config_extras,
     mcp_config,
 )
+from hyperhive.agent.outcome import Outcome
 from hyperhive.agent.runtime import CommandRuntime, TurnControl, TurnRequest
 from hyperhive.agent.settings import AgentPaths, AgentSettings, Role
-from hyperhive.agent.stream import Outcome
 from hyperhive.containers.settings import ContainerSettings
 from hyperhive.errors import ConfigError
 from hyperhive.testing import FakeWallClock, open_test_hive

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hyperhive.agent.outcome import Outcome
 from hyperhive.agent.stream import (
     ApiRetry,
     AssistantBlock,
@@ -17,7 +18,6 @@ from hyperhive.agent.stream import (
     ControlResponse,
     Init,
     Other,
-    Outcome,
     PermissionDenied,
     RateLimit,
     Result,
