@@ -82,6 +82,8 @@ def _load() -> None:
 if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
+        if name in _MODULES:  # `from hyperhive.wire import page` loads that module alone
+            return importlib.import_module(f"{__name__}.{name}")
         if "__all__" not in globals():
             _load()
             if name in globals():

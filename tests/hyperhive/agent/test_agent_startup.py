@@ -67,6 +67,7 @@ def test_importing_the_harness_loads_nothing_left_for_later() -> None:
 
 def test_the_wire_package_loads_a_module_only_when_it_is_used() -> None:
     assert "hyperhive.wire.commands" not in _loaded_by("import hyperhive.wire.codec")
+    assert "hyperhive.wire.commands" not in _loaded_by("from hyperhive.wire import page")
     everything = _loaded_by("from hyperhive import wire\nwire.Send")
     assert {"hyperhive.wire.commands", "hyperhive.wire.page", "hyperhive.wire.events"} <= (
         everything
