@@ -169,16 +169,29 @@ class CredentialWatch:
     directory does not exist yet (``~/.claude`` appears on the first login), and re-arms as
     directories appear. Without inotify (not Linux, or out of watches) it compares ``stat``
     results every couple of seconds instead.
+
+    The inotify instance is made by the first `wait` (the harness waits only while logged out),
+    not at start-up: loading it costs a library lookup the harness need not pay to be serving
+    (docs/performance.md). A change between start-up and that first wait is caught by the
+    ``stat`` fingerprint taken at start.
     """
 
     _MASK: Final = (
         0x100 | 0x200 | 0x08 | 0x40 | 0x80 | 0x04
     )  # CREATE DELETE CLOSE_WRITE MOVED ATTRIB
 
-    def __init__(self, files: tuple[Path, ...]) -> None:
+    def __init__(self, files: tuple[Path, ...], *, use_inotify: bool = True) -> None:
         self.files = files
         self._inotify: Any = None  # inotify_simple.INotify, which ships no types
+        self._opened = not use_inotify
         self._watched: dict[int, Path] = {}
+        self._at_start = self._fingerprint()
+
+    def _open(self) -> bool:
+        """Make the inotify instance (once); whether the files changed since start-up."""
+        if self._opened:
+            return False
+        self._opened = True
         try:
             from inotify_simple import INotify
 
@@ -186,9 +199,11 @@ class CredentialWatch:
         except (ImportError, OSError):
             self._inotify = None
         self._arm()
+        return self._fingerprint() != self._at_start
 
     @property
     def uses_inotify(self) -> bool:
+        self._open()
         return self._inotify is not None
 
     def _arm(self) -> None:
@@ -218,6 +233,8 @@ class CredentialWatch:
 
     async def wait(self, seconds: float) -> bool:
         """Wait up to `seconds` for a change; True if one came."""
+        if self._open():
+            return True
         with trio.move_on_after(seconds):
             if self._inotify is None:
                 before = self._fingerprint()

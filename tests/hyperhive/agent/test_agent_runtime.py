@@ -330,6 +330,7 @@ async def test_the_credential_watch_sees_claudes_own_login_appear(tmp_path: Path
     paths.root.mkdir()
     with trio.fail_after(20):
         async with login.open_credential_watch(paths, {"HOME": str(home)}) as watch:
+            assert watch.uses_inotify  # armed now, before ~/.claude exists
             (home / "unrelated.txt").write_text("x")
             (home / ".claude").mkdir()  # the first `claude auth login` makes the directory...
             assert await watch.wait(10)
@@ -339,13 +340,27 @@ async def test_the_credential_watch_sees_claudes_own_login_appear(tmp_path: Path
             assert await watch.wait(10)
 
 
+async def test_a_credential_stored_before_the_first_wait_is_not_missed(tmp_path: Path) -> None:
+    """The watch's inotify is made by its first wait, not at start-up: a credential that
+    arrives in between wakes that wait at once instead of after the next probe timer."""
+    paths = AgentPaths(tmp_path)
+    watch = login.CredentialWatch(login.credential_files(paths, {"HOME": str(tmp_path)}))
+    try:
+        login.save_credentials(paths, "api_key", "sk-x")
+        with trio.fail_after(5):
+            assert await watch.wait(3600)
+        assert not await watch.wait(0.2)  # and nothing more since
+    finally:
+        watch.close()
+
+
 async def test_without_inotify_the_credential_watch_compares_stat_results(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     paths = AgentPaths(tmp_path)
-    watch = login.CredentialWatch(login.credential_files(paths, {"HOME": str(tmp_path)}))
-    watch.close()
-    watch._inotify = None  # as where inotify cannot be had
+    files = login.credential_files(paths, {"HOME": str(tmp_path)})
+    watch = login.CredentialWatch(files, use_inotify=False)  # as where inotify cannot be had
+    assert not watch.uses_inotify
     assert not await watch.wait(30)
 
     async def later() -> None:

@@ -41,6 +41,7 @@ NOT_AT_START = (
     "hyperhive.wire.events",
     "hyperhive.wire.helper_events",
     "hyperhive.cli",
+    "inotify_simple",  # the credential watch's, made by its first wait
     "mcp",
     "pydantic",
     "typer",
