@@ -51,6 +51,7 @@ from hyperhive.config import StatePaths
 from hyperhive.containers.mounts import compile_runtime
 from hyperhive.testing import DaemonProcess
 from hyperhive.testing.model_api import ApiRequest, ModelAPI, ToolCall, open_model_api
+from hyperhive.testing.procs import spawn_harness
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -111,14 +112,7 @@ async def open_harness(
     }
     env.pop("CLAUDE_CODE_OAUTH_TOKEN", None)
     begun = trio.current_time()
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hyperhive", "agent", "serve"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    process = await spawn_harness(env)
     ready = trio.Event()
     log: list[str] = []
 

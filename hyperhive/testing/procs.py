@@ -1,11 +1,34 @@
-"""Finding an agent's processes on the host, for tests and benchmarks that run the real daemon."""
+"""An agent's harness as a process of its own, and finding an agent's processes on the host,
+for tests and benchmarks that run the real daemon."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["harness_pids"]
+import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["harness_pids", "spawn_harness"]
+
+
+async def spawn_harness(env: Mapping[str, str]) -> trio.Process:
+    """`python -m hyperhive agent serve` with `env`, as a container starts it: its stderr a pipe
+    (the ready line and the log), no stdin or stdout, in a process group of its own (with the
+    claude and MCP processes it starts), which the caller ends."""
+    return await trio.lowlevel.open_process(
+        [sys.executable, "-m", "hyperhive", "agent", "serve"],
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def harness_pids(name: str, daemon: int) -> set[int]:

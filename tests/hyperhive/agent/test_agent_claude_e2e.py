@@ -36,6 +36,7 @@ from hyperhive.testing.model_api import (
     prompt_too_long,
     rate_limited,
 )
+from hyperhive.testing.procs import spawn_harness
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -84,14 +85,7 @@ async def agent_process(
         **extra_env,
     }
     env.pop("CLAUDE_CODE_OAUTH_TOKEN", None)
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "hyperhive", "agent", "serve"],
-        env=env,
-        stdin=-3,  # DEVNULL
-        stdout=-3,
-        stderr=-1,
-        start_new_session=True,
-    )
+    process = await spawn_harness(env)
     ready = trio.Event()
     log: list[str] = []
 

@@ -25,6 +25,7 @@ from hyperhive.agent.claude import find_claude
 from hyperhive.agent.serve import LATER_MODULES, READY_MARKER, WARM_MARKER
 from hyperhive.errors import ConfigError
 from hyperhive.testing import open_test_hive
+from hyperhive.testing.procs import spawn_harness
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -94,14 +95,7 @@ async def test_a_harness_serves_before_it_imports_the_rest_and_imports_it_right_
                 "ANTHROPIC_API_KEY": "not-used-no-turn-runs",
                 "PYTHONPROFILEIMPORTTIME": "1",
             }
-            process = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "hyperhive", "agent", "serve"],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-            )
+            process = await spawn_harness(env)
             before: list[str] = []  # imported before the ready line
             ready = warm = False
             try:
