@@ -738,6 +738,52 @@ def login(
     _say(f"stored {whose} ({what}); logged in now: {given}")
 
 
+@app.command()
+def logout(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="The agent to log out [default: forget the hive's credential, the one "
+            "`hyperhive login` without NAME stored].",
+            show_default=False,
+        ),
+    ] = None,
+    state_dir: StateDirOption = None,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Without NAME: do not ask for confirmation."),
+    ] = False,
+) -> None:
+    """Undo a login: take the Claude credential back.
+
+    With NAME: the agent gets no credential any more (not even the hive's) until you log it
+    in by name, its credential files are removed, and it is restarted if it runs, so it shows
+    `needs login`. Without NAME (asks first; --yes for scripts): the hive's credential is
+    forgotten and every agent that was given it loses its copy, restarted if it runs; agents
+    with a credential of their own keep it. See docs/security.md.
+    """
+    if name is None and not yes:
+        if not sys.stdin.isatty():
+            _complain(
+                "error:",
+                "not forgetting the hive's credential without confirmation; "
+                "pass --yes (or name the agent to log out)",
+            )
+            raise typer.Exit(1)
+        if not typer.confirm("Forget the hive's credential and log out every agent using it?"):
+            _complain("error:", "nothing was removed")
+            raise typer.Exit(1)
+    done = _run(_call, _paths(state_dir), wire.Logout(name=name))
+    if name is None:
+        _say("forgot the hive's credential" if done.hive else "no hive credential was stored")
+    for agent in done.agents:
+        removed = ", ".join(agent.removed) or "no credential file"
+        after = "restarted it" if agent.restarted else "it was not running"
+        _say(f"logged {agent.name} out: removed {removed}; {after}")
+    if name is None and not done.agents:
+        _say("no agent had a copy of it")
+
+
 def _read_credential(kind: str) -> str:
     """The credential as typed (hidden) on a terminal, or all of stdin."""
     if not sys.stdin.isatty():

@@ -387,6 +387,13 @@ def event_line(event: wire.Event) -> Text:
             message = f": {_clip(payload.message, 60)}" if payload.message else ""
             ref = payload.ref.removeprefix("refs/tags/").removeprefix("refs/heads/")
             detail = f"{payload.agent} {ref} → {payload.commit[:12]}{message}"
+        case wire.CredentialSaved():
+            whose = "the hive's" if payload.hive else "own"
+            given = ", ".join(payload.agents) or "no agent yet"
+            detail = f"{whose} credential ({', '.join(payload.variables)}) given to {given}"
+        case wire.CredentialRemoved():
+            hive = "the hive's credential forgotten; " if payload.hive else ""
+            detail = f"{hive}logged out: {', '.join(payload.agents) or 'no agent'}"
         case _:
             detail = ", ".join(f"{k}={v}" for k, v in attrs.asdict(payload).items())
     kind = type(payload).__name__

@@ -44,7 +44,12 @@ from hyperhive.containers.base import AgentState
 from hyperhive.core.agent_files import remove_leftover
 from hyperhive.core.agent_spec import SpecBuilder
 from hyperhive.core.agent_views import StatusBoard, ViewBuilder
-from hyperhive.core.credentials import Credential, CredentialStore, remove_agent_credentials
+from hyperhive.core.credentials import (
+    Credential,
+    CredentialStore,
+    remove_agent_credentials,
+    remove_daemon_credential,
+)
 from hyperhive.core.lifecycle import MAX_LOG_LINES, TRANSIENT, Plan, Step, Verb, plan
 from hyperhive.core.registry import MANAGER, AgentRecord, AgentRegistry, remove_tree, validate_name
 from hyperhive.errors import (
@@ -193,12 +198,21 @@ class Login:
 
 
 @attrs.frozen
-class Logout:
+class Revoke:
     """Log `name` out: no credential is given to it any more, and the credential files in its
     state directory are removed; answered with the files removed (as the agent sees them)."""
 
     name: str
     reply: Reply[list[str]]
+
+
+@attrs.frozen
+class ForgetHiveCredential:
+    """Drop the hive's credential and take back the copies the daemon gave agents that use
+    it; answered with whether there was one, and the files removed per agent (only agents
+    that lost one)."""
+
+    reply: Reply[tuple[bool, dict[str, list[str]]]]
 
 
 @attrs.frozen
@@ -249,7 +263,8 @@ AgentsMsg: TypeAlias = (
     | Act
     | SetPause
     | Login
-    | Logout
+    | Revoke
+    | ForgetHiveCredential
     | ReadViews
     | ReadLogs
     | ReadTombstones
@@ -379,8 +394,10 @@ class AgentsActor:
                     await self._on_set_pause(msg)
                 case Login():
                     await self._on_login(msg)
-                case Logout():
-                    await self._on_logout(msg)
+                case Revoke():
+                    await self._on_revoke(msg)
+                case ForgetHiveCredential():
+                    await self._on_forget_hive_credential(msg)
                 case ReadViews(names=names):
                     records, transient = self._records_of(names), dict(self._transient)
                     self._spawn(self._answer_views, records, transient, msg.reply)
@@ -476,6 +493,8 @@ class AgentsActor:
             lambda: [name for name in known if not store.has_own(name)]
         )
         given = [name for name in targets if await self._provide(name, overwrite=bool(msg.names))]
+        hive = not msg.names
+        self._events.publish(wire.CredentialSaved(hive, msg.credential.names(), tuple(given)))
         LOGGER.info(
             "stored %s credential (%s); given to %s",
             "a" if msg.names else "the hive's",
@@ -495,15 +514,40 @@ class AgentsActor:
                 LOGGER.warning("could not remove %s's leftover /state/%s: %s", name, leftover, exc)
         await self._provide(name)
 
-    async def _on_logout(self, msg: Logout) -> None:
+    async def _on_revoke(self, msg: Revoke) -> None:
         name = msg.name
         if not self._registry.has_record(name):
             raise UnknownAgent(f"unknown agent {name!r}; nothing was removed")
         await self._offload(self._credentials.revoke, name)
         state_dir = self._paths.agent_state_dir(name)
         removed = await self._offload(remove_agent_credentials, state_dir)
+        self._events.publish(wire.CredentialRemoved(hive=False, agents=(name,)))
         LOGGER.info("logged %s out: removed %s", name, ", ".join(removed) or "no file")
         msg.reply.send(removed)
+
+    async def _on_forget_hive_credential(self, msg: ForgetHiveCredential) -> None:
+        store = self._credentials
+        had = await self._offload(store.forget_hive)
+        known = [n for n in [*self._registry.names(), MANAGER] if self._registry.has_record(n)]
+        users = await self._offload(lambda: [n for n in known if not store.has_own(n)])
+        removed: dict[str, list[str]] = {}
+        for name in users:
+            state_dir = self._paths.agent_state_dir(name)
+            try:
+                files = await self._offload(remove_daemon_credential, state_dir)
+            except HyperhiveError as exc:
+                LOGGER.warning("could not take back %s's copy of the credential: %s", name, exc)
+                continue
+            if files:
+                removed[name] = files
+        if had or removed:
+            self._events.publish(wire.CredentialRemoved(hive=had, agents=tuple(sorted(removed))))
+        LOGGER.info(
+            "%s; taken back from %s",
+            "forgot the hive's credential" if had else "no hive credential was stored",
+            ", ".join(sorted(removed)) or "no agent",
+        )
+        msg.reply.send((had, removed))
 
     async def _provide(self, name: str, *, overwrite: bool = False) -> bool:
         """Hand `name` its credential; a refusal is logged, never raised (it only blocks that
@@ -929,10 +973,16 @@ class AgentsHandle:
             lambda reply: Login(credential, wanted, reply), timeout=CALL_TIMEOUT
         )
 
-    async def logout(self, name: str) -> list[str]:
+    async def revoke(self, name: str) -> list[str]:
         """Log `name` out (its credential is no longer given to it, its credential files are
-        removed); the files removed. Raises UnknownAgent for a name nobody has."""
-        return await self._mailbox.call(lambda reply: Logout(name, reply), timeout=CALL_TIMEOUT)
+        removed); the files removed. Raises UnknownAgent for a name nobody has. Surfaces call
+        `Handles.logout`, which also restarts it."""
+        return await self._mailbox.call(lambda reply: Revoke(name, reply), timeout=CALL_TIMEOUT)
+
+    async def forget_hive_credential(self) -> tuple[bool, dict[str, list[str]]]:
+        """Drop the hive's credential and take back the copies agents were given; whether
+        there was one, and the files removed per agent. Surfaces call `Handles.logout`."""
+        return await self._mailbox.call(ForgetHiveCredential, timeout=CALL_TIMEOUT)
 
     async def views(self, names: Sequence[str] | None = None) -> dict[str, wire.ContainerView]:
         """The container rows of `names` (every agent and the manager when None)."""

@@ -17,12 +17,15 @@ waiting for a login starts its pending work the moment the file lands, without a
 file the agent wrote itself (``hyperhive agent login``) is left alone unless the operator names
 that agent.
 
-Logging an agent out (the agent page's "log out": `CredentialStore.revoke` and
-`remove_agent_credentials`) removes both ends: its grant becomes "none" (so neither its own
-nor the hive's credential is given to it again, until the operator logs it in by name) and
-the credential files in its state directory are unlinked without following a symlink
-(``hyperhive-credentials.json``, and Claude's own ``home/.claude/.credentials.json`` of a
-browser login).
+Logging an agent out (``hyperhive logout NAME``, the agent page's "log out":
+`CredentialStore.revoke` and `remove_agent_credentials`) removes both ends: its grant becomes
+"none" (so neither its own nor the hive's credential is given to it again, until the operator
+logs it in by name) and the credential files in its state directory are unlinked without
+following a symlink (``hyperhive-credentials.json``, and Claude's own
+``home/.claude/.credentials.json`` of a browser login). ``hyperhive logout`` without a name
+undoes ``login`` without one: `CredentialStore.forget_hive` drops ``hive.json``, and
+`remove_daemon_credential` takes back the copy each agent using it was given (a file the agent
+wrote itself stays, as ``login`` leaves it).
 
 The values never reach a log, argv, an event, a config repo or another agent: `Credential`
 shows names only, errors name variables, never values, and only the agent's own state
@@ -55,6 +58,7 @@ __all__ = [
     "CredentialStore",
     "parse_variables",
     "remove_agent_credentials",
+    "remove_daemon_credential",
     "variables_from_text",
 ]
 
@@ -201,6 +205,16 @@ class CredentialStore:
         self._write("agents.json", grants)
         self._drop_unreferenced(set(grants.values()))
 
+    def forget_hive(self) -> bool:
+        """Drop the hive's credential; whether there was one."""
+        try:
+            (self._root / "hive.json").unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ConfigError(f"cannot remove the hive's credential: {exc.strerror}") from exc
+        return True
+
     def resolve(self, name: str) -> Credential | None:
         """The credential `name` uses: its own, else the hive's, else None (and None for an
         agent logged out)."""
@@ -295,16 +309,42 @@ def remove_agent_credentials(state_dir: Path) -> list[str]:
     return removed
 
 
+def remove_daemon_credential(state_dir: Path) -> list[str]:
+    """Unlink the agent's credentials file if the daemon wrote it (never through a symlink);
+    ``["/state/hyperhive-credentials.json"]`` if it did, else ``[]``. A file the agent wrote
+    itself, and Claude's own from a browser login, stay.
+
+    Raises:
+        UnsafeFile: a path on the way is a symlink or not a directory.
+    """
+    if not _from_daemon(state_dir):
+        return []
+    relative = PurePosixPath(AGENT_FILE)
+    return [f"/state/{relative}"] if remove_file(state_dir, relative, shown_as="/state") else []
+
+
+def _from_daemon(state_dir: Path) -> bool:
+    """Whether the agent's credentials file is a plain file the daemon wrote."""
+    return _written_by(state_dir) == _FROM_DAEMON
+
+
 def _agents_own(state_dir: Path) -> bool:
     """Whether the agent's credentials file exists and is not one the daemon wrote."""
+    return _written_by(state_dir) not in (None, _FROM_DAEMON)
+
+
+def _written_by(state_dir: Path) -> str | None:
+    """Who wrote the agent's credentials file: ``"daemon"``, ``""`` (the agent, or nobody
+    says), or None when there is no file worth keeping (absent, a link, too big, not JSON)."""
     try:
         raw = read_capped(state_dir, PurePosixPath(AGENT_FILE), 65536)
     except UnsafeFile:
-        return False  # not a plain file: replacing it is what the rename does
+        return None  # not a plain file: replacing it is what the rename does
     if raw is None:
-        return False
+        return None
     try:
         found = json.loads(raw)
     except ValueError:
-        return False
-    return not (isinstance(found, dict) and found.get("from") == _FROM_DAEMON)
+        return None
+    origin = found.get("from") if isinstance(found, dict) else None
+    return origin if isinstance(origin, str) else ""

@@ -2,8 +2,8 @@
 
 Surfaces (the sockets, the dashboard, the TUI, the MCP tools) hold a `Handles` and call its
 handles; the handles send typed messages to the actors' mailboxes, so nothing outside an actor
-touches its state. The few actions that gather from more than one actor (whoami, loose ends)
-are here too, so no two surfaces answer them differently.
+touches its state. The few actions that gather from more than one actor or step (whoami, loose
+ends, logout) are here too, so no two surfaces answer them differently.
 
 - ``messages``: the broker (`hyperhive.core.messages.MessagesHandle`);
 - ``events``: the event hub (`hyperhive.core.events.EventsHandle`);
@@ -133,6 +133,32 @@ class Handles:
         undelivered = await self.reminders.listing(owner=name, limit=1000)
         waiting = await self.approvals.pending(name)
         return loose_ends.assemble(open_questions, undelivered, [loose(a) for a in waiting])
+
+    async def logout(self, name: str | None = None) -> wire.LoggedOut:
+        """Undo a login (`hyperhive logout`, the agent page's "log out"; docs/security.md).
+
+        With `name`: it gets no credential any more, its credential files are removed, and it
+        is restarted if it runs, so no harness or Claude process keeps the old credential and
+        the new one reports needs-login. Without: the hive's credential is forgotten and each
+        agent that was given it loses its copy, restarted if it runs. Raises UnknownAgent
+        (nothing removed) for a name nobody has."""
+        if name is None:
+            had, removed = await self.agents.forget_hive_credential()
+        else:
+            had, removed = False, {name: await self.agents.revoke(name)}
+        rows = [
+            wire.AgentLoggedOut(agent, tuple(files), await self._restart_if_running(agent))
+            for agent, files in sorted(removed.items())
+        ]
+        return wire.LoggedOut(hive=had, agents=tuple(rows))
+
+    async def _restart_if_running(self, name: str) -> bool:
+        views = await self.agents.views([name])
+        view = views.get(name)
+        if view is None or view.state not in ("running", "starting"):
+            return False
+        await self.agents.act("restart", name)
+        return True
 
     async def cancel_loose_end(self, by: Identity, kind: str, id: int) -> None:
         """Cancel a question (answered `[cancelled by <name>]`), an undelivered reminder, or

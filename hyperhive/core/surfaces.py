@@ -620,6 +620,11 @@ async def _login(hive: Handles, conn: Connection, request: wire.Login) -> wire.C
     return wire.CredentialStored(credential.names(), not request.agents, tuple(given))
 
 
+@handles(wire.Logout, OPERATOR)
+async def _logout(hive: Handles, conn: Connection, request: wire.Logout) -> wire.LoggedOut:
+    return await hive.logout(request.name)
+
+
 @handles(wire.SetPaused, OPERATOR)
 async def _set_paused(hive: Handles, conn: Connection, request: wire.SetPaused) -> wire.Container:
     await hive.agents.set_paused(request.name, request.paused)

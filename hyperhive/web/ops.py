@@ -335,16 +335,10 @@ class DashboardOps:
         return None if action == "destroy" else await agents.view(name)
 
     async def logout(self, name: str) -> tuple[list[str], bool]:
-        """Log `name` out: its credential is no longer given to it and its credential files are
-        removed (`core/credentials.py`); a running agent is restarted, so no harness or Claude
-        process keeps the old credential and the new one reports needs-login. The files
+        """Log `name` out (`Handles.logout`, what `hyperhive logout NAME` runs): the files
         removed, and whether it was restarted."""
-        removed = await self._hive.agents.logout(name)
-        view = await self.agent_view(name)
-        running = view is not None and view.state in ("running", "starting")
-        if running:
-            await self._hive.agents.act("restart", name)
-        return removed, running
+        [done] = (await self._hive.logout(name)).agents
+        return list(done.removed), done.restarted
 
     async def set_paused(self, name: str, paused: bool) -> wire.ContainerView:
         """Pause `name` (no turns, its mail waits) or resume it; its row after."""

@@ -61,6 +61,7 @@ from hyperhive.wire.replies import (
     Empty,
     HistoryReply,
     InboxReply,
+    LoggedOut,
     LogsReply,
     LooseEndCancelled,
     LooseEnds,
@@ -467,6 +468,18 @@ class Login(Request[CredentialStored]):
 
     variables: tuple[str, ...] = attrs.field(repr=False, metadata=text(8192, items=32))
     agents: tuple[str, ...] = attrs.field(default=(), metadata=text(MAX_NAME_CHARS, items=1000))
+
+
+@command("logout")
+@value
+class Logout(Request[LoggedOut]):
+    """Admin: undo a ``login`` (docs/security.md, "Claude credentials"). With ``name``: that
+    agent gets no credential any more (not even the hive's) until it is logged in by name, the
+    credential files in its state directory are removed, and it is restarted if it runs.
+    Without: the hive's credential is forgotten, and every agent that was given it loses the
+    copy (restarted if it runs); agents with a credential of their own keep theirs."""
+
+    name: str | None = attrs.field(default=None, metadata=text(MAX_NAME_CHARS))
 
 
 # -- approvals (docs/approvals.md) ------------------------------------------------------------

@@ -21,6 +21,8 @@ __all__ = [
     "ContainerCrashed",
     "ContainerRemoved",
     "ContainerStateChanged",
+    "CredentialRemoved",
+    "CredentialSaved",
     "DiskQuotaExceeded",
     "Event",
     "EventGap",
@@ -202,6 +204,27 @@ class ConfigRefChanged:
     message: str = ""
 
 
+@EVENTS.tag("credential_stored")
+@value
+class CredentialSaved:
+    """``login`` stored a Claude credential: the hive's (``hive``) or the named agents' own.
+    ``variables`` are its variables' names, never their values; ``agents`` were given it now."""
+
+    hive: bool
+    variables: tuple[str, ...]
+    agents: tuple[str, ...]
+
+
+@EVENTS.tag("credential_removed")
+@value
+class CredentialRemoved:
+    """``logout`` removed a credential: the hive's (``hive``, ``logout`` without a name), and
+    the copies ``agents`` were given (their credential files, gone from their state dirs)."""
+
+    hive: bool
+    agents: tuple[str, ...]
+
+
 EventPayload = (
     MessageSent
     | MessageDelivered
@@ -223,6 +246,8 @@ EventPayload = (
     | ApprovalAdded
     | ApprovalResolved
     | ConfigRefChanged
+    | CredentialSaved
+    | CredentialRemoved
 )
 
 

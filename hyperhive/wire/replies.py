@@ -27,6 +27,7 @@ from hyperhive.wire.rows import (
 __all__ = [
     "ActorInfo",
     "AgentInbox",
+    "AgentLoggedOut",
     "AgentStatuses",
     "Agents",
     "ApprovalDetail",
@@ -43,6 +44,7 @@ __all__ = [
     "Empty",
     "HistoryReply",
     "InboxReply",
+    "LoggedOut",
     "LogsReply",
     "LooseEndCancelled",
     "LooseEnds",
@@ -231,6 +233,25 @@ class CredentialStored:
     variables: tuple[str, ...]
     hive: bool
     agents: tuple[str, ...]
+
+
+@value
+class AgentLoggedOut:
+    """One agent ``logout`` logged out: the credential files removed from its state directory
+    (as the agent sees them, ``/state/...``) and whether it was restarted (it ran)."""
+
+    name: str
+    removed: tuple[str, ...]
+    restarted: bool
+
+
+@value
+class LoggedOut:
+    """What ``logout`` did. ``hive``: the hive's credential was stored and is now forgotten
+    (``logout`` without a name); ``agents``: the agents logged out, each with its files."""
+
+    hive: bool
+    agents: tuple[AgentLoggedOut, ...]
 
 
 @value

@@ -334,6 +334,8 @@
       case "config_ref_changed": if (!fromHistory && ev.ref.startsWith("refs/tags/deployed/"))
           sysRow(key, order, "§", ev.agent + " runs config " + ev.commit.slice(0, 12) + " (" + ev.ref.slice(10) + ")");
         break;
+      case "credential_stored": sysRow(key, order, "⚿", (ev.hive ? "the hive's credential" : "a credential") + " stored; logged in: " + (ev.agents.join(", ") || "no agent yet")); break;
+      case "credential_removed": sysRow(key, order, "⚿", (ev.hive ? "the hive's credential forgotten; " : "") + "logged out: " + (ev.agents.join(", ") || "no agent")); break;
       case "gap": if (!fromHistory) { sysRow(key, order, "…", "missed events " + ev.first_seq + "–" + ev.last_seq + "; reloading", "warn"); resync(); } break;
       default: break;
     }

@@ -26,6 +26,7 @@ from hyperhive.core.credentials import (
     CredentialStore,
     parse_variables,
     remove_agent_credentials,
+    remove_daemon_credential,
     variables_from_text,
 )
 from hyperhive.errors import BadRequest, ConfigError, RemoteError
@@ -217,6 +218,29 @@ def test_logging_out_removes_the_files_and_never_follows_a_link(tmp_path: Path) 
     with pytest.raises(UnsafeFile, match="symlink"):
         remove_agent_credentials(state)
     assert (elsewhere / ".claude" / ".credentials.json").exists()
+
+
+def test_forgetting_the_hive_credential_takes_back_only_the_daemons_copies(
+    tmp_path: Path,
+) -> None:
+    store = CredentialStore(tmp_path / "credentials")
+    store.store(parse_variables([f"ANTHROPIC_API_KEY={SECRET}"]))
+    given, own, linked = (_state(tmp_path, n) for n in ("alice", "bob", "carol"))
+    assert store.provide("alice", given)
+    harness_login.save_credentials(AgentPaths(own), "oauth_token", "sk-ant-oat01-bobs-own")
+    victim = tmp_path / "host-file"
+    victim.write_text(json.dumps({"from": "daemon"}))
+    (linked / AGENT_FILE).symlink_to(victim)
+    assert store.forget_hive()
+    assert store.resolve("alice") is None
+    assert not store.forget_hive()  # nothing left to forget
+    assert remove_daemon_credential(given) == [f"/state/{AGENT_FILE}"]
+    assert not (given / AGENT_FILE).exists()
+    assert remove_daemon_credential(own) == []  # the agent's own login stays
+    assert "bobs-own" in (own / AGENT_FILE).read_text()
+    assert remove_daemon_credential(linked) == []  # a link is never read through
+    assert victim.exists()
+    assert remove_daemon_credential(given) == []
 
 
 def test_the_harness_ignores_variables_a_credential_may_not_set(tmp_path: Path) -> None:
