@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["Activity"]
 
 
-@attrs.define
+@attrs.define(eq=False)  # a mutable holder: equal only to itself
 class Activity:
     """See the module docstring."""
 

@@ -49,6 +49,7 @@ from hyperhive.agent.outcome import Outcome
 from hyperhive.agent.runtime import Publish, TurnControl, TurnReport, TurnRequest
 from hyperhive.agent.settings import Role
 from hyperhive.errors import ConfigError
+from hyperhive.value import value
 from hyperhive.wire.harness import AUTH_VARIABLES, HIVE_SERVER, ClaudeChanged, Note
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def find_claude() -> Path:
 MAX_INSTRUCTIONS: Final = 64 * 1024
 
 
-@attrs.frozen
+@value
 class ConfigExtras:
     """What the agent's deployed ``agent.toml`` adds to each claude: its MCP servers (merged
     into --mcp-config), their tools and Claude's allowed tools (merged into --allowedTools),
@@ -228,7 +229,7 @@ def claude_env(base: Mapping[str, str], credentials: Mapping[str, str]) -> dict[
     return env
 
 
-@attrs.frozen
+@value
 class Limits:
     """How long a process may take before it counts as wedged (seconds)."""
 
@@ -239,7 +240,7 @@ class Limits:
     control_timeout: float = 10.0  # for a control request's answer
 
 
-@attrs.frozen
+@value
 class ClaudeOptions:
     """How long a Claude process lives. Durations in seconds; 0 means no limit."""
 
@@ -250,7 +251,7 @@ class ClaudeOptions:
     limits: Limits = attrs.field(factory=Limits)
 
 
-@attrs.define
+@attrs.define(eq=False)  # a mutable holder: equal only to itself
 class ClaudeRuntime:
     """See the module docstring. `run` must be running while turns are."""
 

@@ -29,11 +29,11 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-import attrs
 import outcome
 import trio
 
 from hyperhive.errors import StoreError
+from hyperhive.value import value
 from hyperhive.wire.codec import encode_live_event
 from hyperhive.wire.harness import LiveEventPayload, Note
 
@@ -62,7 +62,7 @@ CREATE INDEX IF NOT EXISTS events_at ON events (at);
 """
 
 
-@attrs.frozen
+@value
 class LiveEvent:
     """One event: ``kind`` says how to read ``data`` (``stream`` is a raw stream-json line)."""
 

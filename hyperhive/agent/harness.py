@@ -28,7 +28,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
-import attrs
 import trio
 
 from hyperhive.agent.login import LoginState
@@ -39,6 +38,7 @@ from hyperhive.agent.turn_stats import TurnStatsRow, TurnStatsStore
 from hyperhive.client import Client, open_client
 from hyperhive.errors import HyperhiveError, StoreError
 from hyperhive.offload import Offload, to_thread
+from hyperhive.value import value
 from hyperhive.wire.harness import (
     BackingOff,
     HarnessStarted,
@@ -85,7 +85,7 @@ class TurnState(enum.Enum):
     DISCONNECTED = "disconnected"
 
 
-@attrs.frozen
+@value
 class HarnessOptions:
     recv_wait: float = 30.0  # one long-poll; also how soon an idle compact request runs
     recv_max: int = 32

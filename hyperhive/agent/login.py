@@ -29,10 +29,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
 import trio
 
 from hyperhive.errors import ConfigError
+from hyperhive.value import value
 from hyperhive.wire.harness import AUTH_VARIABLES, CREDENTIAL_VARIABLE
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ _PROBE_TIMEOUT: Final = 30.0
 _STAT_POLL: Final = 2.0  # only where inotify is unavailable: a few stat calls, no process
 
 
-@attrs.frozen
+@value
 class LoginState:
     logged_in: bool
     method: str  # "api_key" | "oauth_token" | "claude.ai" | "none" | "unknown"

@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from hyperhive.agent.outcome import Outcome
+from hyperhive.value import value
 from hyperhive.wire.framing import LineReader
 from hyperhive.wire.harness import LiveEventPayload, OutputLine
 
@@ -44,7 +45,7 @@ EXIT_RATE_LIMITED: Final = 75  # EX_TEMPFAIL: a command runtime's way to say "ra
 _STOP_GRACE: Final = 5.0
 
 
-@attrs.frozen
+@value
 class TurnRequest:
     """One turn to run. ``prompt`` None means: only compact (an operator's request)."""
 
@@ -54,7 +55,7 @@ class TurnRequest:
     compact_first: bool = False
 
 
-@attrs.frozen
+@value
 class TurnReport:
     outcome: Outcome
     tracker: TurnTracker
@@ -129,7 +130,7 @@ def _signal_group(process: trio.Process, signum: signal.Signals) -> None:
             process.send_signal(signum)
 
 
-@attrs.define
+@attrs.define(eq=False)  # a mutable holder: equal only to itself
 class CommandRuntime:
     """Runs ``argv`` once per turn with the wake prompt on stdin.
 

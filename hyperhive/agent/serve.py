@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -184,6 +185,7 @@ async def _serve(settings: AgentSettings, harness: Harness, page: PageServer, ru
             file=sys.stderr,
             flush=True,
         )
+        gc.enable()  # off until now in a harness process of its own (hyperhive/__main__.py)
         nursery.start_soon(trio.to_thread.run_sync, warm_up)
 
 

@@ -19,9 +19,8 @@ import os
 from pathlib import Path
 from typing import Final
 
-import attrs
-
 from hyperhive.errors import ConfigError
+from hyperhive.value import value
 from hyperhive.wire.harness import (
     ENV_AGENT,
     ENV_CONFIG,
@@ -46,7 +45,7 @@ class Role(enum.Enum):
     MANAGER = "manager"
 
 
-@attrs.frozen
+@value
 class AgentPaths:
     """The files of one agent's state directory. Nothing here touches the disk."""
 
@@ -96,7 +95,7 @@ class AgentPaths:
         return self.root
 
 
-@attrs.frozen
+@value
 class AgentSettings:
     name: str
     role: Role

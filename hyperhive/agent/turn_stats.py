@@ -15,9 +15,8 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any, Final
 
-import attrs
-
 from hyperhive.errors import StoreError
+from hyperhive.value import value
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,7 +55,7 @@ CREATE INDEX IF NOT EXISTS turns_started ON turns (started_at);
 """
 
 
-@attrs.frozen
+@value
 class TurnStatsRow:
     runtime: str
     model: str | None
@@ -103,6 +102,8 @@ class TurnStatsStore:
         try:
             self._conn = sqlite3.connect(path, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # As the events history: a power cut may lose the newest row, never the file.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open turn stats {path}: {exc}") from exc

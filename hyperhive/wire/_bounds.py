@@ -12,7 +12,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
-from hyperhive.wire._value import value
+from hyperhive.value import value
 
 __all__ = [
     "ID",

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import attrs
 
+from hyperhive.value import value
 from hyperhive.wire._bounds import strict
-from hyperhive.wire._value import value
 
 if TYPE_CHECKING:
     from collections.abc import Callable

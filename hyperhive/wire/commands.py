@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from hyperhive.value import value
 from hyperhive.wire._bounds import (
     ID,
     MAX_ANSWER_CHARS,
@@ -43,7 +44,6 @@ from hyperhive.wire._bounds import (
     text,
 )
 from hyperhive.wire._table import COMMANDS, Request, agent_tool, command, manager_tool
-from hyperhive.wire._value import value
 from hyperhive.wire.replies import (
     AgentInbox,
     Agents,

@@ -6,8 +6,8 @@ these. ``EVENTS`` is their tag table, filled by ``@EVENTS.tag`` where each class
 
 from __future__ import annotations
 
+from hyperhive.value import value
 from hyperhive.wire._tags import TagTable
-from hyperhive.wire._value import value
 from hyperhive.wire.mail import Message
 from hyperhive.wire.rows import Approval, ContainerView, Question, Reminder
 

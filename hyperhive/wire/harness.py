@@ -16,9 +16,9 @@ from typing import Any, Final
 
 import attrs
 
+from hyperhive.value import value
 from hyperhive.wire._bounds import INT64_MAX, number, strict, text
 from hyperhive.wire._tags import TagTable
-from hyperhive.wire._value import value
 
 __all__ = [
     "AUTH_VARIABLES",

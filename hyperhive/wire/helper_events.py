@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from hyperhive.value import value
 from hyperhive.wire._tags import TagTable
-from hyperhive.wire._value import value
 
 __all__ = [
     "HELPER_EVENTS",

@@ -7,7 +7,7 @@ start-up and the other rows not at all (docs/performance.md). On the wire ``send
 
 from __future__ import annotations
 
-from hyperhive.wire._value import value
+from hyperhive.value import value
 
 __all__ = ["Delivery", "Message"]
 

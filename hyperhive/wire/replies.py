@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from hyperhive.wire._value import value
+from hyperhive.value import value
 from hyperhive.wire.events import Event
 from hyperhive.wire.mail import Delivery, Message
 from hyperhive.wire.rows import (

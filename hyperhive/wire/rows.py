@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from hyperhive.value import value
 from hyperhive.wire._bounds import strict, text
-from hyperhive.wire._value import value
 from hyperhive.wire.harness import LastTurn
 
 __all__ = [

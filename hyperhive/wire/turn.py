@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import attrs
 
+from hyperhive.value import value
 from hyperhive.wire._bounds import MAX_LIMIT, MAX_SECONDS, number
 from hyperhive.wire._table import Request, agent_tool, command
-from hyperhive.wire._value import value
 from hyperhive.wire.mail import Delivery
 
 __all__ = ["AckTurn", "Acked", "Messages", "Recv", "RequeueInflight", "Requeued"]

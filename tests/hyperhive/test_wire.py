@@ -316,7 +316,7 @@ async def test_oversized_line_is_skipped_and_the_next_line_still_reads() -> None
 
 
 def test_wire_values_compare_hash_and_show_as_attrs_classes_do() -> None:
-    """Wire types get equality, hashing and repr from `hyperhive.wire._value`, not attrs."""
+    """Wire types get equality, hashing and repr from `hyperhive.value`, not attrs."""
     sent, same, other = wire.Sent(3), wire.Sent(3), wire.Sent(4)
     assert sent == same
     assert not sent != same  # noqa: SIM202  (__ne__ is ours too)

@@ -1,10 +1,12 @@
-"""`value`: how every wire type is declared, an immutable attrs class made at less cost.
+"""`value`: an immutable attrs class made at less cost, for every wire type and the harness's
+start-path values.
 
 attrs writes each class's ``__init__``, ``__repr__``, ``__eq__``, ``__ne__`` and ``__hash__`` as
 source and compiles it when the class is defined. With some two hundred wire types, that
 compiling is most of what importing the wire costs, and every CLI command, the daemon and an
-agent's harness pay it when they start (docs/performance.md). A wire type therefore has only
-its ``__init__`` generated; equality, hashing and ``repr`` are shared functions over its fields
+agent's harness pay it when they start (docs/performance.md); the harness's own settings and
+options pay it at each container start. Such a class therefore has only its ``__init__``
+generated; equality, hashing and ``repr`` are shared functions over its fields
 that behave as attrs' own: equal when of the same class with equal fields (fields declared
 ``eq=False`` left out), hashed from the same fields, shown as ``Name(field=value, ...)``
 (fields declared ``repr=False``, such as secrets, left out).
