@@ -4,6 +4,9 @@ The table `containers/bwrap/uids.json` (daemon-owned, never bound into a sandbox
 agent name to its uid, allocated once from `ContainerSettings.agent_uids` (lowest free, skipping
 uids the host's passwd already names) and kept across restarts and tombstones, so an agent's
 files stay its own. The agent's primary group has the same number; it has no other group.
+Agents start concurrently (each start looks its uid up from a worker thread), so the table's
+read, allocate and write happen under one lock: two first starts at once never read the same
+table and hand out the same uid.
 
 `own_state` hands the agent its state directory before each start: every entry whose owner is
 not the agent's is changed, walking with directory fds and never following a symlink, so a
@@ -18,6 +21,7 @@ import json
 import os
 import pwd
 import stat
+import threading
 from typing import TYPE_CHECKING
 
 from hyperhive.errors import ConfigError
@@ -32,13 +36,14 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class UidTable:
-    """name -> uid, persisted in `path` (blocking: call off the trio thread)."""
+    """name -> uid, persisted in `path` (blocking: call off the trio thread; thread-safe)."""
 
     def __init__(self, path: Path, first: int, last: int) -> None:
         if not 1000 <= first <= last < 2**31 - 1:
             raise ConfigError(f"agent uid range {first}-{last} must lie within 1000-2147483646")
         self._path = path
         self._first, self._last = first, last
+        self._lock = threading.Lock()
 
     def _read(self) -> dict[str, int]:
         try:
@@ -59,22 +64,24 @@ class UidTable:
 
     def uid(self, name: str) -> int:
         """The agent's uid, allocated now if it has none."""
-        table = self._read()
-        if name in table:
-            return table[name]
-        taken = set(table.values())
-        for candidate in range(self._first, self._last + 1):
-            if candidate in taken or _host_user(candidate):
-                continue
-            table[name] = candidate
-            self._write(table)
-            return candidate
+        with self._lock:
+            table = self._read()
+            if name in table:
+                return table[name]
+            taken = set(table.values())
+            for candidate in range(self._first, self._last + 1):
+                if candidate in taken or _host_user(candidate):
+                    continue
+                table[name] = candidate
+                self._write(table)
+                return candidate
         raise ConfigError(f"no free agent uid left in {self._first}-{self._last}")
 
     def release(self, name: str) -> None:
-        table = self._read()
-        if table.pop(name, None) is not None:
-            self._write(table)
+        with self._lock:
+            table = self._read()
+            if table.pop(name, None) is not None:
+                self._write(table)
 
 
 def _host_user(uid: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -128,6 +129,58 @@ def test_each_agent_keeps_its_own_uid(tmp_path: Path) -> None:
     assert table.uid("dave") == bob
     with pytest.raises(ConfigError, match="uid range"):
         uids.UidTable(tmp_path / "x.json", 0, 10)
+
+
+def test_two_agents_starting_at_once_get_two_uids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each start looks its uid up from a worker thread, so two first starts (the manager and
+    an agent at a hive's first start) overlap. The first is held after it read the (empty)
+    table; the second either runs through (and, without the table's lock, takes the same
+    uid) or waits for the first, which is let go once the second did one or the other."""
+    table = uids.UidTable(tmp_path / "uids.json", 1_900_000, 1_900_009)
+    held, go, progressed = threading.Event(), threading.Event(), threading.Event()
+    first = threading.current_thread()  # replaced by the first worker below
+
+    def host_user(uid: int) -> bool:
+        if threading.current_thread() is first and not held.is_set():
+            held.set()
+            assert go.wait(30), "never let go"
+        return False
+
+    class SaysWhenWaiting:
+        """The table's lock, telling the test when the second start reached it."""
+
+        def __init__(self, lock: threading.Lock) -> None:
+            self.lock = lock
+
+        def __enter__(self) -> None:
+            if threading.current_thread() is not first:
+                progressed.set()
+            self.lock.acquire()
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+
+    monkeypatch.setattr(uids, "_host_user", host_user)
+    monkeypatch.setattr(table, "_lock", SaysWhenWaiting(threading.Lock()), raising=False)
+    got: dict[str, int] = {}
+
+    def start(name: str) -> None:
+        got[name] = table.uid(name)
+        progressed.set()
+
+    first = threading.Thread(target=start, args=("manager",))
+    second = threading.Thread(target=start, args=("alice",))
+    first.start()
+    assert held.wait(30)
+    second.start()
+    assert progressed.wait(30)
+    go.set()
+    first.join(30)
+    second.join(30)
+    assert got["manager"] != got["alice"], got
+    assert json.loads((tmp_path / "uids.json").read_text()) == got
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing owners needs root")
