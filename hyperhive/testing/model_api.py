@@ -17,6 +17,11 @@ Replies:
 
 Fault hooks a test needs are rules: ``api.on("RATE", rate_limited(), times=1)``.
 
+A script that meets a request it has no step for raises `OffScript` (any exception does): the
+request gets no answer and the exception ends `open_model_api`'s block at once, so a test
+whose flow went wrong (a tool call that failed, say: `ApiRequest.tool_results`) fails saying
+what the model was told, instead of waiting to its time limit for a step that cannot come.
+
 `ModelAPI.answered` keeps the usage the server itself reported for each message it answered
 (what Claude's turn stats must add up to), and every request carries the trio time it
 arrived (`ApiRequest.received_at`), for latency measurements.
@@ -46,9 +51,11 @@ __all__ = [
     "ApiRequest",
     "Hold",
     "ModelAPI",
+    "OffScript",
     "Reply",
     "Text",
     "ToolCall",
+    "ToolResult",
     "open_model_api",
     "overloaded",
     "prompt_too_long",
@@ -60,6 +67,20 @@ SUMMARY_TEXT: Final = (
 )
 _MAX_HEAD: Final = 64 * 1024
 _MAX_BODY: Final = 64 * 1024 * 1024
+
+
+class OffScript(AssertionError):
+    """Raised by a script for a request it has no step for (see the module docstring)."""
+
+
+@attrs.frozen
+class ToolResult:
+    """A tool's result in the request's last user message, with the call it answers."""
+
+    name: str  # the tool called ("" if its call is not in the conversation)
+    input: Mapping[str, Any]
+    text: str
+    is_error: bool
 
 
 @attrs.frozen
@@ -103,6 +124,34 @@ class ApiRequest:
         return isinstance(content, list) and any(
             isinstance(b, dict) and b.get("type") == "tool_result" for b in content
         )
+
+    @property
+    def tool_results(self) -> list[ToolResult]:
+        """The tool results the last user message carries, in order."""
+        users = [m for m in self.messages if m.get("role") == "user"]
+        content = users[-1].get("content") if users else None
+        calls = {
+            block.get("id"): block
+            for message in self.messages
+            if message.get("role") == "assistant" and isinstance(message.get("content"), list)
+            for block in message["content"]
+            if isinstance(block, dict) and block.get("type") == "tool_use"
+        }
+        results = []
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict) or block.get("type") != "tool_result":
+                continue
+            call = calls.get(block.get("tool_use_id"), {})
+            arguments = call.get("input")
+            results.append(
+                ToolResult(
+                    str(call.get("name", "")),
+                    arguments if isinstance(arguments, dict) else {},
+                    _text(block.get("content")),
+                    block.get("is_error") is True,
+                )
+            )
+        return results
 
     @property
     def is_compaction(self) -> bool:
@@ -233,6 +282,20 @@ class ModelAPI:
                 return needle in request.last_user_text
 
         self._rules.append(_Rule(match, reply, times))
+        return self
+
+    def fail_on_tool_errors(self) -> ModelAPI:
+        """Raise `OffScript` at the first request that carries a failed tool call (tried
+        before every other rule): the block ends naming the tool and what it answered."""
+
+        def failed(request: ApiRequest) -> bool:
+            return any(result.is_error for result in request.tool_results)
+
+        def stop(request: ApiRequest) -> Reply:
+            errors = [r for r in request.tool_results if r.is_error]
+            raise OffScript("; ".join(f"{r.name or 'a tool'} failed: {r.text}" for r in errors))
+
+        self._rules.insert(0, _Rule(failed, stop, None))
         return self
 
     async def wait_for(self, match: Match, *, count: int = 1) -> ApiRequest:

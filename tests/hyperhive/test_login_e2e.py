@@ -26,22 +26,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from hyperhive.agent.claude import find_claude
-from hyperhive.containers.bwrap import bwrap_works
-from hyperhive.errors import ConfigError
 from hyperhive.testing import DaemonProcess, run_cli
-from hyperhive.testing.model_api import ToolCall, open_model_api
-from hyperhive.testing.netns import netns_problem, open_netns_host
-
-try:
-    find_claude()
-except ConfigError as exc:  # pragma: no cover - the dependency bundles it
-    pytest.skip(f"no claude binary: {exc}", allow_module_level=True)
+from hyperhive.testing.model_api import ToolCall
+from hyperhive.testing.walled_claude import open_walled_api, walled_claude_problem
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bwrap_works() is not None, reason="bubblewrap cannot sandbox here"),
-    pytest.mark.skipif(netns_problem() is not None, reason=str(netns_problem())),
+    pytest.mark.skipif(walled_claude_problem() is not None, reason=str(walled_claude_problem())),
 ]
 
 
@@ -131,14 +122,10 @@ async def test_login_gives_every_agent_the_gateway_and_keeps_the_key_to_them(
 ) -> None:
     key = f"sk-ant-api03-{secrets.token_hex(16)}"
     state = short_tmp / "hive"
-    with (
-        trio.fail_after(240),
-        open_netns_host() as internet,
-        ArgvWatch(key) as argv_watch,
-    ):
-        async with open_model_api(internet.listen_tcp()) as api:
+    with trio.fail_after(240), ArgvWatch(key) as argv_watch:
+        async with open_walled_api() as api:
             greet = {"to": "operator", "body": "hello through the gateway"}
-            api.on("greet the operator", ToolCall("mcp__hive__send", greet))
+            api.fail_on_tool_errors().on("greet the operator", ToolCall("mcp__hive__send", greet))
             here = {"to": "operator", "body": "bob is here"}
             api.on("say you are here", ToolCall("mcp__hive__send", here))
             daemon = DaemonProcess(state, "--backend", "bwrap", "--no-manager", "--no-dashboard")

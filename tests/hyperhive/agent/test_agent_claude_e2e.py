@@ -153,7 +153,8 @@ async def test_a_tool_call_to_send_reaches_another_agents_inbox(short_tmp: Path)
             open_test_hive(short_tmp / "hive", agents=("alice", "bob")) as hive,
             open_model_api() as api,
         ):
-            api.on("greet bob", ToolCall("mcp__hive__send", {"to": "bob", "body": "hello bob!"}))
+            greet = ToolCall("mcp__hive__send", {"to": "bob", "body": "hello bob!"})
+            api.fail_on_tool_errors().on("greet bob", greet)
             state = short_tmp / "alice"
             async with agent_process(hive, api, state):
                 await _send(hive, "alice", "please greet bob")

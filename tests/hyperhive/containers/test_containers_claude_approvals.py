@@ -24,28 +24,22 @@ import pytest
 import trio
 
 from hyperhive import wire
-from hyperhive.agent.claude import find_claude
 from hyperhive.config_repo.seed import RepoPaths
-from hyperhive.containers.bwrap import bwrap_works
-from hyperhive.containers.settings import DEFAULT_AGENT_COMMAND, ContainerSettings
-from hyperhive.errors import ConfigError
 from hyperhive.testing import open_test_hive, run_cli
-from hyperhive.testing.model_api import ApiRequest, Reply, Text, ToolCall, open_model_api
-from hyperhive.testing.netns import netns_problem, open_netns_host
+from hyperhive.testing.model_api import ApiRequest, OffScript, Reply, Text, ToolCall
+from hyperhive.testing.walled_claude import (
+    open_walled_api,
+    walled_claude_problem,
+    walled_claude_settings,
+)
 
 if TYPE_CHECKING:
     from hyperhive.testing import TestHive
 
-try:
-    find_claude()
-except ConfigError as exc:  # pragma: no cover - the dependency bundles it
-    pytest.skip(f"no claude binary: {exc}", allow_module_level=True)
-
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(300),
-    pytest.mark.skipif(bwrap_works() is not None, reason="bubblewrap cannot sandbox here"),
-    pytest.mark.skipif(netns_problem() is not None, reason=str(netns_problem())),
+    pytest.mark.skipif(walled_claude_problem() is not None, reason=str(walled_claude_problem())),
 ]
 GREETING = "hello from the approved config"
 # A stdio MCP server with one tool, `note`: what the manager ships in alice's repo.
@@ -98,23 +92,38 @@ def _is(agent: str, request: ApiRequest) -> bool:
 
 
 def _manager(request: ApiRequest) -> Reply | None:
-    """The manager's script: one step per request, chosen by what the last one returned."""
-    last = request.last_user_text
-    if "give alice a greeting" in last and not request.ends_with_tool_result:
-        return ToolCall("mcp__hive__request_init_config", {"name": "alice"})
-    if "config repo of alice is ready" in last:
-        return ToolCall("Bash", {"command": _commit_command(), "description": "commit"})
-    found = SHA.search(last)
-    if request.ends_with_tool_result and found and "waits for the operator" not in last:
-        arguments = {"agent": "alice", "commit_ref": found[0], "description": "greet; notes"}
-        return ToolCall("mcp__hive__request_apply_commit", arguments)
-    return None
+    """The manager's script: one step per request, chosen by the tool result it carries.
+
+    A result the next step cannot follow ends the test at once (`OffScript`), saying what the
+    manager was told: nothing else would come, and the test would sit to its time limit.
+    """
+    results = request.tool_results
+    if not results:  # a wake: the operator's request, or news after it (nothing to do)
+        if "give alice a greeting" in request.last_user_text:
+            return ToolCall("mcp__hive__request_init_config", {"name": "alice"})
+        return None
+    (result,) = results
+    told, found = result.text, SHA.search(result.text)
+    if not result.is_error:
+        if result.name == "mcp__hive__request_init_config" and "alice is ready" in told:
+            return ToolCall("Bash", {"command": _commit_command(), "description": "commit"})
+        if result.name == "Bash" and found:
+            arguments = {"agent": "alice", "commit_ref": found[0], "description": "greet; notes"}
+            return ToolCall("mcp__hive__request_apply_commit", arguments)
+        if result.name == "mcp__hive__request_apply_commit" and "waits for the operator" in told:
+            return None
+    raise OffScript(f"the manager's {result.name} call answered: {told}")
 
 
 def _alice(request: ApiRequest) -> Reply | None:
-    last = request.last_user_text
-    if "show me your greeting" in last and not request.ends_with_tool_result:
-        return ToolCall("Bash", {"command": 'echo "greeting=$GREETING"', "description": "env"})
+    results = request.tool_results
+    if not results:
+        if "show me your greeting" in request.last_user_text:
+            return ToolCall("Bash", {"command": 'echo "greeting=$GREETING"', "description": "env"})
+        return None
+    (result,) = results
+    if result.is_error or result.name != "Bash":
+        raise OffScript(f"alice's {result.name} call answered: {result.text}")
     return None
 
 
@@ -130,10 +139,13 @@ def _script(request: ApiRequest) -> Reply:
 async def _pending(hive: TestHive) -> wire.Approval:
     async with hive.operator() as operator:
         while True:
-            approvals = (await operator.call(wire.ListPending())).approvals
-            # A row is listed as soon as it is stored, before its commit is fetched.
-            if approvals and approvals[0].fetched_sha is not None:
-                return approvals[0]
+            approvals = (await operator.call(wire.ListPending(all=True))).approvals
+            if approvals:
+                (approval,) = approvals
+                assert approval.status == "pending", approval  # a failed import says why
+                # A row is listed as soon as it is stored, before its commit is fetched.
+                if approval.fetched_sha is not None:
+                    return approval
             await trio.sleep(0.2)
 
 
@@ -162,21 +174,10 @@ def _tags_at(applied: Path, commit: str) -> set[str]:
 async def test_the_managers_model_changes_a_config_and_the_operator_approves_it(
     short_tmp: Path,
 ) -> None:
-    with trio.fail_after(280), open_netns_host() as internet:
-        async with open_model_api(internet.listen_tcp()) as api:
+    with trio.fail_after(280):
+        async with open_walled_api() as api:
             api.on(lambda request: True, _script)
-            settings = ContainerSettings(
-                backend="bwrap",
-                agent_command=DEFAULT_AGENT_COMMAND,
-                env={
-                    "ANTHROPIC_BASE_URL": api.base_url,
-                    "ANTHROPIC_API_KEY": "scripted-not-a-key",
-                    "CLAUDE_CODE_MAX_RETRIES": "0",
-                },
-                ensure_manager=True,
-                stop_grace=5.0,
-                shutdown_grace=3.0,
-            )
+            settings = walled_claude_settings(api, ensure_manager=True)
             async with open_test_hive(short_tmp / "hive", containers=settings) as hive:
                 await hive.handles.agents.spawn("alice")
                 async with hive.operator() as operator:

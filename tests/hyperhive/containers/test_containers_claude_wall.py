@@ -14,45 +14,28 @@ import pytest
 import trio
 
 from hyperhive import wire
-from hyperhive.agent.claude import find_claude
-from hyperhive.containers.bwrap import bwrap_works
-from hyperhive.containers.settings import DEFAULT_AGENT_COMMAND, ContainerSettings
-from hyperhive.errors import ConfigError
 from hyperhive.testing import open_test_hive
-from hyperhive.testing.model_api import ToolCall, open_model_api
-from hyperhive.testing.netns import netns_problem, open_netns_host
-
-try:
-    find_claude()
-except ConfigError as exc:  # pragma: no cover - the dependency bundles it
-    pytest.skip(f"no claude binary: {exc}", allow_module_level=True)
+from hyperhive.testing.model_api import ToolCall
+from hyperhive.testing.walled_claude import (
+    open_walled_api,
+    walled_claude_problem,
+    walled_claude_settings,
+)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bwrap_works() is not None, reason="bubblewrap cannot sandbox here"),
-    pytest.mark.skipif(netns_problem() is not None, reason=str(netns_problem())),
+    pytest.mark.skipif(walled_claude_problem() is not None, reason=str(walled_claude_problem())),
 ]
 
 
 async def test_a_walled_agent_runs_claude_against_the_api_and_answers(short_tmp: Path) -> None:
-    with trio.fail_after(120), open_netns_host() as internet:
-        async with open_model_api(internet.listen_tcp()) as api:
-            api.on(
+    with trio.fail_after(120):
+        async with open_walled_api() as api:
+            api.fail_on_tool_errors().on(
                 "greet the operator",
                 ToolCall("mcp__hive__send", {"to": "operator", "body": "hello from the wall"}),
             )
-            settings = ContainerSettings(
-                backend="bwrap",
-                agent_command=DEFAULT_AGENT_COMMAND,
-                env={
-                    "ANTHROPIC_BASE_URL": api.base_url,
-                    "ANTHROPIC_API_KEY": "scripted-not-a-key",
-                    "CLAUDE_CODE_MAX_RETRIES": "0",
-                },
-                ensure_manager=False,
-                stop_grace=5.0,
-                shutdown_grace=3.0,
-            )
+            settings = walled_claude_settings(api)
             async with open_test_hive(short_tmp / "hive", containers=settings) as hive:
                 lifecycle = hive.handles.agents
                 assert lifecycle is not None
