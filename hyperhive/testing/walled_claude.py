@@ -6,24 +6,32 @@ walled agent reaches it the way it would reach Claude's API, out through slirp4n
 host's routing, not on the host's loopback, which the wall keeps it from (docs/security.md).
 `walled_claude_settings(api)` are the container settings that run agents there, pointed at
 that API with a placeholder key and no retries (a failed request ends the turn at once).
+`until(hive, check)` polls for what a test waits on and fails at once, naming the agent and
+why, when an agent's turn failed (its claude could not reach the API, say): the step the
+test waits for would never come.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+
+import trio
 
 from hyperhive.containers.settings import ContainerSettings
 from hyperhive.testing.model_api import open_model_api
 from hyperhive.testing.netns import netns_problem, open_netns_host
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
+    from hyperhive.testing.hive import TestHive
     from hyperhive.testing.model_api import ModelAPI
 
-__all__ = ["open_walled_api", "walled_claude_problem", "walled_claude_settings"]
+__all__ = ["open_walled_api", "until", "walled_claude_problem", "walled_claude_settings"]
+
+T = TypeVar("T")
 
 
 @functools.cache
@@ -62,3 +70,16 @@ def walled_claude_settings(api: ModelAPI, *, ensure_manager: bool = False) -> Co
         stop_grace=5.0,
         shutdown_grace=3.0,
     )
+
+
+async def until(hive: TestHive, check: Callable[[], Awaitable[T | None]]) -> T:
+    """What `check` returns once it is not None, polled every 0.2 s (bound it with
+    `trio.fail_after`). Raises AssertionError at once when an agent's last turn failed."""
+    while True:
+        found = await check()
+        if found is not None:
+            return found
+        for name, view in (await hive.handles.agents.views()).items():
+            turn = view.last_turn
+            assert turn is None or turn.result != "failed", f"{name}'s turn failed: {turn.detail}"
+        await trio.sleep(0.2)

@@ -29,6 +29,7 @@ from hyperhive.testing import open_test_hive, run_cli
 from hyperhive.testing.model_api import ApiRequest, OffScript, Reply, Text, ToolCall
 from hyperhive.testing.walled_claude import (
     open_walled_api,
+    until,
     walled_claude_problem,
     walled_claude_settings,
 )
@@ -138,26 +139,29 @@ def _script(request: ApiRequest) -> Reply:
 
 async def _pending(hive: TestHive) -> wire.Approval:
     async with hive.operator() as operator:
-        while True:
+
+        async def fetched() -> wire.Approval | None:
             approvals = (await operator.call(wire.ListPending(all=True))).approvals
-            if approvals:
-                (approval,) = approvals
-                assert approval.status == "pending", approval  # a failed import says why
-                # A row is listed as soon as it is stored, before its commit is fetched.
-                if approval.fetched_sha is not None:
-                    return approval
-            await trio.sleep(0.2)
+            if not approvals:
+                return None
+            (approval,) = approvals
+            assert approval.status == "pending", approval  # a failed import says why
+            # A row is listed as soon as it is stored, before its commit is fetched.
+            return approval if approval.fetched_sha is not None else None
+
+        return await until(hive, fetched)
 
 
 async def _until_deployed(hive: TestHive, id: int) -> None:
     async with hive.operator() as operator:
-        while True:
+
+        async def deployed() -> bool | None:
             config = await operator.call(wire.ShowConfig(name="alice"))
             stages = {t.stage for t in config.tags if t.id == id}
             assert "failed" not in stages, config
-            if "deployed" in stages and config.deploy == id:
-                return
-            await trio.sleep(0.2)
+            return True if "deployed" in stages and config.deploy == id else None
+
+        await until(hive, deployed)
 
 
 def _tags_at(applied: Path, commit: str) -> set[str]:

@@ -18,6 +18,7 @@ from hyperhive.testing import open_test_hive
 from hyperhive.testing.model_api import ToolCall
 from hyperhive.testing.walled_claude import (
     open_walled_api,
+    until,
     walled_claude_problem,
     walled_claude_settings,
 )
@@ -42,11 +43,12 @@ async def test_a_walled_agent_runs_claude_against_the_api_and_answers(short_tmp:
                 await lifecycle.spawn("alice")
                 async with hive.operator() as operator:
                     await operator.call(wire.Send(to="alice", body="please greet the operator"))
-                    while True:
+
+                    async def mail() -> wire.InboxReply | None:
                         inbox = await operator.call(wire.ReadInbox())
-                        if inbox.messages:
-                            break
-                        await trio.sleep(0.2)
+                        return inbox if inbox.messages else None
+
+                    inbox = await until(hive, mail)
                 assert [(m.sender, m.body) for m in inbox.messages] == [
                     ("alice", "hello from the wall")
                 ]
