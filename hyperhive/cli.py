@@ -203,11 +203,12 @@ def serve(
     try:
         limits = Limits.parse(item for entry in limit or () for item in entry.split())
         policy = DeployPolicy.parse(crash_loop)
-        kind, warnings = resolve_backend(backend)
+        resolved = resolve_backend(backend)
     except HyperhiveError as exc:
         _complain("error:", str(exc))
         raise typer.Exit(1) from None
-    for warning in warnings:
+    kind = resolved.kind
+    for warning in resolved.warnings:
         _complain("WARNING:", warning)
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     secret_dirs = tuple(secret_dir or ([Path(credentials)] if credentials else []))
@@ -225,6 +226,8 @@ def serve(
             token_file=dashboard_token_file,
             demo=demo,
             say=lambda text: _errors.print(literal(text), highlight=False),
+            agents_share_network=resolved.shared_network,
+            generated_token_file=paths.dashboard_token,
         )
     except HyperhiveError as exc:
         _complain("error:", str(exc))

@@ -61,6 +61,11 @@ class StatePaths(NamedTuple):
         return self.root / "admin.sock"
 
     @property
+    def dashboard_token(self) -> Path:
+        """The dashboard's operator token serve makes when agents share the host's network."""
+        return self.root / "dashboard-token"
+
+    @property
     def manager_socket_dir(self) -> Path:
         return self.root / "manager"
 

@@ -37,7 +37,7 @@ import attrs
 
 from hyperhive.config import SOCKET_PATH_MAX, StatePaths
 from hyperhive.containers import network
-from hyperhive.containers.bwrap import bwrap_works
+from hyperhive.containers.bwrap import SYSTEM_BIN, bwrap_works
 from hyperhive.containers.limits import find_delegated_cgroup
 from hyperhive.containers.seccomp import seccomp_problem
 from hyperhive.core.agent_files import UnsafeFile, is_regular_file, read_capped
@@ -94,6 +94,8 @@ class Probes:
     path: str  # searched for bwrap, slirp4netns, nsenter, ip, nft, claude
     euid: int
     proc_sys: Path = Path("/proc/sys")
+    tun: Path = network.TUN
+    system_bin: str = ""  # also searched for slirp4netns, nsenter, ip, nft (the daemon does)
     mountinfo: Path = Path("/proc/self/mountinfo")
     proc_cgroup: Path = Path("/proc/self/cgroup")
     open_files: Callable[[], tuple[int, int]] = _getrlimit_nofile
@@ -111,12 +113,20 @@ class Probes:
             state_dir=state_dir,
             env=env,
             path=env.get("PATH", os.defpath),
+            system_bin=SYSTEM_BIN,
             euid=os.geteuid(),
             **overrides,
         )
 
     def which(self, program: str) -> str | None:
         return shutil.which(program, path=self.path)
+
+    def host_tool(self, program: str) -> str | None:
+        """A network tool as the daemon finds it: PATH, then `system_bin` (`bwrap.host_tool`)."""
+        found = self.which(program)
+        if found is None and self.system_bin:
+            found = shutil.which(program, path=self.system_bin)
+        return found
 
 
 # -- the sandbox ------------------------------------------------------------------------------
@@ -211,25 +221,32 @@ def check_seccomp(probes: Probes) -> Finding:
 
 def check_user_network(probes: Probes) -> Finding:
     name = "user-mode network"
-    slirp = probes.which("slirp4netns")
-    problem = network.user_network_problem(slirp, privileged=probes.euid == 0)
-    missing = [tool for tool in ("nsenter", "ip") if probes.which(tool) is None]
+    slirp = probes.host_tool("slirp4netns")
+    problem = network.user_network_problem(
+        slirp, privileged=probes.euid == 0, tun=probes.tun, uid=probes.euid
+    )
+    missing = [tool for tool in ("nsenter", "ip") if probes.host_tool(tool) is None]
     if problem is None and missing:
         problem = f"{' and '.join(missing)} not on PATH (the daemon sets the network up with them)"
     if problem is not None:
+        fix = (
+            network.TUN_FIX
+            if str(probes.tun) in problem and "not usable" in problem
+            else "apt-get install slirp4netns iproute2 util-linux"
+        )
         return Finding(
             name,
             "warn",
             "agents with the network on would share the host's network and reach its "
-            f"loopback services: {problem}",
-            "apt-get install slirp4netns iproute2 util-linux; the daemon's user needs "
-            "read-write access to /dev/net/tun",
+            "loopback services (serve then puts the dashboard behind an operator token): "
+            f"{problem}",
+            fix,
         )
     return Finding(name, "ok", f"{slirp} gives each agent its own network namespace")
 
 
 def check_nftables(probes: Probes) -> Finding:
-    nft = probes.which("nft")
+    nft = probes.host_tool("nft")
     if nft is None:
         return Finding(
             "nftables",

@@ -70,6 +70,7 @@ __all__ = [
     "SANDBOX_RUN",
     "SANDBOX_STATE",
     "SANDBOX_TOOLS",
+    "SYSTEM_BIN",
     "BwrapBackend",
     "HostWall",
     "NetworkMode",
@@ -77,6 +78,7 @@ __all__ = [
     "bwrap_argv",
     "bwrap_works",
     "detect_wall",
+    "host_tool",
     "sandbox_environment",
 ]
 
@@ -116,6 +118,17 @@ class HostWall:
     warnings: tuple[str, ...] = ()
 
 
+# Where Debian and Fedora put nft, ip and the like, which a normal user's PATH lacks.
+SYSTEM_BIN: Final = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def host_tool(program: str) -> str | None:
+    """`program` on PATH, else in the system's bin and sbin directories (a daemon run by a
+    normal user has no sbin on its PATH, yet nft and ip work unprivileged in the agent's
+    own namespace)."""
+    return shutil.which(program) or shutil.which(program, path=SYSTEM_BIN)
+
+
 def detect_wall() -> HostWall:
     """Look at this host (blocking, no subprocess: run before the event loop or off-thread)."""
     privileged = os.geteuid() == 0
@@ -125,8 +138,8 @@ def detect_wall() -> HostWall:
     except seccomp.SeccompUnavailable as exc:
         bpf = None
         warnings.append(f"no seccomp filter for agents (fallback: none): {exc}")
-    slirp = shutil.which("slirp4netns")
-    nsenter, ip = shutil.which("nsenter"), shutil.which("ip")
+    slirp = host_tool("slirp4netns")
+    nsenter, ip = host_tool("nsenter"), host_tool("ip")
     problem = network.user_network_problem(slirp, privileged=privileged)
     if problem is None and (nsenter is None or ip is None):
         problem = "nsenter (util-linux) and ip (iproute2) are needed to set the network up"
@@ -149,7 +162,7 @@ def detect_wall() -> HostWall:
         slirp4netns=slirp,
         nsenter=nsenter,
         ip=ip,
-        nft=shutil.which("nft"),
+        nft=host_tool("nft"),
         cgroup=cgroup,
         warnings=tuple(warnings),
     )
@@ -599,16 +612,17 @@ class BwrapBackend(ChildProcessBackend):
             return
         assert launch.init_pid is not None
         assert self.wall.slirp4netns is not None
+        assert self.wall.nsenter is not None
         net = network.UserNetwork(
             self.wall.slirp4netns,
             log_fd=log_fd,
             privileged=self.wall.privileged,
             nursery=self._nursery,
             label=spec.name,
+            nsenter=self.wall.nsenter,
         )
         self._networks[launch.proc.pid] = net
         await net.start(launch.init_pid)
-        assert self.wall.nsenter is not None
         assert self.wall.ip is not None
         await net.configure(launch.init_pid, nsenter=self.wall.nsenter, ip=self.wall.ip)
         for layer, egress in enumerate(prepared.settings.egress_layers):

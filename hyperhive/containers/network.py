@@ -12,7 +12,11 @@ gateway 10.0.2.2 and slirp's DNS forwarder 10.0.2.3 (the sandbox's resolv.conf p
 slirp4netns runs `--enable-sandbox --enable-seccomp` (its own mount namespace with only /etc
 and /run, a syscall filter, capabilities dropped) and is tied to the daemon by `--exit-fd`:
 the daemon holds the other end of a pipe, so when the daemon dies, however it dies, the pipe
-closes and slirp4netns exits. It also stops with the sandbox.
+closes and slirp4netns exits. It also stops with the sandbox. Under an unprivileged daemon it
+runs inside the user namespace that owns the agent's network namespace (bwrap's outer one,
+where the daemon's uid is 0 and the agent's nested namespace is a child), entered with
+nsenter before it starts; it still opens the host's `/dev/net/tun` as the daemon's user, so
+that device must be usable by it (`user_network_problem`, `TUN_FIX`).
 
 With an egress allowlist (`SandboxSettings.egress`), an nftables table inside the agent's
 namespace drops every other destination before slirp4netns ever sees the packet: the agent
@@ -27,6 +31,7 @@ import fcntl
 import logging
 import os
 import socket
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -46,6 +51,8 @@ __all__ = [
     "DNS_ADDRESS",
     "GATEWAY_ADDRESS",
     "READY_SECONDS",
+    "TUN",
+    "TUN_FIX",
     "UserNetwork",
     "nft_ruleset",
     "resolve_rules",
@@ -148,10 +155,12 @@ class UserNetwork:
         privileged: bool,
         nursery: trio.Nursery | None = None,
         label: str = "",
+        nsenter: str = "nsenter",
     ) -> None:
         if log_fd is None and nursery is None:
             raise ValueError("slirp4netns's output needs a log fd or a nursery to relay it")
         self._slirp = slirp4netns
+        self._nsenter = nsenter
         self._log_fd = log_fd
         self._privileged = privileged
         self._nursery = nursery
@@ -176,10 +185,16 @@ class UserNetwork:
             ]  # fmt: skip
             if not self._privileged:
                 # The namespace's owner is bwrap's outer user namespace (the sandbox itself
-                # runs in a nested one): join that one, found from the netns itself.
+                # runs in a nested one), where the daemon's uid is 0. slirp4netns runs in it
+                # from the start (nsenter, found from the netns itself): its own
+                # `--userns-path` joins it only in the child that opens the tap, while the
+                # parent's sandbox (`--enable-sandbox`) then fails with "setegid(0)".
                 user_fd = fcntl.ioctl(net_fd, _NS_GET_USERNS)
                 fds.append(user_fd)
-                argv.append(f"--userns-path=/proc/self/fd/{user_fd}")
+                argv = [
+                    self._nsenter, f"--user=/proc/self/fd/{user_fd}", "--preserve-credentials",
+                    "--", *argv,
+                ]  # fmt: skip
             exit_read, self._exit_write = os.pipe2(os.O_CLOEXEC)
             ready_read, ready_write = os.pipe2(os.O_CLOEXEC)
             fds += [exit_read, ready_write]
@@ -277,15 +292,36 @@ class UserNetwork:
             self.proc = None
 
 
-def user_network_problem(slirp4netns: str | None, *, privileged: bool) -> str | None:
-    """None if slirp4netns can serve agents here, else why not."""
+TUN: Final = Path("/dev/net/tun")
+TUN_FIX: Final = (
+    "as root: chmod 0666 /dev/net/tun (the mode udev gives it on Debian, Ubuntu and Fedora; "
+    "a host without udev, like many VMs and containers, leaves it 0600 and resets it at boot: "
+    'keep it with a udev rule KERNEL=="tun", MODE="0666", or a tmpfiles.d line), or run '
+    "the daemon as root"
+)
+
+
+def user_network_problem(
+    slirp4netns: str | None, *, privileged: bool, tun: Path = TUN, uid: int | None = None
+) -> str | None:
+    """None if slirp4netns can serve agents here, else why not.
+
+    Unprivileged, slirp4netns opens `tun` as the daemon's user (`uid`, default this process's:
+    the user namespace it enters gives it no right over a root-owned device); `TUN_FIX` says
+    how to open it up.
+    """
     if slirp4netns is None:
         return "slirp4netns is not installed (apt-get install slirp4netns)"
-    tun = Path("/dev/net/tun")
-    if not tun.exists():
-        return "/dev/net/tun does not exist (the kernel has no tun support)"
-    if not privileged and not os.access(tun, os.R_OK | os.W_OK):
-        return "/dev/net/tun is not usable by this user (slirp4netns needs it)"
+    try:
+        info = tun.stat()
+    except OSError:
+        return f"{tun} does not exist (the kernel has no tun support)"
+    if not privileged and not _usable(tun, info, os.geteuid() if uid is None else uid):
+        mode = stat.S_IMODE(info.st_mode)
+        return (
+            f"{tun} is mode {mode:04o}, owned by uid {info.st_uid}: not usable by this user "
+            "(slirp4netns needs it)"
+        )
     with contextlib.suppress(OSError):
         resolv = Path("/etc/resolv.conf")
         if resolv.is_symlink():
@@ -293,3 +329,14 @@ def user_network_problem(slirp4netns: str | None, *, privileged: bool) -> str | 
             if not any(p in target.parents for p in (Path("/etc"), Path("/run"))):
                 return f"/etc/resolv.conf links outside /etc and /run ({target})"
     return None
+
+
+def _usable(tun: Path, info: os.stat_result, uid: int) -> bool:
+    """Whether `uid` may open `tun` read-write (a check for another uid reads the mode bits)."""
+    if uid == os.geteuid():
+        return os.access(tun, os.R_OK | os.W_OK)
+    if uid == 0:
+        return True
+    if info.st_uid == uid:
+        return info.st_mode & 0o600 == 0o600
+    return info.st_mode & 0o006 == 0o006

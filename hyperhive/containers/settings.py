@@ -22,6 +22,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_AGENT_COMMAND",
     "ContainerSettings",
+    "ResolvedBackend",
     "make_backend",
     "resolve_backend",
 ]
@@ -71,7 +72,17 @@ class ContainerSettings:
     secret_environ: Mapping[str, str] | None = None
 
 
-def resolve_backend(kind: str) -> tuple[BackendKind, list[str]]:
+@attrs.frozen
+class ResolvedBackend:
+    """What `resolve_backend` found: the backend, what to warn about, and whether a bwrap
+    agent with the network on would share the host's network (the wall's fallback)."""
+
+    kind: BackendKind
+    warnings: list[str]
+    shared_network: bool = False
+
+
+def resolve_backend(kind: str) -> ResolvedBackend:
     """The concrete backend for `kind` (`auto` probes bubblewrap) and warnings to show loudly.
 
     Blocking: it runs bwrap once and looks at the host's wall (libseccomp, slirp4netns,
@@ -88,7 +99,8 @@ def resolve_backend(kind: str) -> tuple[BackendKind, list[str]]:
     if kind in ("auto", "bwrap"):
         problem = bwrap_works()
         if problem is None:
-            return "bwrap", list(detect_wall().warnings)
+            wall = detect_wall()
+            return ResolvedBackend("bwrap", list(wall.warnings), wall.slirp4netns is None)
         if kind == "bwrap":
             raise ConfigError(f"--backend bwrap: {problem}")
         warnings.append(f"bubblewrap unavailable: {problem}")
@@ -96,7 +108,7 @@ def resolve_backend(kind: str) -> tuple[BackendKind, list[str]]:
     if kind == "process":
         warnings.append(NOT_ISOLATED)
     concrete: BackendKind = kind  # type: ignore[assignment]
-    return concrete, warnings
+    return ResolvedBackend(concrete, warnings)
 
 
 def make_backend(settings: ContainerSettings, paths: StatePaths) -> ContainerBackend | None:

@@ -7,6 +7,8 @@ settings and child factories for `run_daemon(extra_children=...)`.
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 from typing import TYPE_CHECKING, Final
 
 import attrs
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from hyperhive.containers.settings import ContainerSettings
     from hyperhive.core.handles import Handles
 
-__all__ = ["ENV_TOKEN", "read_token", "serve_children"]
+__all__ = ["ENV_TOKEN", "generated_token", "read_token", "serve_children"]
 
 ENV_TOKEN: Final = "HYPERHIVE_DASHBOARD_TOKEN"
 _MAX_TOKEN: Final = 4096
@@ -45,6 +47,38 @@ def read_token(token_file: Path | None) -> str | None:
     return text
 
 
+def generated_token(path: Path) -> str:
+    """The operator token kept in `path` (0600, in the 0700 state dir), made on first use.
+
+    Never follows a link there; a file that is not a regular file of ours is refused.
+
+    Raises:
+        ConfigError: it cannot be read or written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        token = secrets.token_urlsafe(24)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(token + "\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot write the dashboard token to {path}: {exc}") from exc
+        return token
+    except OSError as exc:
+        raise ConfigError(f"cannot read the dashboard token file {path}: {exc}") from exc
+    with os.fdopen(fd, "rb") as source:
+        info = os.fstat(source.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+            raise ConfigError(f"{path} is not a file of this user's; remove it")
+        text = source.read(_MAX_TOKEN).decode(errors="replace").strip()
+    if len(text) < 16:
+        raise ConfigError(f"the dashboard token in {path} is shorter than 16 characters")
+    return text
+
+
 def serve_children(
     settings: ContainerSettings,
     *,
@@ -52,8 +86,14 @@ def serve_children(
     token_file: Path | None,
     demo: bool,
     say: Callable[[str], None],
+    agents_share_network: bool = False,
+    generated_token_file: Path | None = None,
 ) -> tuple[ContainerSettings, list[Callable[[Handles], ChildSpec]]]:
     """The container settings and extra children `serve` runs with.
+
+    `agents_share_network`: network-on agents join the host's network namespace (the bwrap
+    wall's fallback), so a loopback dashboard is in their reach too. Without a token of the
+    operator's, it then gets one kept in `generated_token_file`, and `say` tells where.
 
     Raises:
         ConfigError: a bad `--dashboard`, or a non-loopback one without a token.
@@ -62,8 +102,15 @@ def serve_children(
     if dashboard is not None:
         bind = parse_bind(dashboard)
         token = read_token(token_file)
+        note = ""
+        if token is None and agents_share_network and generated_token_file is not None:
+            token = generated_token(generated_token_file)
+            note = (
+                f" (agents share this host's network here, so it asks for the operator "
+                f"token in {generated_token_file}; docs/security.md)"
+            )
         children.append(
-            dashboard_child(bind, token=token, on_bound=lambda d: say(f"dashboard: {d.url}"))
+            dashboard_child(bind, token=token, on_bound=lambda d: say(f"dashboard: {d.url}{note}"))
         )
     if demo:
         from hyperhive.testing.demo import demo_agent_command, demo_child

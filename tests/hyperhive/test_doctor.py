@@ -30,6 +30,8 @@ def _probes(state: Path, **changes: object) -> Probes:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC", "CLAUDE"))}
     env.pop("HYPERHIVE_CLAUDE_BIN", None)
     probes = Probes.of_this_host(state, api=False)
+    if "path" in changes:  # a test's PATH is all there is: no system bin directories after it
+        changes.setdefault("system_bin", "")
     return attrs.evolve(probes, env=env, **changes)  # type: ignore[arg-type]
 
 
@@ -142,6 +144,43 @@ def test_no_slirp4netns_or_nft_warns_with_the_fallback(tmp_path: Path) -> None:
     assert nft.status == "warn"
     assert "egress allowlist would refuse to start" in nft.summary
     assert exit_status(run_checks(probes)) == 0  # fallbacks, not failures
+
+
+@pytest.mark.skipif(shutil.which("slirp4netns") is None, reason="slirp4netns not installed")
+def test_a_tun_device_the_daemon_user_cannot_open_warns_with_the_chmod_that_fixes_it(
+    tmp_path: Path,
+) -> None:
+    tun = tmp_path / "tun"  # a stand-in with the device's owner and mode (root, 0600)
+    tun.write_text("")
+    tun.chmod(0o600)
+    found = _finding(_probes(tmp_path / "s", euid=1000, tun=tun), "user-mode network")
+    assert found.status == "warn"
+    assert f"{tun} is mode 0600" in found.summary
+    assert "share the host's network" in found.summary
+    assert "operator token" in found.summary
+    assert "chmod 0666 /dev/net/tun" in found.fix
+    assert 'KERNEL=="tun", MODE="0666"' in found.fix
+    tun.chmod(0o666)  # what udev gives it
+    assert _finding(_probes(tmp_path / "s", euid=1000, tun=tun), "user-mode network").status == (
+        "ok"
+    )
+    tun.chmod(0o600)  # a root daemon opens it whatever its mode
+    assert _finding(_probes(tmp_path / "s", euid=0, tun=tun), "user-mode network").status == "ok"
+
+
+def test_a_normal_users_path_still_finds_the_network_tools_in_sbin(tmp_path: Path) -> None:
+    probes = _probes(
+        tmp_path / "s", path=_bin_with(tmp_path, "bwrap"), system_bin=str(tmp_path / "sbin")
+    )
+    (tmp_path / "sbin").mkdir()
+    for tool in ("slirp4netns", "nsenter", "ip", "nft"):
+        _script(tmp_path, tool, "exit 0")
+        (tmp_path / "bin" / tool).rename(tmp_path / "sbin" / tool)
+    assert _finding(probes, "nftables").status == "ok"
+    assert str(tmp_path / "sbin") in _finding(probes, "nftables").summary
+    network = _finding(probes, "user-mode network")
+    assert "not installed" not in network.summary
+    assert "not on PATH" not in network.summary
 
 
 def test_slirp4netns_without_nsenter_or_ip_warns(tmp_path: Path) -> None:
