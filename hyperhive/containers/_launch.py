@@ -6,7 +6,9 @@ The daemon runs it (from its spawner thread) as
 
 where PLAN is one JSON object; every key is optional:
 
-    {"keyring": true,                      join a fresh anonymous session keyring
+    {"go_fd": 7,                           first read one byte from this fd; at its end
+                                           (the daemon gave the start up) run nothing
+     "keyring": true,                      join a fresh anonymous session keyring
      "rlimits": {"NPROC": [512, 512]},     setrlimit, by RLIMIT_ name (the prlimit fallback)
      "cgroup": "/sys/fs/cgroup/.../alice", move into this cgroup (the cgroup v2 limits)
      "uid": 1900001, "gid": 1900001,       become this host user: an empty capability bounding
@@ -18,6 +20,8 @@ then sets no_new_privs and executes PROGRAM in the same process. A root daemon r
 per agent: outside the sandbox (keyring, limits, cgroup), so that bwrap's --die-with-parent
 ties the sandbox to the daemon's spawner thread, and again as the sandbox's payload (the uid
 step), with bwrap's seccomp filter already loaded and only the setuid capabilities kept.
+Every sandboxed agent's payload starts with it for `go_fd` (an unprivileged daemon's only for
+that): bwrap's `--block-fd` lets the payload run at the pipe's end too.
 A step that fails ends the launch with status 127 and one line on stderr (the agent's log):
 a half-walled sandbox never starts.
 """
@@ -103,6 +107,16 @@ def _become(libc: ctypes.CDLL, uid: int, gid: int) -> None:
     _check(libc.capset(header, data), "clearing capabilities")
 
 
+def _await_go(fd: int) -> None:
+    try:
+        got = os.read(fd, 1)
+        os.close(fd)
+    except OSError as exc:
+        _fail("waiting for the daemon", exc)
+    if got != b"1":
+        _fail("start", "the daemon gave this start up; nothing runs")
+
+
 def main(argv: list[str]) -> None:
     if len(argv) < 4 or argv[2] != "--":
         _fail("usage", "_launch.py PLAN -- PROGRAM ARGS...")
@@ -110,6 +124,8 @@ def main(argv: list[str]) -> None:
         plan = json.loads(argv[1])
     except ValueError as exc:
         _fail("plan", exc)
+    if plan.get("go_fd") is not None:
+        _await_go(int(plan["go_fd"]))
     libc = _libc()
     if plan.get("keyring"):
         _join_fresh_keyring(libc)

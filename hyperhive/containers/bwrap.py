@@ -432,6 +432,7 @@ class BwrapBackend(ChildProcessBackend):
         *,
         status_fd: int | None,
         block_fd: int | None,
+        go_fd: int | None = None,
         network_mode: NetworkMode | None = None,
     ) -> _Prepared:
         try:
@@ -483,8 +484,10 @@ class BwrapBackend(ChildProcessBackend):
         etc = [entry for entry in etc if entry[0] not in generated]
         binds = (*self._defaults.binds, *settings.binds, *spec.binds)
         privileged = self.wall.privileged
+        inner: dict[str, object] = {} if go_fd is None else {"go_fd": go_fd}
         if privileged:  # the payload drops to the agent's uid first thing, inside the wall
-            inner = {"uid": ident.uid, "gid": ident.gid, "cwd": str(SANDBOX_STATE)}
+            inner |= {"uid": ident.uid, "gid": ident.gid, "cwd": str(SANDBOX_STATE)}
+        if inner:
             command = launcher_argv(inner, command)
         bwrap = bwrap_argv(
             spec,
@@ -534,15 +537,22 @@ class BwrapBackend(ChildProcessBackend):
     async def _launch(self, spec: AgentSpec, log_fd: int, *, job: bool = False) -> Launch:
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
         block_read, block_write = os.pipe2(os.O_CLOEXEC)
+        # bwrap runs the payload once `block_read` is readable, end of file included: a
+        # start given up (the network failed, or the daemon died meanwhile) would run it
+        # anyway, in a sandbox whose --die-with-parent is not armed yet. The payload's
+        # launcher reads `go_read` first and runs nothing unless the daemon wrote to it.
+        go_read, go_write = os.pipe2(os.O_CLOEXEC)
         try:
-            prepared = await self._prepare(spec, spec.argv, status_fd=write_fd, block_fd=block_read)
+            prepared = await self._prepare(
+                spec, spec.argv, status_fd=write_fd, block_fd=block_read, go_fd=go_read
+            )
             try:
                 proc = await _spawn.open_process(
                     prepared.argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log_fd,
                     stderr=log_fd,
-                    pass_fds=(write_fd, block_read, *prepared.fds),
+                    pass_fds=(write_fd, block_read, go_read, *prepared.fds),
                     env=prepared.env,
                     start_new_session=True,
                 )
@@ -552,10 +562,12 @@ class BwrapBackend(ChildProcessBackend):
         except BaseException:
             os.close(read_fd)
             os.close(block_write)
+            os.close(go_write)
             raise
         finally:
             os.close(write_fd)
             os.close(block_read)
+            os.close(go_read)
         launch = Launch(proc, status=trio.lowlevel.FdStream(read_fd))
         try:
             with trio.move_on_after(STATUS_WAIT_SECONDS):
@@ -572,7 +584,8 @@ class BwrapBackend(ChildProcessBackend):
                 spec, launch, prepared, helper_log
             ):
                 return launch  # it ended already: `start` reports bwrap's own words
-            os.write(block_write, b"1")  # the agent's program may run now
+            os.write(go_write, b"1")  # the agent's program may run now
+            os.write(block_write, b"1")
         except BaseException:
             # Cancelled or failed before `start` could track it: nobody else will ever stop
             # this sandbox, so it goes now (killing bwrap takes the sandbox with it).
@@ -580,6 +593,7 @@ class BwrapBackend(ChildProcessBackend):
             raise
         finally:
             os.close(block_write)
+            os.close(go_write)
         return launch
 
     async def _connected(
@@ -638,6 +652,11 @@ class BwrapBackend(ChildProcessBackend):
 
     async def _discard(self, launch: Launch) -> None:
         with trio.move_on_after(KILL_WAIT_SECONDS, shield=True):
+            if launch.init_pid is not None:
+                # The sandbox's pid 1 first: killing bwrap alone leaves it behind while it
+                # waits on --block-fd (its --die-with-parent is armed only after that).
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(launch.init_pid, signal.SIGKILL)
             launch.proc.kill()
             await launch.proc.wait()
             if launch.status is not None:
