@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import logging
 import os
 import socket
@@ -174,6 +175,8 @@ class UserNetwork:
         Raises:
             StartFailed: slirp4netns could not configure the namespace.
         """
+        if not self._privileged:
+            await _user_maps_written(init_pid)
         net_fd = os.open(f"/proc/{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         fds = [net_fd]
         try:
@@ -299,6 +302,34 @@ TUN_FIX: Final = (
     'keep it with a udev rule KERNEL=="tun", MODE="0666", or a tmpfiles.d line), or run '
     "the daemon as root"
 )
+
+
+async def _user_maps_written(init_pid: int) -> None:
+    """Wait until the sandbox's user namespace maps the daemon's uid and gid.
+
+    Unprivileged, bwrap's child writes its own maps after bwrap has reported its pid; a
+    process joining the namespace before then is nobody there and may not enter its network
+    namespace (slirp4netns: "setns(CLONE_NEWNET): Operation not permitted").
+
+    Raises:
+        StartFailed: the maps were not written within `READY_SECONDS`.
+    """
+    with trio.move_on_after(READY_SECONDS):
+        for _ in itertools.count():  # nothing to wait on but the file: poll, briefly
+            if _maps_written(init_pid):
+                return
+            await trio.sleep(0.005)
+    raise StartFailed(f"bwrap did not map the sandbox's user within {READY_SECONDS}s")
+
+
+def _maps_written(pid: int) -> bool:
+    """Whether `pid`'s user namespace has its uid and gid maps (a /proc read: instant)."""
+    try:
+        return all(
+            Path(f"/proc/{pid}/{name}").read_bytes().strip() for name in ("uid_map", "gid_map")
+        )
+    except OSError as exc:
+        raise StartFailed(f"the sandbox ended before its network was set up ({exc})") from exc
 
 
 def user_network_problem(
