@@ -241,8 +241,12 @@ class ChildProcessBackend(abc.ABC):
         child = entry.child
         if child is not None:
             state = AgentState.STOPPING if child.requested else AgentState.RUNNING
-            return AgentStatus(name, state, pid=child.proc.pid)
+            return AgentStatus(name, state, pid=child.proc.pid, notes=self._notes(entry.spec))
         return AgentStatus(name, entry.last, exit_code=entry.exit_code, detail=entry.detail)
+
+    def _notes(self, spec: AgentSpec) -> tuple[str, ...]:
+        """What a running agent's row should say about its wall (none by default)."""
+        return ()
 
     async def list(self) -> list[str]:
         return sorted(self._entries)

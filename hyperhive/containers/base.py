@@ -139,6 +139,7 @@ class AgentStatus:
     pid: int | None = None  # host pid of the sandbox / process / container leader
     exit_code: int | None = None  # shell encoding: 128+N for signal N
     detail: str = ""  # stderr tail, systemd Result=, ...
+    notes: tuple[str, ...] = ()  # what the operator should know about its wall (`list`)
 
 
 @attrs.frozen

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from hyperhive.containers.sandbox import Bind
 
 __all__ = [
+    "HOST_NETWORK_NOTE",
     "SANDBOX_CONFIG",
     "SANDBOX_RUN",
     "SANDBOX_STATE",
@@ -90,6 +91,10 @@ SANDBOX_TOOLS: Final = Path("/tools")
 STATUS_WAIT_SECONDS: Final = 10.0
 SANDBOX_PATH: Final = "/usr/local/bin:/usr/bin:/bin"
 NetworkMode = Literal["user", "host", "none"]
+HOST_NETWORK_NOTE: Final = (
+    "host network: it reaches this host's loopback services (no user-mode network here; "
+    "`hyperhive doctor` says why)"
+)
 
 
 @attrs.frozen
@@ -145,9 +150,10 @@ def detect_wall() -> HostWall:
         problem = "nsenter (util-linux) and ip (iproute2) are needed to set the network up"
     if problem is not None:
         slirp = None
+        fix = f"; {network.TUN_FIX}" if str(network.TUN) in problem else ""
         warnings.append(
             f"agents with the network on share the host's network namespace and reach its "
-            f"loopback services (fallback: host network): {problem}"
+            f"loopback services (fallback: host network): {problem}{fix}"
         )
     cgroup, why = find_delegated_cgroup()
     if cgroup is None:
@@ -419,6 +425,11 @@ class BwrapBackend(ChildProcessBackend):
         else:
             plan["rlimits"] = prlimit_plan(limits, per_uid=self.wall.privileged)
         return plan
+
+    def _notes(self, spec: AgentSpec) -> tuple[str, ...]:
+        if spec.network and self._wall is not None and self._wall.slirp4netns is None:
+            return (HOST_NETWORK_NOTE,)
+        return ()
 
     def _network_mode(self, spec: AgentSpec) -> NetworkMode:
         if not spec.network:

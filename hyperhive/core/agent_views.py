@@ -106,15 +106,19 @@ class ViewBuilder:
         views = {}
         async with self._lock:
             for name, record in records.items():
+                status = await self._status(name)
                 views[name] = container_view.build_view(
                     record,
-                    await self._status(name),
+                    status,
                     transient=transient.get(name),
                     flags=await self._offload(self._flags, name, trio.current_time()),
                     pending_reminders=counts.get(name, 0),
                     mail=mail.get(name, (0, 0)),
                     status_text=self._statuses.get(name),
-                    notes=self._limit_log.notes(name),
+                    notes=(
+                        *(status.notes if status is not None else ()),
+                        *self._limit_log.notes(name),
+                    ),
                     now=self._clock.now(),
                 )
         return views
