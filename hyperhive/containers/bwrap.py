@@ -157,10 +157,14 @@ def detect_wall() -> HostWall:
         )
     cgroup, why = find_delegated_cgroup()
     if cgroup is None:
-        detail = "per agent uid" if privileged else "per process only"
+        detail = (
+            "RLIMIT_NPROC per agent uid"
+            if privileged
+            else "no process limit: RLIMIT_NPROC would count every process of this user"
+        )
         warnings.append(
-            "memory and process limits fall back to prlimit (RLIMIT_DATA per process, "
-            f"RLIMIT_NPROC {detail}): {why}"
+            f"memory and process limits fall back to prlimit (RLIMIT_DATA per process, "
+            f"{detail}): {why}"
         )
     return HostWall(
         privileged=privileged,

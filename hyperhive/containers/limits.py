@@ -8,8 +8,9 @@ children, and gives each agent a cgroup `agent-<name>/` with `memory.max`, `memo
 everything it starts are counted together, tmpfs pages included.
 
 **prlimit** (the stated fallback, with a warning at start): per process `RLIMIT_DATA` at the
-memory limit, and `RLIMIT_NPROC` at the process limit, which counts per user: it is a
-per-agent limit only when the daemon runs as root and every agent has its own uid. No core
+memory limit, and `RLIMIT_NPROC` at the process limit, which counts per user: it is set
+only when the daemon runs as root and every agent has its own uid (an unprivileged daemon's
+agents share its uid, so it would count them all and the user's own processes). No core
 dumps either way.
 """
 
