@@ -61,7 +61,7 @@ except ConfigError as exc:  # pragma: no cover - the dependency bundles it
 def _setup_problem() -> str | None:
     if os.geteuid() != 0:
         return "needs root to create the test's user"
-    for tool in ("useradd", "setpriv", "unshare", "bwrap", "slirp4netns", "mount"):
+    for tool in ("useradd", "setpriv", "unshare", "bwrap", "slirp4netns", "mount", "mknod"):
         if shutil.which(tool) is None and shutil.which(tool, path="/usr/sbin:/sbin") is None:
             return f"{tool} is not installed"
     return netns_problem()
@@ -124,12 +124,23 @@ def _closed_ancestors(paths: list[Path], uid: int) -> list[tuple[Path, set[str]]
 
 
 def _namespace_script(
-    closed: list[tuple[Path, set[str]]], scratch: Path, tun: Path | None, command: list[str]
+    closed: list[tuple[Path, set[str]]], scratch: Path, tun_mode: int | None, command: list[str]
 ) -> str:
-    """The root shell script that sets the daemon's mount namespace up, then runs `command`."""
+    """The root shell script that sets the daemon's mount namespace up, then runs `command`.
+
+    `tun_mode`: a tun node of that mode is bound over /dev/net/tun (made on a fresh tmpfs: the
+    scratch directory's filesystem may be mounted nodev).
+    """
     lines = ["set -e"]
-    if tun is not None:
-        lines.append(f"mount --bind {tun} /dev/net/tun")
+    if tun_mode is not None:
+        rdev = Path("/dev/net/tun").stat().st_rdev
+        devices = scratch / "dev"
+        devices.mkdir()
+        lines += [
+            f"mount -t tmpfs -o mode=0755 hh-dev {devices}",
+            f"mknod -m {tun_mode:04o} {devices}/tun c {os.major(rdev)} {os.minor(rdev)}",
+            f"mount --bind {devices}/tun /dev/net/tun",
+        ]
     for number, (directory, entries) in enumerate(closed):
         original = scratch / f"closed-{number}"
         original.mkdir()
@@ -138,38 +149,27 @@ def _namespace_script(
             f"mount -t tmpfs -o mode=0755 hh-open {directory}",
         ]
         for entry in sorted(entries):
-            source = original / entry
             make = "mkdir" if (directory / entry).is_dir() else "touch"  # seen from here
             lines += [
                 f"{make} {directory / entry}",
-                f"mount --bind {source} {directory / entry}",
+                f"mount --bind {original / entry} {directory / entry}",
             ]
     lines.append("exec " + shlex.join(command))
     return "\n".join(lines)
 
 
-def _open_tun(scratch: Path, uid: int) -> Path | None:
-    """A 0666 tun node for the daemon's namespace, or None if the host's serves `uid` already."""
+def _tun_mode(tun: str, uid: int) -> int | None:
+    """The mode of the tun node to bind over the host's, or None to keep the host's.
+
+    "open": 0666 (udev's), unless the host's serves `uid` already; "closed": 0600, root's, as
+    a host without udev has it, whatever this one's mode is.
+    """
+    if tun == "closed":
+        return 0o600
     info = Path("/dev/net/tun").stat()
     if info.st_mode & 0o006 == 0o006 or info.st_uid == uid:
         return None
-    node = scratch / "tun"
-    try:
-        os.mknod(node, 0o666 | stat.S_IFCHR, info.st_rdev)
-        node.chmod(0o666)
-    except OSError as exc:
-        pytest.skip(f"cannot make a tun node for the test's namespace: {exc}")
-    return node
-
-
-def _closed_tun(scratch: Path) -> Path:
-    """A 0600 root tun node: the host without udev, whatever this one's mode is."""
-    node = scratch / "tun-0600"
-    try:
-        os.mknod(node, 0o600 | stat.S_IFCHR, Path("/dev/net/tun").stat().st_rdev)
-    except OSError as exc:
-        pytest.skip(f"cannot make a tun node for the test's namespace: {exc}")
-    return node
+    return 0o666
 
 
 def _runtime_paths() -> list[Path]:
@@ -194,10 +194,10 @@ def _user_daemon(
     state.mkdir(mode=0o700)
     os.chown(state, uid, gid)
     root.chmod(0o755)
-    node = _open_tun(scratch, uid) if tun == "open" else _closed_tun(scratch)
     serve = [sys.executable, "-m", "hyperhive", "serve", "--state-dir", str(state), *serve_args]
     command = _as_user(uid, gid, [f"HOME={state}/home", *serve])
-    script = _namespace_script(_closed_ancestors(_runtime_paths(), uid), scratch, node, command)
+    closed = _closed_ancestors(_runtime_paths(), uid)
+    script = _namespace_script(closed, scratch, _tun_mode(tun, uid), command)
     log = (root / "serve.log").open("wb")
     daemon = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
