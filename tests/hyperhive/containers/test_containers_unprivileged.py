@@ -252,9 +252,10 @@ PROBE_MARK = "WALL-REPORT"
 PING = re.compile(r"\bping (\w+)")
 
 
-def _probe_command(state: Path, host_port: int) -> str:
+def _probe_command(state: Path, host_port: int, internet: tuple[str, int, int]) -> str:
     """What alice runs with Bash: which paths of the daemon and of bob exist for her, whether
-    the host's loopback answers, who she is."""
+    the host's loopback answers, who she is, and which of two ports on the test's "internet"
+    host (`internet`: its address, the API's port, another port) her allowlist lets through."""
     paths = [
         state / "credentials" / "hive.json",
         state / "broker.sqlite",
@@ -269,11 +270,16 @@ def _probe_command(state: Path, host_port: int) -> str:
         'else echo "HIDDEN $p"; fi; done; '
         f"for h in 127.0.0.1 10.0.2.2; do if (exec 3<>/dev/tcp/$h/{host_port}) 2>/dev/null; "
         'then echo "LOOPBACK-OPEN $h"; else echo "LOOPBACK-CLOSED $h"; fi; done; '
-        "cat /state/hyperhive-credentials.json >/dev/null && echo OWN-CREDENTIALS-READABLE"
+        "cat /state/hyperhive-credentials.json >/dev/null && echo OWN-CREDENTIALS-READABLE; "
+        f"for port in {internet[1]} {internet[2]}; do "
+        f"if (exec 3<>/dev/tcp/{internet[0]}/$port) 2>/dev/null; "
+        'then echo "EGRESS-OPEN $port"; else echo "EGRESS-CLOSED $port"; fi; done'
     )
 
 
-def _script(state: Path, host_port: int) -> Callable[[ApiRequest], Reply]:
+def _script(
+    state: Path, host_port: int, internet: tuple[str, int, int]
+) -> Callable[[ApiRequest], Reply]:
     reported = []
 
     def reply(request: ApiRequest) -> Reply:
@@ -286,7 +292,7 @@ def _script(state: Path, host_port: int) -> Callable[[ApiRequest], Reply]:
                 return ToolCall("mcp__hive__send", {"to": "operator", "body": body})
             return Text("done.")
         if "probe the wall" in last:
-            command = _probe_command(state, host_port)
+            command = _probe_command(state, host_port, internet)
             return ToolCall("Bash", {"command": command, "description": "probe"})
         if ping := PING.search(last):
             return ToolCall("mcp__hive__send", {"to": "operator", "body": f"pong {ping[1]}"})
@@ -314,10 +320,12 @@ async def test_a_normal_user_runs_the_hive_on_bwrap_with_the_same_wall(short_tmp
         host_loopback,
         trio.fail_after(100),
         open_netns_host() as internet,
+        internet.listen_tcp() as other,  # listening: a connection the wall lets by opens
         _user_daemon(short_tmp, tun="open", serve_args=serve_args) as (daemon, state, uid),
     ):
         async with open_model_api(internet.listen_tcp()) as api:
-            api.on(lambda request: True, _script(state, host_port))
+            ports = (internet.address, api.port, other.getsockname()[1])
+            api.on(lambda request: True, _script(state, host_port, ports))
             await _wait_serving(state, daemon, short_tmp / "serve.log")
             async with open_client(state / "admin.sock") as admin:
                 call = admin.call
@@ -325,6 +333,11 @@ async def test_a_normal_user_runs_the_hive_on_bwrap_with_the_same_wall(short_tmp
                 await call(wire.Login(variables=(*login, "CLAUDE_CODE_MAX_RETRIES=0")))
                 await call(wire.Spawn(name="alice"))
                 await call(wire.Spawn(name="bob"))
+                # alice may reach the API and nothing else (nftables in her namespace, loaded
+                # by the daemon through the user namespace it does not own as root).
+                sandbox = state / "agents" / "alice" / "sandbox.json"
+                sandbox.write_text(json.dumps({"egress": [f"{internet.address}:{api.port}"]}))
+                await call(wire.RestartAgent(name="alice"))
                 started = trio.current_time()
                 await call(wire.Send(to="alice", body="please probe the wall"))
                 [report] = await _operator_mail(admin, 1)
@@ -354,6 +367,8 @@ async def test_a_normal_user_runs_the_hive_on_bwrap_with_the_same_wall(short_tmp
     assert "LOOPBACK-CLOSED 127.0.0.1" in lines
     assert "LOOPBACK-CLOSED 10.0.2.2" in lines
     assert "OWN-CREDENTIALS-READABLE" in lines  # her own login is hers
+    assert f"EGRESS-OPEN {ports[1]}" in lines, report.body
+    assert f"EGRESS-CLOSED {ports[2]}" in lines, report.body
     assert [(m.sender, m.body) for m in mail[1:]] == [("bob", "pong one"), ("alice", "pong two")]
     assert {name: (row.state, row.notes) for name, row in rows.items()} == {
         "alice": ("running", ()),
