@@ -16,12 +16,14 @@ import signal
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
 from hyperhive.containers import _spawn
 from hyperhive.containers.base import AgentState
-from hyperhive.containers.bwrap import BwrapBackend, bwrap_works
+from hyperhive.containers.bwrap import BwrapBackend, bwrap_works, detect_wall
+from hyperhive.errors import StartFailed
 from hyperhive.testing import DaemonProcess, run_cli
 from hyperhive.testing.conformance import PROBE_COMMAND, ProbeFaults, make_spec, wait_report
 
@@ -200,3 +202,27 @@ def test_making_a_backend_runs_nothing_and_needs_no_test_code(
         make_backend(ContainerSettings(backend="fake"), paths)  # type: ignore[arg-type]
     source = Path(sys.modules["hyperhive.containers.settings"].__file__ or "").read_text()
     assert "hyperhive.testing" not in source
+
+
+@needs_bwrap
+async def test_a_start_whose_network_fails_leaves_no_sandbox_and_never_runs_the_agent(
+    short_tmp: Path,
+) -> None:
+    """bwrap runs the payload at --block-fd's end too, before its own --die-with-parent is
+    armed: a start given up after bwrap reported its sandbox once left that sandbox behind,
+    and the agent ran in it, unwatched, beyond the daemon."""
+    wall = await trio.to_thread.run_sync(detect_wall)
+    if wall.slirp4netns is None:
+        pytest.skip("no user-mode network here (slirp4netns, /dev/net/tun)")
+    broken = attrs.evolve(wall, ip="/bin/false")  # tap0 cannot be configured: the start fails
+    backend = BwrapBackend(runtime_dir=short_tmp / "runtime", shutdown_grace=1.0, wall=broken)
+    spec = make_spec(short_tmp, "alice")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(backend.run)
+        await backend.create(spec)
+        with pytest.raises(StartFailed, match="ip could not set up the agent's network"):
+            await backend.start("alice")
+        await trio.sleep(2.0)  # what a leftover sandbox would need to start the probe
+        assert not (spec.state_dir / "probe-report.json").exists()
+        assert _live_processes_mentioning(str(spec.state_dir)) == []
+        backend.request_stop()
