@@ -112,6 +112,7 @@ def containers_table(views: Iterable[wire.ContainerView], now: float | None = No
 _DOING_STYLE = {
     "needs login": "bold red",
     "crashed": "bold red",
+    "start refused": "bold red",
     "backing off": "red",
     "retrying": "yellow",
     "rate limited": "yellow",

@@ -94,6 +94,7 @@ class _Entry:
     last: AgentState = AgentState.STOPPED
     exit_code: int | None = None
     detail: str = ""
+    refused: bool = False  # the last start was refused before anything ran; `detail`: why
 
 
 class ChildProcessBackend(abc.ABC):
@@ -200,11 +201,11 @@ class ChildProcessBackend(abc.ABC):
         try:
             launch = await self._launch(spec, log_fd)
         except OSError as exc:
-            entry.last, entry.exit_code = AgentState.CRASHED, None
+            entry.last, entry.exit_code, entry.refused = AgentState.CRASHED, None, True
             entry.detail = f"cannot run {spec.argv[0] if spec.argv else '?'}: {exc.strerror}"
             raise StartFailed(f"{name}: {entry.detail}") from exc
         except StartFailed as exc:  # refused before anything ran (a bad bind, sandbox.json)
-            entry.last, entry.exit_code = AgentState.CRASHED, None
+            entry.last, entry.exit_code, entry.refused = AgentState.CRASHED, None, True
             entry.detail = str(exc).removeprefix(f"{name}: ")
             raise
         finally:
@@ -212,6 +213,7 @@ class ChildProcessBackend(abc.ABC):
         child = _Child(launch, offset)
         entry.child = child
         entry.last, entry.exit_code, entry.detail = AgentState.RUNNING, None, ""
+        entry.refused = False
         self._write_pidfile(name, launch.proc.pid)
         self._nursery.start_soon(self._watch, entry, child)
         with trio.move_on_after(self._settle):
@@ -242,7 +244,9 @@ class ChildProcessBackend(abc.ABC):
         if child is not None:
             state = AgentState.STOPPING if child.requested else AgentState.RUNNING
             return AgentStatus(name, state, pid=child.proc.pid, notes=self._notes(entry.spec))
-        return AgentStatus(name, entry.last, exit_code=entry.exit_code, detail=entry.detail)
+        return AgentStatus(
+            name, entry.last, exit_code=entry.exit_code, detail=entry.detail, refused=entry.refused
+        )
 
     def _notes(self, spec: AgentSpec) -> tuple[str, ...]:
         """What a running agent's row should say about its wall (none by default)."""
@@ -338,6 +342,7 @@ class ChildProcessBackend(abc.ABC):
             entry.last = AgentState.STOPPED if clean else AgentState.CRASHED
             entry.exit_code = code
             entry.detail = detail if not clean else ""
+            entry.refused = setup_failed and not clean  # the sandbox never ran the payload
         self._remove_pidfile(entry.spec.name, child.proc.pid)
         child.exited.set()
         if child.settling and not child.requested:

@@ -140,6 +140,9 @@ class AgentStatus:
     exit_code: int | None = None  # shell encoding: 128+N for signal N
     detail: str = ""  # stderr tail, systemd Result=, ...
     notes: tuple[str, ...] = ()  # what the operator should know about its wall (`list`)
+    # CRASHED because its last start was refused before anything ran (a bind source missing,
+    # a bad sandbox.json, no such program): ``detail`` is the refusal's reason, not output.
+    refused: bool = False
 
 
 @attrs.frozen

@@ -155,6 +155,7 @@ def build_view(
         transient=transient,
         exit_code=status.exit_code if status is not None else None,
         detail=status.detail[-2000:] if status is not None else "",
+        start_refused=status is not None and status.refused and state == "crashed",
         needs_login=flags.needs_login,
         rate_limited=flags.rate_limited,
         model=flags.model,
@@ -180,14 +181,19 @@ def semantic_state(
 ) -> tuple[str, str]:
     """Where the agent is, in a word, and why, in a sentence (pure).
 
-    In order: an action in flight; the container (absent, stopped, crashed, starting, unknown);
+    In order: an action in flight; the container (absent, stopped, crashed, start refused,
+    starting, unknown);
     then, for a harness that runs, what `doing` says.
     """
     if view.transient:
         return view.transient, f"{view.transient} (an operator action is in flight)"
     if view.state == "crashed":
-        code = f" with status {view.exit_code}" if view.exit_code is not None else ""
         last = view.detail.strip().splitlines()[-1:] if view.detail.strip() else []
+        if view.start_refused:  # nothing ran: the refusal's reason, not an exit
+            why = _refusal(view.detail)
+            why = f": {why[:300]}" if why else " (the backend gave no reason)"
+            return "start refused", f"its start was refused before anything ran{why}"
+        code = f" with status {view.exit_code}" if view.exit_code is not None else ""
         return "crashed", f"its process exited{code}" + (f": {last[0][:200]}" if last else "")
     if view.state in ("absent", "stopped"):
         should = view.wanted == "running" and view.state == "stopped"
@@ -201,6 +207,14 @@ def semantic_state(
         pending_messages=view.pending_messages,
         needs_login=view.needs_login,
     )
+
+
+def _refusal(detail: str) -> str:
+    """The line of a refused start's detail that says why: bubblewrap's own (a sandbox that
+    failed to set up also logs its network helper's lines after it), else the last."""
+    lines = [line.strip() for line in detail.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith("bwrap: ")]
+    return (said or lines or [""])[-1]
 
 
 def doing(

@@ -135,6 +135,7 @@ class _Entry:
     state: AgentState = AgentState.STOPPED
     exit_code: int | None = None
     detail: str = ""
+    refused: bool = False  # the last start was refused (`fail_start`): nothing ran
     log: list[str] = attrs.Factory(list)
 
 
@@ -234,11 +235,13 @@ class FakeBackend:
         if name in self._fail_next_start:
             self._fail_next_start.discard(name)
             entry.state, entry.exit_code, entry.detail = AgentState.CRASHED, 1, "fail_start hook"
+            entry.refused = True
             raise StartFailed(f"{name}: the fake backend was told to fail this start")
         env = _environment(entry.spec)
         running = _Running(FakeAgent(entry.spec, env, entry.log.append))
         entry.running = running
         entry.state, entry.exit_code, entry.detail = AgentState.RUNNING, None, ""
+        entry.refused = False
         self._nursery.start_soon(self._run_agent, entry, running)
         await trio.lowlevel.checkpoint()
 
@@ -265,7 +268,9 @@ class FakeBackend:
         if entry.running is not None:
             state = AgentState.STOPPING if entry.running.requested else AgentState.RUNNING
             return AgentStatus(name, state)
-        return AgentStatus(name, entry.state, exit_code=entry.exit_code, detail=entry.detail)
+        return AgentStatus(
+            name, entry.state, exit_code=entry.exit_code, detail=entry.detail, refused=entry.refused
+        )
 
     async def list(self) -> list[str]:
         return sorted(self._entries)

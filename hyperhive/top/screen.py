@@ -237,6 +237,7 @@ _RESULT_STYLE: Final = {"ok": "", "failed": "red", "rate_limited": "yellow", "ne
 _DOING_STYLE: Final = {
     "needs login": "bold red",
     "crashed": "bold red",
+    "start refused": "bold red",
     "retrying": "yellow",
     "backing off": "red",
     "rate limited": "yellow",

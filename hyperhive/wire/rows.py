@@ -149,6 +149,9 @@ class ContainerView:
     transient: str | None = None
     exit_code: int | None = None
     detail: str = ""
+    # Crashed because its last start was refused before anything ran (a bind source missing,
+    # a bad sandbox.json, no such program, the sandbox's own set-up): ``detail`` says why.
+    start_refused: bool = False
     needs_login: bool = False
     rate_limited: bool = False
     model: str | None = None
@@ -162,9 +165,9 @@ class ContainerView:
     # Paused by the operator: it takes no turns and its mail waits (set_paused).
     paused: bool = False
     # Why it is where it is, in a word and a sentence (`hyperhive.core.container_view`):
-    # stopped, crashed, starting, paused, needs login, rate limited, retrying, backing off,
-    # working (the reason: thinking, running a tool, waiting on recv), compacting, idle,
-    # interrupted, lost the hive, ...
+    # stopped, crashed, start refused, starting, paused, needs login, rate limited, retrying,
+    # backing off, working (the reason: thinking, running a tool, waiting on recv),
+    # compacting, idle, interrupted, lost the hive, ...
     semantic: str = ""
     reason: str = ""
     # The harness's own turn state (its report), its last turn, and the mail it has.

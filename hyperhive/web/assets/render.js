@@ -36,7 +36,8 @@
   // with the word while it waits on the API).
   const KIND = { idle: "ok", working: "busy", compacting: "busy", starting: "busy", retrying: "warn",
     "rate limited": "warn", "backing off": "warn", "needs login": "warn", interrupted: "warn",
-    paused: "warn", "lost the hive": "bad", crashed: "bad", stopped: "dim" };
+    paused: "warn", "lost the hive": "bad", crashed: "bad", "start refused": "bad",
+    stopped: "dim" };
   function doing(semantic, reason) {
     const word = String(semantic || "");
     if (!word) return { word: "?", text: "?", kind: "dim" };

@@ -173,6 +173,17 @@ def test_the_semantic_state_names_the_reason_in_order() -> None:
         "crashed",
         "its process exited with status 137",
     )
+    # A start refused before anything ran says why, never that a process exited; a sandbox
+    # that failed to set up names bubblewrap's line, not its network helper's after it.
+    refused = view(state="crashed", start_refused=True, detail="the bind source /srv is gone")
+    assert semantic(refused, None, now) == (
+        "start refused",
+        "its start was refused before anything ran: the bind source /srv is gone",
+    )
+    noisy = "bwrap: Can't find source path /l: No such file\nexitfd event\ndo_slirp is exiting\n"
+    assert semantic(view(state="crashed", start_refused=True, detail=noisy), None, now)[1] == (
+        "its start was refused before anything ran: bwrap: Can't find source path /l: No such file"
+    )
     assert semantic(view(state="stopped"), limited, now) == (
         "stopped",
         "not running; it is meant to: start it",
