@@ -75,8 +75,9 @@ _STATE_STYLE = {"running": "green", "crashed": "bold red", "unknown": "yellow"}
 def containers_table(views: Iterable[wire.ContainerView], now: float | None = None) -> Table:
     """Agents: container state (and any action in flight), what the agent is doing and why
     (the daemon's word and sentence: while it works, thinking, running a tool, ...), its mail
-    (pending + in flight), its last turn, then flags (the wanted state where it differs, the
-    network when off, the row's notes)."""
+    (pending + in flight), its last turn, then flags (who spawned it, an approved config
+    waiting to be deployed, the wanted state where it differs, the network when off, the row's
+    notes)."""
     at = time.time() if now is None else now
     table = Table(title="agents")
     for column in ("agent", "state", "doing", "why", "mail", "last turn", "notes"):
@@ -87,6 +88,8 @@ def containers_table(views: Iterable[wire.ContainerView], now: float | None = No
             state.append(visible(f" ({view.transient}…)"), style="cyan")
         notes = [
             *(["manager"] if view.role == "manager" else []),
+            *([f"spawned by {view.parent}"] if view.parent else []),
+            *(["update pending"] if view.needs_update else []),
             *([f"wants {view.wanted}"] if view.wanted not in (view.state, "") else []),
             *(["net off"] if not view.network else []),
             *(["rate limited"] if view.rate_limited and view.semantic != "rate limited" else []),

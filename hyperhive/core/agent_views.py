@@ -2,8 +2,9 @@
 
 A row joins the agent's record, the backend's status, the action in flight, the agent's own
 small files (its harness's report among them) and disk use (`hyperhive.core.container_view`),
-its pending reminders, its pending and in-flight mail, what it said it is doing (`StatusBoard`)
-and the limits it hit lately. Building one waits on the backend, the reminder scheduler and blocking
+its pending reminders, its pending and in-flight mail, what it said it is doing (`StatusBoard`),
+whether an approved config of it waits to be deployed (`DeployBoard`) and the limits it hit
+lately. Building one waits on the backend, the reminder scheduler and blocking
 file reads (through the `Offload`), so the agents actor runs it in a child task, from a
 snapshot of its records and transient actions: never in its own task.
 """
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from hyperhive.core.reminders import RemindersHandle
     from hyperhive.offload import Offload
 
-__all__ = ["MAX_STATUS_CHARS", "StatusBoard", "ViewBuilder"]
+__all__ = ["MAX_STATUS_CHARS", "DeployBoard", "StatusBoard", "ViewBuilder"]
 
 _V = TypeVar("_V")
 
@@ -69,6 +70,34 @@ class StatusBoard:
         return self._texts.get(name)
 
 
+class DeployBoard:
+    """The agents with an approved config waiting to be deployed (their rows' ``needs_update``).
+
+    Written by the approvals actor, which owns the deploys: an agent is on the board from the
+    operator's approval until its deploy is done or failed. Read by the rows; never blocks.
+    Each change asks for that agent's row again (`on_change`), so every surface sees it.
+    """
+
+    def __init__(self, on_change: Callable[[str], None] = lambda name: None) -> None:
+        self._on_change = on_change
+        self._waiting: set[str] = set()
+
+    def set(self, name: str, waiting: bool) -> None:
+        if waiting == (name in self._waiting):
+            return
+        if waiting:
+            self._waiting.add(name)
+        else:
+            self._waiting.discard(name)
+        self._on_change(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._waiting
+
+    def names(self) -> frozenset[str]:
+        return frozenset(self._waiting)
+
+
 class ViewBuilder:
     """Builds rows; one pass at a time (its disk meter is one cache)."""
 
@@ -84,8 +113,10 @@ class ViewBuilder:
         messages: MessagesHandle,
         statuses: StatusBoard,
         clock: WallClock,
+        deploys: DeployBoard,
     ) -> None:
         self._paths = paths
+        self._deploys = deploys
         self._clock = clock
         self._messages = messages
         self._statuses = statuses
@@ -119,6 +150,7 @@ class ViewBuilder:
                         *(status.notes if status is not None else ()),
                         *self._limit_log.notes(name),
                     ),
+                    needs_update=name in self._deploys,
                     now=self._clock.now(),
                 )
         return views

@@ -43,7 +43,7 @@ from hyperhive import wire
 from hyperhive.containers.base import AgentState
 from hyperhive.core.agent_files import remove_leftover
 from hyperhive.core.agent_spec import SpecBuilder
-from hyperhive.core.agent_views import StatusBoard, ViewBuilder
+from hyperhive.core.agent_views import DeployBoard, StatusBoard, ViewBuilder
 from hyperhive.core.credentials import (
     Credential,
     CredentialStore,
@@ -121,7 +121,6 @@ class AgentsSnapshot:
     with_record: frozenset[str] = frozenset()  # the names, and the manager once it has one
     paused: frozenset[str] = frozenset()
     deploys: Mapping[str, Deploy] = attrs.field(factory=dict)  # what each one runs
-    parents: Mapping[str, str] = attrs.field(factory=dict)  # who asked for it, where known
 
     def is_recipient(self, name: str) -> bool:
         """Whether a message to `name` has somewhere to go (an agent, the manager unless it
@@ -140,15 +139,8 @@ def snapshot_of(
     paused = frozenset(record.name for record in registry.records() if record.paused)
     records = registry.records()
     deploys = {r.name: Deploy(r.deploy, r.network) for r in records}
-    parents = {r.name: r.parent for r in records if r.parent is not None}
     return AgentsSnapshot(
-        names,
-        registry.manager_retired,
-        dict(transient or {}),
-        names | manager,
-        paused,
-        deploys,
-        parents,
+        names, registry.manager_retired, dict(transient or {}), names | manager, paused, deploys
     )
 
 
@@ -313,6 +305,7 @@ class AgentsActor:
         publish_snapshot: Callable[[AgentsSnapshot], None],
         operator_pronouns: str,
         autostarted: trio.Event,
+        deploys: DeployBoard,
     ) -> None:
         self._mailbox = mailbox
         self._registry = registry
@@ -346,6 +339,7 @@ class AgentsActor:
             messages=messages,
             statuses=statuses,
             clock=clock,
+            deploys=deploys,
         )
         self._nursery: trio.Nursery | None = None
         self._last_error: str | None = None
@@ -919,11 +913,6 @@ class AgentsHandle:
         """What `name` runs (its deploy and network flag) as last published; None if it has
         no record."""
         return self._snapshot.deploys.get(name)
-
-    def parent(self, name: str) -> str | None:
-        """Who asked for `name`: the manager for an agent spawned from its approved request,
-        else None (the operator's spawn, or not known); as last published."""
-        return self._snapshot.parents.get(name)
 
     def deployed_id(self, name: str) -> int | None:
         """The approval whose deploy `name` runs (None: none, or no such agent)."""

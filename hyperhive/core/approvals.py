@@ -32,6 +32,7 @@ import trio
 from actors import ActorError, ActorStatistics, MailboxFull, Reply
 from hyperhive import wire
 from hyperhive.config_repo.tags import Stage, validate_commit_ref
+from hyperhive.core.agent_views import DeployBoard
 from hyperhive.core.agents import Deploy
 from hyperhive.core.deploy import rfc3339
 from hyperhive.core.registry import MANAGER, validate_name
@@ -349,13 +350,6 @@ class ListApprovals:
 
 
 @attrs.frozen
-class ListDeploying:
-    """The agents with an approved config not yet deployed (its deploy queued or running)."""
-
-    reply: Reply[frozenset[str]]
-
-
-@attrs.frozen
 class ReadDetail:
     id: int
     reply: Reply[wire.ApprovalDetail]
@@ -413,7 +407,6 @@ ApprovalsMsg: TypeAlias = (
     | Request
     | Decide
     | ListApprovals
-    | ListDeploying
     | ReadDetail
     | ReadConfig
     | Fetched
@@ -466,6 +459,7 @@ class ApprovalsActor:
         messages: MessagesHandle,
         events: EventsHandle,
         policy: DeployPolicy,
+        board: DeployBoard | None = None,
     ) -> None:
         self._mailbox = mailbox
         self._path = path
@@ -477,8 +471,10 @@ class ApprovalsActor:
         self._events = events
         self._policy = policy
         self._probation: dict[str, _Probation] = {}
-        # Approved, not deployed yet: agent -> approval ids whose deploy is queued or running.
+        # Approved, not deployed yet: agent -> approval ids whose deploy is queued or running;
+        # the board shows who is on it in the agents' rows (`needs_update`).
         self._deploying: dict[str, set[int]] = {}
+        self._board = board or DeployBoard()
         self._nursery: trio.Nursery | None = None
         self._last_error: str | None = None
         self._deploys = 0
@@ -533,8 +529,6 @@ class ApprovalsActor:
                     else:
                         rows = await self._offload(store.recent, limit, agent)
                     msg.reply.send(rows)
-                case ListDeploying():
-                    msg.reply.send(frozenset(self._deploying))
                 case ReadDetail(id=id):
                     approval = await self._get(store, id)
                     self._spawn(self._detail, approval, msg.reply)
@@ -649,6 +643,7 @@ class ApprovalsActor:
         match msg.to:
             case Status.APPROVED:
                 self._deploying.setdefault(decided.agent, set()).add(decided.id)
+                self._board.set(decided.agent, True)
                 self._child(decided.agent, self._deploy, decided)
             case Status.DENIED:
                 self._child(decided.agent, self._deny, decided, note or "")
@@ -723,6 +718,7 @@ class ApprovalsActor:
             ids.discard(id)
             if not ids:
                 del self._deploying[name]
+                self._board.set(name, False)
 
     async def _restore(self, name: str, previous: Deploy | None, *, spawn: bool) -> None:
         """After a deploy that did not come up: the agent back as it was (a failed spawn: gone)."""
@@ -914,10 +910,6 @@ class ApprovalsHandle:
         return await self._mailbox.call(
             lambda r: ListApprovals(False, limit, None, r), timeout=CALL_TIMEOUT
         )
-
-    async def deploying(self) -> frozenset[str]:
-        """The agents with an approved config whose deploy is queued or running."""
-        return await self._mailbox.call(ListDeploying, timeout=CALL_TIMEOUT)
 
     async def detail(self, id: int) -> wire.ApprovalDetail:
         """Approval `id` with its unified and capability diffs."""

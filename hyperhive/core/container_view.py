@@ -136,10 +136,12 @@ def build_view(
     mail: tuple[int, int] = (0, 0),
     status_text: tuple[str, float] | None = None,
     notes: tuple[str, ...] = (),
+    needs_update: bool = False,
     now: float = 0.0,
 ) -> wire.ContainerView:
     """One agent's row. `status` is None when no backend runs containers (`--backend none`);
-    `mail` is its (pending, in flight) messages, `status_text` what it said it is doing."""
+    `mail` is its (pending, in flight) messages, `status_text` what it said it is doing,
+    `needs_update` whether an approved config of it waits to be deployed."""
     state = status.state.value if status is not None else "absent"
     live = state in ("running", "starting")
     # The harness's report and its status describe a harness that runs; a stopped agent's
@@ -171,6 +173,8 @@ def build_view(
         inflight_messages=mail[1],
         status_text=said[0] if said is not None else None,
         status_set_at=said[1] if said is not None else None,
+        needs_update=needs_update,
+        parent=record.parent,
     )
     word, reason = semantic_state(view, report, now)
     return attrs.evolve(view, semantic=word, reason=reason)

@@ -28,7 +28,7 @@ from hyperhive.config_repo.seed import RepoPaths
 from hyperhive.containers.settings import ContainerSettings, make_backend
 from hyperhive.core import broker, events, questions, reminders
 from hyperhive.core.agent_spec import SpecBuilder
-from hyperhive.core.agent_views import StatusBoard
+from hyperhive.core.agent_views import DeployBoard, StatusBoard
 from hyperhive.core.agents import AgentsActor, AgentsHandle, AgentsMsg, snapshot_of
 from hyperhive.core.approvals import ApprovalsActor, ApprovalsHandle, ApprovalsMsg, DeployPolicy
 from hyperhive.core.crash_watch import CrashWatch
@@ -178,6 +178,7 @@ async def build_tree(
         state_watch.notice(name)
 
     statuses = StatusBoard(clock, changed)
+    deploys = DeployBoard(changed)
 
     def tree_statistics() -> SupervisorStatistics:
         return root.statistics()
@@ -308,6 +309,7 @@ async def build_tree(
         publish_snapshot=agents_handle.publish,
         operator_pronouns=operator_pronouns,
         autostarted=autostarted,
+        deploys=deploys,
     )
     approvals = ApprovalsActor(
         to_approvals,
@@ -328,6 +330,7 @@ async def build_tree(
         messages=messages,
         events=event_handle,
         policy=deploy_policy or DeployPolicy(),
+        board=deploys,
     )
     crash_watch = (
         CrashWatch(

@@ -478,8 +478,7 @@ async def _agent_status(
     hive: Handles, conn: Connection, request: wire.GetAgentStatus
 ) -> wire.AgentStatuses:
     views = await hive.agents.views()
-    deploying = await hive.approvals.deploying()
-    rows = [_status_row(hive, view, deploying) for view in views.values()]
+    rows = [_status_row(hive, view) for view in views.values()]
     return wire.AgentStatuses(tuple(sorted(rows, key=_roster_order)))
 
 
@@ -487,40 +486,23 @@ def _roster_order(row: wire.AgentStatusRow) -> tuple[bool, str]:
     return (row.name == MANAGER_NAME, row.name)
 
 
-def _status_row(
-    hive: Handles, view: wire.ContainerView, deploying: frozenset[str]
-) -> wire.AgentStatusRow:
-    name = view.name
-    return agent_status_row(
-        view,
-        hive.urls.agent_page(name),
-        parent=hive.agents.parent(name),
-        needs_update=name in deploying,
-    )
+def _status_row(hive: Handles, view: wire.ContainerView) -> wire.AgentStatusRow:
+    return agent_status_row(view, hive.urls.agent_page(view.name))
 
 
-def agent_status_row(
-    view: wire.ContainerView,
-    url: str | None,
-    *,
-    parent: str | None = None,
-    needs_update: bool = False,
-) -> wire.AgentStatusRow:
-    """An agent's row in the original's shape, from its container view.
-
-    `needs_update`: an approved config of the agent waits to be deployed (its deploy is queued
-    or running); `parent`: the manager for an agent spawned from its approved request
-    (docs/conventions.md, "Commands shared with the original").
-    """
+def agent_status_row(view: wire.ContainerView, url: str | None) -> wire.AgentStatusRow:
+    """An agent's row in the original's shape, from its container view (whose `needs_update`
+    and `parent` it carries as they are; docs/conventions.md, "Commands shared with the
+    original")."""
     said = view.status_text if view.state == "running" else None
     return wire.AgentStatusRow(
         name=view.name,
         running=view.state == "running",
         failed=view.state == "crashed",
-        needs_update=needs_update,
+        needs_update=view.needs_update,
         needs_login=view.needs_login or view.turn_state == "needs_login",
         paused=view.paused,
-        parent=parent,
+        parent=view.parent,
         deployed_sha=view.deployed_sha[:12] if view.deployed_sha else None,
         active_model=view.model,
         status_text=said,
@@ -543,10 +525,9 @@ async def _subscribe_status(
     """One `agent_statuses` line per agent whose row changed, until the client leaves."""
     subscriber = await hive.events.subscribe()
     try:
-        feed = _StatusFeed(hive, await hive.approvals.deploying())
+        feed = _StatusFeed(hive)
         feed.last = {
-            name: _status_row(hive, view, feed.deploying)
-            for name, view in (await hive.agents.views()).items()
+            name: _status_row(hive, view) for name, view in (await hive.agents.views()).items()
         }
         await conn.send(wire.encode_response(wire.Empty()))
         async with (
@@ -567,22 +548,20 @@ async def _subscribe_status(
 @attrs.define
 class _StatusFeed:
     """One subscriber's last rows. A container event carries its view; an approval or a ref of
-    an agent's applied repo changing may change `needs_update`, so those refetch the agents
-    waiting on a deploy (the approvals actor updates that set before either event)."""
+    an agent's applied repo changing may change `needs_update`, so those refetch that agent's
+    view (the approvals actor updates its `DeployBoard` before either event; the board's
+    change also brings a container event of its own)."""
 
     hive: Handles
-    deploying: frozenset[str]
     last: dict[str, wire.AgentStatusRow] = attrs.Factory(dict)
 
     async def changed_rows(self, batch: Sequence[wire.Event]) -> list[bytes]:
         views: dict[str, wire.ContainerView | None] = {}
-        refresh = False
         for event in batch:
             payload = event.payload
             if isinstance(payload, wire.ContainerStateChanged):
                 views[payload.container.name] = payload.container
             elif isinstance(payload, wire.ApprovalResolved | wire.ConfigRefChanged):
-                refresh = True
                 agent = (
                     payload.approval.agent
                     if isinstance(payload, wire.ApprovalResolved)
@@ -590,8 +569,6 @@ class _StatusFeed:
                 )
                 if agent in self.last:
                     views.setdefault(agent, None)
-        if refresh:
-            self.deploying = await self.hive.approvals.deploying()
         lines = []
         for name, known in views.items():
             view = known
@@ -600,7 +577,7 @@ class _StatusFeed:
                 if name not in fetched:
                     continue  # gone meanwhile
                 view = fetched[name]
-            row = _status_row(self.hive, view, self.deploying)
+            row = _status_row(self.hive, view)
             if self.last.get(name) == row:
                 continue  # the change is in a column the original's row does not carry
             self.last[name] = row

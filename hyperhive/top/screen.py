@@ -271,7 +271,7 @@ def _last(last: wire.LastTurn, now: float) -> str:
 
 
 def _flags(view: wire.ContainerView) -> list[str]:
-    flags = []
+    flags = ["update pending"] if view.needs_update else []
     settled = view.state in ("running", "starting") if view.wanted == "running" else None
     if view.wanted == "stopped" and view.state == "running":
         settled = False
@@ -287,6 +287,8 @@ def _flags(view: wire.ContainerView) -> list[str]:
     if view.disk_bytes is not None and quota is not None and view.disk_bytes > quota:
         flags.append("over disk quota")
     flags.extend(_flat(note) for note in view.notes)
+    if view.parent:
+        flags.append(f"spawned by {view.parent}")
     return flags
 
 

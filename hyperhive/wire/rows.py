@@ -178,6 +178,10 @@ class ContainerView:
     # What the agent said it is doing (its set_status tool), while it runs; when (wall clock).
     status_text: str | None = None
     status_set_at: float | None = None
+    # An approved config of it waits to be deployed (queued or deploying; docs/approvals.md).
+    needs_update: bool = False
+    # Who asked for it: "manager" when spawned from the manager's approved request, else None.
+    parent: str | None = None
 
 
 @strict  # a command's field (the original's lifecycle verbs)

@@ -279,6 +279,30 @@ def test_columns_the_daemon_has_no_figure_for_are_marked_not_guessed() -> None:
     assert "2 rem" in carol
 
 
+def test_an_agents_row_flags_a_pending_update_and_a_spawn_by_the_manager() -> None:
+    model = TopModel()
+    model.load_agents(
+        [
+            _view("alice", needs_update=True),
+            _view("bob", parent="manager"),
+            _view("carol", state="crashed", start_refused=True, semantic="start refused"),
+        ]
+    )
+    shown = _screen(model, 120, 30)
+    [alice] = [line for line in shown if line.startswith("alice")]
+    [bob] = [line for line in shown if line.startswith("bob")]
+    [carol] = [line for line in shown if line.startswith("carol")]
+    assert "update pending" in alice
+    assert "spawned by" not in alice
+    assert "spawned by manager" in bob
+    assert "update pending" not in bob
+    assert "start refused" in carol
+    # At 80 columns the flags still fit beside the rest (clipped at the edge, not wrapped).
+    narrow = _screen(model, 80, 24)
+    assert any(line.startswith("alice") and "update pending" in line for line in narrow)
+    assert any(line.startswith("bob") and "spawned by" in line for line in narrow)
+
+
 def test_an_agents_row_shows_why_its_mail_and_its_last_turn() -> None:
     last = wire.LastTurn(NOW - 120, 4200, "ok", ctx_tokens=48_000, cost_usd=0.42)
     failed = wire.LastTurn(NOW - 30, 900, "failed", detail="API Error: 529")

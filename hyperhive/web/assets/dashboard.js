@@ -84,6 +84,8 @@
     const title = el("div", { class: "title" },
       el("a", { class: "name", href: "/agent/" + encodeURIComponent(c.name) + "/", title: "open " + c.name + "'s page" }, c.name),
       c.role === "manager" ? chip("manager", "info") : null,
+      c.parent ? chip("spawned by " + c.parent, "dim", "created from " + c.parent + "'s approved request") : null,
+      c.needs_update ? chip("update pending", "info", "an approved config waits to be deployed") : null,
       chip(c.state, STATE_KIND[c.state] || "", "container state"),
       live(c) ? doingChip(c) : null,
       c.transient ? chip(c.transient + "…", "busy", "operator action in flight") : null,
