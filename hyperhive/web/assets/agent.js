@@ -13,6 +13,11 @@
   let badgeTimer = null;
   let sideTimer = null;
   let stream = null;
+  // Whether its container runs, as the last api/state said (null: not known yet), and whether
+  // the event stream last said its harness is down: a stopped agent's harness is not there,
+  // which is no error; a running agent's harness that cannot be reached is one.
+  let running = null;
+  let harnessDown = null;
   document.title = name + " · hyperhive";
   $("agent-name").textContent = name;
 
@@ -55,13 +60,44 @@
   function tokens(n) { return n >= 1000 ? (n / 1000).toFixed(1) + "k" : String(n); }
 
   // -- badges ------------------------------------------------------------------------------------
+  const LIVE_CONTROLS = ["c-cancel", "c-compact", "c-new", "model-apply"];
+  // A stopped agent is a normal state: the page says so where its live parts would be, and
+  // disables its controls, instead of reporting its absent harness as an error. A harness that
+  // answers anyway (its page socket served while the container is stopped) is shown as is.
+  function paintRunning(answer) {
+    const view = answer.container;
+    running = Boolean(view && (view.state === "running" || view.state === "starting"));
+    const note = $("not-running");
+    note.hidden = running || Boolean(answer.harness);
+    note.className = "notice" + (view && view.state === "crashed" ? " bad" : "");
+    if (!note.hidden) note.textContent = notRunning(view, answer);
+    for (const id of LIVE_CONTROLS) $(id).disabled = !running && !answer.harness;
+    paintConn();
+  }
+  function notRunning(view, answer) {
+    const later = "; its terminal and controls come back when it runs (start it from the dashboard, or `hyperhive start " + name + "`)";
+    if (!view) return name + " has no container";
+    if (view.state === "crashed") return name + " " + (answer.semantic === "start refused" ? "could not start" : "crashed") + (answer.reason ? ": " + answer.reason : "") + later;
+    if (view.state === "absent") return name + " has no container here (the daemon runs none)";
+    return name + " is " + view.state + later;
+  }
+  function paintConn() {
+    if (harnessDown === null) return;
+    if (!harnessDown) setChip("conn", "live", "ok");
+    else if (running === false) setChip("conn", "not running", "dim");
+    else setChip("conn", "harness down", "bad");
+  }
+  function historyFailed(err) {
+    if (running !== false) toast("history: " + err.message);  // a stopped agent has none to serve
+  }
   function paintBadges(answer) {
+    paintRunning(answer);
     const view = answer.container;
     setChip("b-container", view ? view.state + (view.transient ? " (" + view.transient + "…)" : "") : "no container",
       view && view.state === "running" ? "ok" : view && view.state === "crashed" ? "bad" : "dim");
     const h = answer.harness;
     if (!h) {
-      setChip("b-harness", "harness unreachable", "bad");
+      setChip("b-harness", running ? "harness unreachable" : "harness not running", running ? "bad" : "dim");
       $("b-harness").title = answer.harness_error || "";
       const fallback = R.doing(answer.semantic, answer.reason);
       setChip("b-activity", fallback.text, fallback.kind);
@@ -132,12 +168,12 @@
       try { event = JSON.parse(message.data); } catch (err) { return; }
       if (event.kind === "hello") { setChip("conn", "live", "ok"); return; }
       if (event.kind === "harness_up") {
-        setChip("conn", "live", "ok"); soonBadges(); soonSide();
+        harnessDown = false; paintConn(); soonBadges(); soonSide();
         // A harness that was not up at the cold load: its stored events come now.
-        if (!historyLoaded) loadHistory().catch((err) => toast("history: " + err.message));
+        if (!historyLoaded) loadHistory().catch(historyFailed);
         return;
       }
-      if (event.kind === "harness_down") { setChip("conn", "harness down", "bad"); $("conn").title = String(event.error || ""); soonBadges(); return; }
+      if (event.kind === "harness_down") { harnessDown = true; paintConn(); $("conn").title = String(event.error || ""); soonBadges(); return; }
       add(event);
     };
     stream.onerror = () => { setChip("conn", "reconnecting…", "warn"); };
@@ -327,8 +363,8 @@
   });
 
   // -- start -----------------------------------------------------------------------------------------
-  refreshBadges();
   if (document.visibilityState === "hidden") refreshSide();
   else connectInbox();  // its hello loads the inbox: no mail can arrive between the load and the stream
-  loadHistory().catch((err) => toast("history: " + err.message)).finally(connect);
+  // The badges first: whether the agent runs decides if a history that cannot be had is news.
+  refreshBadges().finally(() => loadHistory().catch(historyFailed).finally(connect));
 })();

@@ -462,3 +462,40 @@ def test_log_out_removes_the_stored_credential_and_the_agent_needs_login_again(
     expect(page.locator("#login-panel")).to_be_visible(timeout=SLOW)
     assert not stored.exists()
     assert page.errors == []
+
+
+def test_a_stopped_agents_page_says_so_and_a_running_ones_lost_harness_is_an_error(
+    page: Any, hive: AgentHive, screenshots: Path
+) -> None:
+    hive.cli("spawn", "sleeper")
+    hive.cli("stop", "sleeper")
+    page.goto(f"{hive.url}agent/sleeper/")
+    # Stopped is a normal state: said plainly where the live parts would be, no error toast.
+    expect(page.locator("#conn")).to_have_text("not running", timeout=SLOW)
+    note = page.locator("#not-running")
+    expect(note).to_be_visible()
+    expect(note).to_contain_text("sleeper is stopped; its terminal and controls come back")
+    expect(page.locator("#b-harness")).to_have_text("harness not running")
+    expect(page.locator("#b-container")).to_have_text("stopped")
+    expect(page.locator("#c-cancel")).to_be_disabled()
+    # The history was asked for (and could not be had) before the stream said "not running".
+    expect(page.locator("#toast")).to_be_hidden()
+    shot(page, screenshots, "agent-14-stopped")
+
+    # It starts: the live parts come back without a reload.
+    hive.cli("start", "sleeper")
+    expect(page.locator("#conn")).to_have_text("live", timeout=SLOW)
+    expect(page.locator("#b-harness")).to_have_text("harness alive", timeout=SLOW)
+    expect(note).to_be_hidden()
+    expect(page.locator("#c-cancel")).to_be_enabled()
+
+    # A running agent whose harness cannot be reached is an error, and the page says so.
+    socket = hive.page_socket("sleeper")
+    _wait_for(socket.exists, 20)
+    socket.unlink()
+    page.goto(f"{hive.url}agent/sleeper/")
+    expect(page.locator("#toast")).to_contain_text("harness cannot be reached", timeout=SLOW)
+    expect(page.locator("#conn")).to_have_text("harness down", timeout=SLOW)
+    expect(page.locator("#b-harness")).to_have_text("harness unreachable")
+    expect(note).to_be_hidden()
+    assert page.errors == []
