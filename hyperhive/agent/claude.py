@@ -329,7 +329,7 @@ class ClaudeRuntime:
                 self._changed.set()
             if tracker.session_id:
                 self._store_session(tracker.session_id)
-            await self._after_turn(request)
+            await self._after_turn()
         return report
 
     async def _turn(
@@ -525,13 +525,15 @@ class ClaudeRuntime:
             )
         )
 
-    async def _after_turn(self, request: TurnRequest) -> None:
+    async def _after_turn(self) -> None:
         claude = self._current
         if claude is None:
             return
         claude.turns += 1
         if not claude.alive:
-            await self._drop(claude.failure())
+            # Died right after it answered the turn: between turns, not a turn without a result.
+            answered = claude.answered
+            await self._drop(claude.exited_between_turns() if answered else claude.failure())
             return
         if not self.options.warm:
             await self._drop("one process per turn (cold mode)")
@@ -559,7 +561,7 @@ class ClaudeRuntime:
                 if not claude.alive:
                     async with self._lock:
                         if self._current is claude:
-                            await self._drop("it exited between turns")
+                            await self._drop(claude.exited_between_turns())
                     continue
                 if self.options.idle_release:
                     deadline = self._idle_since + self.options.idle_release

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import math
+import signal
 import uuid
 from typing import TYPE_CHECKING, Any, Final
 
@@ -290,10 +291,33 @@ class ClaudeProcess:
         """Stop it now (SIGTERM, then SIGKILL); returns the exit status."""
         return await stop_process(self.process)
 
+    @property
+    def answered(self) -> bool:
+        """Whether its last `ask` got a ``result``."""
+        return self._result is not None
+
     def failure(self) -> str:
-        """Why a turn got no result from this process."""
+        """Why a turn got no result from this process: it was wedged, or how it ended before
+        the turn's result (``claude was killed by SIGKILL before the turn's result``)."""
         if self.wedged:
             return self.wedged
-        tail = " | ".join(self.stderr_tail[-3:])
+        return self._ended("before the turn's result")
+
+    def exited_between_turns(self) -> str:
+        """How a process that had answered its turn ended after it, before the next one
+        (``claude exited with status 1 between turns: <its last stderr>``)."""
+        return self._ended("between turns")
+
+    def _ended(self, when: str) -> str:
         code = self.process.returncode
-        return f"claude ended without a result (exit {code}){': ' + tail if tail else ''}"
+        if code is None:
+            how = "stopped"  # its stdout ended; the exit status is not known yet
+        elif code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited with status {code}"
+        tail = " | ".join(self.stderr_tail[-3:])
+        return f"claude {how} {when}" + (f": {tail}" if tail else "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -90,12 +91,15 @@ async def warm_agent(
     api: ModelAPI,
     state: Path,
     options: ClaudeOptions | None = None,
+    *,
+    claude: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[Agent]:
     state.mkdir(parents=True, exist_ok=True)
     runtime = ClaudeRuntime(
         agent_settings(hive, state, "alice"),
-        find_claude(),
-        env=claude_env(api, state),
+        claude or find_claude(),
+        env={**claude_env(api, state), **(env or {})},
         options=options or ClaudeOptions(),
     )
     harness_options = HarnessOptions(failure_backoff=0.2)
@@ -167,7 +171,9 @@ async def test_a_warm_process_killed_mid_turn_is_replaced_and_the_turn_retried(
             os.kill(process.pid, signal.SIGKILL)
             failed = await agent.next("turn_ended")
             assert failed.data["outcome"] == "failed"
-            assert "exit -9" in failed.data["detail"]
+            assert failed.data["detail"] == "claude was killed by SIGKILL before the turn's result"
+            stopped = [e for e in _claude_events(agent) if e["action"] == "stopped"]
+            assert stopped[-1]["reason"] == failed.data["detail"]
             assert len(await _inflight(hive)) == 1  # still in flight: nothing was acked
             retried = await agent.next("turn_ended")
             assert retried.data["outcome"] == "ok"
@@ -363,7 +369,10 @@ async def test_model_changes_new_sessions_and_lost_sessions_between_warm_turns(
             assert fresh.data["outcome"] == "ok"
             assert "on the new model" not in api.requests[-1].all_text
             stopped = [e["reason"] for e in _claude_events(agent) if e["action"] == "stopped"]
-            assert stopped[-2:] == ["it exited between turns", "a new session was asked for"]
+            assert stopped[-2:] == [
+                "claude was killed by SIGKILL between turns",
+                "a new session was asked for",
+            ]
             models = [e["model"] for e in _claude_events(agent) if e["action"] == "model"]
             assert models == ["claude-sonnet-5-5", None, "claude-sonnet-5-5"]
 
@@ -388,3 +397,74 @@ async def test_a_process_silent_inside_a_turn_is_killed_and_the_turn_retried(
             assert retried.data["outcome"] == "ok"
             await agent.all_acked(hive)
             assert RETRIED_BANNER in api.requests[-1].last_user_text
+
+
+# Stands in for `claude` around the real one: relays both ways, and while the file named by
+# HH_DIE_AFTER_RESULT exists, removes it and exits (status 3, its child killed) right after
+# relaying a turn's result: a process that dies just after a good turn.
+_DIES_AFTER_ITS_RESULT = """\
+import json, os, subprocess, sys, threading
+child = subprocess.Popen([os.environ["HH_REAL_CLAUDE"], *sys.argv[1:]], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE)
+def relay():
+    for line in sys.stdin.buffer:
+        child.stdin.write(line)
+        child.stdin.flush()
+    child.stdin.close()
+threading.Thread(target=relay, daemon=True).start()
+marker = os.environ["HH_DIE_AFTER_RESULT"]
+for line in child.stdout:
+    sys.stdout.buffer.write(line)
+    sys.stdout.buffer.flush()
+    try:
+        kind = json.loads(line).get("type")
+    except ValueError:
+        kind = None
+    if kind == "result" and os.path.exists(marker):
+        os.unlink(marker)
+        print("the stand-in exits right after the result", file=sys.stderr, flush=True)
+        child.kill()
+        os._exit(3)
+sys.exit(child.wait())
+"""
+
+
+async def test_a_process_that_dies_right_after_a_good_turn_is_not_called_a_failed_turn(
+    short_tmp: Path,
+) -> None:
+    wrapper = short_tmp / "claude-dies-after-result"
+    wrapper.write_text(f"#!{sys.executable}\n{_DIES_AFTER_ITS_RESULT}")
+    wrapper.chmod(0o755)
+    marker = short_tmp / "die-after-result"
+    env = {"HH_REAL_CLAUDE": str(find_claude()), "HH_DIE_AFTER_RESULT": str(marker)}
+    with trio.fail_after(_TEST_TIMEOUT):
+        async with (
+            open_test_hive(short_tmp / "hive", agents=("alice",)) as hive,
+            open_model_api() as api,
+            warm_agent(hive, api, short_tmp / "alice", claude=wrapper, env=env) as agent,
+        ):
+            await agent.turn(hive, "warm up")
+            process = agent.runtime.process
+            assert process is not None
+            marker.touch()
+            good = await agent.turn(hive, "a good turn")
+            assert good.data["outcome"] == "ok"
+            await agent.all_acked(hive)
+            # Seen right after the turn (before its `turn_ended`) or a moment later.
+            stops = [e for e in _claude_events(agent) if e["action"] == "stopped"]
+            if not stops:
+                stops = [dict((await agent.next("claude", action="stopped")).data)]
+            [stopped] = stops
+            assert stopped["pid"] == process.pid
+            # Whether the runtime saw it gone right after the turn or a moment later, the
+            # user reads what happened: it exited after answering, between turns.
+            reason = stopped["reason"]
+            assert reason.startswith("claude exited with status 3 between turns"), reason
+            assert "without a result" not in reason
+            assert "before the turn's result" not in reason
+            assert not marker.exists()
+            after = await agent.turn(hive, "and the next one")
+            assert after.data["outcome"] == "ok"
+            assert after.data["warm"] is False  # a new process, resuming the session
+            assert "a good turn" in api.requests[-1].all_text
+            await agent.all_acked(hive)
