@@ -102,7 +102,8 @@
       const fallback = R.doing(answer.semantic, answer.reason);
       setChip("b-activity", fallback.text, fallback.kind);
       $("b-activity").title = answer.reason || "";
-      showLogin(Boolean(view && view.needs_login), null);
+      // A login goes to the harness: a stopped agent's page offers none (its sentinel is old).
+      showLogin(Boolean(running && view && view.needs_login), null);
       $("logout-panel").hidden = true;
       return;
     }

@@ -469,6 +469,9 @@ def test_a_stopped_agents_page_says_so_and_a_running_ones_lost_harness_is_an_err
 ) -> None:
     hive.cli("spawn", "sleeper")
     hive.cli("stop", "sleeper")
+    # What a harness that needed a login leaves behind; it means nothing while it is stopped.
+    sentinel = hive.state / "agents" / "sleeper" / "state" / "hyperhive-needs-login"
+    sentinel.write_text("claude has no credentials\n")
     page.goto(f"{hive.url}agent/sleeper/")
     # Stopped is a normal state: said plainly where the live parts would be, no error toast.
     expect(page.locator("#conn")).to_have_text("not running", timeout=SLOW)
@@ -478,6 +481,7 @@ def test_a_stopped_agents_page_says_so_and_a_running_ones_lost_harness_is_an_err
     expect(page.locator("#b-harness")).to_have_text("harness not running")
     expect(page.locator("#b-container")).to_have_text("stopped")
     expect(page.locator("#c-cancel")).to_be_disabled()
+    expect(page.locator("#login-panel")).to_be_hidden()  # it has no harness to log in
     # The history was asked for (and could not be had) before the stream said "not running".
     expect(page.locator("#toast")).to_be_hidden()
     shot(page, screenshots, "agent-14-stopped")
