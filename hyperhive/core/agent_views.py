@@ -94,9 +94,6 @@ class DeployBoard:
     def __contains__(self, name: object) -> bool:
         return name in self._waiting
 
-    def names(self) -> frozenset[str]:
-        return frozenset(self._waiting)
-
 
 class ViewBuilder:
     """Builds rows; one pass at a time (its disk meter is one cache)."""

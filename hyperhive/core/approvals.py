@@ -474,7 +474,7 @@ class ApprovalsActor:
         # Approved, not deployed yet: agent -> approval ids whose deploy is queued or running;
         # the board shows who is on it in the agents' rows (`needs_update`).
         self._deploying: dict[str, set[int]] = {}
-        self._board = board or DeployBoard()
+        self._board = board if board is not None else DeployBoard()
         self._nursery: trio.Nursery | None = None
         self._last_error: str | None = None
         self._deploys = 0
