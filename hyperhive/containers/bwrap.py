@@ -599,8 +599,13 @@ class BwrapBackend(ChildProcessBackend):
                 spec, launch, prepared, helper_log
             ):
                 return launch  # it ended already: `start` reports bwrap's own words
-            os.write(go_write, b"1")  # the agent's program may run now
-            os.write(block_write, b"1")
+            try:
+                os.write(go_write, b"1")  # the agent's program may run now
+                os.write(block_write, b"1")
+            except BrokenPipeError:
+                # bwrap gave up (a mount it could not make) before it read the go-ahead:
+                # the sandbox ended, and `start` reports bwrap's own words, not the pipe.
+                return launch
         except BaseException:
             # Cancelled or failed before `start` could track it: nobody else will ever stop
             # this sandbox, so it goes now (killing bwrap takes the sandbox with it).
