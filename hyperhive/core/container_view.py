@@ -210,6 +210,7 @@ def semantic_state(
         paused=view.paused,
         pending_messages=view.pending_messages,
         needs_login=view.needs_login,
+        name=view.name,
     )
 
 
@@ -228,6 +229,7 @@ def doing(
     paused: bool = False,
     pending_messages: int = 0,
     needs_login: bool = False,
+    name: str | None = None,
 ) -> tuple[str, str]:
     """What a running harness is doing, in a word, and why, in a sentence (pure): the one
     reading of its report, for the daemon's rows and the agent's live page alike.
@@ -241,7 +243,10 @@ def doing(
         return "paused", f"paused by the operator{waiting} (resume it to continue)"
     if needs_login or (report is not None and report.state == "needs_login"):
         detail = report.detail if report is not None and report.detail else "no Claude credential"
-        return "needs login", f"{detail}; log it in with `hyperhive login`"
+        # By name: that always reaches it, also after `hyperhive logout NAME` (which the
+        # hive's credential, `hyperhive login` alone, no longer does).
+        command = f"hyperhive login {name}" if name else "hyperhive login NAME"
+        return "needs login", f"{detail}; log it in with `{command}`"
     if report is None:
         return "starting", "its harness has not reported yet"
     retry = report.retry

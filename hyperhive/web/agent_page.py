@@ -155,7 +155,9 @@ def install(app: QuartTrio, ops: DashboardOps, asset: Callable[[str], Response])
         # In words: the live report's, read as the daemon reads its rows; else the row's own.
         if state is not None:
             paused, waiting = (view.paused, view.pending_messages) if view else (False, 0)
-            word, reason = doing(state.report, time.time(), paused=paused, pending_messages=waiting)
+            word, reason = doing(
+                state.report, time.time(), paused=paused, pending_messages=waiting, name=name
+            )
         else:
             word, reason = (view.semantic, view.reason) if view is not None else ("", "")
         return ok(

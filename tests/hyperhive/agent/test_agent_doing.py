@@ -105,7 +105,10 @@ def test_a_cancelled_turn_stays_interrupted_until_new_work_and_login_is_said(
     reporter.state("running")
     assert doing(reporter.report, 0) == ("working", "thinking")
     reporter.state("needs_login", detail="no key")
-    assert doing(_on_disk(path), 0) == ("needs login", "no key; log it in with `hyperhive login`")
+    assert doing(_on_disk(path), 0, name="bob") == (
+        "needs login",
+        "no key; log it in with `hyperhive login bob`",
+    )
     reporter.state("idle")
     assert doing(reporter.report, 0)[0] == "idle"
     assert doing(reporter.report, 0, paused=True, pending_messages=2) == (

@@ -195,7 +195,7 @@ def test_the_semantic_state_names_the_reason_in_order() -> None:
     login = wire.AgentReport("needs_login", now, detail="claude has no credentials")
     assert semantic(view(), login, now) == (
         "needs login",
-        "claude has no credentials; log it in with `hyperhive login`",
+        "claude has no credentials; log it in with `hyperhive login alice`",
     )
     word, reason = semantic(view(), limited, now)
     assert word == "rate limited"
