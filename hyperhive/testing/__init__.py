@@ -9,12 +9,14 @@ from __future__ import annotations
 from hyperhive.testing.clock import FakeWallClock
 from hyperhive.testing.hive import TestHive, open_test_hive
 from hyperhive.testing.offload import inline
-from hyperhive.testing.process import DaemonProcess, run_cli
+from hyperhive.testing.process import DaemonProcess, cli_error, cli_ok, run_cli
 
 __all__ = [
     "DaemonProcess",
     "FakeWallClock",
     "TestHive",
+    "cli_error",
+    "cli_ok",
     "inline",
     "open_test_hive",
     "run_cli",

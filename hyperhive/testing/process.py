@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["DaemonProcess", "run_cli"]
+__all__ = ["DaemonProcess", "cli_error", "cli_ok", "run_cli"]
 
 READY_MARKER = "hyperhive serving"
 DASHBOARD_MARKER = "dashboard: "
@@ -22,15 +22,37 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "hyperhive", *args]
 
 
-def run_cli(state_dir: Path, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run one `hyperhive` command against `state_dir` and capture its output."""
+def run_cli(
+    state_dir: Path, *args: str, timeout: float = 30.0, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """Run one `hyperhive` command against `state_dir` (`stdin` typed into it) and capture
+    its output."""
     return subprocess.run(
         _command(*args, "--state-dir", str(state_dir)),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+def cli_ok(state_dir: Path, *args: str, stdin: str = "", timeout: float = 60.0) -> str:
+    """The stdout of a `hyperhive` command that must succeed without a traceback."""
+    result = run_cli(state_dir, *args, timeout=timeout, stdin=stdin)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def cli_error(state_dir: Path, *args: str) -> str:
+    """The one-line error (whitespace folded: rich wraps long sentences) of a `hyperhive`
+    command that must fail with exit status 1, as every command reports a refusal."""
+    result = run_cli(state_dir, *args)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.startswith("error: "), result.stderr
+    return " ".join(result.stderr.split())
 
 
 class DaemonProcess:

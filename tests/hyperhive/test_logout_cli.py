@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,33 +18,11 @@ import trio
 from hyperhive import wire
 from hyperhive.client import open_client
 from hyperhive.config import StatePaths
-from hyperhive.testing import DaemonProcess, run_cli
+from hyperhive.testing import DaemonProcess, cli_error, cli_ok
 
 pytestmark = pytest.mark.slow
 
 CREDENTIAL_FILE = "hyperhive-credentials.json"
-
-
-def cli_ok(state: Path, *args: str, stdin: str | None = None) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "hyperhive", *args, "--state-dir", str(state)],
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def cli_error(state: Path, *args: str) -> str:
-    result = run_cli(state, *args)
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.stderr.startswith("error: "), result.stderr
-    return " ".join(result.stderr.split())  # rich wraps long sentences
 
 
 def doing(state: Path, name: str) -> str:

@@ -18,24 +18,9 @@ import trio
 from hyperhive import wire
 from hyperhive.client import open_client
 from hyperhive.config import StatePaths
-from hyperhive.testing import DaemonProcess, run_cli
+from hyperhive.testing import DaemonProcess, cli_error, cli_ok
 
 pytestmark = pytest.mark.slow
-
-
-def cli_ok(state: Path, *args: str) -> str:
-    result = run_cli(state, *args)
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def cli_error(state: Path, *args: str) -> str:
-    result = run_cli(state, *args)
-    assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout
-    assert result.stderr.startswith("error: "), result.stderr
-    return " ".join(result.stderr.split())  # rich wraps long sentences
 
 
 def as_agent(state: Path, name: str, *requests: wire.Request[Any]) -> list[object]:

@@ -25,7 +25,7 @@ from hyperhive import wire
 from hyperhive.client import open_client
 from hyperhive.config import StatePaths
 from hyperhive.config_repo.seed import RepoPaths
-from hyperhive.testing import DaemonProcess, run_cli
+from hyperhive.testing import DaemonProcess, cli_ok
 from hyperhive.testing.conformance import PROBE_COMMAND
 from hyperhive.testing.manager_git import ManagerGit
 
@@ -42,12 +42,6 @@ def call(socket: Path, request: wire.Request[Any]) -> Any:
             return await client.call(request)
 
     return trio.run(talk)
-
-
-def cli_ok(state: Path, *args: str) -> str:
-    done = run_cli(state, *args)
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return done.stdout
 
 
 def rows(state: Path) -> dict[str, dict[str, Any]]:
