@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .test_web_browser import CHROMIUM, CHROMIUM_ARGS, Hive, shot
+from .test_web_browser import Hive, open_chromium, shot
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,20 +77,8 @@ def hive() -> Iterator[AgentHive]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    profile = Path(tempfile.mkdtemp(prefix="hh-chromium-", dir="/tmp"))
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1500, "height": 950},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    with open_chromium() as context:
+        yield context
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from hyperhive.testing.manager_git import ManagerGit
 from .conftest import open_web
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-from .test_web_browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from .test_web_browser import open_chromium  # noqa: E402
 
 pytestmark = pytest.mark.slow
 expect = playwright_api.expect
@@ -92,15 +92,7 @@ def test_approve_deploys_and_deny_records_its_reason(screenshots: Path) -> None:
     server.start()
     try:
         port, first, second = ports.get(timeout=60)
-        profile = tempfile.mkdtemp(prefix="hh-chromium-", dir="/tmp")
-        with playwright_api.sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(
-                profile,
-                executable_path=str(CHROMIUM),
-                args=CHROMIUM_ARGS,
-                headless=True,
-                viewport={"width": 1500, "height": 950},
-            )
+        with open_chromium() as context:
             page = context.new_page()
             problems: list[str] = []
             page.on("pageerror", lambda exc: problems.append(str(exc)))
@@ -148,7 +140,6 @@ def test_approve_deploys_and_deny_records_its_reason(screenshots: Path) -> None:
                 time.sleep(0.1)
             expect(page.locator("#flow")).to_contain_text("approval #2 denied: keep alice online")
             assert problems == [], json.dumps(problems)
-            context.close()
     finally:
         stop.set()
         server.join(30)

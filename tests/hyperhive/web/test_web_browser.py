@@ -8,6 +8,7 @@ end of the run (`HYPERHIVE_SCREENSHOTS` picks it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -46,6 +47,30 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@contextlib.contextmanager
+def open_chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright with a fresh profile: its browser context, closed
+    and the profile removed on the way out."""
+    profile = Path(tempfile.mkdtemp(prefix="hh-chromium-", dir="/tmp"))
+    try:
+        with playwright_api.sync_playwright() as p:
+            context = p.chromium.launch_persistent_context(
+                str(profile),
+                executable_path=str(CHROMIUM),
+                args=CHROMIUM_ARGS,
+                headless=True,
+                viewport={"width": 1500, "height": 950},
+            )
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 SLOW = 90_000  # ms: the first claude turns of three agents on a shared two-core machine
 
 
@@ -96,27 +121,15 @@ def hive() -> Iterator[Hive]:
 
 @pytest.fixture(scope="module")
 def page(hive: Hive, screenshots: Path) -> Iterator[object]:
-    profile = Path(tempfile.mkdtemp(prefix="hh-chromium-", dir="/tmp"))
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1500, "height": 950},
-        )
+    with open_chromium() as context:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("dialog", lambda dialog: errors.append(f"dialog: {dialog.message}"))
         page.set_default_timeout(15_000)
         page.goto(hive.url)
-        page.errors = errors  # type: ignore[attr-defined]
-        try:
-            yield page
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+        page.errors = errors
+        yield page
 
 
 def shot(page: object, screenshots: Path, name: str) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from hyperhive.testing.conformance import PROBE_COMMAND
 from hyperhive.testing.manager_git import ManagerGit
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-from .test_web_browser import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from .test_web_browser import free_port, open_chromium  # noqa: E402
 
 pytestmark = pytest.mark.slow
 expect = playwright_api.expect
@@ -104,39 +102,25 @@ def test_list_and_the_card_show_who_spawned_an_agent_and_a_pending_update(
         assert (by_name["alice"].needs_update, by_name["alice"].parent) == (True, None)
         assert (by_name["bob"].needs_update, by_name["bob"].parent) == (False, "manager")
 
-        profile = tempfile.mkdtemp(prefix="hh-chromium-", dir="/tmp")
-        try:
-            with playwright_api.sync_playwright() as p:
-                context = p.chromium.launch_persistent_context(
-                    profile,
-                    executable_path=str(CHROMIUM),
-                    args=CHROMIUM_ARGS,
-                    headless=True,
-                    viewport={"width": 1500, "height": 950},
-                )
-                page = context.new_page()
-                problems: list[str] = []
-                page.on("pageerror", lambda exc: problems.append(str(exc)))
-                page.set_default_timeout(15_000)
-                page.goto(f"http://127.0.0.1:{port}/")
-                alice_card = page.locator('.container[data-name="alice"]')
-                bob_card = page.locator('.container[data-name="bob"]')
-                alice_chips = alice_card.locator(".title .chip")
-                bob_chips = bob_card.locator(".title .chip")
-                expect(alice_chips.filter(has_text="update pending")).to_have_count(1)
-                expect(bob_chips.filter(has_text="spawned by manager")).to_have_count(1)
-                expect(alice_chips.filter(has_text="spawned by")).to_have_count(0)
-                expect(bob_chips.filter(has_text="update pending")).to_have_count(0)
-                page.screenshot(path=str(screenshots / "origin-and-update.png"))
+        with open_chromium() as context:
+            page = context.new_page()
+            problems: list[str] = []
+            page.on("pageerror", lambda exc: problems.append(str(exc)))
+            page.set_default_timeout(15_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            alice_card = page.locator('.container[data-name="alice"]')
+            bob_card = page.locator('.container[data-name="bob"]')
+            alice_chips = alice_card.locator(".title .chip")
+            bob_chips = bob_card.locator(".title .chip")
+            expect(alice_chips.filter(has_text="update pending")).to_have_count(1)
+            expect(bob_chips.filter(has_text="spawned by manager")).to_have_count(1)
+            expect(alice_chips.filter(has_text="spawned by")).to_have_count(0)
+            expect(bob_chips.filter(has_text="update pending")).to_have_count(0)
+            page.screenshot(path=str(screenshots / "origin-and-update.png"))
 
-                gate.touch()  # the build ends, the deploy finishes: the card follows live
-                expect(alice_chips.filter(has_text="update pending")).to_have_count(
-                    0, timeout=60_000
-                )
-                expect(bob_chips.filter(has_text="spawned by manager")).to_have_count(1)
-                context.close()
-                assert problems == []
-        finally:
-            shutil.rmtree(profile, ignore_errors=True)
+            gate.touch()  # the build ends, the deploy finishes: the card follows live
+            expect(alice_chips.filter(has_text="update pending")).to_have_count(0, timeout=60_000)
+            expect(bob_chips.filter(has_text="spawned by manager")).to_have_count(1)
+            assert problems == []
         wait_for(lambda: not rows(state)["alice"]["needs_update"])
         assert "update pending" not in list_line(state, "alice")
