@@ -533,6 +533,7 @@ class ClaudeRuntime:
         if not claude.alive:
             # Died right after it answered the turn: between turns, not a turn without a result.
             answered = claude.answered
+            await claude.reap()
             await self._drop(claude.exited_between_turns() if answered else claude.failure())
             return
         if not self.options.warm:
@@ -561,6 +562,7 @@ class ClaudeRuntime:
                 if not claude.alive:
                     async with self._lock:
                         if self._current is claude:
+                            await claude.reap()
                             await self._drop(claude.exited_between_turns())
                     continue
                 if self.options.idle_release:

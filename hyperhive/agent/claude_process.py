@@ -220,7 +220,7 @@ class ClaudeProcess:
             else:
                 await self.exited.wait()
             if self._result is None and self.exited.is_set():
-                await self._reap()  # so the turn's failure can say how it ended
+                await self.reap()  # so the turn's failure can say how it ended
         finally:
             self._asking = False
         return self._result
@@ -281,8 +281,11 @@ class ClaudeProcess:
             return await self.process.wait()
         return await self.kill()
 
-    async def _reap(self) -> int:
-        """Its stdout has ended: wait for the exit (its grace, then a kill) for its status."""
+    async def reap(self) -> int:
+        """Its stdout has ended: wait for the exit (its grace, then a kill) for its status.
+
+        Call it before telling how it ended (`failure`, `exited_between_turns`): claude's
+        stdout closes a moment before its exit can be reaped."""
         with trio.move_on_after(self.limits.exit_grace):
             return await self.process.wait()
         return await self.kill()
