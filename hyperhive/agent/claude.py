@@ -532,9 +532,8 @@ class ClaudeRuntime:
         claude.turns += 1
         if not claude.alive:
             # Died right after it answered the turn: between turns, not a turn without a result.
-            answered = claude.answered
-            await claude.reap()
-            await self._drop(claude.exited_between_turns() if answered else claude.failure())
+            reason = await claude.exited_between_turns() if claude.answered else claude.failure()
+            await self._drop(reason)
             return
         if not self.options.warm:
             await self._drop("one process per turn (cold mode)")
@@ -562,8 +561,7 @@ class ClaudeRuntime:
                 if not claude.alive:
                     async with self._lock:
                         if self._current is claude:
-                            await claude.reap()
-                            await self._drop(claude.exited_between_turns())
+                            await self._drop(await claude.exited_between_turns())
                     continue
                 if self.options.idle_release:
                     deadline = self._idle_since + self.options.idle_release

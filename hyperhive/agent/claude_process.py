@@ -284,8 +284,9 @@ class ClaudeProcess:
     async def reap(self) -> int:
         """Its stdout has ended: wait for the exit (its grace, then a kill) for its status.
 
-        Call it before telling how it ended (`failure`, `exited_between_turns`): claude's
-        stdout closes a moment before its exit can be reaped."""
+        How it ended is told only after this (`ask` reaps before `failure`,
+        `exited_between_turns` itself): claude's stdout closes a moment before its exit can be
+        reaped."""
         with trio.move_on_after(self.limits.exit_grace):
             return await self.process.wait()
         return await self.kill()
@@ -306,9 +307,10 @@ class ClaudeProcess:
             return self.wedged
         return self._ended("before the turn's result")
 
-    def exited_between_turns(self) -> str:
+    async def exited_between_turns(self) -> str:
         """How a process that had answered its turn ended after it, before the next one
-        (``claude exited with status 1 between turns: <its last stderr>``)."""
+        (``claude exited with status 1 between turns: <its last stderr>``), once reaped."""
+        await self.reap()
         return self._ended("between turns")
 
     def _ended(self, when: str) -> str:
